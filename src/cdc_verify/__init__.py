@@ -1,0 +1,1 @@
+"""cdc-verify: CDC event-stream verification through the legacy consumer."""

@@ -1,0 +1,247 @@
+"""The `cdc-verify` command line (DESIGN.md fixes the commands and their flags)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from cdc_verify.consumers.loader import ConsumerLoadError, load_consumer
+from cdc_verify.pipeline.redis.connection import redact
+from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
+from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
+
+log = logging.getLogger("cdc_verify")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except (ValidationError, ConfigFileError) as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _consumer(settings: Settings) -> Callable[..., Any]:
+    try:
+        return load_consumer(settings.consumer)
+    except ConsumerLoadError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _redis_url(settings: Settings, stack: ExitStack) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    try:
+        embedded = stack.enter_context(EmbeddedRedis())
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"no --redis given: started an embedded Redis at {embedded.url}", err=True)
+    return embedded.url
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags shared by commands that read both streams."""
+    options = [
+        click.option("--redis", "redis_url", help="Redis URL (redis://, rediss://, unix://); "
+                     "none: start an embedded Redis. Env: CDC_VERIFY_REDIS_URL"),
+        click.option("--production", help="production stream key"),
+        click.option("--sister", help="sister stream key"),
+        click.option("--grace", type=float, help="seconds a partner may lag (default 5)"),
+        click.option("--consumer", help="legacy consumer as module:callable"),
+        click.option("--ignore-path", "ignore_paths", multiple=True,
+                     help="JSON pointer not compared (repeatable; * = any segment)"),
+        click.option("--float-tolerance", type=float, help="absolute tolerance for floats"),
+        click.option("--redis-username", help="ACL user"),
+        click.option("--redis-tls-ca-file", type=click.Path(path_type=Path)),
+        click.option("--redis-tls-cert-file", type=click.Path(path_type=Path)),
+        click.option("--redis-tls-key-file", type=click.Path(path_type=Path)),
+        click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
+                     help="TOML config file (env: CDC_VERIFY_CONFIG)"),
+        click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    flags = dict(kwargs)
+    flags["ignore_paths"] = list(flags.get("ignore_paths") or ()) or None
+    return flags
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cdc-verify")
+def main() -> None:
+    """Verify that a sister CDC stream says what the production stream says.
+
+    Every event is decoded with the legacy consumer, joined on event_id, compared,
+    and given one verdict: match, mismatch, race, undecodable, missing_in_sister or
+    missing_in_production (plus duplicate and malformed records).
+    """
+
+
+@main.command()
+@click.option("--events", type=click.IntRange(100, 10_000_000), default=20_000, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(10, 100_000),
+    default=2_000,
+    show_default=True,
+    help="events per second written to each stream",
+)
+@click.option("--grace", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--metrics-port", type=int, default=0, help="serve /metrics on this port (0: off)")
+def demo(events: int, rate: float, grace: float, seed: int, metrics_port: int) -> None:
+    """Embedded Redis + simulated streams with every fault + live report."""
+    from cdc_verify.demo import run_demo
+
+    _setup_logging("WARNING")
+    ok = run_demo(events=events, rate=rate, grace=grace, seed=seed, metrics_port=metrics_port)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@common_options
+@click.option("--group", help="consumer group on both streams (default cdc-verify)")
+@click.option("--consumer-name", help="this worker's name in the group (default: hostname)")
+@click.option("--start-id", help="where a new group starts: $ (new entries, default), 0, or an id")
+@click.option("--verdict-stream", help="stream of verdict records (default cdc-verify:verdicts)")
+@click.option("--verdict-stream-maxlen", type=int, help="approximate trim length, 0 = never")
+@click.option(
+    "--decided-retention",
+    type=float,
+    help="seconds a verdict is remembered to spot duplicates and late arrivals",
+)
+@click.option(
+    "--jsonl",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="also append verdict records to this file",
+)
+@click.option("--metrics-port", type=int, help="Prometheus /metrics port (default 9464, 0 = off)")
+@click.option("--metrics-host", help="address /metrics binds to (default 127.0.0.1)")
+@click.option("--batch-size", type=int, help="entries per XREADGROUP per stream (default 500)")
+@click.option("--block-ms", type=int, help="XREADGROUP BLOCK when idle (default 100)")
+@click.option(
+    "--lock-ttl", type=float, help="seconds a dead worker's lock outlives it (default 10)"
+)
+def run(config: Path | None, **kwargs: Any) -> None:
+    """Long-lived worker: verify both streams as they are written."""
+    from cdc_verify.pipeline.runners.worker import StreamWorker
+
+    settings = _settings(config, **_flags(kwargs))
+    _setup_logging(settings.log_level)
+    consumer = _consumer(settings)
+    with ExitStack() as stack:
+        url = _redis_url(settings, stack)
+        worker = StreamWorker(settings, consumer, redis_url=url)
+        if settings.metrics_port:
+            worker.metrics.serve(settings.metrics_port, settings.metrics_host)
+            log.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
+        log.info(
+            "verifying %s against %s on %s (group %s, grace %.1fs)",
+            settings.sister, settings.production, redact(url), settings.group, settings.grace,
+        )  # fmt: skip
+        asyncio.run(_run_until_signal(worker))
+
+
+async def _run_until_signal(worker: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
+
+
+@main.command()
+@common_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="directory for verdicts.jsonl and summary.json",
+)
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: Any) -> None:
+    """Bounded check of what both streams hold now (read-only, no consumer group)."""
+    from rich.progress import Progress
+
+    from cdc_verify.pipeline.runners.backfill import run_backfill
+    from cdc_verify.report import print_summary
+
+    settings = _settings(config, **_flags(kwargs))
+    _setup_logging(settings.log_level)
+    consumer = _consumer(settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    with ExitStack() as stack:
+        url = _redis_url(settings, stack)
+        bar = stack.enter_context(Progress(disable=not show, transient=True))
+        task = bar.add_task("verifying", total=None)
+        summary = run_backfill(
+            settings, consumer, out, url,
+            on_start=lambda total: bar.update(task, total=total),
+            on_progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    print_summary(summary, out)
+
+
+def _later(name: str, issue: str) -> Callable[..., None]:
+    def command(**_: Any) -> None:
+        raise click.ClickException(f"`cdc-verify {name}` comes in a later release ({issue}).")
+
+    return command
+
+
+main.command("capture", help="Capture a stream to a file (coming in a later release).")(
+    click.option("--redis", "redis_url")(
+        click.option("--stream")(click.option("--out")(_later("capture", "capture and replay")))
+    )
+)
+main.command("replay", help="Verify two captured streams (coming in a later release).")(
+    click.option("--production")(
+        click.option("--sister")(click.option("--out")(_later("replay", "capture and replay")))
+    )
+)
+
+
+@main.command()
+@click.option("--redis", "redis_url", help="Redis URL (env: CDC_VERIFY_REDIS_URL)")
+@click.option("--group", help="consumer group of the worker (default cdc-verify)")
+@click.option("--since", default=None, help="only alerts opened in this window, e.g. 10m, 2h, 1d")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
+def alerts(redis_url: str | None, group: str | None, since: str | None, as_json: bool,
+           config: Path | None) -> None:  # fmt: skip
+    """Open missing-event alerts (gaps not yet resolved by a late arrival)."""
+    from cdc_verify.report import parse_window, print_alerts, read_open_alerts
+
+    settings = _settings(config, redis_url=redis_url, group=group)
+    if not settings.redis_url:
+        raise click.UsageError("alerts needs --redis (or CDC_VERIFY_REDIS_URL)")
+    try:
+        window = parse_window(since) if since else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    print_alerts(read_open_alerts(settings, window), as_json)
+
+
+if __name__ == "__main__":
+    main()

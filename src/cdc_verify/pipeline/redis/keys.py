@@ -1,0 +1,33 @@
+"""Names of the Redis keys a worker owns, derived from its settings in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdc_verify.schemas.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerKeys:
+    production: str
+    sister: str
+    group: str
+    verdicts: str
+    decided_prefix: str  # + event_id: the remembered verdict of an event
+    alerts_open: str  # hash event_id -> alert JSON
+    alerts_resolved: str
+    lock: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerKeys:
+        base = f"{settings.key_prefix}:{settings.group}"
+        return cls(
+            production=settings.production,
+            sister=settings.sister,
+            group=settings.group,
+            verdicts=settings.verdict_stream,
+            decided_prefix=f"{base}:decided:",
+            alerts_open=f"{base}:alerts:open",
+            alerts_resolved=f"{base}:alerts:resolved",
+            lock=f"{base}:lock",
+        )

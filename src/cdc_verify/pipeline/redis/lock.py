@@ -1,0 +1,91 @@
+"""One active worker per consumer group.
+
+The core joins production and sister entries in one process, so two workers on
+one group would each see half of every pair. The lock expires `ttl` after a
+worker dies (kill -9 included); holding it also proves every other consumer of
+the group is dead, which is what makes claiming their pending entries safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LockLost(RuntimeError):
+    pass
+
+
+def lock_token(owner: str) -> str:
+    """A token unique to one worker process, kept across its reconnects."""
+    return f"{owner}/{secrets.token_hex(8)}"
+
+
+class WorkerLock:
+    def __init__(self, client: aioredis.Redis, key: str, token: str, ttl_ms: int) -> None:
+        self._client = client
+        self._key = key
+        self._token = token
+        self._ttl_ms = ttl_ms
+        self._refreshed = 0.0
+        self._acquire = client.register_script(_ACQUIRE)
+        self._refresh = client.register_script(_REFRESH)
+        self._release = client.register_script(_RELEASE)
+
+    async def acquire(self, stopping: asyncio.Event) -> bool:
+        """Wait until the lock is ours (True) or `stopping` is set (False).
+
+        A lock that already carries our token (we reconnected) is ours at once.
+        """
+        announced = False
+        while not stopping.is_set():
+            if await self._acquire(keys=[self._key], args=[self._token, self._ttl_ms]):
+                self._refreshed = time.monotonic()
+                return True
+            if not announced:
+                holder = await self._client.get(self._key)
+                log.warning(
+                    "another worker holds %s (%s); waiting for it to stop or expire",
+                    self._key,
+                    holder.decode(errors="replace") if holder else "?",
+                )
+                announced = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=min(1.0, self._ttl_ms / 4000))
+        return False
+
+    async def keep(self) -> None:
+        """Refresh the lock when a third of its ttl has passed; raise LockLost if it is gone."""
+        if time.monotonic() - self._refreshed < self._ttl_ms / 3000:
+            return
+        if not await self._refresh(keys=[self._key], args=[self._token, self._ttl_ms]):
+            raise LockLost(f"lock {self._key} was lost (expired while this worker was stalled?)")
+        self._refreshed = time.monotonic()
+
+    async def release(self) -> None:
+        await self._release(keys=[self._key], args=[self._token])

@@ -1,0 +1,127 @@
+"""The production and sister streams as one consumer group reads them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.schemas.verdicts import Side
+
+
+@dataclass(slots=True)
+class ReadResult:
+    entries: list[StreamEntry]
+    server_ms: int  # Redis' clock just before the read
+    caught_up: tuple[Side, ...]  # sides that had nothing new at server_ms
+
+
+class StreamPair:
+    def __init__(self, client: aioredis.Redis, keys: WorkerKeys, consumer_name: str) -> None:
+        self._client = client
+        self._keys = keys
+        self._me = consumer_name
+        self._side_of = {keys.production.encode(): PRODUCTION, keys.sister.encode(): SISTER}
+        self._key_of = {PRODUCTION: keys.production, SISTER: keys.sister}
+
+    async def ensure_groups(self, start_id: str) -> None:
+        for key in (self._keys.production, self._keys.sister):
+            try:
+                await self._client.xgroup_create(key, self._keys.group, id=start_id, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def claim_orphans(self) -> int:
+        """Take over every entry other consumers of the group left pending.
+
+        Only called while holding the worker lock, so those consumers are dead.
+        Their entries join our pending list and are re-read by `read_pending`.
+        """
+        claimed = 0
+        for key in (self._keys.production, self._keys.sister):
+            owners = await self._client.xpending(key, self._keys.group)
+            others = [c for c in owners["consumers"] if _as_str(c["name"]) != self._me]
+            if not others:
+                continue
+            cursor = "0-0"
+            while True:
+                # Not JUSTID: redis-py drops the cursor from that reply.
+                reply = await self._client.xautoclaim(
+                    key, self._keys.group, self._me, min_idle_time=0, start_id=cursor, count=1000
+                )
+                cursor = reply[0]
+                claimed += sum(1 for _ in reply[1])
+                if cursor in (b"0-0", "0-0"):
+                    break
+            for consumer in await self._client.xinfo_consumers(key, self._keys.group):
+                name = consumer["name"]
+                name = name.decode() if isinstance(name, bytes) else name
+                if name != self._me and consumer["pending"] == 0:
+                    await self._client.xgroup_delconsumer(key, self._keys.group, name)
+        return claimed
+
+    async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
+        """Our own pending entries (delivered, never acked), oldest first, in batches."""
+        cursors = {self._keys.production: "0", self._keys.sister: "0"}
+        while cursors:
+            reply = await self._client.xreadgroup(self._keys.group, self._me, cursors, count=count)
+            batch: list[StreamEntry] = []
+            for key, entries in reply or ():
+                name = key.decode() if isinstance(key, bytes) else key
+                if not entries:
+                    cursors.pop(name, None)
+                    continue
+                side = self._side_of[key if isinstance(key, bytes) else key.encode()]
+                batch.extend(StreamEntry.from_redis(side, eid, fields) for eid, fields in entries)
+                last = entries[-1][0]
+                cursors[name] = last.decode() if isinstance(last, bytes) else last
+                if len(entries) < count:
+                    cursors.pop(name, None)
+            if not batch:
+                return
+            yield batch
+
+    async def read_new(self, count: int, block_ms: int) -> ReadResult:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.time()
+        pipe.xreadgroup(
+            self._keys.group,
+            self._me,
+            {self._keys.production: ">", self._keys.sister: ">"},
+            count=count,
+            block=block_ms,
+        )
+        (seconds, micros), reply = await pipe.execute()
+        server_ms = seconds * 1000 + micros // 1000
+        entries: list[StreamEntry] = []
+        seen: set[Side] = set()
+        for key, items in reply or ():
+            side = self._side_of[key if isinstance(key, bytes) else key.encode()]
+            if items:
+                seen.add(side)
+            entries.extend(StreamEntry.from_redis(side, eid, fields) for eid, fields in items)
+        caught_up = tuple(s for s in (PRODUCTION, SISTER) if s not in seen)
+        return ReadResult(entries, server_ms, caught_up)
+
+    async def lag_seconds(self) -> dict[Side, float]:
+        """How far (in entry-id time) the group's read position is behind each stream's head."""
+        lags: dict[Side, float] = {}
+        for side, key in self._key_of.items():
+            info = await self._client.xinfo_stream(key)
+            groups = await self._client.xinfo_groups(key)
+            head = _as_str(info["last-generated-id"])
+            mine = next((g for g in groups if _as_str(g["name"]) == self._keys.group), None)
+            if mine is None:
+                continue
+            delivered = _as_str(mine["last-delivered-id"])
+            lags[side] = max(0, entry_id_ms(head) - entry_id_ms(delivered)) / 1000
+        return lags
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

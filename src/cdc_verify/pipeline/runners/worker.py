@@ -1,0 +1,194 @@
+"""The long-lived single-process worker: Redis streams in, durable verdicts out.
+
+Lifecycle of one session (a connection to Redis):
+  take the group's lock -> create groups -> claim dead consumers' entries ->
+  rebuild join state from our pending entries -> read, verify, commit, repeat.
+A session ends on stop, on a lost connection or a lost lock; after the latter
+two the worker backs off and starts a fresh session, rebuilding its state from
+Redis, which is the only state that counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from redis import exceptions as redis_errors
+
+from cdc_verify.pipeline.core.decoder import Consumer
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.redis.commit import VerdictCommitter
+from cdc_verify.pipeline.redis.connection import connect, redact
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.lock import LockLost, WorkerLock, lock_token
+from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
+from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Errors after which Redis is reconnected and the state rebuilt from it.
+REDIS_DOWN = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+LAG_INTERVAL_S = 5.0
+
+
+def verifier_config(settings: Settings) -> VerifierConfig:
+    return VerifierConfig(
+        grace_ms=settings.grace_ms,
+        decided_retention_ms=round(settings.decided_retention * 1000),
+        ignored_paths=tuple(settings.ignore_paths),
+        float_tolerance=settings.float_tolerance,
+    )
+
+
+class Backoff:
+    """Exponential reconnect delay with jitter: 0.1 s doubling to 5 s."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self._first, self._cap, self._next = first, cap, first
+
+    def reset(self) -> None:
+        self._next = self._first
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._cap, self._next * 2)
+        return delay * random.uniform(0.8, 1.2)
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        *,
+        redis_url: str | None = None,
+        metrics: VerifierMetrics | None = None,
+        on_outcomes: Callable[[Sequence[Outcome]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = WorkerKeys.from_settings(settings)
+        self.metrics = metrics or VerifierMetrics()
+        self.verifier = Verifier(consumer, verifier_config(settings))
+        self._url = redis_url or settings.redis_url
+        if not self._url:
+            raise ValueError("the worker needs a Redis URL")
+        self._on_outcomes = on_outcomes
+        self._jsonl = JsonlVerdictWriter(settings.jsonl) if settings.jsonl else None
+        self._lock_token = lock_token(settings.consumer_name)
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()  # set once state is rebuilt and live reading began
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, release the lock and return from run()."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        log.info("worker %s starting on %s", self.settings.consumer_name, redact(self._url))
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._session(backoff)
+                except REDIS_DOWN as exc:
+                    self.ready.clear()
+                    self.metrics.redis_reconnects.inc()
+                    delay = backoff.next()
+                    log.warning("Redis unavailable (%s); reconnecting in %.1fs", exc, delay)
+                    await self._sleep(delay)
+                except LockLost as exc:
+                    self.ready.clear()
+                    log.error("%s; rebuilding state", exc)
+                except redis_errors.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # A stream or group vanished (Redis restarted without persistence?).
+                    self.ready.clear()
+                    log.warning("consumer group gone (%s); recreating it", exc)
+                    await self._sleep(backoff.next())
+        finally:
+            if self._jsonl:
+                self._jsonl.close()
+        log.info("worker stopped")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _session(self, backoff: Backoff) -> None:
+        s = self.settings
+        client = connect(s, self._url)
+        lock = WorkerLock(client, self.keys.lock, self._lock_token, round(s.lock_ttl * 1000))
+        try:
+            if not await lock.acquire(self._stopping):
+                return
+            streams = StreamPair(client, self.keys, s.consumer_name)
+            committer = VerdictCommitter(
+                client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen
+            )
+            await streams.ensure_groups(s.start_id)
+            claimed = await streams.claim_orphans()
+            if claimed:
+                log.info("claimed %d entries left pending by dead consumers", claimed)
+            # Join state lives in Redis (un-acked entries); rebuild it from there.
+            self.verifier.reset()
+            rebuilt = 0
+            async for batch in streams.read_pending(s.batch_size):
+                rebuilt += len(batch)
+                await self._process(committer, batch)
+                await lock.keep()
+            if rebuilt:
+                log.info("rebuilt join state from %d pending entries", rebuilt)
+            backoff.reset()
+            self.ready.set()
+            next_lag = 0.0
+            while not self._stopping.is_set():
+                read = await streams.read_new(s.batch_size, s.block_ms)
+                for side in read.caught_up:
+                    # Entry ids are Redis time, so nothing older than server_ms can still come.
+                    self.verifier.advance(side, read.server_ms - 1)
+                await self._process(committer, read.entries)
+                await lock.keep()
+                if time.monotonic() >= next_lag:
+                    for side, lag in (await streams.lag_seconds()).items():
+                        self.metrics.consumer_lag.labels(side=side.value).set(lag)
+                    next_lag = time.monotonic() + LAG_INTERVAL_S
+            await lock.release()
+        finally:
+            self.ready.clear()
+            await client.aclose()
+
+    async def _process(self, committer: VerdictCommitter, entries: list[StreamEntry]) -> None:
+        verifier = self.verifier
+        outcomes: list[Outcome] = []
+        if entries:
+            needed = verifier.lookup_needed(entries)
+            prior = await committer.lookup(needed) if needed else None
+            outcomes = verifier.ingest(entries, prior)
+            produced = sum(1 for e in entries if e.side is PRODUCTION)
+            self.metrics.read(PRODUCTION.value, produced)
+            self.metrics.read(SISTER.value, len(entries) - produced)
+        outcomes += verifier.expire()
+        if outcomes:
+            await committer.commit(outcomes)
+            self.metrics.outcomes(outcomes)
+            if self._jsonl:
+                self._jsonl.write(outcomes)
+                self._jsonl.flush()
+            if self._on_outcomes:
+                self._on_outcomes(outcomes)
+        for side in (PRODUCTION, SISTER):
+            self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))

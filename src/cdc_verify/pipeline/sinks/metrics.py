@@ -1,0 +1,80 @@
+"""Prometheus metrics of a verifier process (names per Prometheus conventions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.schemas.verdicts import Side, Verdict
+
+SIDES = (Side.PRODUCTION.value, Side.SISTER.value)
+
+
+class VerifierMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_read = Counter(
+            "cdc_verify_events_read", "Stream entries read, per side.", ["side"], registry=r
+        )
+        self.verdicts = Counter(
+            "cdc_verify_verdicts", "Verdict records written, per verdict.", ["verdict"], registry=r
+        )
+        self.decode_errors = Counter(
+            "cdc_verify_decode_errors",
+            "Events the legacy consumer could not decode, per side.",
+            ["side"],
+            registry=r,
+        )
+        self.late_arrivals = Counter(
+            "cdc_verify_late_arrivals",
+            "Events that arrived after their gap verdict, per side.",
+            ["side"],
+            registry=r,
+        )
+        self.pending_joins = Gauge(
+            "cdc_verify_pending_joins",
+            "Events waiting for their partner, per side they arrived on.",
+            ["side"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "cdc_verify_consumer_lag_seconds",
+            "Age of the newest stream entry minus age of the newest one read, per side.",
+            ["side"],
+            registry=r,
+        )
+        self.redis_reconnects = Counter(
+            "cdc_verify_redis_reconnects",
+            "Times the worker lost Redis and reconnected.",
+            registry=r,
+        )
+        for side in SIDES:
+            for metric in (self.events_read, self.decode_errors, self.late_arrivals):
+                metric.labels(side=side)
+            self.pending_joins.labels(side=side)
+            self.consumer_lag.labels(side=side)
+        for verdict in Verdict:
+            self.verdicts.labels(verdict=verdict.value)
+
+    def read(self, side: str, count: int) -> None:
+        if count:
+            self.events_read.labels(side=side).inc(count)
+
+    def outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.kind is OutcomeKind.LATE:
+                self.late_arrivals.labels(side=outcome.context["side"]).inc()
+                continue
+            record = outcome.record
+            assert record is not None
+            self.verdicts.labels(verdict=record.verdict.value).inc()
+            if record.verdict is Verdict.UNDECODABLE and record.side is not None:
+                sides = SIDES if record.side is Side.BOTH else (record.side.value,)
+                for side in sides:
+                    self.decode_errors.labels(side=side).inc()
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=host, registry=self.registry)

@@ -1,0 +1,67 @@
+"""What people read in the terminal: summaries and alert tables."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cdc_verify.pipeline.redis.alerts import read_open_alerts
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import Verdict
+
+__all__ = ["parse_window", "print_alerts", "print_summary", "read_open_alerts", "verdict_table"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(text: str) -> timedelta:
+    """'90s', '10m', '2h', '1d' -> timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 2h or 1d")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def verdict_table(counts: dict[Verdict, int], expected: dict[Verdict, int] | None = None) -> Table:
+    table = Table(show_edge=False)
+    table.add_column("verdict")
+    table.add_column("records", justify="right")
+    if expected is not None:
+        table.add_column("injected", justify="right")
+        table.add_column("", justify="center")
+    for verdict in Verdict:
+        row = [verdict.value, f"{counts.get(verdict, 0):,}"]
+        if expected is not None:
+            want = expected.get(verdict, 0)
+            row += [f"{want:,}", "[green]ok[/]" if want == counts.get(verdict, 0) else "[red]≠[/]"]
+        table.add_row(*row)
+    return table
+
+
+def print_summary(summary: Summary, out_dir: Path) -> None:
+    console = Console()
+    console.print(verdict_table(summary.verdicts))
+    console.print(f"{summary.events:,} events; report in {out_dir}/verdicts.jsonl, summary.json")
+
+
+def print_alerts(alerts: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(alerts, indent=2))
+        return
+    console = Console()
+    if not alerts:
+        console.print("no open missing-event alerts")
+        return
+    table = Table(show_edge=False)
+    for column in ("opened_at", "verdict", "event_id", "entity_id", "entry_id"):
+        table.add_column(column)
+    for a in alerts:
+        table.add_row(a["opened_at"], a["verdict"], a["event_id"], a.get("entity_id", ""),
+                      a.get("entry_id", ""))  # fmt: skip
+    console.print(table)
+    console.print(f"{len(alerts)} open alerts")

@@ -1,0 +1,100 @@
+"""Helpers for tests that run the worker against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import redis
+
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.pipeline.runners.worker import StreamWorker
+from cdc_verify.schemas.models import VerdictRecordModel
+from cdc_verify.schemas.settings import Settings
+from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS
+from cdc_verify.simulate.corpus import Corpus
+
+PROD, SIS, VERDICTS = "t:production", "t:sister", "cdc-verify:verdicts"
+PRIMARY = {v.value for v in PRIMARY_VERDICTS}
+
+
+def settings(url: str, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        redis_url=url, production=PROD, sister=SIS, grace=1.0, start_id="0",
+        consumer_name="test-worker", lock_ttl=1, metrics_port=None, block_ms=20,
+    )  # fmt: skip
+    base.update(overrides)
+    return Settings(**base)
+
+
+def past_base_ms(client: redis.Redis, corpus: Corpus) -> int:
+    """A base time that puts the whole corpus in the past of Redis' clock."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000 - corpus.duration_ms - 60_000
+
+
+def verdict_records(client: redis.Redis, stream: str = VERDICTS) -> list[dict[str, Any]]:
+    out = []
+    for _, fields in client.xrange(stream):
+        record = json.loads(fields[b"record"])
+        VerdictRecordModel.model_validate(record)  # the promised shape
+        assert fields[b"verdict"].decode() == record["verdict"]
+        assert fields[b"event_id"].decode() == (record["event_id"] or "")
+        out.append(record)
+    return out
+
+
+def primary_count(client: redis.Redis, stream: str = VERDICTS) -> int:
+    return sum(1 for _, f in client.xrange(stream) if f[b"verdict"].decode() in PRIMARY)
+
+
+def key(record: dict[str, Any], with_entry_ids: bool) -> tuple:
+    diffs = tuple((d["path"], d["kind"]) for d in record.get("differences") or ())
+    base = (record["event_id"], record["verdict"], record.get("side"), diffs)
+    return (*base, record.get("entry_id")) if with_entry_ids else base
+
+
+def assert_records_match(actual: list[dict], expected: list[dict], with_entry_ids=True) -> None:
+    got = Counter(key(r, with_entry_ids) for r in actual)
+    want = Counter(key(r, with_entry_ids) for r in expected)
+    missing, extra = want - got, got - want
+    assert not missing and not extra, f"missing {list(missing)[:5]}, unexpected {list(extra)[:5]}"
+
+
+def assert_exactly_one_primary(records: list[dict], corpus: Corpus) -> None:
+    primaries = Counter(r["event_id"] for r in records if r["verdict"] in PRIMARY)
+    assert set(primaries) == set(corpus.expected)
+    assert set(primaries.values()) == {1}, [e for e, n in primaries.items() if n > 1][:5]
+    for r in records:
+        if r["verdict"] in PRIMARY:
+            assert r["verdict"] == corpus.expected[r["event_id"]].verdict.value, r
+
+
+def run_worker_until_done(cfg: Settings, client: redis.Redis, primaries: int,
+                          timeout: float = 60.0, worker: StreamWorker | None = None,
+                          during=None) -> StreamWorker:  # fmt: skip
+    """Run an in-process worker until `primaries` primary verdicts are in the stream."""
+    worker = worker or StreamWorker(cfg, decode_event)
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + timeout
+        if during is not None:
+            await during(worker)
+        while primary_count(client, cfg.verdict_stream) < primaries:
+            if task.done():
+                await task
+                raise AssertionError("worker stopped early")
+            assert time.monotonic() < deadline, (
+                f"{primary_count(client, cfg.verdict_stream)}/{primaries} primary verdicts"
+            )
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(cfg.grace + 0.3)  # anything extra would show up now
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    return worker

@@ -1,0 +1,157 @@
+"""The promised command line: commands, flags, errors, settings sources."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from cdc_verify.schemas.settings import ConfigFileError, load_settings
+
+from ..conftest import cli_command, cli_env
+from .support import PROD, SIS, run_worker_until_done, settings
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_command(*args), env=kw.pop("env", cli_env()), capture_output=True,
+                          text=True, timeout=120, **kw)  # fmt: skip
+
+
+def test_help_lists_all_six_commands():
+    out = cli("--help").stdout
+    for command in ("demo", "run", "backfill", "capture", "replay", "alerts"):
+        assert f"  {command} " in out
+    run_help = cli("run", "--help").stdout
+    for flag in ("--redis", "--production", "--sister", "--grace", "--verdict-stream",
+                 "--consumer", "--start-id", "--metrics-port"):  # fmt: skip
+        assert flag in run_help
+
+
+@pytest.mark.parametrize("command", ["capture", "replay"])
+def test_later_commands_say_so(command):
+    done = cli(command)
+    assert done.returncode != 0 and "later release" in done.stderr
+
+
+def test_bad_consumer_is_a_clear_usage_error(tmp_path):
+    done = cli("backfill", "--consumer", "no_such_module:decode", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "no_such_module" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_setting_is_a_clear_usage_error(tmp_path):
+    done = cli("backfill", "--grace", "-3", "--out", str(tmp_path))
+    assert done.returncode == 2 and "grace" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_user_consumer_plugs_in(redis_url, redis_client, tmp_path):
+    (tmp_path / "my_consumer.py").write_text(
+        "def decode(fields):\n"
+        "    if fields[b'payload'] == b'boom':\n"
+        "        raise ValueError('cannot read boom')\n"
+        "    return {'payload': fields[b'payload'].decode()}\n"
+    )
+    for stream, event_id, payload in ((PROD, "Ea", "a"), (SIS, "Ea", "a"), (PROD, "Ex", "x"),
+                                      (PROD, "Eb", "b"), (SIS, "Eb", "boom")):  # fmt: skip
+        redis_client.xadd(stream, {"event_id": event_id, "payload": payload})
+    env = {**cli_env(), "PYTHONPATH": str(tmp_path)}
+    out = str(tmp_path / "out")
+    done = cli("backfill", "--redis", redis_url, "--production", PROD, "--sister", SIS,
+               "--consumer", "my_consumer:decode", "--out", out, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = [
+        json.loads(x) for x in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()
+    ]
+    assert sorted((r["event_id"], r["verdict"], r.get("error")) for r in records) == [
+        ("Ea", "match", None),
+        ("Eb", "undecodable", "ValueError: cannot read boom"),
+        ("Ex", "missing_in_sister", None),
+    ]
+
+
+def test_settings_precedence_flags_env_file(tmp_path, monkeypatch):
+    config = tmp_path / "cdc.toml"
+    config.write_text('production = "from-file"\nsister = "file-sister"\ngrace = 9.0\n'
+                      'ignore_paths = ["/score"]\n')  # fmt: skip
+    monkeypatch.setenv("CDC_VERIFY_SISTER", "from-env")
+    monkeypatch.setenv("CDC_VERIFY_REDIS_PASSWORD", "s3cret")
+    s = load_settings(config, grace=2.5, production=None)
+    assert (s.production, s.sister, s.grace, s.ignore_paths) == (
+        "from-file",
+        "from-env",
+        2.5,
+        ["/score"],
+    )
+    assert s.redis_password.get_secret_value() == "s3cret" and "s3cret" not in repr(s)
+    with pytest.raises(ConfigFileError):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_alerts_lists_open_gaps_as_json(redis_url, redis_client):
+    redis_client.xadd(PROD, {"event_id": "GAP", "entity_id": "t1_z", "payload": "x"})
+    run_worker_until_done(settings(redis_url, grace=0.2), redis_client, 1)
+    done = cli("alerts", "--redis", redis_url, "--json", "--since", "10m")
+    assert done.returncode == 0, done.stderr
+    [alert] = json.loads(done.stdout)
+    assert alert["event_id"] == "GAP" and alert["verdict"] == "missing_in_sister"
+    assert alert["entity_id"] == "t1_z" and alert["opened_at"].endswith("Z")
+    table = cli("alerts", "--redis", redis_url)
+    assert "GAP" in table.stdout and "1 open alerts" in table.stdout
+    assert "not a duration" in cli("alerts", "--redis", redis_url, "--since", "soon").stderr
+
+
+def test_run_survives_unreachable_redis_and_stops_on_sigterm():
+    proc = subprocess.Popen(
+        cli_command("run", "--redis", "redis://127.0.0.1:1/0", "--metrics-port", "0"),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Redis unavailable" in err and "reconnecting" in err
+
+
+def test_metrics_endpoint_binds_to_loopback(redis_url):
+    from cdc_verify.pipeline.redis.embedded import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        cli_command("run", "--redis", redis_url, "--metrics-port", str(port)),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        text = body.decode()
+        for name in ("cdc_verify_events_read_total", "cdc_verify_verdicts_total",
+                     "cdc_verify_pending_joins", "cdc_verify_consumer_lag_seconds",
+                     "cdc_verify_decode_errors_total"):  # fmt: skip
+            assert name in text
+        import psutil
+
+        listening = {
+            c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == "LISTEN"
+        }
+        assert ("127.0.0.1", port) in listening
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
