@@ -238,3 +238,25 @@ def test_verdicts_do_not_depend_on_batching_or_interleaving(seed):
     assert actual == expected
     primaries = Counter(o.record.event_id for o in got if o.kind is OutcomeKind.PRIMARY)
     assert set(primaries.values()) == {1} and len(primaries) == len(corpus.expected)
+
+
+def test_entries_before_the_horizon_are_partners_only():
+    v = verifier()
+    v.reset(horizon_ms=5000)
+    # A twin from before the start pairs with one after it: verified.
+    v.ingest([entry(PRODUCTION, 4500, "CUT")])
+    [pair] = v.ingest([entry(SISTER, 5100, "CUT")])
+    assert pair.record.verdict is Verdict.MATCH and len(pair.settles) == 2
+    # Wholly before the start, or unmatched before it: settled without a verdict.
+    skipped = v.ingest([entry(PRODUCTION, 4000, "OLD"), entry(SISTER, 4001, "OLD")])
+    v.ingest([entry(PRODUCTION, 4200, "ALONE"), entry(PRODUCTION, 4300, "ALONE")])
+    v.advance(SISTER, 9000)
+    skipped += v.expire()
+    assert {o.kind for o in skipped} == {OutcomeKind.SKIP} and len(skipped) == 2
+    assert records(skipped) == []
+    # An in-scope event whose pre-start twin is too early still needs a partner in time.
+    v.ingest([entry(SISTER, 3000, "EARLY")])
+    outcomes = v.ingest([entry(PRODUCTION, 5500, "EARLY")])
+    assert [o.kind for o in outcomes] == [OutcomeKind.SKIP]
+    v.advance(SISTER, 5500 + GRACE + 1)
+    assert records(v.expire())[0]["verdict"] == "missing_in_sister"

@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     sister: str = Field("cdc:sister", min_length=1, description="sister stream key")
     group: str = Field("cdc-verify", min_length=1, description="consumer group on both streams")
     consumer_name: str = Field(default_factory=socket.gethostname, min_length=1)
-    start_id: str = Field("$", description="where a new consumer group starts: $, 0 or an entry id")
+    start_id: str = Field(
+        "$",
+        pattern=r"^(\$|\d+(-\d+)?)$",
+        description="where a new consumer group starts: $ (now), 0 (everything) or an entry id",
+    )
 
     grace: float = Field(5.0, ge=0, description="seconds a partner may lag before it is a gap")
     decided_retention: float = Field(

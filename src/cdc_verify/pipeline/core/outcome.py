@@ -62,6 +62,7 @@ class OutcomeKind(Enum):
     PRIMARY = "P"  # the one verdict of an event_id
     EXTRA = "E"  # duplicate or malformed record
     LATE = "L"  # the missing partner arrived after its gap verdict
+    SKIP = "S"  # entries from before the start horizon: acked, no verdict
 
 
 @dataclass(slots=True)

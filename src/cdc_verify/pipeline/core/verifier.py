@@ -50,8 +50,14 @@ class Verifier:
         self._grace = self.config.grace_ms
         self.reset()
 
-    def reset(self) -> None:
-        """Forget everything: used when state is rebuilt from Redis' pending lists."""
+    def reset(self, horizon_ms: int = 0) -> None:
+        """Forget everything: used when state is rebuilt from Redis' pending lists.
+
+        Entries older than `horizon_ms` (where a new deployment declared its start)
+        only serve as partners: an event is verified when one of its entries is at
+        or after the horizon, so a pair cut by the start point is no false gap.
+        """
+        self.horizon_ms = horizon_ms
         # Waiting events per side, oldest first; an event_id waits on one side only.
         self._waiting: dict[Side, OrderedDict[str, StreamEntry]] = {s: OrderedDict() for s in SIDES}
         self._watermark: dict[Side, int] = {s: 0 for s in SIDES}
@@ -132,6 +138,9 @@ class Verifier:
             self._watermark[side] = entry.arrival_ms
         event_id = entry.event_id
         if event_id is None:
+            if entry.arrival_ms < self.horizon_ms:
+                out.append(self._skip(entry))
+                return
             record = VerdictRecord(
                 None, Verdict.MALFORMED, side, entry.entry_id, error=entry.problem
             )
@@ -147,12 +156,14 @@ class Verifier:
         twin = self._waiting[OTHER[side]].get(event_id)
         if twin is not None:
             del self._waiting[twin.side][event_id]
-            if abs(entry.arrival_ms - twin.arrival_ms) <= self._grace:
+            first, late = (twin, entry) if twin.arrival_ms <= entry.arrival_ms else (entry, twin)
+            if late.arrival_ms - first.arrival_ms <= self._grace:
                 out.append(self._pair(twin, entry))
+            elif first.arrival_ms < self.horizon_ms:
+                # The early twin is out of scope; the late one must find a partner in time.
+                out.append(self._skip(first))
+                self._waiting[late.side][event_id] = late
             else:
-                first, late = (
-                    (twin, entry) if twin.arrival_ms <= entry.arrival_ms else (entry, twin)
-                )
                 out.append(self._gap(first))
                 self._arrived_after_verdict(late, out)
             return
@@ -183,13 +194,21 @@ class Verifier:
             )
         )
 
+    def _skip(self, *entries: StreamEntry) -> Outcome:
+        """Settles entries from before the horizon without a verdict."""
+        return Outcome(OutcomeKind.SKIP, None, entries)
+
     def _duplicate(self, entry: StreamEntry) -> Outcome:
+        if entry.arrival_ms < self.horizon_ms:
+            return self._skip(entry)
         record = VerdictRecord(entry.event_id, Verdict.DUPLICATE, entry.side, entry.entry_id)
         return Outcome(OutcomeKind.EXTRA, record, (entry,))
 
     def _gap(self, present: StreamEntry) -> Outcome:
         event_id = present.event_id
         assert event_id is not None
+        if present.arrival_ms < self.horizon_ms:
+            return self._skip(present)
         verdict = MISSING_ON[OTHER[present.side]]
         decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
         self._decided[event_id] = decision
@@ -197,6 +216,8 @@ class Verifier:
         return Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
 
     def _pair(self, a: StreamEntry, b: StreamEntry) -> Outcome:
+        if max(a.arrival_ms, b.arrival_ms) < self.horizon_ms:
+            return self._skip(a, b)
         production, sister = (a, b) if a.side is PRODUCTION else (b, a)
         record = self._judge(production, sister)
         first_seen = min(a.arrival_ms, b.arrival_ms)

@@ -38,7 +38,7 @@ while i <= n do
     if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
   elseif kind == 'E' then
     emit = acked > 0
-  elseif acked > 0 then
+  elseif kind == 'L' and acked > 0 then
     redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
     local open = redis.call('HGET', KEYS[4], eid)
     if open then

@@ -17,6 +17,7 @@ class WorkerKeys:
     alerts_open: str  # hash event_id -> alert JSON
     alerts_resolved: str
     lock: str
+    horizon: str  # ms of the declared start; older entries are partners only
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerKeys:
@@ -30,4 +31,5 @@ class WorkerKeys:
             alerts_open=f"{base}:alerts:open",
             alerts_resolved=f"{base}:alerts:resolved",
             lock=f"{base}:lock",
+            horizon=f"{base}:horizon_ms",
         )

@@ -28,13 +28,48 @@ class StreamPair:
         self._side_of = {keys.production.encode(): PRODUCTION, keys.sister.encode(): SISTER}
         self._key_of = {PRODUCTION: keys.production, SISTER: keys.sister}
 
-    async def ensure_groups(self, start_id: str) -> None:
-        for key in (self._keys.production, self._keys.sister):
+    async def ensure_groups(self, start_id: str, grace_ms: int) -> int:
+        """Create the consumer groups where absent; return the start horizon (ms).
+
+        A new deployment starting at `$` (now) or at an entry id starts its groups
+        `grace_ms` earlier, so the twin of an event written just after the start
+        is still read. The horizon is stored before the groups are created, so a
+        crash in between resumes with the same one.
+        """
+        keys = (self._keys.production, self._keys.sister)
+        exists = [await self._group_exists(key) for key in keys]
+        stored = await self._client.get(self._keys.horizon)
+        if stored is not None:
+            horizon = int(stored)
+        elif any(exists):
+            horizon = 0  # groups from before horizons existed: verify all they deliver
+        else:
+            horizon = await self._start_ms(start_id)
+            await self._client.set(self._keys.horizon, horizon)
+        group_start = "0" if horizon == 0 else f"{max(horizon - grace_ms, 0)}-0"
+        for key, present in zip(keys, exists, strict=True):
+            if present:
+                continue
             try:
-                await self._client.xgroup_create(key, self._keys.group, id=start_id, mkstream=True)
+                await self._client.xgroup_create(
+                    key, self._keys.group, id=group_start, mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        return horizon
+
+    async def _group_exists(self, key: str) -> bool:
+        if not await self._client.exists(key):
+            return False
+        groups = await self._client.xinfo_groups(key)
+        return any(_as_str(g["name"]) == self._keys.group for g in groups)
+
+    async def _start_ms(self, start_id: str) -> int:
+        if start_id == "$":
+            seconds, micros = await self._client.time()
+            return seconds * 1000 + micros // 1000
+        return entry_id_ms(start_id)  # "0" gives 0: everything
 
     async def claim_orphans(self) -> int:
         """Take over every entry other consumers of the group left pending.

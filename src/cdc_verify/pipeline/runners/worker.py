@@ -139,12 +139,12 @@ class StreamWorker:
             committer = VerdictCommitter(
                 client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen
             )
-            await streams.ensure_groups(s.start_id)
+            horizon = await streams.ensure_groups(s.start_id, s.grace_ms)
             claimed = await streams.claim_orphans()
             if claimed:
                 log.info("claimed %d entries left pending by dead consumers", claimed)
             # Join state lives in Redis (un-acked entries); rebuild it from there.
-            self.verifier.reset()
+            self.verifier.reset(horizon)
             rebuilt = 0
             async for batch in streams.read_pending(s.batch_size):
                 rebuilt += len(batch)

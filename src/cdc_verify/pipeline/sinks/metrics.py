@@ -46,6 +46,11 @@ class VerifierMetrics:
             ["side"],
             registry=r,
         )
+        self.skipped = Counter(
+            "cdc_verify_skipped_before_start",
+            "Entries from before the worker's start horizon, used only as partners.",
+            registry=r,
+        )
         self.redis_reconnects = Counter(
             "cdc_verify_redis_reconnects",
             "Times the worker lost Redis and reconnected.",
@@ -69,7 +74,9 @@ class VerifierMetrics:
                 self.late_arrivals.labels(side=outcome.context["side"]).inc()
                 continue
             record = outcome.record
-            assert record is not None
+            if record is None:
+                self.skipped.inc(len(outcome.settles))
+                continue
             self.verdicts.labels(verdict=record.verdict.value).inc()
             if record.verdict is Verdict.UNDECODABLE and record.side is not None:
                 sides = SIDES if record.side is Side.BOTH else (record.side.value,)
