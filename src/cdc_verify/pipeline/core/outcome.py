@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -72,13 +72,12 @@ class Outcome:
     settles: tuple[StreamEntry, ...]  # entries that may be acked once this is durable
     decision: Decision | None = None
     late_by_ms: int | None = None
-    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def event_id(self) -> str | None:
         if self.record is not None:
             return self.record.event_id
-        return self.context.get("event_id")
+        return self.settles[0].event_id if self.settles else None
 
 
 def _json_default(value: Any) -> Any:

@@ -190,7 +190,6 @@ class Verifier:
                 (entry,),
                 updated,
                 late_by_ms=entry.arrival_ms - decision.first_seen_ms,
-                context={"event_id": event_id, "side": entry.side, "entry_id": entry.entry_id},
             )
         )
 

@@ -71,7 +71,7 @@ class VerifierMetrics:
     def outcomes(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
             if outcome.kind is OutcomeKind.LATE:
-                self.late_arrivals.labels(side=outcome.context["side"]).inc()
+                self.late_arrivals.labels(side=outcome.settles[0].side.value).inc()
                 continue
             record = outcome.record
             if record is None:
