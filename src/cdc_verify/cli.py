@@ -86,7 +86,30 @@ def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
     return flags
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class RedisErrorsAsMessages(click.Group):
+    """Redis errors reach the user as one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import redis
+
+        try:
+            return super().invoke(ctx)
+        except redis.AuthenticationError as exc:
+            raise click.ClickException(f"Redis refused the credentials: {exc}") from exc
+        except redis.exceptions.NoPermissionError as exc:
+            raise click.ClickException(
+                f"Redis ACL denies a command the verifier needs: {exc}"
+            ) from exc
+        except redis.ConnectionError as exc:
+            raise click.ClickException(f"cannot reach Redis: {exc}") from exc
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis error: {exc}") from exc
+
+
+@click.group(
+    cls=RedisErrorsAsMessages,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="cdc-verify")
 def main() -> None:
     """Verify that a sister CDC stream says what the production stream says.

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -54,7 +56,13 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self._extra_args = extra_args
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="cdc-verify-redis-")
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
@@ -83,10 +91,14 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self._extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            port=self.port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+        # A server that demands AUTH still answers: an auth error means it is up.
         try:
             while True:
                 if self._process.poll() is not None:
@@ -101,9 +113,12 @@ class EmbeddedRedis:
                 try:
                     if client.ping():
                         return self.url
-                except redis.ConnectionError:
-                    pass
-                except redis.BusyLoadingError:
+                except redis.AuthenticationError:  # before ConnectionError: it subclasses it
+                    return self.url
+                except redis.ResponseError as exc:
+                    if "NOAUTH" in str(exc):
+                        return self.url
+                except (redis.ConnectionError, redis.BusyLoadingError):
                     pass
                 if time.monotonic() > deadline:
                     self.kill()

@@ -103,6 +103,8 @@ class StreamWorker:
             while not self._stopping.is_set():
                 try:
                     await self._session(backoff)
+                except redis_errors.AuthenticationError:
+                    raise  # wrong credentials do not heal by retrying
                 except REDIS_DOWN as exc:
                     self.ready.clear()
                     self.metrics.redis_reconnects.inc()
