@@ -21,7 +21,8 @@ MISSING = DifferenceKind.MISSING
 EXTRA = DifferenceKind.EXTRA
 
 # Types whose values can be compared with == once their types are known equal.
-_SCALARS = (str, int, bool, bytes, type(None))
+_SCALARS = frozenset({str, int, bool, bytes, float, type(None)})
+_ABSENT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +41,37 @@ class Difference:
         }
 
 
+def _same_types(a: Any, b: Any) -> bool:
+    """Whether two values that compare equal also have the same types throughout.
+
+    Equal values can only differ in type at numeric leaves (1 == 1.0 == True) or
+    in the kind of mapping; lists, tuples, str, bytes and None never equal another type.
+    """
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is dict:
+        for key, va in a.items():
+            vb = b[key]
+            tv = type(va)
+            if tv is not type(vb) or ((tv is dict or tv is list) and not _same_types(va, vb)):
+                return False
+    elif ta is list:
+        for va, vb in zip(a, b, strict=True):
+            tv = type(va)
+            if tv is not type(vb) or ((tv is dict or tv is list) and not _same_types(va, vb)):
+                return False
+    elif ta is not tuple and isinstance(a, Mapping | tuple):
+        return False  # rare shapes: let the full walk decide
+    return True
+
+
 def escape_token(token: object) -> str:
     """One JSON-pointer reference token (RFC 6901)."""
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = str(token)
+    if "~" in text or "/" in text:
+        return text.replace("~", "~0").replace("/", "~1")
+    return text
 
 
 class IgnoredPaths:
@@ -84,46 +113,53 @@ class StructuralDiff:
         self._tolerance = float_tolerance
 
     def __call__(self, production: Any, sister: Any) -> list[Difference]:
+        # Most pairs match: a C-level == plus a check of container and leaf types
+        # settles them at half the cost of the walk below.
+        if production == sister and _same_types(production, sister):
+            return []
         out: list[Difference] = []
         self._walk(production, sister, "", out)
         return out
 
     def _walk(self, a: Any, b: Any, path: str, out: list[Difference]) -> None:
-        ta, tb = type(a), type(b)
-        if ta is not tb and not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        ta = type(a)
+        if ta is not type(b) and not (isinstance(a, Mapping) and isinstance(b, Mapping)):
             self._add(out, path, TYPE, a, b)
-            return
-        if ta in _SCALARS:
-            if a != b:
-                self._add(out, path, VALUE, a, b)
         elif ta is float:
             if a != b and not self._floats_close(a, b):
                 self._add(out, path, VALUE, a, b)
-        elif isinstance(a, Mapping):
+        elif ta in _SCALARS:
+            if a != b:
+                self._add(out, path, VALUE, a, b)
+        elif ta is dict or isinstance(a, Mapping):
             self._walk_mapping(a, b, path, out)
         elif ta is list or ta is tuple:
             self._walk_sequence(a, b, path, out)
         elif a != b:
             self._add(out, path, VALUE, a, b)
 
+    # The child path is only built for values that differ: most do not.
     def _walk_mapping(self, a: Mapping, b: Mapping, path: str, out: list[Difference]) -> None:
+        missing = 0
         for key, va in a.items():
-            child = f"{path}/{escape_token(key)}"
-            if key not in b:
-                self._add(out, child, MISSING, va, None)
+            vb = b.get(key, _ABSENT)
+            tv = type(va)
+            if tv is type(vb) and tv in _SCALARS and va == vb:
                 continue
-            vb = b[key]
-            # Fast path: the common case is equal scalars of the same type.
-            if type(va) is type(vb) and type(va) in _SCALARS and va == vb:
-                continue
-            self._walk(va, vb, child, out)
-        for key, vb in b.items():
-            if key not in a:
-                self._add(out, f"{path}/{escape_token(key)}", EXTRA, None, vb)
+            if vb is _ABSENT:
+                missing += 1
+                self._add(out, f"{path}/{escape_token(key)}", MISSING, va, None)
+            else:
+                self._walk(va, vb, f"{path}/{escape_token(key)}", out)
+        if len(b) > len(a) - missing:  # b holds keys a lacks
+            for key, vb in b.items():
+                if key not in a:
+                    self._add(out, f"{path}/{escape_token(key)}", EXTRA, None, vb)
 
     def _walk_sequence(self, a: list | tuple, b: list | tuple, path: str, out: list[Difference]):
         for i, (va, vb) in enumerate(zip(a, b, strict=False)):
-            if type(va) is type(vb) and type(va) in _SCALARS and va == vb:
+            tv = type(va)
+            if tv is type(vb) and tv in _SCALARS and va == vb:
                 continue
             self._walk(va, vb, f"{path}/{i}", out)
         for i in range(len(b), len(a)):

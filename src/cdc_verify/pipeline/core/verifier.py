@@ -20,6 +20,7 @@ from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.pipeline.core.waiting import WaitingRoom
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (PRODUCTION, SISTER)
@@ -59,7 +60,7 @@ class Verifier:
         """
         self.horizon_ms = horizon_ms
         # Waiting events per side, oldest first; an event_id waits on one side only.
-        self._waiting: dict[Side, OrderedDict[str, StreamEntry]] = {s: OrderedDict() for s in SIDES}
+        self._waiting: dict[Side, WaitingRoom] = {s: WaitingRoom(s) for s in SIDES}
         self._watermark: dict[Side, int] = {s: 0 for s in SIDES}
         self._decided: OrderedDict[str, Decision] = OrderedDict()
 
@@ -114,21 +115,14 @@ class Verifier:
             waiting = self._waiting[side]
             # The partner would have an entry id <= arrival + grace on the other stream.
             limit = self._watermark[OTHER[side]] - self._grace
-            while waiting:
-                oldest = next(iter(waiting.values()))
-                if oldest.arrival_ms >= limit:
-                    break
-                waiting.popitem(last=False)
-                out.append(self._gap(oldest))
+            while (arrival := waiting.oldest_arrival()) is not None and arrival < limit:
+                out.append(self._gap(waiting.take_oldest()))
         self._evict_decisions()
         return out
 
     def flush(self) -> list[Outcome]:
         """End of a bounded input: every waiting event is a gap."""
-        out = [self._gap(e) for side in SIDES for e in self._waiting[side].values()]
-        for side in SIDES:
-            self._waiting[side].clear()
-        return out
+        return [self._gap(entry) for side in SIDES for entry in self._waiting[side].drain()]
 
     # -- internals -------------------------------------------------------------
 
@@ -147,22 +141,20 @@ class Verifier:
             out.append(Outcome(OutcomeKind.EXTRA, record, (entry,)))
             return
 
-        same = self._waiting[side].get(event_id)
-        if same is not None:
-            if same.entry_id != entry.entry_id:  # a re-delivery of the same entry is no copy
-                out.append(self._duplicate(entry))
+        if event_id in self._waiting[side]:
+            if self._waiting[side].entry_id(event_id) != entry.entry_id:
+                out.append(self._duplicate(entry))  # a re-delivery of one entry is no copy
             return
 
-        twin = self._waiting[OTHER[side]].get(event_id)
+        twin = self._waiting[OTHER[side]].take(event_id)
         if twin is not None:
-            del self._waiting[twin.side][event_id]
             first, late = (twin, entry) if twin.arrival_ms <= entry.arrival_ms else (entry, twin)
             if late.arrival_ms - first.arrival_ms <= self._grace:
                 out.append(self._pair(twin, entry))
             elif first.arrival_ms < self.horizon_ms:
                 # The early twin is out of scope; the late one must find a partner in time.
                 out.append(self._skip(first))
-                self._waiting[late.side][event_id] = late
+                self._wait(late)
             else:
                 out.append(self._gap(first))
                 self._arrived_after_verdict(late, out)
@@ -171,7 +163,10 @@ class Verifier:
         if event_id in self._decided:
             self._arrived_after_verdict(entry, out)
             return
-        self._waiting[side][event_id] = entry
+        self._wait(entry)
+
+    def _wait(self, entry: StreamEntry) -> None:
+        self._waiting[entry.side].put(entry)
 
     def _arrived_after_verdict(self, entry: StreamEntry, out: list[Outcome]) -> None:
         event_id = entry.event_id

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+import msgpack
 import redis.asyncio as aioredis
 
 from cdc_verify.pipeline.core.entry import PRODUCTION
@@ -19,44 +20,54 @@ from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, rec
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
 
+# ARGV: group, decision key prefix, decision ttl (ms), verdict stream maxlen, and one
+# msgpack array of outcomes [kind, event_id, verdict, record, decision, alert,
+# [[stream 1|2, entry id], ...]] (one argument: redis-py packs long ARGVs slowly).
 COMMIT_SCRIPT = """
 local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local streams = {KEYS[2], KEYS[3]}
-local written, i, n = 0, 5, #ARGV
-while i <= n do
-  local kind, eid, verdict, record = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local decision, alert, nacks = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
-  i = i + 7
-  local acked = 0
-  for _ = 1, nacks do
-    acked = acked + redis.call('XACK', streams[tonumber(ARGV[i])], group, ARGV[i + 1])
-    i = i + 2
-  end
+local bulk = {{}, {}}  -- acks whose answer does not matter
+local written = 0
+for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
+  local kind, eid, verdict, record, decision, alert = o[1], o[2], o[3], o[4], o[5], o[6]
   local emit = false
-  if kind == 'P' then
-    emit = redis.call('SET', prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
-    if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
-  elseif kind == 'E' then
-    emit = acked > 0
-  elseif kind == 'L' and acked > 0 then
-    redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
-    local open = redis.call('HGET', KEYS[4], eid)
-    if open then
-      local merged = cjson.decode(open)
-      for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
-      redis.call('HSET', KEYS[5], eid, cjson.encode(merged))
-      redis.call('HDEL', KEYS[4], eid)
+  if kind == 'P' or kind == 'S' then
+    for _, s in ipairs(o[7]) do table.insert(bulk[s[1]], s[2]) end
+    if kind == 'P' then
+      emit = redis.call('SET', prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
+      if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
+    end
+  else
+    local acked = 0
+    for _, s in ipairs(o[7]) do
+      acked = acked + redis.call('XACK', streams[s[1]], group, s[2])
+    end
+    if kind == 'E' then
+      emit = acked > 0
+    elseif kind == 'L' and acked > 0 then
+      redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
+      local open = redis.call('HGET', KEYS[4], eid)
+      if open then
+        local merged = cjson.decode(open)
+        for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
+        redis.call('HSET', KEYS[5], eid, cjson.encode(merged))
+        redis.call('HDEL', KEYS[4], eid)
+      end
     end
   end
   if emit then
-    if maxlen > 0 then
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*',
-                 'event_id', eid, 'verdict', verdict, 'record', record)
-    else
-      redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'verdict', verdict, 'record', record)
-    end
+    redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'verdict', verdict, 'record', record)
     written = written + 1
   end
+end
+for i = 1, 2 do
+  local ids = bulk[i]
+  for j = 1, #ids, 500 do  -- unpack() is bounded by Lua's stack
+    redis.call('XACK', streams[i], group, unpack(ids, j, math.min(j + 499, #ids)))
+  end
+end
+if maxlen > 0 and written > 0 then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen)
 end
 return written
 """
@@ -101,14 +112,9 @@ class VerdictCommitter:
             written += int(await self._script(keys=keys, args=argv))
         return written
 
-    def _arguments(self, outcomes: Iterable[Outcome]) -> list[str | int]:
+    def _arguments(self, outcomes: Iterable[Outcome]) -> list[str | int | bytes]:
         now = _now_iso()
-        argv: list[str | int] = [
-            self._keys.group,
-            self._keys.decided_prefix,
-            self._retention_ms,
-            self._maxlen,
-        ]
+        batch = []
         for o in outcomes:
             record = o.record
             alert = ""
@@ -124,18 +130,24 @@ class VerdictCommitter:
                 )
             elif record is not None and record.verdict in GAP_VERDICTS:
                 alert = gap_alert(o, now)
-            argv += [
-                o.kind.value,
-                o.event_id or "",
-                record.verdict.value if record else "",
-                record_to_json(record) if record else "",
-                o.decision.encode() if o.decision else "",
-                alert,
-                len(o.settles),
-            ]
-            for entry in o.settles:
-                argv += [1 if entry.side is PRODUCTION else 2, entry.entry_id]
-        return argv
+            batch.append(
+                (
+                    o.kind.value,
+                    o.event_id or "",
+                    record.verdict.value if record else "",
+                    record_to_json(record) if record else "",
+                    o.decision.encode() if o.decision else "",
+                    alert,
+                    [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
+                )
+            )
+        return [
+            self._keys.group,
+            self._keys.decided_prefix,
+            self._retention_ms,
+            self._maxlen,
+            msgpack.packb(batch, use_bin_type=False),
+        ]
 
 
 def gap_alert(outcome: Outcome, opened_at: str) -> str:

@@ -89,6 +89,9 @@ class StreamWorker:
         self._on_outcomes = on_outcomes
         self._jsonl = JsonlVerdictWriter(settings.jsonl) if settings.jsonl else None
         self._lock_token = lock_token(settings.consumer_name)
+        # One commit may be in flight while the next batch is read and verified,
+        # so Redis (running the commit) and Python (verifying) work in parallel.
+        self._inflight: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once state is rebuilt and live reading began
 
@@ -168,9 +171,15 @@ class StreamWorker:
                     for side, lag in (await streams.lag_seconds()).items():
                         self.metrics.consumer_lag.labels(side=side.value).set(lag)
                     next_lag = time.monotonic() + LAG_INTERVAL_S
+            await self._settle_commit()
             await lock.release()
         finally:
             self.ready.clear()
+            task, self._inflight = self._inflight, None
+            if task is not None:  # only after an error: its outcome is rebuilt from Redis
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await client.aclose()
 
     async def _process(self, committer: VerdictCommitter, entries: list[StreamEntry]) -> None:
@@ -185,12 +194,22 @@ class StreamWorker:
             self.metrics.read(SISTER.value, len(entries) - produced)
         outcomes += verifier.expire()
         if outcomes:
-            await committer.commit(outcomes)
-            self.metrics.outcomes(outcomes)
-            if self._jsonl:
-                self._jsonl.write(outcomes)
-                self._jsonl.flush()
-            if self._on_outcomes:
-                self._on_outcomes(outcomes)
+            await self._settle_commit()
+            self._inflight = asyncio.create_task(self._commit(committer, outcomes))
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
+
+    async def _settle_commit(self) -> None:
+        """Wait for the commit in flight; its errors surface here."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
+        await committer.commit(outcomes)
+        self.metrics.outcomes(outcomes)
+        if self._jsonl:
+            self._jsonl.write(outcomes)
+            self._jsonl.flush()
+        if self._on_outcomes:
+            self._on_outcomes(outcomes)

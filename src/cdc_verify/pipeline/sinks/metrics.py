@@ -61,8 +61,9 @@ class VerifierMetrics:
                 metric.labels(side=side)
             self.pending_joins.labels(side=side)
             self.consumer_lag.labels(side=side)
-        for verdict in Verdict:
-            self.verdicts.labels(verdict=verdict.value)
+        # Label children bound once: .labels() per outcome costs more than the count.
+        self._verdict = {v: self.verdicts.labels(verdict=v.value) for v in Verdict}
+        self._decode_error = {s: self.decode_errors.labels(side=s) for s in SIDES}
 
     def read(self, side: str, count: int) -> None:
         if count:
@@ -77,11 +78,11 @@ class VerifierMetrics:
             if record is None:
                 self.skipped.inc(len(outcome.settles))
                 continue
-            self.verdicts.labels(verdict=record.verdict.value).inc()
+            self._verdict[record.verdict].inc()
             if record.verdict is Verdict.UNDECODABLE and record.side is not None:
                 sides = SIDES if record.side is Side.BOTH else (record.side.value,)
                 for side in sides:
-                    self.decode_errors.labels(side=side).inc()
+                    self._decode_error[side].inc()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)
