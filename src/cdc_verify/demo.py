@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.panel import Panel
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -50,12 +50,15 @@ def run_demo(events: int, rate: float, grace: float, seed: int, metrics_port: in
 async def _demo(console: Console, settings: Settings, corpus: Corpus, metrics_port: int) -> bool:
     counts: Counter[Verdict] = Counter()
     examples: dict[Verdict, str] = {}
+    primary: dict[str, Verdict] = {}  # event_id -> its verdict, to check event by event
 
     def collect(outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
             if o.record is not None:
                 counts[o.record.verdict] += 1
                 examples.setdefault(o.record.verdict, record_to_json(o.record))
+                if o.kind is OutcomeKind.PRIMARY and o.record.event_id:
+                    primary[o.record.event_id] = o.record.verdict
 
     metrics = VerifierMetrics()
     if metrics_port:
@@ -107,15 +110,23 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, metrics_po
     await worker_task
     await client.aclose()
 
-    ok = all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
+    wrong = [
+        (event_id, corpus.faults_by_event[event_id], want.verdict, primary.get(event_id))
+        for event_id, want in corpus.expected.items()
+        if primary.get(event_id) is not want.verdict
+    ]
+    ok = not wrong and all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
     console.print("\nOne record of each verdict, as written to the verdict stream:")
     for verdict in Verdict:
         if verdict in examples:
             console.print(f"  [bold]{verdict.value}[/]: {examples[verdict][:300]}", soft_wrap=True)
     if ok:
         console.print(
-            f"\n[green]All {sum(counts.values()):,} verdict records match what was injected.[/]"
+            f"\n[green]All {sum(counts.values()):,} verdict records match what was injected, "
+            f"and each of the {len(corpus.expected):,} events got the verdict its fault implies.[/]"
         )
     else:
-        console.print("\n[red]Verdict counts differ from what was injected (see ≠ above).[/]")
+        console.print("\n[red]Verdicts differ from what was injected:[/]")
+        for event_id, fault, want, got in wrong[:10]:
+            console.print(f"  {event_id} ({fault}): expected {want.value}, got {got}")
     return ok

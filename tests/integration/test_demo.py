@@ -17,4 +17,4 @@ def test_demo_ends_with_a_summary_matching_the_injected_faults():
     for verdict in ("match", "mismatch", "race", "undecodable", "missing_in_sister",
                     "missing_in_production", "duplicate", "malformed"):  # fmt: skip
         assert f"{verdict}:" in out  # an example record of every kind was shown
-    assert "match what was injected" in out and "≠" not in out
+    assert "got the verdict its fault implies" in out and "≠" not in out
