@@ -260,3 +260,22 @@ def test_entries_before_the_horizon_are_partners_only():
     assert [o.kind for o in outcomes] == [OutcomeKind.SKIP]
     v.advance(SISTER, 5500 + GRACE + 1)
     assert records(v.expire())[0]["verdict"] == "missing_in_sister"
+
+
+def test_a_short_memory_window_defers_older_decisions_to_the_durable_store():
+    v = verifier(decided_retention_ms=3_600_000, decided_in_memory_ms=5_000)
+    v.ingest([entry(PRODUCTION, 1000), entry(SISTER, 1001)])
+    v.advance(SISTER, 7_000)
+    v.expire()
+    assert v.lookup_needed([entry(PRODUCTION, 7_001)]) == ["E1"]  # ask Redis, not memory
+
+
+def test_bare_match_records_use_the_same_json_as_the_generic_encoder():
+    import json
+
+    from cdc_verify.pipeline.core.outcome import VerdictRecord, record_to_json
+
+    for event_id in ("01HF7YAV1DA71SX8NYBX4XSSCK", 'q"uo\\te é \u2028 \x01'):
+        record = VerdictRecord(event_id, Verdict.MATCH)
+        generic = json.dumps(record.as_json(), ensure_ascii=False, separators=(",", ":"))
+        assert record_to_json(record) == generic

@@ -22,3 +22,17 @@ def test_entries_come_back_exactly_as_they_went_in():
     assert room.take_oldest() == first
     assert list(room.drain()) == [odd]
     assert room.oldest_arrival() is None and len(room) == 0
+
+
+def test_old_and_surplus_entries_are_packed_and_order_is_kept():
+    room = WaitingRoom(PRODUCTION, young_limit=2)
+    entries = [standard(f"E{i}", 100 + i) for i in range(5)]
+    for e in entries:
+        room.put(e)
+    assert len(room._young) == 2 and len(room._packed) == 3  # surplus packed
+    room.pack_older_than(104)
+    assert len(room._young) == 1 and len(room._packed) == 4
+    assert room.entry_id("E2") == "102-3"
+    assert room.take("E4") == entries[4]  # young
+    assert room.take("E1") == entries[1]  # packed
+    assert [e.event_id for e in room.drain()] == ["E0", "E2", "E3"]

@@ -34,6 +34,16 @@ class StreamEntry:
         self.event_id, self.problem = usable_event_id(self.fields)
 
     @classmethod
+    def restore(
+        cls, side: Side, entry_id: str, arrival_ms: int, fields: dict[bytes, bytes], event_id: str
+    ) -> StreamEntry:
+        """An entry that was already parsed and found usable: no checks again."""
+        entry = object.__new__(cls)
+        entry.side, entry.entry_id, entry.fields = side, entry_id, fields
+        entry.arrival_ms, entry.event_id, entry.problem = arrival_ms, event_id, None
+        return entry
+
+    @classmethod
     def from_redis(
         cls, side: Side, entry_id: bytes | str, fields: dict[bytes, bytes] | None
     ) -> StreamEntry:

@@ -26,6 +26,8 @@ from cdc_verify.schemas.verdicts import Side, Verdict
 SIDES = (PRODUCTION, SISTER)
 OTHER = {PRODUCTION: SISTER, SISTER: PRODUCTION}
 SIDE_CHAR = {PRODUCTION: "p", SISTER: "s"}
+# Waiting entries older than this (on their own stream) are packed to save memory.
+PACK_AFTER_MS = 2_000
 MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING_IN_SISTER}
 
 
@@ -35,6 +37,10 @@ class VerifierConfig:
     # How long (event time) an event_id's verdict is remembered, to tell
     # duplicates and late arrivals from new events.
     decided_retention_ms: int = 3_600_000
+    # How much of that the core itself keeps. A runner with a durable decision
+    # store keeps a short window and looks older event_ids up (`lookup_needed`);
+    # None keeps the whole retention (bounded runs, where memory is the only store).
+    decided_in_memory_ms: int | None = None
     ignored_paths: tuple[str, ...] = ()
     float_tolerance: float = 0.0
 
@@ -49,6 +55,11 @@ class Verifier:
             IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
         )
         self._grace = self.config.grace_ms
+        in_memory = self.config.decided_in_memory_ms
+        self._decided_window = min(
+            self.config.decided_retention_ms,
+            self.config.decided_retention_ms if in_memory is None else in_memory,
+        )
         self.reset()
 
     def reset(self, horizon_ms: int = 0) -> None:
@@ -113,6 +124,7 @@ class Verifier:
         out: list[Outcome] = []
         for side in SIDES:
             waiting = self._waiting[side]
+            waiting.pack_older_than(self._watermark[side] - PACK_AFTER_MS)
             # The partner would have an entry id <= arrival + grace on the other stream.
             limit = self._watermark[OTHER[side]] - self._grace
             while (arrival := waiting.oldest_arrival()) is not None and arrival < limit:
@@ -241,7 +253,7 @@ class Verifier:
         return VerdictRecord(event_id, verdict, differences=differences)
 
     def _evict_decisions(self) -> None:
-        horizon = max(self._watermark.values()) - self.config.decided_retention_ms
+        horizon = max(self._watermark.values()) - self._decided_window
         decided = self._decided
         while decided:
             oldest = next(iter(decided.values()))

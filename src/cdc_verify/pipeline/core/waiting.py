@@ -1,8 +1,9 @@
 """Events waiting for their partner, held compactly: the memory target is 1M in < 1 GiB.
 
-A waiting event is one bytes object (arrival time, entry id and field values)
-instead of a StreamEntry with a dict of eight bytes objects: a third of the
-memory. Entries are rebuilt when they leave, which happens once per event.
+Most partners arrive within moments, so a young waiting entry stays an object.
+Once it has waited a while (or young ones pile up), it is packed into one bytes
+object (arrival time, entry id and field values) instead of a StreamEntry with a
+dict of eight bytes objects: a third of the memory. It is rebuilt when it leaves.
 """
 
 from __future__ import annotations
@@ -41,47 +42,77 @@ def _unpack(side: Side, event_id: str, blob: bytes) -> StreamEntry:
         fields[b"event_id"] = event_id.encode()
     else:
         fields = stored
-    return StreamEntry(side, entry_id, fields)
+    arrival_ms = int.from_bytes(blob[:_PREFIX], "big")
+    return StreamEntry.restore(side, entry_id, arrival_ms, fields, event_id)
 
 
 class WaitingRoom:
-    """One side's waiting events by event_id, oldest arrival first."""
+    """One side's waiting events by event_id, oldest arrival first.
 
-    def __init__(self, side: Side) -> None:
+    `_packed` holds the older events and `_young` the newer ones; entries move
+    from the front of `_young` to the back of `_packed`, so order is kept.
+    """
+
+    def __init__(self, side: Side, young_limit: int = 20_000) -> None:
         self.side = side
-        self._events: OrderedDict[str, bytes] = OrderedDict()
+        self._young: OrderedDict[str, StreamEntry] = OrderedDict()
+        self._packed: OrderedDict[str, bytes] = OrderedDict()
+        self._young_limit = young_limit
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._young) + len(self._packed)
 
     def __contains__(self, event_id: object) -> bool:
-        return event_id in self._events
+        return event_id in self._young or event_id in self._packed
 
     def put(self, entry: StreamEntry) -> None:
         assert entry.event_id is not None and entry.side is self.side
-        self._events[entry.event_id] = _pack(entry)
+        self._young[entry.event_id] = entry
+        if len(self._young) > self._young_limit:
+            self._pack_oldest(len(self._young) - self._young_limit)
+
+    def pack_older_than(self, arrival_ms: int) -> None:
+        """Pack young entries that arrived before `arrival_ms`."""
+        young = self._young
+        while young:
+            entry = next(iter(young.values()))
+            if entry.arrival_ms >= arrival_ms:
+                return
+            self._pack_oldest(1)
+
+    def _pack_oldest(self, count: int) -> None:
+        for _ in range(count):
+            event_id, entry = self._young.popitem(last=False)
+            self._packed[event_id] = _pack(entry)
 
     def entry_id(self, event_id: str) -> str | None:
         """The waiting entry's id, without taking it out."""
-        blob = self._events.get(event_id)
-        if blob is None:
-            return None
-        return _unpack(self.side, event_id, blob).entry_id
+        entry = self._young.get(event_id)
+        if entry is not None:
+            return entry.entry_id
+        blob = self._packed.get(event_id)
+        return None if blob is None else _unpack(self.side, event_id, blob).entry_id
 
     def take(self, event_id: str) -> StreamEntry | None:
-        blob = self._events.pop(event_id, None)
+        entry = self._young.pop(event_id, None)
+        if entry is not None:
+            return entry
+        blob = self._packed.pop(event_id, None)
         return None if blob is None else _unpack(self.side, event_id, blob)
 
     def oldest_arrival(self) -> int | None:
-        if not self._events:
-            return None
-        blob = next(iter(self._events.values()))
-        return int.from_bytes(blob[:_PREFIX], "big")
+        if self._packed:
+            return int.from_bytes(next(iter(self._packed.values()))[:_PREFIX], "big")
+        if self._young:
+            return next(iter(self._young.values())).arrival_ms
+        return None
 
     def take_oldest(self) -> StreamEntry:
-        event_id, blob = self._events.popitem(last=False)
-        return _unpack(self.side, event_id, blob)
+        if self._packed:
+            event_id, blob = self._packed.popitem(last=False)
+            return _unpack(self.side, event_id, blob)
+        return self._young.popitem(last=False)[1]
 
     def drain(self) -> Iterator[StreamEntry]:
-        while self._events:
+        while self:
             yield self.take_oldest()

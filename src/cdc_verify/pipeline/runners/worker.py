@@ -45,10 +45,18 @@ REDIS_DOWN = (
 LAG_INTERVAL_S = 5.0
 
 
-def verifier_config(settings: Settings) -> VerifierConfig:
+# Decisions the live worker keeps in memory; older ones are looked up in Redis.
+# It must cover a commit in flight and the grace window; a minute does, cheaply.
+DECIDED_IN_MEMORY_MS = 60_000
+
+
+def verifier_config(settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
     return VerifierConfig(
         grace_ms=settings.grace_ms,
         decided_retention_ms=round(settings.decided_retention * 1000),
+        decided_in_memory_ms=(
+            max(2 * settings.grace_ms, DECIDED_IN_MEMORY_MS) if durable_decisions else None
+        ),
         ignored_paths=tuple(settings.ignore_paths),
         float_tolerance=settings.float_tolerance,
     )
@@ -82,7 +90,7 @@ class StreamWorker:
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
         self.metrics = metrics or VerifierMetrics()
-        self.verifier = Verifier(consumer, verifier_config(settings))
+        self.verifier = Verifier(consumer, verifier_config(settings, durable_decisions=True))
         self._url = redis_url or settings.redis_url
         if not self._url:
             raise ValueError("the worker needs a Redis URL")
@@ -160,26 +168,37 @@ class StreamWorker:
             backoff.reset()
             self.ready.set()
             next_lag = 0.0
-            while not self._stopping.is_set():
-                read = await streams.read_new(s.batch_size, s.block_ms)
-                for side in read.caught_up:
-                    # Entry ids are Redis time, so nothing older than server_ms can still come.
-                    self.verifier.advance(side, read.server_ms - 1)
-                await self._process(committer, read.entries)
-                await lock.keep()
-                if time.monotonic() >= next_lag:
-                    for side, lag in (await streams.lag_seconds()).items():
-                        self.metrics.consumer_lag.labels(side=side.value).set(lag)
-                    next_lag = time.monotonic() + LAG_INTERVAL_S
+            # Read-ahead: the next XREADGROUP is under way while this batch is verified.
+            reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
+            try:
+                while not self._stopping.is_set():
+                    read = await reading
+                    reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
+                    for side in read.caught_up:
+                        # Entry ids are Redis time: nothing older than server_ms can still come.
+                        self.verifier.advance(side, read.server_ms - 1)
+                    await self._process(committer, read.entries)
+                    await lock.keep()
+                    if time.monotonic() >= next_lag:
+                        for side, lag in (await streams.lag_seconds()).items():
+                            self.metrics.consumer_lag.labels(side=side.value).set(lag)
+                        next_lag = time.monotonic() + LAG_INTERVAL_S
+            finally:
+                # What it read stays pending in Redis and is rebuilt on the next start.
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reading
             await self._settle_commit()
             await lock.release()
         finally:
             self.ready.clear()
             task, self._inflight = self._inflight, None
-            if task is not None:  # only after an error: its outcome is rebuilt from Redis
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if task is not None:
+                # Let it finish: if Redis ran it, its outcomes are durable and the
+                # metrics, JSONL and callbacks must still see them. A dead connection
+                # makes it fail fast, and then Redis never saw it.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, timeout=s.redis_socket_timeout)
             await client.aclose()
 
     async def _process(self, committer: VerdictCommitter, entries: list[StreamEntry]) -> None:

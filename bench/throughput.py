@@ -1,0 +1,280 @@
+"""Throughput: the verifier against a raw XREADGROUP+XACK drain of the same streams.
+
+One embedded Redis, one realistic corpus (every fault, 80% clean; or clean only),
+written once with explicit past ids. Then, in this process and on the same data,
+each with its own fresh consumer group so that both read everything:
+
+  raw drain  XREADGROUP COUNT batch STREAMS prod sister > > ; XACK every id ; repeat
+  verifier   StreamWorker (in-process, asyncio), until every primary verdict is durable
+
+DESIGN.md wants verifier/raw >= 0.5. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/throughput.py [--events 200000] [--batch 500] [--clean-only]
+    .venv/bin/python bench/throughput.py --events 50000 --profile cprofile
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import redis
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import past_base_ms, verdict_stream_summary, versions
+
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.runners.worker import StreamWorker
+from cdc_verify.schemas.settings import Settings
+from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.simulate.corpus import generate
+from cdc_verify.simulate.writer import write_corpus
+
+PROD, SIS, VERDICTS = "bench:production", "bench:sister", "bench:verdicts"
+RAW_GROUP, VERIFIER_GROUP = "bench-raw", "bench-verifier"
+
+
+@dataclass
+class VerifierRun:
+    entries: int
+    primaries: int
+    seconds: float  # start of reading -> last primary verdict committed
+    read_all_s: float | None  # start of reading -> last entry handed to the core
+    profile: str = ""
+
+
+async def raw_drain(url: str, batch: int) -> tuple[int, float]:
+    """Read both streams with a fresh group and XACK every id read, until both are empty."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        for key in (PROD, SIS):
+            await client.xgroup_create(key, RAW_GROUP, id="0")
+        streams = {PROD: ">", SIS: ">"}
+        read = 0
+        start = time.perf_counter()
+        while True:
+            reply = await client.xreadgroup(RAW_GROUP, "c", streams, count=batch)
+            items = reply.items() if isinstance(reply, dict) else (reply or ())
+            pipe = client.pipeline(transaction=False)
+            got = 0
+            for key, entries in items:
+                if isinstance(entries, list) and entries and isinstance(entries[0], list):
+                    entries = entries[0]  # RESP3 shape
+                if entries:
+                    pipe.xack(key, RAW_GROUP, *[entry_id for entry_id, _ in entries])
+                    got += len(entries)
+            if not got:
+                break
+            await pipe.execute()
+            read += got
+        return read, time.perf_counter() - start
+    finally:
+        await client.aclose()
+
+
+async def run_verifier(
+    url: str, batch: int, entries: int, primaries: int, profiler: str | None, timeout: float
+) -> VerifierRun:
+    settings = Settings(
+        redis_url=url,
+        production=PROD,
+        sister=SIS,
+        group=VERIFIER_GROUP,
+        verdict_stream=VERDICTS,
+        consumer_name="bench-verifier",
+        start_id="0",
+        metrics_port=None,
+        grace=2.0,
+        lock_ttl=2,
+        batch_size=batch,
+    )
+    done = asyncio.Event()
+    seen = {"primaries": 0, "read": 0}
+    marks: dict[str, float] = {}
+
+    def on_outcomes(outcomes: list[Outcome]) -> None:  # called once the batch is committed
+        seen["primaries"] += sum(1 for o in outcomes if o.kind is OutcomeKind.PRIMARY)
+        if seen["primaries"] >= primaries and not done.is_set():
+            marks["done"] = time.perf_counter()
+            done.set()
+
+    worker = StreamWorker(settings, decode_event, on_outcomes=on_outcomes)
+    count_read = worker.metrics.read
+
+    def read(side: str, count: int) -> None:  # wraps the metric to timestamp the last read
+        count_read(side, count)
+        seen["read"] += count
+        if seen["read"] >= entries and "read" not in marks:
+            marks["read"] = time.perf_counter()
+
+    worker.metrics.read = read  # type: ignore[method-assign]
+
+    prof = cprofile = None
+    if profiler == "pyinstrument":
+        from pyinstrument import Profiler
+
+        prof = Profiler(async_mode="disabled", interval=0.0005)
+        prof.start()
+    elif profiler == "cprofile":
+        cprofile = cProfile.Profile()
+        cprofile.enable()
+    start = time.perf_counter()
+    task = asyncio.create_task(worker.run())
+    waiter = asyncio.create_task(done.wait())
+    try:
+        await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # the worker died: raise its error
+            raise RuntimeError("the worker stopped before every verdict was in")
+        if not done.is_set():
+            raise TimeoutError(f"{seen['primaries']:,}/{primaries:,} primary verdicts")
+    finally:
+        waiter.cancel()
+        if cprofile:
+            cprofile.disable()
+        if prof:
+            prof.stop()
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+    text = ""
+    if cprofile:
+        out = io.StringIO()
+        stats = pstats.Stats(cprofile, stream=out)
+        stats.sort_stats("cumulative").print_stats(40)
+        out.write("\n---- by internal time ----\n")
+        stats.sort_stats("tottime").print_stats(40)
+        text = out.getvalue()
+    elif prof:
+        text = prof.output_text(unicode=False, color=False, show_all=False)
+
+    return VerifierRun(
+        entries=seen["read"],
+        primaries=seen["primaries"],
+        seconds=marks["done"] - start,
+        read_all_s=marks["read"] - start if "read" in marks else None,
+        profile=text,
+    )
+
+
+class CpuMeter:
+    """CPU seconds (user+system) this process and redis-server spend between two points."""
+
+    def __init__(self, redis_pid: int | None) -> None:
+        self._procs = [psutil.Process()] + ([psutil.Process(redis_pid)] if redis_pid else [])
+
+    def _now(self) -> list[float]:
+        return [sum(p.cpu_times()[:2]) for p in self._procs]
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = [b - a for a, b in zip(self._start, self._now(), strict=True)]
+
+    def describe(self, seconds: float) -> str:
+        names = ("python", "redis-server")
+        return ", ".join(
+            f"{n} {u:.1f}s CPU ({u / seconds:.0%})" for n, u in zip(names, self.used, strict=False)
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="logical changes (pairs)")
+    parser.add_argument("--batch", type=int, default=500, help="COUNT per XREADGROUP (both runs)")
+    parser.add_argument("--clean-only", action="store_true", help='corpus mix {"clean": 1.0}')
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=5_000.0,
+        help="event-time rate of the corpus (events/s); sets the entry-id spacing",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("cprofile", "pyinstrument"),
+        help="profile the verifier run (its figures are then not representative)",
+    )
+    parser.add_argument("--profile-out", type=Path, help="write the profile text here")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()  # fmt: skip
+
+    mix = {"clean": 1.0} if args.clean_only else None
+    t = time.perf_counter()
+    corpus = generate(args.events, seed=args.seed, grace_ms=2000, rate=args.rate, mix=mix)
+    gen_s = time.perf_counter() - t
+    entries = len(corpus.production) + len(corpus.sister)
+    expected = corpus.expected_counts()
+    primaries = len(corpus.expected)
+
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+        t = time.perf_counter()
+        write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
+        write_s = time.perf_counter() - t
+        print(versions(client))
+        print(
+            f"corpus: {args.events:,} events ({'clean only' if args.clean_only else 'all faults'}),"
+            f" {len(corpus.production):,} production + {len(corpus.sister):,} sister entries"
+            f" = {entries:,}; generated in {gen_s:.1f}s, written in {write_s:.1f}s;"
+            f" batch {args.batch}"
+        )
+
+        with CpuMeter(server.pid) as raw_cpu:
+            raw_read, raw_s = asyncio.run(raw_drain(server.url, args.batch))
+        raw_rate = raw_read / raw_s
+        print(f"raw drain:  {raw_read:,} entries in {raw_s:.2f}s = {raw_rate:,.0f} entries/s")
+        print(f"            {raw_cpu.describe(raw_s)}")
+
+        with CpuMeter(server.pid) as cpu:
+            run = asyncio.run(
+                run_verifier(server.url, args.batch, entries, primaries, args.profile, args.timeout)
+            )
+        rate = entries / run.seconds
+        tail = f"; all entries read at {run.read_all_s:.2f}s" if run.read_all_s else ""
+        print(
+            f"verifier:   {run.entries:,} entries in {run.seconds:.2f}s = {rate:,.0f} entries/s"
+            f" ({args.events / run.seconds:,.0f} events/s){tail}"
+        )
+        print(f"            {cpu.describe(run.seconds)}")
+        print(f"ratio verifier/raw: {rate / raw_rate:.2f}  (DESIGN.md: >= 0.5)")
+
+        stream, primary_records, distinct = verdict_stream_summary(client, VERDICTS)
+        got = {v.value: stream[v.value] for v in Verdict}
+        want = {v.value: expected[v] for v in Verdict}
+        same = "as expected" if got == want else f"EXPECTED {want}"
+        shown = {k: n for k, n in got.items() if n}
+        print(f"verdict stream: {shown} ({same})")
+        once = primary_records == distinct == primaries
+        print(
+            f"primary records: {primary_records:,} for {distinct:,} event_ids"
+            f" ({'exactly one each' if once else 'CHECK'})"
+        )
+        info = client.info("memory")
+        print(f"redis used_memory after both runs: {info['used_memory'] / 2**20:,.0f} MiB")
+        client.close()
+
+    if run.profile:
+        if args.profile_out:
+            args.profile_out.write_text(run.profile)
+            print(f"profile written to {args.profile_out}")
+        else:
+            print(run.profile)
+
+
+if __name__ == "__main__":
+    main()
