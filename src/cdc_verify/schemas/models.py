@@ -20,6 +20,8 @@ class DifferenceModel(BaseModel):
     kind: DifferenceKind
     production: Any = None
     sister: Any = None
+    production_wire: str | None = Field(None, description="msgpack wire type, on type differences")
+    sister_wire: str | None = None
 
 
 class VerdictRecordModel(BaseModel):

@@ -31,14 +31,21 @@ class Difference:
     kind: DifferenceKind
     production: Any
     sister: Any
+    # msgpack wire types, named on type differences (e.g. "float32" vs "float64")
+    production_wire: str | None = None
+    sister_wire: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "path": self.path,
             "kind": self.kind.value,
             "production": self.production,
             "sister": self.sister,
         }
+        if self.production_wire is not None or self.sister_wire is not None:
+            out["production_wire"] = self.production_wire
+            out["sister_wire"] = self.sister_wire
+        return out
 
 
 def _same_types(a: Any, b: Any) -> bool:
@@ -176,6 +183,9 @@ class StructuralDiff:
         if self._ignored and self._is_ignored(path):
             return
         out.append(Difference(path, kind, a, b))
+
+    def is_ignored(self, path: str) -> bool:
+        return bool(self._ignored) and self._is_ignored(path)
 
     def _is_ignored(self, path: str) -> bool:
         # A pointer also covers everything below it.

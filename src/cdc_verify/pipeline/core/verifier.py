@@ -21,6 +21,7 @@ from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.waiting import WaitingRoom
+from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (PRODUCTION, SISTER)
@@ -244,7 +245,13 @@ class Verifier:
             )
         if s_error is not None:
             return VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
-        differences = self._diff(p_value, s_value)
+        differences = with_wire_types(
+            self._diff(p_value, s_value),
+            production.fields,
+            sister.fields,
+            (p_value, s_value),
+            self._diff.is_ignored,
+        )
         if not differences:
             return VerdictRecord(event_id, Verdict.MATCH)
         p_version, s_version = parse_version(production.fields), parse_version(sister.fields)
