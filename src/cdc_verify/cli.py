@@ -55,29 +55,49 @@ def _redis_url(settings: Settings, stack: ExitStack) -> str:
     return embedded.url
 
 
-def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags shared by commands that read both streams."""
-    options = [
+def _apply(options: list[Callable[..., Any]], fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def redis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How to reach Redis."""
+    return _apply([
         click.option("--redis", "redis_url", help="Redis URL (redis://, rediss://, unix://); "
                      "none: start an embedded Redis. Env: CDC_VERIFY_REDIS_URL"),
+        click.option("--redis-username", help="ACL user"),
+        click.option("--redis-tls-ca-file", type=click.Path(path_type=Path)),
+        click.option("--redis-tls-cert-file", type=click.Path(path_type=Path)),
+        click.option("--redis-tls-key-file", type=click.Path(path_type=Path)),
+    ], fn)  # fmt: skip
+
+
+def stream_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The two stream keys."""
+    return _apply([
         click.option("--production", help="production stream key"),
         click.option("--sister", help="sister stream key"),
+    ], fn)  # fmt: skip
+
+
+def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How events are joined, decoded and compared; where settings come from."""
+    return _apply([
         click.option("--grace", type=float, help="seconds a partner may lag (default 5)"),
         click.option("--consumer", help="legacy consumer as module:callable"),
         click.option("--ignore-path", "ignore_paths", multiple=True,
                      help="JSON pointer not compared (repeatable; * = any segment)"),
         click.option("--float-tolerance", type=float, help="absolute tolerance for floats"),
-        click.option("--redis-username", help="ACL user"),
-        click.option("--redis-tls-ca-file", type=click.Path(path_type=Path)),
-        click.option("--redis-tls-cert-file", type=click.Path(path_type=Path)),
-        click.option("--redis-tls-key-file", type=click.Path(path_type=Path)),
         click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
                      help="TOML config file (env: CDC_VERIFY_CONFIG)"),
         click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR"),
-    ]  # fmt: skip
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    ], fn)  # fmt: skip
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the commands that verify both streams in Redis."""
+    return redis_options(stream_options(verify_options(fn)))
 
 
 def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -205,18 +225,15 @@ async def _run_until_signal(worker: Any) -> None:
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
 def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: Any) -> None:
     """Bounded check of what both streams hold now (read-only, no consumer group)."""
-    from rich.progress import Progress
-
     from cdc_verify.pipeline.runners.backfill import run_backfill
     from cdc_verify.report import print_summary
 
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings.log_level)
     consumer = _consumer(settings)
-    show = sys.stderr.isatty() if progress is None else progress
     with ExitStack() as stack:
         url = _redis_url(settings, stack)
-        bar = stack.enter_context(Progress(disable=not show, transient=True))
+        bar = stack.enter_context(_progress(progress))
         task = bar.add_task("verifying", total=None)
         summary = run_backfill(
             settings, consumer, out, url,
@@ -226,29 +243,96 @@ def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: An
     print_summary(summary, out)
 
 
-def _coming_later(name: str) -> None:
-    raise click.ClickException(
-        f"`cdc-verify {name}` comes in a later release; `backfill` checks what the streams "
-        "hold now."
-    )
+def _progress(show: bool | None) -> Any:
+    from rich.progress import Progress
+
+    return Progress(disable=not (sys.stderr.isatty() if show is None else show), transient=True)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--redis", "redis_url")
-@click.option("--stream")
-@click.option("--out")
-def capture(**_: Any) -> None:
-    """Capture a stream to a file (comes in a later release)."""
-    _coming_later("capture")
+@main.command()
+@redis_options
+@click.option("--stream", required=True, help="stream key to capture")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="capture file to write",
+)
+@click.option("--from", "start", help="first entry: an entry id, epoch ms or ISO 8601 time")
+@click.option(
+    "--to",
+    "end",
+    help="last entry: an entry id, epoch ms or ISO 8601 time "
+    "(default: the last entry when the capture starts)",
+)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+def capture(stream: str, out: Path, start: str | None, end: str | None, config: Path | None,
+            progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
+    """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
+    import redis
+
+    from cdc_verify.capture.redis_capture import capture_stream, parse_bound
+    from cdc_verify.pipeline.redis.connection import client_options
+
+    settings = _settings(config, **kwargs)
+    try:
+        bounds = parse_bound(start, end=False), parse_bound(end, end=True)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    with ExitStack() as stack:
+        url = _redis_url(settings, stack)
+        client = redis.Redis.from_url(url, **client_options(settings))
+        stack.callback(client.close)
+        bar = stack.enter_context(_progress(progress))
+        task = bar.add_task(f"capturing {stream}", total=None)
+        count = capture_stream(
+            client, stream, out, *bounds, source=url,
+            on_start=lambda total: bar.update(task, total=total),
+            on_progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    click.echo(f"captured {count:,} entries of {stream} into {out} ({out.stat().st_size:,} bytes)")
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--production")
-@click.option("--sister")
-@click.option("--out")
-def replay(**_: Any) -> None:
-    """Verify two captured streams (comes in a later release)."""
-    _coming_later("replay")
+@main.command()
+@click.option(
+    "--production",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="capture file of the production stream",
+)
+@click.option(
+    "--sister",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="capture file of the sister stream",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="directory for verdicts.jsonl and summary.json",
+)
+@verify_options
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+def replay(production: Path, sister: Path, out: Path, config: Path | None,
+           progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
+    """Verify two capture files, on event time, with the same verdicts as backfill."""
+    from cdc_verify.capture.format import CaptureError
+    from cdc_verify.pipeline.runners.replay import run_replay
+    from cdc_verify.report import print_summary
+
+    settings = _settings(config, **_flags(kwargs))
+    _setup_logging(settings.log_level)
+    consumer = _consumer(settings)
+    with _progress(progress) as bar:
+        task = bar.add_task("replaying", total=None)
+        try:
+            summary = run_replay(settings, consumer, production, sister, out,
+                                 on_progress=lambda n: bar.advance(task, n))  # fmt: skip
+        except CaptureError as exc:
+            raise click.ClickException(str(exc)) from exc
+    print_summary(summary, out)
 
 
 @main.command()

@@ -30,12 +30,6 @@ def test_help_lists_all_six_commands():
         assert flag in run_help
 
 
-@pytest.mark.parametrize("command", ["capture", "replay"])
-def test_later_commands_say_so(command):
-    done = cli(command)
-    assert done.returncode != 0 and "later release" in done.stderr
-
-
 def test_bad_consumer_is_a_clear_usage_error(tmp_path):
     done = cli("backfill", "--consumer", "no_such_module:decode", "--out", str(tmp_path))
     assert done.returncode == 2

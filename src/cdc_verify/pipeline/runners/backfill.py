@@ -6,7 +6,7 @@ running worker, and stops at the last entry each stream had when it started.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +14,10 @@ import redis
 
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.redis.connection import client_options
-from cdc_verify.pipeline.runners.bounded import verify_bounded
+from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.pipeline.runners.worker import verifier_config
-from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
-from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
@@ -72,25 +69,13 @@ def run_backfill(
         sister = snapshot(client, settings.sister)
         if on_start:
             on_start(prod.length + sister.length)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        verdicts_path = out_dir / "verdicts.jsonl"
-        verdicts_path.unlink(missing_ok=True)
-        counter = SummaryCounter()
         verifier = Verifier(consumer, verifier_config(settings))
-        with JsonlVerdictWriter(verdicts_path) as jsonl:
-
-            def emit(outcomes: Sequence[Outcome]) -> None:
-                jsonl.write(outcomes)
-                counter.add(outcomes)
-
-            verify_bounded(
-                verifier,
-                read_stream(client, PRODUCTION, prod),
-                read_stream(client, SISTER, sister),
-                emit,
-                on_progress,
-            )
-        counter.write(out_dir / "summary.json")
-        return counter.summary
+        return verify_to_reports(
+            verifier,
+            read_stream(client, PRODUCTION, prod),
+            read_stream(client, SISTER, sister),
+            out_dir,
+            on_progress,
+        )
     finally:
         client.close()

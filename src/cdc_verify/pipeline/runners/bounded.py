@@ -9,10 +9,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
+from pathlib import Path
 
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
+from cdc_verify.pipeline.sinks.summary import SummaryCounter
+from cdc_verify.schemas.models import Summary
 
 BATCH = 2000
 
@@ -41,3 +45,26 @@ def verify_bounded(
     final = verifier.flush()
     if final:
         on_outcomes(final)
+
+
+def verify_to_reports(
+    verifier: Verifier,
+    production: Iterable[StreamEntry],
+    sister: Iterable[StreamEntry],
+    out_dir: Path,
+    on_progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Verify a bounded input into DIR/verdicts.jsonl and DIR/summary.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    verdicts_path = out_dir / "verdicts.jsonl"
+    verdicts_path.unlink(missing_ok=True)
+    counter = SummaryCounter()
+    with JsonlVerdictWriter(verdicts_path) as jsonl:
+
+        def emit(outcomes: Sequence[Outcome]) -> None:
+            jsonl.write(outcomes)
+            counter.add(outcomes)
+
+        verify_bounded(verifier, production, sister, emit, on_progress)
+    counter.write(out_dir / "summary.json")
+    return counter.summary
