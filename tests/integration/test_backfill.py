@@ -6,6 +6,7 @@ import json
 import subprocess
 
 from cdc_verify.schemas.models import Summary, VerdictRecordModel
+from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import write_corpus
 
@@ -53,6 +54,11 @@ def test_backfill_reports_every_known_answer(redis_url, redis_client, tmp_path):
         v.value: n for v, n in counts.items()
     }
     assert "match" in done.stdout  # the terminal summary
+
+    groups = json.loads((tmp_path / "out" / "groups.json").read_text())
+    assert sum(g["count"] for g in groups) == len(records) - counts[Verdict.MATCH]
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert markdown.startswith("### cdc-verify: 20,000 events") and "| `race` |" in markdown
 
     # Read-only: no consumer group was created, and a second run says the same.
     assert redis_client.xinfo_groups(PROD) == []

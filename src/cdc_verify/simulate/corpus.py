@@ -38,6 +38,7 @@ class Corpus:
     sister: list[PlannedEntry] = field(default_factory=list)
     expected: dict[str, Expected] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
+    faults_by_event: dict[str, str] = field(default_factory=dict)
 
     def side(self, side: Side) -> list[PlannedEntry]:
         return self.production if side is Side.PRODUCTION else self.sister
@@ -142,6 +143,7 @@ def generate(
         change.comment = sample_comment(rng, change.entity_id)
         corpus.expected[change.event_id] = FAULTS[name](change, ctx)
         corpus.faults[name] += 1
+        corpus.faults_by_event[change.event_id] = name
         for copy in change.production:
             corpus.production.append(
                 PlannedEntry(at + copy.delay_ms, copy.fields, change.event_id, name)

@@ -7,6 +7,7 @@ for the live worker; at the end every event still waiting is a gap.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.pipeline.sinks.groups import MismatchGroups
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
+from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.schemas.models import Summary
 
@@ -54,17 +57,26 @@ def verify_to_reports(
     out_dir: Path,
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Verify a bounded input into DIR/verdicts.jsonl and DIR/summary.json."""
+    """Verify a bounded input into DIR: verdicts.jsonl, summary.json, groups.json, summary.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     verdicts_path = out_dir / "verdicts.jsonl"
     verdicts_path.unlink(missing_ok=True)
     counter = SummaryCounter()
+    groups = MismatchGroups()
     with JsonlVerdictWriter(verdicts_path) as jsonl:
 
         def emit(outcomes: Sequence[Outcome]) -> None:
             jsonl.write(outcomes)
             counter.add(outcomes)
+            groups.add(outcomes)
 
         verify_bounded(verifier, production, sister, emit, on_progress)
     counter.write(out_dir / "summary.json")
+    ordered = groups.sorted()
+    (out_dir / "groups.json").write_text(
+        json.dumps([g.as_json() for g in ordered], indent=2, ensure_ascii=False, default=str)
+        + "\n",
+        encoding="utf-8",
+    )
+    (out_dir / "summary.md").write_text(render_markdown(counter.summary, ordered), "utf-8")
     return counter.summary

@@ -1,0 +1,92 @@
+"""Mismatch groups: verdicts that share a fingerprint, so one bug reads as one line.
+
+The fingerprint is (verdict, side, error, and each difference's path, kind and wire
+types), with list indices in paths replaced by `*`: the same bug on the third award
+and on the first is one group. Fixing a bug in the new service empties its group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.schemas.verdicts import Verdict
+
+EXAMPLES = 5
+_INDEX = re.compile(r"/\d+(?=/|$)")
+
+Fingerprint = tuple[
+    str, str | None, str | None, tuple[tuple[str, str, str | None, str | None], ...]
+]
+
+
+@dataclass(slots=True)
+class Group:
+    fingerprint: Fingerprint
+    count: int = 0
+    first_seen_ms: int = 0
+    last_seen_ms: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        verdict, side, error, differences = self.fingerprint
+        return {
+            "verdict": verdict,
+            "side": side,
+            "error": error,
+            "differences": [
+                {"path": p, "kind": k, "production_wire": pw, "sister_wire": sw}
+                for p, k, pw, sw in differences
+            ],
+            "count": self.count,
+            "first_seen": _iso(self.first_seen_ms),
+            "last_seen": _iso(self.last_seen_ms),
+            "examples": self.examples,
+        }
+
+
+class MismatchGroups:
+    """Groups every verdict other than `match`."""
+
+    def __init__(self) -> None:
+        self._groups: dict[Fingerprint, Group] = {}
+
+    def add(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            record = outcome.record
+            if record is None or record.verdict is Verdict.MATCH:
+                continue
+            fingerprint = (
+                record.verdict.value,
+                record.side.value if record.side else None,
+                record.error,
+                tuple(
+                    (_INDEX.sub("/*", d.path), d.kind.value, d.production_wire, d.sister_wire)
+                    for d in record.differences or ()
+                ),
+            )
+            group = self._groups.get(fingerprint)
+            seen = min((e.arrival_ms for e in outcome.settles), default=0)
+            if group is None:
+                group = self._groups[fingerprint] = Group(fingerprint, 0, seen, seen)
+            group.count += 1
+            group.first_seen_ms = min(group.first_seen_ms, seen)
+            group.last_seen_ms = max(group.last_seen_ms, seen)
+            if len(group.examples) < EXAMPLES:
+                group.examples.append(record.event_id or (record.entry_id or ""))
+
+    def sorted(self) -> list[Group]:
+        """Largest first; ties by verdict and fingerprint, so the order is stable."""
+        return sorted(self._groups.values(), key=lambda g: (-g.count, repr(g.fingerprint)))
+
+
+def _iso(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

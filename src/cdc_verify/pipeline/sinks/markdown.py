@@ -1,0 +1,44 @@
+"""summary.md: totals and the largest mismatch groups, to paste into a pull request or chat."""
+
+from __future__ import annotations
+
+from cdc_verify.pipeline.sinks.groups import Group
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Verdict
+
+TOP_GROUPS = 10
+
+
+def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-verify") -> str:
+    events = summary.events
+    matched = summary.verdicts.get(Verdict.MATCH, 0)
+    rate = f"{100 * matched / events:.2f}%" if events else "n/a"
+    lines = [
+        f"### {title}: {events:,} events, {rate} match",
+        "",
+        "| verdict | records |",
+        "| --- | ---: |",
+    ]
+    for verdict in Verdict:
+        count = summary.verdicts.get(verdict, 0)
+        if count or verdict in PRIMARY_VERDICTS:
+            lines.append(f"| `{verdict.value}` | {count:,} |")
+    if groups:
+        lines += ["", f"**Top {min(len(groups), TOP_GROUPS)} of {len(groups)} groups**", ""]
+        lines += ["| count | verdict | what | example |", "| ---: | --- | --- | --- |"]
+        for group in groups[:TOP_GROUPS]:
+            verdict, side, error, differences = group.fingerprint
+            what = "; ".join(
+                f"`{path}` {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
+                for path, kind, pw, sw in differences
+            ) or (error or "")
+            if side:
+                what = f"{side}: {what}" if what else side
+            lines.append(
+                f"| {group.count:,} | `{verdict}` | {_cell(what)} | `{group.examples[0]}` |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
