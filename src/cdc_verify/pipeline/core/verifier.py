@@ -51,7 +51,7 @@ class Verifier:
         self.config = config or VerifierConfig()
         if self.config.grace_ms < 0:
             raise ValueError("grace must be >= 0")
-        self._decoder = LegacyDecoder(consumer)
+        self.decoder = LegacyDecoder(consumer)
         self._diff = StructuralDiff(
             IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
         )
@@ -234,8 +234,8 @@ class Verifier:
 
     def _judge(self, production: StreamEntry, sister: StreamEntry) -> VerdictRecord:
         event_id = production.event_id
-        p_value, p_error = self._decoder.decode(production.fields)
-        s_value, s_error = self._decoder.decode(sister.fields)
+        p_value, p_error = self.decoder.decode(production.fields)
+        s_value, s_error = self.decoder.decode(sister.fields)
         if p_error is not None and s_error is not None:
             error = f"production: {p_error}; sister: {s_error}"
             return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)

@@ -16,9 +16,11 @@ from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
+from cdc_verify.pipeline.sinks.html import render_html
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
+from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary
 
 BATCH = 2000
@@ -57,18 +59,21 @@ def verify_to_reports(
     out_dir: Path,
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Verify a bounded input into DIR: verdicts.jsonl, summary.json, groups.json, summary.md."""
+    """Verify a bounded input into DIR: verdicts.jsonl, summary.json, groups.json,
+    summary.md and report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     verdicts_path = out_dir / "verdicts.jsonl"
     verdicts_path.unlink(missing_ok=True)
     counter = SummaryCounter()
     groups = MismatchGroups()
+    timeline = VerdictTimeline()
     with JsonlVerdictWriter(verdicts_path) as jsonl:
 
         def emit(outcomes: Sequence[Outcome]) -> None:
             jsonl.write(outcomes)
             counter.add(outcomes)
             groups.add(outcomes)
+            timeline.add(outcomes)
 
         verify_bounded(verifier, production, sister, emit, on_progress)
     counter.write(out_dir / "summary.json")
@@ -79,4 +84,6 @@ def verify_to_reports(
         encoding="utf-8",
     )
     (out_dir / "summary.md").write_text(render_markdown(counter.summary, ordered), "utf-8")
+    html = render_html(counter.summary, ordered, timeline, verifier.decoder)
+    (out_dir / "report.html").write_text(html, "utf-8")
     return counter.summary

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.schemas.verdicts import Verdict
 
@@ -31,6 +32,8 @@ class Group:
     first_seen_ms: int = 0
     last_seen_ms: int = 0
     examples: list[str] = field(default_factory=list)
+    # The first example's entries, for the report's side-by-side view.
+    example_entries: tuple[StreamEntry, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         verdict, side, error, differences = self.fingerprint
@@ -73,6 +76,7 @@ class MismatchGroups:
             seen = min((e.arrival_ms for e in outcome.settles), default=0)
             if group is None:
                 group = self._groups[fingerprint] = Group(fingerprint, 0, seen, seen)
+                group.example_entries = outcome.settles
             group.count += 1
             group.first_seen_ms = min(group.first_seen_ms, seen)
             group.last_seen_ms = max(group.last_seen_ms, seen)

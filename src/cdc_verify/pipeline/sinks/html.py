@@ -1,0 +1,208 @@
+"""report.html: one self-contained page (no scripts, no fetches) a person reads first.
+
+Totals, a chart of verdicts over event time, the mismatch groups, and for each
+group one example's decoded production and sister events side by side with the
+differing paths highlighted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from cdc_verify.pipeline.core.decoder import LegacyDecoder
+from cdc_verify.pipeline.core.diff import escape_token
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
+from cdc_verify.pipeline.sinks.groups import Group
+from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import Verdict
+
+COLORS = {
+    Verdict.MATCH: "#4caf50", Verdict.MISMATCH: "#f44336", Verdict.RACE: "#ff9800",
+    Verdict.UNDECODABLE: "#9c27b0", Verdict.MISSING_IN_SISTER: "#2196f3",
+    Verdict.MISSING_IN_PRODUCTION: "#00bcd4", Verdict.DUPLICATE: "#795548",
+    Verdict.MALFORMED: "#607d8b",
+}  # fmt: skip
+MAX_GROUPS = 50
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}
+th{background:#f5f5f5;text-align:left}td.n{text-align:right}
+.sides{display:flex;gap:1em}.sides>div{flex:1;min-width:0}
+pre{background:#fafafa;border:1px solid #ddd;padding:8px;overflow-x:auto;font-size:12px}
+.diff{background:#ffe0e0;font-weight:bold}.swatch{display:inline-block;width:10px;height:10px}
+details{margin:.5em 0}summary{cursor:pointer}
+"""
+
+
+def render_html(
+    summary: Summary,
+    groups: list[Group],
+    timeline: VerdictTimeline,
+    decoder: LegacyDecoder,
+    title: str = "cdc-verify report",
+) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        _totals(summary),
+        "<h2>Verdicts over event time</h2>",
+        _chart(timeline),
+        f"<h2 id='groups'>Mismatch groups ({len(groups)})</h2>",
+        _groups_table(groups),
+    ]
+    for number, group in enumerate(groups[:MAX_GROUPS], 1):
+        parts.append(_group_detail(number, group, decoder))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _totals(summary: Summary) -> str:
+    events = summary.events
+    matched = summary.verdicts.get(Verdict.MATCH, 0)
+    rate = f"{100 * matched / events:.2f}%" if events else "n/a"
+    rows = "".join(
+        f"<tr><td><span class='swatch' style='background:{COLORS[v]}'></span> {v.value}</td>"
+        f"<td class='n'>{summary.verdicts.get(v, 0):,}</td></tr>"
+        for v in Verdict
+    )
+    return (
+        f"<p id='headline'><b>{events:,}</b> events, <b>{rate}</b> match</p>"
+        f"<table id='totals'><tr><th>verdict</th><th>records</th></tr>{rows}</table>"
+    )
+
+
+def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> str:
+    buckets = timeline.buckets()
+    if not buckets:
+        return "<p>No verdicts.</p>"
+    peak = max(sum(c.values()) for _, c in buckets) or 1
+    bar = width / len(buckets)
+    rects = []
+    for i, (start_ms, counts) in enumerate(buckets):
+        y = float(height)
+        for verdict in Verdict:
+            n = counts.get(verdict, 0)
+            if not n:
+                continue
+            h = n / peak * height
+            y -= h
+            tip = f"{_iso(start_ms)} {verdict.value}: {n:,}"
+            rects.append(
+                f"<rect x='{i * bar:.1f}' y='{y:.1f}' width='{max(bar - 1, 1):.1f}' "
+                f"height='{h:.1f}' fill='{COLORS[verdict]}'><title>{tip}</title></rect>"
+            )
+    first, last = _iso(buckets[0][0]), _iso(buckets[-1][0])
+    return (
+        f"<svg id='chart' width='{width}' height='{height}' role='img' "
+        f"aria-label='verdicts over event time'>{''.join(rects)}</svg>"
+        f"<p>{first} … {last}; highest bar {peak:,} records</p>"
+    )
+
+
+def _describe(group: Group) -> str:
+    _, side, error, differences = group.fingerprint
+    what = "; ".join(
+        f"{path} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
+        for path, kind, pw, sw in differences
+    )
+    return " ".join(x for x in (side or "", what or (error or "")) if x)
+
+
+def _groups_table(groups: list[Group]) -> str:
+    if not groups:
+        return "<p>No mismatches: every event matched.</p>"
+    rows = "".join(
+        f"<tr><td class='n'>{g.count:,}</td><td>{escape(g.fingerprint[0])}</td>"
+        f"<td>{escape(_describe(g))}</td><td>{escape(_iso(g.first_seen_ms))}</td>"
+        f"<td>{escape(_iso(g.last_seen_ms))}</td>"
+        f"<td><a href='#g{n}'>{escape(g.examples[0])}</a></td></tr>"
+        for n, g in enumerate(groups[:MAX_GROUPS], 1)
+    )
+    more = f"<p>… and {len(groups) - MAX_GROUPS} smaller groups (see groups.json).</p>"
+    return (
+        "<table id='group-table'><tr><th>count</th><th>verdict</th><th>what</th>"
+        f"<th>first seen</th><th>last seen</th><th>example</th></tr>{rows}</table>"
+        + (more if len(groups) > MAX_GROUPS else "")
+    )
+
+
+def _group_detail(number: int, group: Group, decoder: LegacyDecoder) -> str:
+    paths = {path for path, *_ in group.fingerprint[3]}
+    sides = []
+    reference: Any = None  # the sister is shown in production's key order, line by line
+    for side in (PRODUCTION, SISTER):
+        entry = next((e for e in group.example_entries if e.side is side), None)
+        if entry is None:
+            body = "<p><i>no event on this side</i></p>"
+        else:
+            value, error = decoder.decode(entry.fields)
+            value = _ordered_like(value, reference) if reference is not None else value
+            if side is PRODUCTION and error is None:
+                reference = value
+            body = (
+                f"<p class='error'>{escape(error)}</p>"
+                if error
+                else f"<pre>{_json_lines(value, paths)}</pre>"
+            )
+            body = f"<p>entry {escape(entry.entry_id)}</p>{body}"
+        sides.append(f"<div class='side {side.value}'><h4>{side.value}</h4>{body}</div>")
+    return (
+        f"<details id='g{number}'{' open' if number <= 3 else ''}><summary>"
+        f"<b>{group.count:,}</b> &times; {escape(group.fingerprint[0])}: "
+        f"{escape(_describe(group))} (example {escape(group.examples[0])})</summary>"
+        f"<div class='sides'>{''.join(sides)}</div></details>"
+    )
+
+
+def _ordered_like(value: Any, reference: Any) -> Any:
+    """`value` with its mapping keys in `reference`'s order (extra keys last)."""
+    if isinstance(value, dict) and isinstance(reference, dict):
+        keys = [k for k in reference if k in value] + [k for k in value if k not in reference]
+        return {k: _ordered_like(value[k], reference.get(k)) for k in keys}
+    if isinstance(value, list) and isinstance(reference, list):
+        return [_ordered_like(v, reference[i] if i < len(reference) else None)
+                for i, v in enumerate(value)]  # fmt: skip
+    return value
+
+
+def _json_lines(value: Any, paths: set[str]) -> str:
+    """Pretty JSON of a decoded event; lines at a differing path (list index as *) marked."""
+    lines: list[str] = []
+    _emit(value, "", "", 0, lines, paths, _star)
+    return "\n".join(lines)
+
+
+def _star(path: str) -> str:
+    return "/".join("*" if token.isdigit() else token for token in path.split("/"))
+
+
+def _emit(value: Any, path: str, label: str, depth: int, lines: list[str], paths: set[str],
+          norm: Callable[[str], str]) -> None:  # fmt: skip
+    pad = "  " * depth
+    hit = norm(path) in paths and path != ""
+    mark = (lambda s: f"<span class='diff'>{s}</span>") if hit else (lambda s: s)
+    if isinstance(value, dict) and value:
+        lines.append(mark(f"{pad}{label}{{"))
+        for key, item in value.items():
+            _emit(item, f"{path}/{escape_token(key)}", f"{escape(json.dumps(str(key)))}: ",
+                  depth + 1, lines, paths, norm)  # fmt: skip
+        lines.append(f"{pad}}}")
+    elif isinstance(value, list) and value:
+        lines.append(mark(f"{pad}{label}["))
+        for i, item in enumerate(value):
+            _emit(item, f"{path}/{i}", "", depth + 1, lines, paths, norm)
+        lines.append(f"{pad}]")
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+        lines.append(mark(f"{pad}{label}{escape(text)}"))
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,95 @@
+"""report.html as a reader sees it: rendered by headless Chromium (Debian's chromium)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.pipeline.core.entry import StreamEntry
+from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.runners.bounded import verify_to_reports
+from cdc_verify.schemas.verdicts import Side
+from cdc_verify.simulate.corpus import generate
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, dict]:
+    corpus = generate(3000, seed=71, grace_ms=1000)
+    out = tmp_path_factory.mktemp("report")
+
+    def entries(side: Side) -> list[StreamEntry]:
+        ids = corpus.entry_ids(side, 1_790_000_000_000)
+        return [StreamEntry(side, i, e.fields) for e, i in zip(corpus.side(side), ids, strict=True)]
+
+    verifier = Verifier(decode_event, VerifierConfig(grace_ms=1000))
+    verify_to_reports(verifier, entries(Side.PRODUCTION), entries(Side.SISTER), out)
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def rendered_dom(page: Path, tmp_path: Path) -> str:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is required (scripts/setup installs it)"
+    done = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+class Text(HTMLParser):
+    """Visible text by element id and by class, as a reader would see it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.highlighted: list[str] = []
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self._stack.append(dict(attrs).get("class") or "")
+
+    def handle_endtag(self, tag):
+        if self._stack:
+            self._stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if "diff" in self._stack:
+            self.highlighted.append(data)
+
+
+def test_the_report_shows_totals_chart_groups_and_highlighted_examples(report, tmp_path):
+    out, summary = report
+    html = (out / "report.html").read_text()
+    # Self-contained: nothing is fetched from anywhere.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<script" not in html and "@import" not in html
+
+    dom = rendered_dom(out / "report.html", tmp_path)
+    text = Text()
+    text.feed(dom)
+    visible = re.sub(r"\s+", " ", "".join(text.text))
+    events = summary["events"]
+    assert f"{events:,} events" in visible
+    for verdict, count in summary["verdicts"].items():
+        assert re.search(rf"\b{verdict} ?{count:,}(?![\d,])", visible), verdict
+    assert dom.count("<rect") >= 8  # the chart: bars per verdict over event time
+    groups = json.loads((out / "groups.json").read_text())
+    assert dom.count("<tr>") >= len(groups) + 9  # the totals table and one row per group
+    # The side-by-side example of the int-for-float group highlights created_utc, both sides.
+    assert sum("created_utc" in h for h in text.highlighted) >= 2
+    assert any("/awards/*/count" in t for t in text.text)
