@@ -81,3 +81,40 @@ def test_replay_of_a_corrupt_capture_is_a_clear_error(redis_url, redis_client, t
     assert (
         "truncated" in done.stderr and "at byte" in done.stderr and "Traceback" not in done.stderr
     )
+
+
+def test_capturing_a_stream_while_it_is_written_gives_a_consistent_snapshot(
+    redis_url, redis_client, tmp_path
+):
+    import threading
+
+    for i in range(20_000):
+        redis_client.xadd(PROD, {"event_id": f"E{i}", "payload": "x" * 200})
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        import redis
+
+        writer = redis.Redis.from_url(redis_url)
+        n = 0
+        while not stop.is_set():
+            writer.xadd(PROD, {"event_id": f"LATE{n}", "payload": "y"})
+            n += 1
+        writer.close()
+
+    thread = threading.Thread(target=keep_writing)
+    thread.start()
+    try:
+        out = tmp_path / "c.cap"
+        done = cli("capture", "--redis", redis_url, "--stream", PROD, "--out", str(out))
+        assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        thread.join()
+    with CaptureReader(out) as reader:
+        to = reader.header["to"]
+        captured = [entry_id for entry_id, _ in reader]
+    # Exactly the stream up to the end pinned at the start: no gap, nothing after it.
+    expected = [entry_id for entry_id, _ in redis_client.xrange(PROD, "-", to)]
+    assert captured == expected and len(captured) >= 20_000
+    assert redis_client.xlen(PROD) > len(captured)  # the writer did go on meanwhile
