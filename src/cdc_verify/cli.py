@@ -344,7 +344,8 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 def alerts(redis_url: str | None, group: str | None, since: str | None, as_json: bool,
            config: Path | None) -> None:  # fmt: skip
     """Open missing-event alerts (gaps not yet resolved by a late arrival)."""
-    from cdc_verify.report import parse_window, print_alerts, read_open_alerts
+    from cdc_verify.pipeline.redis.alerts import read_open_alerts
+    from cdc_verify.report import parse_window, print_alerts
 
     settings = _settings(config, redis_url=redis_url, group=group)
     if not settings.redis_url:

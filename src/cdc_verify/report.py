@@ -10,11 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cdc_verify.pipeline.redis.alerts import read_open_alerts
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
-
-__all__ = ["parse_window", "print_alerts", "print_summary", "read_open_alerts", "verdict_table"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -188,3 +188,13 @@ def test_start_id_chooses_whether_history_is_verified(redis_url, redis_client, s
     run_worker_until_done(cfg, redis_client, 1 if start_id == "$" else 2, during=add_new)
     seen = sorted(r["event_id"] for r in verdict_records(redis_client))
     assert seen == (["NEW"] if start_id == "$" else ["NEW", "OLD"])
+
+
+def test_an_unreadable_decision_in_redis_does_not_stop_the_worker(redis_url, redis_client):
+    cfg = settings(redis_url, grace=0.2)
+    keys = WorkerKeys.from_settings(cfg)
+    redis_client.set(keys.decided_prefix + "ODD", "not a decision")
+    redis_client.xadd(PROD, {"event_id": "ODD", "payload": "x"})
+    run_worker_until_done(cfg, redis_client, 1)
+    [record] = verdict_records(redis_client)
+    assert (record["event_id"], record["verdict"]) == ("ODD", "missing_in_sister")

@@ -9,6 +9,7 @@ XACK of its own entry (XACK answers 0 for an entry already acked).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -19,6 +20,8 @@ from cdc_verify.pipeline.core.entry import PRODUCTION
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
+
+log = logging.getLogger(__name__)
 
 # ARGV: group, decision key prefix, decision ttl (ms), verdict stream maxlen, and one
 # msgpack array of outcomes [kind, event_id, verdict, record, decision, alert,
@@ -34,7 +37,16 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
   if kind == 'P' or kind == 'S' then
     for _, s in ipairs(o[7]) do table.insert(bulk[s[1]], s[2]) end
     if kind == 'P' then
-      emit = redis.call('SET', prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
+      local key = prefix .. eid
+      emit = redis.call('SET', key, decision, 'NX', 'PX', ttl) ~= false
+      if not emit then
+        -- Only a decision of ours means "already written"; anything else is overwritten.
+        local old = redis.call('GET', key)
+        if not (old and string.match(old, '^[a-z_]+|[ps]+|%d+$')) then
+          redis.call('SET', key, decision, 'PX', ttl)
+          emit = true
+        end
+      end
       if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
     end
   else
@@ -96,7 +108,15 @@ class VerdictCommitter:
             return {}
         prefix = self._keys.decided_prefix
         values = await self._client.mget([prefix + e for e in event_ids])
-        return {e: Decision.decode(v) for e, v in zip(event_ids, values, strict=True) if v}
+        decisions = {}
+        for event_id, value in zip(event_ids, values, strict=True):
+            if not value:
+                continue
+            try:
+                decisions[event_id] = Decision.decode(value)
+            except ValueError:  # not written by us: treat the event_id as unknown
+                log.warning("ignoring unreadable decision %r for event %s", value[:80], event_id)
+        return decisions
 
     async def commit(self, outcomes: Sequence[Outcome]) -> int:
         written = 0
