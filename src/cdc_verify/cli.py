@@ -339,13 +339,20 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 @click.option("--redis", "redis_url", help="Redis URL (env: CDC_VERIFY_REDIS_URL)")
 @click.option("--group", help="consumer group of the worker (default cdc-verify)")
 @click.option("--since", default=None, help="only alerts opened in this window, e.g. 10m, 2h, 1d")
+@click.option(
+    "--side",
+    type=click.Choice(["production", "sister"]),
+    help="only gaps on this side (sister: missing_in_sister)",
+)
+@click.option("--resolved", is_flag=True, help="alerts resolved by a late arrival instead")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
-def alerts(redis_url: str | None, group: str | None, since: str | None, as_json: bool,
-           config: Path | None) -> None:  # fmt: skip
-    """Open missing-event alerts (gaps not yet resolved by a late arrival)."""
-    from cdc_verify.pipeline.redis.alerts import read_open_alerts
+def alerts(redis_url: str | None, group: str | None, since: str | None, side: str | None,
+           resolved: bool, as_json: bool, config: Path | None) -> None:  # fmt: skip
+    """Missing-event alerts: gaps not (or, with --resolved, since) resolved by a late arrival."""
+    from cdc_verify.pipeline.redis.alerts import read_alerts
     from cdc_verify.report import parse_window, print_alerts
+    from cdc_verify.schemas.verdicts import Side
 
     settings = _settings(config, redis_url=redis_url, group=group)
     if not settings.redis_url:
@@ -354,7 +361,8 @@ def alerts(redis_url: str | None, group: str | None, since: str | None, as_json:
         window = parse_window(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
-    print_alerts(read_open_alerts(settings, window), as_json)
+    found = read_alerts(settings, window, Side(side) if side else None, resolved)
+    print_alerts(found, as_json, "resolved" if resolved else "open")
 
 
 if __name__ == "__main__":

@@ -46,13 +46,13 @@ def print_summary(summary: Summary, out_dir: Path) -> None:
     console.print(f"{summary.events:,} events; report in {out_dir}/verdicts.jsonl, summary.json")
 
 
-def print_alerts(alerts: list[dict], as_json: bool) -> None:
+def print_alerts(alerts: list[dict], as_json: bool, state: str = "open") -> None:
     if as_json:
         print(json.dumps(alerts, indent=2))
         return
     console = Console()
     if not alerts:
-        console.print("no open missing-event alerts")
+        console.print(f"no {state} missing-event alerts")
         return
     table = Table(show_edge=False)
     for column in ("opened_at", "verdict", "event_id", "entity_id", "entry_id"):
@@ -61,4 +61,4 @@ def print_alerts(alerts: list[dict], as_json: bool) -> None:
         table.add_row(a["opened_at"], a["verdict"], a["event_id"], a.get("entity_id", ""),
                       a.get("entry_id", ""))  # fmt: skip
     console.print(table)
-    console.print(f"{len(alerts)} open alerts")
+    console.print(f"{len(alerts)} {state} alerts")

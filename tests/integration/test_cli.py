@@ -95,6 +95,30 @@ def test_alerts_lists_open_gaps_as_json(redis_url, redis_client):
     table = cli("alerts", "--redis", redis_url)
     assert "GAP" in table.stdout and "1 open alerts" in table.stdout
     assert "not a duration" in cli("alerts", "--redis", redis_url, "--since", "soon").stderr
+    assert json.loads(cli("alerts", "--redis", redis_url, "--json", "--side", "sister").stdout)
+    assert (
+        json.loads(cli("alerts", "--redis", redis_url, "--json", "--side", "production").stdout)
+        == []
+    )
+    assert json.loads(cli("alerts", "--redis", redis_url, "--json", "--resolved").stdout) == []
+
+
+def test_alerts_older_than_the_retention_are_dropped(redis_url, redis_client):
+    import time as clock
+
+    from cdc_verify.pipeline.redis.keys import WorkerKeys
+
+    cfg = settings(redis_url, grace=0.2, alert_retention=2.0)
+    keys = WorkerKeys.from_settings(cfg)
+    redis_client.xadd(PROD, {"event_id": "OLD-GAP", "payload": "x"})
+    run_worker_until_done(cfg, redis_client, 1)
+    assert redis_client.hkeys(keys.alerts_open) == [b"OLD-GAP"]
+    assert redis_client.zscore(keys.alerts_open_index, "OLD-GAP") is not None
+    clock.sleep(2.5)
+    redis_client.xadd(PROD, {"event_id": "NEW-GAP", "payload": "x"})
+    run_worker_until_done(cfg, redis_client, 2)  # a new run prunes at once
+    assert redis_client.hkeys(keys.alerts_open) == [b"NEW-GAP"]
+    assert redis_client.zrange(keys.alerts_open_index, 0, -1) == [b"NEW-GAP"]
 
 
 def test_run_survives_unreachable_redis_and_stops_on_sigterm():

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     decided_retention: float = Field(
         3600.0, gt=0, description="seconds an event_id's verdict is remembered"
     )
+    alert_retention: float = Field(
+        7 * 86400.0, ge=1, description="seconds an open or resolved alert is kept"
+    )
     consumer: str = Field(REFERENCE_CONSUMER, description="legacy consumer as module:callable")
     ignore_paths: list[str] = Field(default_factory=list, description="JSON pointers not compared")
     float_tolerance: float = Field(0.0, ge=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -23,11 +24,13 @@ from cdc_verify.schemas.verdicts import GAP_VERDICTS
 
 log = logging.getLogger(__name__)
 
-# ARGV: group, decision key prefix, decision ttl (ms), verdict stream maxlen, and one
-# msgpack array of outcomes [kind, event_id, verdict, record, decision, alert,
-# [[stream 1|2, entry id], ...]] (one argument: redis-py packs long ARGVs slowly).
+# KEYS: verdict stream, production, sister, open alerts, resolved alerts, and their
+# time indexes. ARGV: group, decision key prefix, decision ttl (ms), verdict stream
+# maxlen, one msgpack array of outcomes [kind, event_id, verdict, record, decision,
+# alert, [[stream 1|2, entry id], ...]] (redis-py packs long ARGVs slowly), now (ms).
 COMMIT_SCRIPT = """
 local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now_ms = ARGV[6]
 local streams = {KEYS[2], KEYS[3]}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
@@ -47,7 +50,10 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
           emit = true
         end
       end
-      if emit and alert ~= '' then redis.call('HSET', KEYS[4], eid, alert) end
+      if emit and alert ~= '' then
+        redis.call('HSET', KEYS[4], eid, alert)
+        redis.call('ZADD', KEYS[6], now_ms, eid)
+      end
     end
   else
     local acked = 0
@@ -63,7 +69,9 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
         local merged = cjson.decode(open)
         for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
         redis.call('HSET', KEYS[5], eid, cjson.encode(merged))
+        redis.call('ZADD', KEYS[7], now_ms, eid)
         redis.call('HDEL', KEYS[4], eid)
+        redis.call('ZREM', KEYS[6], eid)
       end
     end
   end
@@ -86,6 +94,39 @@ return written
 
 # Outcomes per script call: keeps each call short, so Redis stays responsive.
 CHUNK = 1000
+
+
+PRUNE_SCRIPT = """
+local cutoff, removed = ARGV[1], 0
+for i = 1, #KEYS, 2 do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[i + 1], '-inf', cutoff, 'LIMIT', 0, 500)
+  if #ids > 0 then
+    redis.call('HDEL', KEYS[i], unpack(ids))
+    redis.call('ZREM', KEYS[i + 1], unpack(ids))
+    removed = removed + #ids
+  end
+end
+return removed
+"""
+
+
+class AlertPruner:
+    """Drops alerts older than the retention, so Redis memory stays bounded."""
+
+    def __init__(self, client: aioredis.Redis, keys: WorkerKeys, retention_ms: int) -> None:
+        self._keys = [
+            keys.alerts_open, keys.alerts_open_index,
+            keys.alerts_resolved, keys.alerts_resolved_index,
+        ]  # fmt: skip
+        self._retention_ms = retention_ms
+        self._script = client.register_script(PRUNE_SCRIPT)
+
+    async def prune(self) -> int:
+        cutoff = int(time.time() * 1000) - self._retention_ms
+        removed = 0
+        while batch := int(await self._script(keys=self._keys, args=[cutoff])):
+            removed += batch
+        return removed
 
 
 def _now_iso() -> str:
@@ -126,6 +167,8 @@ class VerdictCommitter:
             self._keys.sister,
             self._keys.alerts_open,
             self._keys.alerts_resolved,
+            self._keys.alerts_open_index,
+            self._keys.alerts_resolved_index,
         ]
         for start in range(0, len(outcomes), CHUNK):
             argv = self._arguments(outcomes[start : start + CHUNK])
@@ -167,6 +210,7 @@ class VerdictCommitter:
             self._retention_ms,
             self._maxlen,
             msgpack.packb(batch, use_bin_type=False),
+            int(time.time() * 1000),
         ]
 
 

@@ -15,7 +15,9 @@ class WorkerKeys:
     verdicts: str
     decided_prefix: str  # + event_id: the remembered verdict of an event
     alerts_open: str  # hash event_id -> alert JSON
+    alerts_open_index: str  # sorted set event_id by opened_at ms: --since and retention
     alerts_resolved: str
+    alerts_resolved_index: str  # sorted set event_id by resolved_at ms
     lock: str
     horizon: str  # ms of the declared start; older entries are partners only
 
@@ -29,7 +31,9 @@ class WorkerKeys:
             verdicts=settings.verdict_stream,
             decided_prefix=f"{base}:decided:",
             alerts_open=f"{base}:alerts:open",
+            alerts_open_index=f"{base}:alerts:open:by-time",
             alerts_resolved=f"{base}:alerts:resolved",
+            alerts_resolved_index=f"{base}:alerts:resolved:by-time",
             lock=f"{base}:lock",
             horizon=f"{base}:horizon_ms",
         )

@@ -23,7 +23,7 @@ from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.redis.commit import VerdictCommitter
+from cdc_verify.pipeline.redis.commit import AlertPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockLost, WorkerLock, lock_token
@@ -42,7 +42,7 @@ REDIS_DOWN = (
     redis_errors.ReadOnlyError,
     OSError,
 )
-LAG_INTERVAL_S = 5.0
+LAG_INTERVAL_S = 5.0  # consumer lag metric and alert pruning
 
 
 # Decisions the live worker keeps in memory; older ones are looked up in Redis.
@@ -152,6 +152,7 @@ class StreamWorker:
             committer = VerdictCommitter(
                 client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen
             )
+            pruner = AlertPruner(client, self.keys, round(s.alert_retention * 1000))
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms)
             claimed = await streams.claim_orphans()
             if claimed:
@@ -182,6 +183,8 @@ class StreamWorker:
                     if time.monotonic() >= next_lag:
                         for side, lag in (await streams.lag_seconds()).items():
                             self.metrics.consumer_lag.labels(side=side.value).set(lag)
+                        if pruned := await pruner.prune():
+                            log.info("dropped %d alerts older than the retention", pruned)
                         next_lag = time.monotonic() + LAG_INTERVAL_S
             finally:
                 # What it read stays pending in Redis and is rebuilt on the next start.
