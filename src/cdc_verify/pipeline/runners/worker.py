@@ -118,6 +118,8 @@ class StreamWorker:
                     raise  # wrong credentials do not heal by retrying
                 except REDIS_DOWN as exc:
                     self.ready.clear()
+                    if self._stopping.is_set():
+                        break  # asked to stop, e.g. with an embedded Redis stopping beside us
                     self.metrics.redis_reconnects.inc()
                     delay = backoff.next()
                     log.warning("Redis unavailable (%s); reconnecting in %.1fs", exc, delay)
