@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumer
+from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.connection import redact
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
@@ -22,12 +23,8 @@ from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
 log = logging.getLogger("cdc_verify")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -92,6 +89,8 @@ def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
                      help="TOML config file (env: CDC_VERIFY_CONFIG)"),
         click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR"),
+        click.option("--log-format", type=click.Choice(["text", "json"]),
+                     help="text (default) or json: one object a line, event_id as a field"),
     ], fn)  # fmt: skip
 
 
@@ -156,7 +155,7 @@ def demo(events: int, rate: float, grace: float, seed: int, metrics_port: int) -
     """Embedded Redis + simulated streams with every fault + live report."""
     from cdc_verify.demo import run_demo
 
-    _setup_logging("WARNING")
+    configure_logging("WARNING")
     ok = run_demo(events=events, rate=rate, grace=grace, seed=seed, metrics_port=metrics_port)
     sys.exit(0 if ok else 1)
 
@@ -190,7 +189,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
     from cdc_verify.pipeline.runners.worker import StreamWorker
 
     settings = _settings(config, **_flags(kwargs))
-    _setup_logging(settings.log_level)
+    _setup_logging(settings)
     consumer = _consumer(settings)
     with ExitStack() as stack:
         url = _redis_url(settings, stack)
@@ -229,7 +228,7 @@ def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: An
     from cdc_verify.report import print_summary
 
     settings = _settings(config, **_flags(kwargs))
-    _setup_logging(settings.log_level)
+    _setup_logging(settings)
     consumer = _consumer(settings)
     with ExitStack() as stack:
         url = _redis_url(settings, stack)
@@ -323,7 +322,7 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
     from cdc_verify.report import print_summary
 
     settings = _settings(config, **_flags(kwargs))
-    _setup_logging(settings.log_level)
+    _setup_logging(settings)
     consumer = _consumer(settings)
     with _progress(progress) as bar:
         task = bar.add_task("replaying", total=None)

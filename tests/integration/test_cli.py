@@ -173,3 +173,29 @@ def test_metrics_endpoint_binds_to_loopback(redis_url):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_json_logs_carry_the_event_id_on_every_line_about_an_event(redis_url, redis_client):
+    proc = subprocess.Popen(
+        cli_command("run", "--redis", redis_url, "--production", PROD, "--sister", SIS,
+                    "--grace", "0.3", "--start-id", "0", "--metrics-port", "0",
+                    "--log-format", "json"),
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        redis_client.xadd(PROD, {"event_id": "GAP", "payload": "x"})
+        redis_client.xadd(PROD, {"event_id": "BAD", "encoding": "xml", "payload": "x"})
+        redis_client.xadd(SIS, {"event_id": "BAD", "encoding": "xml", "payload": "x"})
+        deadline = time.monotonic() + 20
+        while redis_client.xlen("cdc-verify:verdicts") < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        redis_client.xadd(SIS, {"event_id": "GAP", "payload": "x"})  # late
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # all JSON
+    about = {(x["event_id"], x["verdict"]) for x in lines if "event_id" in x}
+    assert about == {("GAP", "missing_in_sister"), ("BAD", "undecodable"), ("GAP", "late")}
+    assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(9464, ge=0, le=65535, description="0 or unset: no endpoint")
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 
     @field_validator("ignore_paths", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from redis import exceptions as redis_errors
 
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import AlertPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
@@ -31,6 +31,7 @@ from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.schemas.settings import Settings
+from cdc_verify.schemas.verdicts import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,39 @@ def verifier_config(settings: Settings, durable_decisions: bool = False) -> Veri
         ignored_paths=tuple(settings.ignore_paths),
         float_tolerance=settings.float_tolerance,
     )
+
+
+# Verdicts an operator acts on are logged at INFO; the rest, which can run at
+# thousands a second, only at DEBUG.
+NOTABLE = frozenset({Verdict.MISSING_IN_SISTER, Verdict.MISSING_IN_PRODUCTION, Verdict.UNDECODABLE})
+
+
+def log_outcomes(outcomes: Sequence[Outcome]) -> None:
+    """One line per durable outcome about an event, with the event id as a field."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    if not (debug or log.isEnabledFor(logging.INFO)):
+        return
+    for o in outcomes:
+        record = o.record
+        if record is None:
+            if o.kind is OutcomeKind.LATE:
+                entry = o.settles[0]
+                log.info(
+                    "late arrival of %s on %s, %d ms after its twin", entry.event_id,
+                    entry.side.value, o.late_by_ms,
+                    extra={"event_id": entry.event_id, "verdict": "late",
+                           "side": entry.side.value, "entry_id": entry.entry_id},
+                )  # fmt: skip
+            continue
+        if record.verdict in NOTABLE or (debug and record.verdict is not Verdict.MATCH):
+            log.log(
+                logging.INFO if record.verdict in NOTABLE else logging.DEBUG,
+                "%s %s%s", record.verdict.value, record.event_id or "(no event_id)",
+                f": {record.error}" if record.error else "",
+                extra={"event_id": record.event_id, "verdict": record.verdict.value,
+                       "side": record.side.value if record.side else None,
+                       "entry_id": record.entry_id},
+            )  # fmt: skip
 
 
 class Backoff:
@@ -232,6 +266,7 @@ class StreamWorker:
     async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
         await committer.commit(outcomes)
         self.metrics.outcomes(outcomes)
+        log_outcomes(outcomes)
         if self._jsonl:
             self._jsonl.write(outcomes)
             self._jsonl.flush()
