@@ -10,8 +10,8 @@ from cdc_verify.capture.format import (
     CaptureError,
     CaptureReader,
     CaptureWriter,
-    fields_dict,
 )
+from cdc_verify.pipeline.core.entry import fields_dict
 
 ENTRIES = [
     (f"{1700000000000 + i}-{i % 3}".encode(),

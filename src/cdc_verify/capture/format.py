@@ -152,8 +152,3 @@ class CaptureReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def fields_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
-    """A flat field list as the dict redis-py would give (a repeated name: last wins)."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))

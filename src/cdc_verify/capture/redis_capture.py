@@ -13,8 +13,7 @@ import redis
 from cdc_verify import __version__
 from cdc_verify.capture.format import CaptureWriter
 from cdc_verify.pipeline.redis.connection import redact
-
-CHUNK = 2000
+from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 
 
 def parse_bound(text: str | None, *, end: bool) -> str:
@@ -49,11 +48,8 @@ def capture_stream(
     An open end is pinned to the stream's last entry when the capture starts, so a
     stream written to meanwhile yields a consistent snapshot, not a moving target.
     """
-    client.set_response_callback("XRANGE", _raw)  # keep field order and repeated names
-    client.set_response_callback("XREVRANGE", _raw)
     if end == "+":
-        last = client.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
-        end = last[0][0].decode() if last else "0-0"  # empty stream: an empty capture
+        end = last_entry_id(client, key) or "0-0"  # empty stream: an empty capture
     if on_start:
         on_start(client.xlen(key))
     header: dict[str, Any] = {
@@ -65,18 +61,9 @@ def capture_stream(
         "tool": f"cdc-verify {__version__}",
     }
     with CaptureWriter(out, header) as writer:
-        cursor = start
-        while True:
-            chunk = client.execute_command("XRANGE", key, cursor, end, "COUNT", CHUNK)
-            for entry_id, flat in chunk:
+        for page in read_range(client, key, start, end):
+            for entry_id, flat in page:
                 writer.write(entry_id, flat)
             if on_progress:
-                on_progress(len(chunk))
-            if len(chunk) < CHUNK:
-                break
-            cursor = "(" + chunk[-1][0].decode()
+                on_progress(len(page))
     return writer.count
-
-
-def _raw(response: Any, **_: Any) -> Any:
-    return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cdc_verify.schemas.verdicts import Side
@@ -55,6 +56,11 @@ class StreamEntry:
             entry.problem = "entry was deleted from the stream before it was verified"
             return entry
         return cls(side, entry_id, fields)
+
+
+def fields_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A flat [field, value, ...] list as a dict (a repeated name: the last one wins)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def entry_sort_key(entry: StreamEntry) -> tuple[int, int, int]:

@@ -7,52 +7,30 @@ running worker, and stops at the last entry each stream had when it started.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
 from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.redis.connection import client_options
+from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.pipeline.runners.worker import verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
-CHUNK = 2000
 
-
-@dataclass(frozen=True, slots=True)
-class StreamSnapshot:
-    key: str
-    last_id: str | None  # None: the stream is empty or absent
-    length: int
-
-
-def snapshot(client: redis.Redis, key: str) -> StreamSnapshot:
-    last = client.xrevrange(key, count=1)
-    if not last:
-        return StreamSnapshot(key, None, 0)
-    last_id = last[0][0]
-    last_id = last_id.decode() if isinstance(last_id, bytes) else last_id
-    return StreamSnapshot(key, last_id, client.xlen(key))
-
-
-def read_stream(client: redis.Redis, side: Side, snap: StreamSnapshot) -> Iterator[StreamEntry]:
-    if snap.last_id is None:
+def read_stream(
+    client: redis.Redis, side: Side, key: str, last_id: str | None
+) -> Iterator[StreamEntry]:
+    if last_id is None:
         return
-    start = "-"
-    while True:
-        chunk = client.xrange(snap.key, min=start, max=snap.last_id, count=CHUNK)
-        for entry_id, fields in chunk:
-            yield StreamEntry.from_redis(side, entry_id, fields)
-        if len(chunk) < CHUNK:
-            return
-        last = chunk[-1][0]
-        start = "(" + (last.decode() if isinstance(last, bytes) else last)
+    for page in read_range(client, key, "-", last_id):
+        for entry_id, flat in page:
+            yield StreamEntry.from_redis(side, entry_id, fields_dict(flat))
 
 
 def run_backfill(
@@ -65,15 +43,16 @@ def run_backfill(
 ) -> Summary:
     client = redis.Redis.from_url(redis_url, **client_options(settings))
     try:
-        prod = snapshot(client, settings.production)
-        sister = snapshot(client, settings.sister)
+        # Pinned now: what is written while the backfill runs belongs to the next one.
+        prod_end = last_entry_id(client, settings.production)
+        sister_end = last_entry_id(client, settings.sister)
         if on_start:
-            on_start(prod.length + sister.length)
+            on_start(client.xlen(settings.production) + client.xlen(settings.sister))
         verifier = Verifier(consumer, verifier_config(settings))
         return verify_to_reports(
             verifier,
-            read_stream(client, PRODUCTION, prod),
-            read_stream(client, SISTER, sister),
+            read_stream(client, PRODUCTION, settings.production, prod_end),
+            read_stream(client, SISTER, settings.sister, sister_end),
             out_dir,
             on_progress,
         )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cdc_verify.capture.format import CaptureError, CaptureReader, fields_dict
+from cdc_verify.capture.format import CaptureError, CaptureReader
 from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.pipeline.runners.worker import verifier_config

@@ -1,0 +1,48 @@
+"""Reading a stream with XRANGE as Redis returns it: field order and repeated names kept.
+
+backfill and capture both read this way, so a backfill and a replay of a capture of
+the same stream see the very same entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+CHUNK = 2000
+
+RawEntry = tuple[bytes, list[bytes]]  # (entry id, [field, value, field, value, ...])
+
+
+def _raw(response: Any, **_: Any) -> Any:
+    return response
+
+
+def _keep_raw(client: redis.Redis) -> None:
+    # redis-py turns each entry's fields into a dict, which loses order and repeats.
+    client.set_response_callback("XRANGE", _raw)
+    client.set_response_callback("XREVRANGE", _raw)
+
+
+def last_entry_id(client: redis.Redis, key: str) -> str | None:
+    """The stream's newest entry id now (None: empty or absent), to pin a bounded read."""
+    _keep_raw(client)
+    last = client.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
+    return last[0][0].decode() if last else None
+
+
+def read_range(
+    client: redis.Redis, key: str, start: str = "-", end: str = "+", chunk: int = CHUNK
+) -> Iterator[list[RawEntry]]:
+    """Pages of at most `chunk` entries from `start` to `end` (both inclusive)."""
+    _keep_raw(client)
+    cursor = start
+    while True:
+        page = client.execute_command("XRANGE", key, cursor, end, "COUNT", chunk)
+        if page:
+            yield page
+        if len(page) < chunk:
+            return
+        cursor = "(" + page[-1][0].decode()
