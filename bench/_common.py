@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side
-from cdc_verify.simulate.corpus import Corpus, generate
+from cdc_verify.simulate.corpus import generate
 
 PRIMARY = frozenset(v.value for v in PRIMARY_VERDICTS)
 
@@ -26,16 +26,6 @@ _CROCKFORD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 )
 _TIME_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def redis_now_ms(client: redis.Redis) -> int:
-    seconds, micros = client.time()
-    return seconds * 1000 + micros // 1000
-
-
-def past_base_ms(client: redis.Redis, corpus: Corpus) -> int:
-    """A base time that puts the whole corpus in the past of Redis' clock (as the tests do)."""
-    return redis_now_ms(client) - corpus.duration_ms - 60_000
 
 
 def src_digest() -> str:

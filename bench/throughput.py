@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import past_base_ms, verdict_stream_summary, versions
+from _common import verdict_stream_summary, versions
 
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
@@ -40,7 +40,7 @@ from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
-from cdc_verify.simulate.writer import write_corpus
+from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
 PROD, SIS, VERDICTS = "bench:production", "bench:sister", "bench:verdicts"
 RAW_GROUP, VERIFIER_GROUP = "bench-raw", "bench-verifier"

@@ -30,12 +30,6 @@ def settings(url: str, **overrides: Any) -> Settings:
     return Settings(**base)
 
 
-def past_base_ms(client: redis.Redis, corpus: Corpus) -> int:
-    """A base time that puts the whole corpus in the past of Redis' clock."""
-    seconds, micros = client.time()
-    return seconds * 1000 + micros // 1000 - corpus.duration_ms - 60_000
-
-
 def verdict_records(client: redis.Redis, stream: str = VERDICTS) -> list[dict[str, Any]]:
     out = []
     for _, fields in client.xrange(stream):

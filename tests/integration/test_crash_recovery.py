@@ -12,7 +12,7 @@ import time
 import redis.asyncio as aioredis
 
 from cdc_verify.simulate.corpus import generate
-from cdc_verify.simulate.writer import write_corpus, write_paced
+from cdc_verify.simulate.writer import past_base_ms, write_corpus, write_paced
 
 from ..conftest import cli_command, cli_env
 from .support import (
@@ -20,7 +20,6 @@ from .support import (
     SIS,
     assert_exactly_one_primary,
     assert_records_match,
-    past_base_ms,
     primary_count,
     run_worker_until_done,
     settings,

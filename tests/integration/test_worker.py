@@ -19,14 +19,13 @@ from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
-from cdc_verify.simulate.writer import write_corpus
+from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
 from .support import (
     PROD,
     SIS,
     assert_exactly_one_primary,
     assert_records_match,
-    past_base_ms,
     run_worker_until_done,
     settings,
     verdict_records,

@@ -16,6 +16,12 @@ from cdc_verify.simulate.corpus import Corpus
 CHUNK = 1000
 
 
+def past_base_ms(client: redis.Redis, corpus: Corpus) -> int:
+    """A base for `write_corpus` that puts the whole corpus in the past of Redis' clock."""
+    seconds, micros = client.time()
+    return seconds * 1000 + micros // 1000 - corpus.duration_ms - 60_000
+
+
 def write_corpus(client: redis.Redis, corpus: Corpus, production: str, sister: str,
                  base_ms: int) -> None:  # fmt: skip
     """XADD every entry with the id `Corpus.entry_ids` predicts (time = base + offset)."""
