@@ -56,11 +56,8 @@ class Verifier:
             IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
         )
         self._grace = self.config.grace_ms
-        in_memory = self.config.decided_in_memory_ms
-        self._decided_window = min(
-            self.config.decided_retention_ms,
-            self.config.decided_retention_ms if in_memory is None else in_memory,
-        )
+        retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
+        self._decided_window = retention if in_memory is None else min(retention, in_memory)
         self.reset()
 
     def reset(self, horizon_ms: int = 0) -> None:
@@ -80,9 +77,6 @@ class Verifier:
 
     def waiting_count(self, side: Side) -> int:
         return len(self._waiting[side])
-
-    def watermark(self, side: Side) -> int:
-        return self._watermark[side]
 
     def lookup_needed(self, entries: Iterable[StreamEntry]) -> list[str]:
         """event_ids whose earlier verdict (if any) the core does not know.
