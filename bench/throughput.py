@@ -95,7 +95,7 @@ async def run_verifier(
         verdict_stream=VERDICTS,
         consumer_name="bench-verifier",
         start_id="0",
-        metrics_port=None,
+        http_port=0,
         grace=2.0,
         lock_ttl=2,
         batch_size=batch,

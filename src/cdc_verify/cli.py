@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -150,13 +150,25 @@ def main() -> None:
 )
 @click.option("--grace", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--metrics-port", type=int, default=0, help="serve /metrics on this port (0: off)")
-def demo(events: int, rate: float, grace: float, seed: int, metrics_port: int) -> None:
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="serve the status page, API and /metrics on 127.0.0.1:PORT (0: off)",
+)
+@click.option(
+    "--linger",
+    type=click.FloatRange(0, 86_400),
+    default=0,
+    help="seconds to keep the worker and status page up after the run",
+)
+def demo(events: int, rate: float, grace: float, seed: int, http_port: int, linger: float) -> None:
     """Embedded Redis + simulated streams with every fault + live report."""
     from cdc_verify.demo import run_demo
 
     configure_logging("WARNING")
-    ok = run_demo(events=events, rate=rate, grace=grace, seed=seed, metrics_port=metrics_port)
+    ok = run_demo(events=events, rate=rate, grace=grace, seed=seed, http_port=http_port,
+                  linger=linger)  # fmt: skip
     sys.exit(0 if ok else 1)
 
 
@@ -177,15 +189,34 @@ def demo(events: int, rate: float, grace: float, seed: int, metrics_port: int) -
     type=click.Path(path_type=Path, dir_okay=False),
     help="also append verdict records to this file",
 )
-@click.option("--metrics-port", type=int, help="Prometheus /metrics port (default 9464, 0 = off)")
-@click.option("--metrics-host", help="address /metrics binds to (default 127.0.0.1)")
+@click.option(
+    "--alert-retention", type=float, help="seconds an alert is kept (default 604800: 7 days)"
+)
+@click.option(
+    "--verdict-retention",
+    type=float,
+    help="seconds a record stays in the verdict stream (default 604800: 7 days)",
+)
+@click.option(
+    "--http-port",
+    type=int,
+    help="port of the API, status page, /metrics, /healthz, /readyz (default 9464, 0 = off)",
+)
+@click.option("--http-host", help="address the HTTP server binds to (default 127.0.0.1)")
+@click.option(
+    "--ready-max-lag", type=float, help="seconds of consumer lag that fail /readyz (default 60)"
+)
 @click.option("--batch-size", type=int, help="entries per XREADGROUP per stream (default 500)")
 @click.option("--block-ms", type=int, help="XREADGROUP BLOCK when idle (default 100)")
 @click.option(
     "--lock-ttl", type=float, help="seconds a dead worker's lock outlives it (default 10)"
 )
 def run(config: Path | None, **kwargs: Any) -> None:
-    """Long-lived worker: verify both streams as they are written."""
+    """Long-lived worker: verify both streams as they are written.
+
+    Serves the HTTP API, status page and /metrics on --http-host:--http-port.
+    """
+    from cdc_verify.api.service import WorkerService
     from cdc_verify.pipeline.runners.worker import StreamWorker
 
     settings = _settings(config, **_flags(kwargs))
@@ -193,24 +224,20 @@ def run(config: Path | None, **kwargs: Any) -> None:
     consumer = _consumer(settings)
     with ExitStack() as stack:
         url = _redis_url(settings, stack)
-        worker = StreamWorker(settings, consumer, redis_url=url)
-        if settings.metrics_port:
-            worker.metrics.serve(settings.metrics_port, settings.metrics_host)
-            log.info(
-                "metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
-            )
+        service = WorkerService(StreamWorker(settings, consumer, redis_url=url), url)
+        if settings.http_port:
+            try:
+                base = service.bind_http()
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot serve HTTP on {settings.http_host}:{settings.http_port}: {exc}"
+                ) from exc
+            log.info("status page %s/ · API %s/docs · metrics %s/metrics", base, base, base)
         log.info(
             "verifying %s against %s on %s (group %s, grace %.1fs)",
             settings.sister, settings.production, redact(url), settings.group, settings.grace,
         )  # fmt: skip
-        asyncio.run(_run_until_signal(worker))
-
-
-async def _run_until_signal(worker: Any) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop)
-    await worker.run()
+        asyncio.run(service.run_until_signal())
 
 
 @main.command()
@@ -335,33 +362,48 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 
 
 @main.command()
-@click.option("--redis", "redis_url", help="Redis URL (env: CDC_VERIFY_REDIS_URL)")
+@redis_options
 @click.option("--group", help="consumer group of the worker (default cdc-verify)")
 @click.option("--since", default=None, help="only alerts opened in this window, e.g. 10m, 2h, 1d")
 @click.option(
     "--side",
     type=click.Choice(["production", "sister"]),
-    help="only gaps on this side (sister: missing_in_sister)",
+    help="only events missing on this side (sister: missing_in_sister)",
 )
+@click.option("--entity-id", help="only alerts about this entity (e.g. t1_abc)")
 @click.option("--resolved", is_flag=True, help="alerts resolved by a late arrival instead")
+@click.option(
+    "--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+    help="at most this many alerts (oldest first)",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
-def alerts(redis_url: str | None, group: str | None, since: str | None, side: str | None,
-           resolved: bool, as_json: bool, config: Path | None) -> None:  # fmt: skip
-    """Missing-event alerts: gaps not (or, with --resolved, since) resolved by a late arrival."""
-    from cdc_verify.pipeline.redis.alerts import read_alerts
+def alerts(group: str | None, since: str | None, side: str | None, entity_id: str | None,
+           resolved: bool, limit: int, as_json: bool, config: Path | None,
+           **kwargs: Any) -> None:  # fmt: skip
+    """Missing-event alerts: gaps not (or, with --resolved, since) resolved by a late arrival.
+
+    The same query as GET /api/alerts of a running worker, straight from Redis.
+    """
+    from cdc_verify.pipeline.redis.alerts import AlertFilter, AlertState, query_alerts
     from cdc_verify.report import parse_window, print_alerts
     from cdc_verify.schemas.verdicts import Side
 
-    settings = _settings(config, redis_url=redis_url, group=group)
+    settings = _settings(config, group=group, **kwargs)
     if not settings.redis_url:
         raise click.UsageError("alerts needs --redis (or CDC_VERIFY_REDIS_URL)")
     try:
         window = parse_window(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
-    found = read_alerts(settings, window, Side(side) if side else None, resolved)
-    print_alerts(found, as_json, "resolved" if resolved else "open")
+    where = AlertFilter(
+        None if window is None else int((time.time() - window.total_seconds()) * 1000),
+        Side(side) if side else None,
+        entity_id,
+    )
+    state = AlertState.RESOLVED if resolved else AlertState.OPEN
+    found, more = asyncio.run(query_alerts(settings, state, where, limit))
+    print_alerts(found, as_json, state.value, more)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ counts as they land, and the run ends by comparing them with what was injected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -17,11 +18,11 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 
+from cdc_verify.api.service import WorkerService
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.report import verdict_table
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
@@ -31,7 +32,9 @@ from cdc_verify.simulate.writer import write_paced
 PRODUCTION, SISTER = "demo:production", "demo:sister"  # stream keys
 
 
-def run_demo(events: int, rate: float, grace: float, seed: int, metrics_port: int = 0) -> bool:
+def run_demo(
+    events: int, rate: float, grace: float, seed: int, http_port: int = 0, linger: float = 0
+) -> bool:
     console = Console()
     corpus = generate(events, seed=seed, grace_ms=round(grace * 1000), rate=rate)
     console.print(
@@ -42,12 +45,12 @@ def run_demo(events: int, rate: float, grace: float, seed: int, metrics_port: in
         console.print(f"Embedded Redis at {redis_server.url}")
         settings = Settings(
             redis_url=redis_server.url, production=PRODUCTION, sister=SISTER, grace=grace,
-            start_id="0", consumer_name="demo-worker", lock_ttl=2, metrics_port=None,
+            start_id="0", consumer_name="demo-worker", lock_ttl=2, http_port=http_port,
         )  # fmt: skip
-        return asyncio.run(_demo(console, settings, corpus, metrics_port))
+        return asyncio.run(_demo(console, settings, corpus, linger))
 
 
-async def _demo(console: Console, settings: Settings, corpus: Corpus, metrics_port: int) -> bool:
+async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: float) -> bool:
     counts: Counter[Verdict] = Counter()
     examples: dict[Verdict, str] = {}
     primary: dict[str, Verdict] = {}  # event_id -> its verdict, to check event by event
@@ -60,11 +63,12 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, metrics_po
                 if o.kind is OutcomeKind.PRIMARY and o.record.event_id:
                     primary[o.record.event_id] = o.record.verdict
 
-    metrics = VerifierMetrics()
-    if metrics_port:
-        metrics.serve(metrics_port)
-    worker = StreamWorker(settings, decode_event, metrics=metrics, on_outcomes=collect)
-    worker_task = asyncio.create_task(worker.run())
+    worker = StreamWorker(settings, decode_event, on_outcomes=collect)
+    service = WorkerService(worker, settings.redis_url or "")
+    if settings.http_port:
+        base = service.bind_http()
+        console.print(f"Status page at {base}/ · API at {base}/docs · metrics at {base}/metrics")
+    worker_task = asyncio.create_task(service.run())
     ready = asyncio.create_task(worker.ready.wait())
     await asyncio.wait({ready, worker_task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if not worker.ready.is_set():
@@ -106,6 +110,10 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, metrics_po
             await asyncio.sleep(0.25)
         await asyncio.sleep(0.5)  # let stray records (there should be none) show up
         live.update(view())
+    if linger:
+        console.print(f"Done; the status page stays up {linger:.0f}s more (Ctrl-C ends).")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(linger)
     worker.stop()
     await worker_task
     await client.aclose()

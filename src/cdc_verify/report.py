@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,19 +47,35 @@ def print_summary(summary: Summary, out_dir: Path) -> None:
     console.print(f"{summary.events:,} events; report in {out_dir}/verdicts.jsonl, summary.json")
 
 
-def print_alerts(alerts: list[dict], as_json: bool, state: str = "open") -> None:
+def print_alerts(
+    alerts: list[dict], as_json: bool, state: str = "open", more: bool = False
+) -> None:
     if as_json:
         print(json.dumps(alerts, indent=2))
         return
-    console = Console()
+    # Piped output must keep whole event ids (grep, cut): no terminal width to fit then.
+    console = Console(width=None if sys.stdout.isatty() else 250)
     if not alerts:
         console.print(f"no {state} missing-event alerts")
         return
+    resolved = state == "resolved"
     table = Table(show_edge=False)
-    for column in ("opened_at", "verdict", "event_id", "entity_id", "entry_id"):
-        table.add_column(column)
+    columns = ["opened_at", "verdict", "event_id", "entity_id", "entry_id"]
+    if resolved:
+        columns += ["resolved_at", "late by", "late pair"]
+    for column in columns:
+        table.add_column(column, overflow="fold")  # wrap, never elide, an id
     for a in alerts:
-        table.add_row(a["opened_at"], a["verdict"], a["event_id"], a.get("entity_id", ""),
-                      a.get("entry_id", ""))  # fmt: skip
+        row = [a["opened_at"], a["verdict"], a["event_id"], a.get("entity_id", ""),
+               a.get("entry_id", "")]  # fmt: skip
+        if resolved:
+            late = a.get("late_comparison") or {}
+            row += [
+                a.get("resolved_at", ""),
+                f"{a.get('late_by_ms', 0) / 1000:.1f}s",
+                late.get("verdict", "not compared (twin trimmed)"),
+            ]
+        table.add_row(*row)
     console.print(table)
-    console.print(f"{len(alerts)} {state} alerts")
+    tail = " (more match: raise --limit or narrow --since)" if more else ""
+    console.print(f"{len(alerts)} {state} alerts{tail}")

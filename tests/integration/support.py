@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -24,7 +25,7 @@ PRIMARY = {v.value for v in PRIMARY_VERDICTS}
 def settings(url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
         redis_url=url, production=PROD, sister=SIS, grace=1.0, start_id="0",
-        consumer_name="test-worker", lock_ttl=1, metrics_port=None, block_ms=20,
+        consumer_name="test-worker", lock_ttl=1, http_port=0, block_ms=20,
     )  # fmt: skip
     base.update(overrides)
     return Settings(**base)
@@ -92,3 +93,51 @@ def run_worker_until_done(cfg: Settings, client: redis.Redis, primaries: int,
 
     asyncio.run(main())
     return worker
+
+
+class ServedWorker:
+    """A worker and its HTTP server running in a background thread, as `run` starts them."""
+
+    def __init__(self, cfg: Settings) -> None:
+        from cdc_verify.api.service import WorkerService
+
+        self.worker = StreamWorker(cfg, decode_event)
+        self.service = WorkerService(self.worker, cfg.redis_url or "")
+        self.url = self.service.bind_http()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._error: BaseException | None = None
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self.service.run()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced in __exit__
+            self._error = exc
+
+    def __enter__(self) -> ServedWorker:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.worker.ready.is_set():
+            assert self._thread.is_alive(), f"worker died: {self._error!r}"
+            assert time.monotonic() < deadline, "worker not ready within 30 s"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.service.stop)
+        self._thread.join(20)
+        assert not self._thread.is_alive(), "worker did not stop"
+        if self._error is not None:
+            raise self._error
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

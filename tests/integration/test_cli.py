@@ -26,7 +26,7 @@ def test_help_lists_all_six_commands():
         assert f"  {command} " in out
     run_help = cli("run", "--help").stdout
     for flag in ("--redis", "--production", "--sister", "--grace", "--verdict-stream",
-                 "--consumer", "--start-id", "--metrics-port"):  # fmt: skip
+                 "--consumer", "--start-id", "--http-port", "--http-host"):  # fmt: skip
         assert flag in run_help
 
 
@@ -123,7 +123,7 @@ def test_alerts_older_than_the_retention_are_dropped(redis_url, redis_client):
 
 def test_run_survives_unreachable_redis_and_stops_on_sigterm():
     proc = subprocess.Popen(
-        cli_command("run", "--redis", "redis://127.0.0.1:1/0", "--metrics-port", "0"),
+        cli_command("run", "--redis", "redis://127.0.0.1:1/0", "--http-port", "0"),
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -142,7 +142,7 @@ def test_metrics_endpoint_binds_to_loopback(redis_url):
 
     port = free_port()
     proc = subprocess.Popen(
-        cli_command("run", "--redis", redis_url, "--metrics-port", str(port)),
+        cli_command("run", "--redis", redis_url, "--http-port", str(port)),
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -178,7 +178,7 @@ def test_metrics_endpoint_binds_to_loopback(redis_url):
 def test_json_logs_carry_the_event_id_on_every_line_about_an_event(redis_url, redis_client):
     proc = subprocess.Popen(
         cli_command("run", "--redis", redis_url, "--production", PROD, "--sister", SIS,
-                    "--grace", "0.3", "--start-id", "0", "--metrics-port", "0",
+                    "--grace", "0.3", "--start-id", "0", "--http-port", "0",
                     "--log-format", "json"),
         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

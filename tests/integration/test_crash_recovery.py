@@ -30,7 +30,7 @@ from .support import (
 def start_worker(url: str, log) -> subprocess.Popen:
     args = cli_command(
         "run", "--redis", url, "--production", PROD, "--sister", SIS, "--grace", "1",
-        "--start-id", "0", "--lock-ttl", "1", "--metrics-port", "0", "--batch-size", "200",
+        "--start-id", "0", "--lock-ttl", "1", "--http-port", "0", "--batch-size", "200",
         "--consumer-name", f"worker-{random.randrange(10**6)}",  # new name: exercises XAUTOCLAIM
     )  # fmt: skip
     return subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)

@@ -61,7 +61,7 @@ def test_run_stops_at_once_on_wrong_credentials(secured_redis):
 
     env = {**cli_env(), "CDC_VERIFY_REDIS_PASSWORD": "wrong"}
     done = subprocess.run(
-        cli_command("run", "--redis", secured_redis.url, "--metrics-port", "0"),
+        cli_command("run", "--redis", secured_redis.url, "--http-port", "0"),
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1 and "refused the credentials" in done.stderr

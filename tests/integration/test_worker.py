@@ -140,7 +140,7 @@ def test_a_retried_commit_writes_nothing_twice(redis_url, redis_client):
 
     async def commit_twice() -> list[int]:
         client = redis.asyncio.Redis.from_url(redis_url)
-        committer = VerdictCommitter(client, keys, 60_000, 0)
+        committer = VerdictCommitter(client, keys, 60_000, 0, 60_000)
         try:
             return [await committer.commit(outcomes), await committer.commit(outcomes)]
         finally:

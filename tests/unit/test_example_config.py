@@ -13,4 +13,4 @@ def test_the_example_config_is_valid_and_complete(monkeypatch):
     settings = load_settings(EXAMPLE)
     assert settings.redis_url.startswith("rediss://")
     assert settings.production == "cdc:comments:production"
-    assert settings.metrics_host == "127.0.0.1"
+    assert settings.http_host == "127.0.0.1"

@@ -125,6 +125,35 @@ def test_sister_first_late_production():
     assert outcomes[1].kind is OutcomeKind.LATE
 
 
+def test_a_late_pair_is_compared_but_the_first_verdict_stands():
+    v = verifier()
+    gap = v.ingest([entry(PRODUCTION, 1000)])
+    v.advance(SISTER, 1000 + GRACE + 1)
+    (expired,) = v.expire()
+    assert gap == [] and expired.record.verdict is Verdict.MISSING_IN_SISTER
+    # Another batch: the twin is still in the core's memory.
+    (late,) = v.ingest([entry(SISTER, 5000, score=999)])
+    assert late.kind is OutcomeKind.LATE and late.record is None
+    assert late.late_record.verdict is Verdict.MISMATCH
+    assert [d.path for d in late.late_record.differences] == ["/score"]
+    assert late.decision.verdict is Verdict.MISSING_IN_SISTER
+
+
+def test_compare_late_with_a_twin_fetched_by_the_runner():
+    v = verifier()
+    v.ingest([entry(PRODUCTION, 1000, event_id="E2")])
+    v.advance(SISTER, 3000)
+    v.expire()
+    v.reset()  # a restart: memory gone; the durable store remembers the decision
+    prior = {"E2": Decision(Verdict.MISSING_IN_SISTER, "p", 1000)}
+    (late,) = v.ingest([entry(SISTER, 9000, event_id="E2")], prior)
+    assert late.kind is OutcomeKind.LATE and late.late_record is None
+    with pytest.raises(ValueError):
+        v.compare_late(late, entry(SISTER, 1000, event_id="E2"))  # same side: not its twin
+    v.compare_late(late, entry(PRODUCTION, 1000, event_id="E2"))
+    assert late.late_record.verdict is Verdict.MATCH
+
+
 def test_duplicates_while_waiting_and_after_the_verdict():
     v = verifier()
     p1, p2 = entry(PRODUCTION, 1000), entry(PRODUCTION, 1001)

@@ -64,8 +64,19 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=100_000)
     block_ms: int = Field(100, ge=1, le=60_000)
     lock_ttl: float = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
-    metrics_port: int | None = Field(9464, ge=0, le=65535, description="0 or unset: no endpoint")
-    metrics_host: str = "127.0.0.1"
+    verdict_retention: float = Field(
+        7 * 86400.0, ge=1, description="seconds a verdict record is kept in the verdict stream"
+    )
+    http_port: int = Field(
+        9464, ge=0, le=65535, description="API, status page and /metrics; 0: no HTTP server"
+    )
+    http_host: str = Field("127.0.0.1", description="address the HTTP server binds to")
+    http_token: SecretStr | None = Field(
+        None, description="bearer token the API asks for (not /healthz, /readyz)"
+    )
+    ready_max_lag: float = Field(
+        60.0, gt=0, description="seconds of consumer lag above which /readyz fails"
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 

@@ -72,6 +72,9 @@ class Outcome:
     settles: tuple[StreamEntry, ...]  # entries that may be acked once this is durable
     decision: Decision | None = None
     late_by_ms: int | None = None
+    # LATE only: the late pair compared, once its earlier twin is at hand. It is
+    # recorded with the resolved alert; the event's first verdict stands.
+    late_record: VerdictRecord | None = None
 
     @property
     def event_id(self) -> str | None:

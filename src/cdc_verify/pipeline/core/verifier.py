@@ -30,6 +30,9 @@ SIDE_CHAR = {PRODUCTION: "p", SISTER: "s"}
 # Waiting entries older than this (on their own stream) are packed to save memory.
 PACK_AFTER_MS = 2_000
 MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING_IN_SISTER}
+# Entries of the latest gap verdicts kept to compare with a late partner. Older
+# ones a runner fetches back from the stream (`compare_late`).
+GAP_TWINS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Verifier:
         self._waiting: dict[Side, WaitingRoom] = {s: WaitingRoom(s) for s in SIDES}
         self._watermark: dict[Side, int] = {s: 0 for s in SIDES}
         self._decided: OrderedDict[str, Decision] = OrderedDict()
+        self._gap_twins: OrderedDict[str, StreamEntry] = OrderedDict()
 
     # -- queries ---------------------------------------------------------------
 
@@ -131,6 +135,17 @@ class Verifier:
         """End of a bounded input: every waiting event is a gap."""
         return [self._gap(entry) for side in SIDES for entry in self._waiting[side].drain()]
 
+    def compare_late(self, outcome: Outcome, twin: StreamEntry) -> None:
+        """Compares a late arrival with the entry its gap verdict was about.
+
+        For LATE outcomes whose twin the core no longer holds: the runner fetched it.
+        """
+        late = outcome.settles[0]
+        if outcome.kind is not OutcomeKind.LATE or twin.side is late.side:
+            raise ValueError("compare_late needs a late outcome and the entry on the other side")
+        production, sister = (twin, late) if twin.side is PRODUCTION else (late, twin)
+        outcome.late_record = self._judge(production, sister)
+
     # -- internals -------------------------------------------------------------
 
     def _ingest_one(self, entry: StreamEntry, out: list[Outcome]) -> None:
@@ -185,15 +200,14 @@ class Verifier:
             return
         updated = Decision(decision.verdict, "ps", decision.first_seen_ms)
         self._decided[event_id] = updated
-        out.append(
-            Outcome(
-                OutcomeKind.LATE,
-                None,
-                (entry,),
-                updated,
-                late_by_ms=entry.arrival_ms - decision.first_seen_ms,
-            )
-        )
+        outcome = Outcome(
+            OutcomeKind.LATE, None, (entry,), updated,
+            late_by_ms=entry.arrival_ms - decision.first_seen_ms,
+        )  # fmt: skip
+        twin = self._gap_twins.pop(event_id, None)
+        if twin is not None:
+            self.compare_late(outcome, twin)
+        out.append(outcome)
 
     def _skip(self, *entries: StreamEntry) -> Outcome:
         """Settles entries from before the horizon without a verdict."""
@@ -213,6 +227,10 @@ class Verifier:
         verdict = MISSING_ON[OTHER[present.side]]
         decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
         self._decided[event_id] = decision
+        twins = self._gap_twins
+        twins[event_id] = present
+        if len(twins) > GAP_TWINS_KEPT:
+            twins.popitem(last=False)
         record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
         return Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
 

@@ -1,14 +1,23 @@
-"""Reads the missing-event alerts the worker keeps in Redis."""
+"""Reads the missing-event alerts the worker keeps in Redis.
+
+Alerts live in a hash (event_id -> alert JSON) with a sorted set beside it that
+orders them by the time they were opened (or resolved). Pages walk that sorted
+set; a cursor names the last alert looked at by (score, event_id), so a page
+stays correct while alerts are added, resolved or pruned between requests.
+"""
 
 from __future__ import annotations
 
 import json
-import time
-from datetime import timedelta
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
-import redis
+import redis.asyncio as aioredis
 
-from cdc_verify.pipeline.redis.connection import client_options
+from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -17,33 +26,173 @@ MISSING_ON = {
     Side.SISTER: Verdict.MISSING_IN_SISTER,
     Side.PRODUCTION: Verdict.MISSING_IN_PRODUCTION,
 }
+# Alerts looked at per request at most, whatever the filters: bounds the cost of
+# a selective filter over a long list. A page may then hold fewer than `limit`.
+SCAN_BUDGET = 20_000
+CHUNK = 500
 
 
-def read_alerts(
-    settings: Settings,
-    window: timedelta | None = None,
-    missing_on: Side | None = None,
-    resolved: bool = False,
-) -> list[dict]:
-    """Open (or resolved) alerts, oldest first.
+class AlertState(Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
 
-    `window`: only those opened (resolved) within it; `missing_on`: only gaps on that side.
-    """
-    keys = WorkerKeys.from_settings(settings)
-    alerts_key, index_key = (
-        (keys.alerts_resolved, keys.alerts_resolved_index)
-        if resolved
-        else (keys.alerts_open, keys.alerts_open_index)
-    )
-    since = "-inf" if window is None else int((time.time() - window.total_seconds()) * 1000)
-    assert settings.redis_url
-    client = redis.Redis.from_url(settings.redis_url, **client_options(settings))
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    since_ms: int | None = None  # opened (resolved) at or after
+    missing_on: Side | None = None
+    entity_id: str | None = None
+
+    def accepts(self, alert: dict[str, Any]) -> bool:
+        missing_on = self.missing_on
+        if missing_on is not None and alert.get("verdict") != MISSING_ON[missing_on].value:
+            return False
+        return self.entity_id is None or alert.get("entity_id") == self.entity_id
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    alerts: list[dict[str, Any]]
+    next_cursor: str | None  # None: nothing further
+
+
+CURSOR_PATTERN = r"^\d{1,16}:.{1,256}$"
+_CURSOR = re.compile(CURSOR_PATTERN, re.DOTALL)
+
+
+def encode_cursor(score: int, event_id: bytes) -> str:
+    """`<ms>:<event_id>` of the last alert looked at: plain, so any such text is a cursor."""
+    return f"{score}:{event_id.decode('utf-8', 'surrogateescape')}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, bytes]:
+    if not _CURSOR.match(cursor):
+        raise BadCursor(f"a cursor is <ms>:<event_id>, not {cursor[:40]!r}")
+    score, _, event_id = cursor.partition(":")
+    return int(score), event_id.encode("utf-8", "surrogateescape")
+
+
+class AlertStore:
+    def __init__(self, client: aioredis.Redis, keys: WorkerKeys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def _keys_of(self, state: AlertState) -> tuple[str, str]:
+        k = self._keys
+        if state is AlertState.OPEN:
+            return k.alerts_open, k.alerts_open_index
+        return k.alerts_resolved, k.alerts_resolved_index
+
+    async def page(
+        self,
+        state: AlertState = AlertState.OPEN,
+        where: AlertFilter = AlertFilter(),  # frozen: a shared default is safe
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AlertPage:
+        """Alerts oldest first, from the cursor (or `where.since_ms`) on."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        hash_key, index_key = self._keys_of(state)
+        after = decode_cursor(cursor) if cursor else None
+        rank = await self._start_rank(index_key, where.since_ms, after)
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        while scanned < SCAN_BUDGET:
+            chunk = await self._client.zrange(index_key, rank, rank + CHUNK - 1, withscores=True)
+            if not chunk:
+                return AlertPage(found, None)
+            rank += len(chunk)
+            values = await self._client.hmget(hash_key, [member for member, _ in chunk])
+            for (member, score), value in zip(chunk, values, strict=True):
+                scanned += 1
+                position = (int(score), member)
+                if value is None or (after is not None and position <= after):
+                    continue  # resolved or pruned meanwhile; or shifted into this page
+                alert = json.loads(value)
+                if where.since_ms is not None and position[0] < where.since_ms:
+                    continue
+                if where.accepts(alert):
+                    found.append(alert)
+                    if len(found) == limit:
+                        return AlertPage(found, encode_cursor(*position))
+                if scanned >= SCAN_BUDGET:
+                    return AlertPage(found, encode_cursor(*position))
+        return AlertPage(found, None)  # pragma: no cover (loop returns)
+
+    async def _start_rank(
+        self, index_key: str, since_ms: int | None, after: tuple[int, bytes] | None
+    ) -> int:
+        client = self._client
+        if after is None:
+            if since_ms is None:
+                return 0
+            return int(await client.zcount(index_key, "-inf", f"({since_ms}"))
+        score, member = after
+        current = await client.zscore(index_key, member)
+        if current is not None and int(current) == score:
+            rank = await client.zrank(index_key, member)
+            if rank is not None:
+                return int(rank) + 1
+        # The cursor's alert is gone: count what sorts before it instead.
+        before = int(await client.zcount(index_key, "-inf", f"({score}"))
+        ties = await client.zrangebyscore(index_key, score, score)
+        return before + sum(1 for m in ties if m <= member)
+
+    async def open_summary(self) -> tuple[int, int | None]:
+        """(open alerts, ms the oldest was opened or None)."""
+        _, index_key = self._keys_of(AlertState.OPEN)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zcard(index_key)
+            pipe.zrange(index_key, 0, 0, withscores=True)
+            count, oldest = await pipe.execute()
+        return int(count), (int(oldest[0][1]) if oldest else None)
+
+    async def newest(self, state: AlertState, count: int) -> list[dict[str, Any]]:
+        hash_key, index_key = self._keys_of(state)
+        event_ids = await self._client.zrevrange(index_key, 0, count - 1)
+        values = await self._client.hmget(hash_key, event_ids) if event_ids else []
+        return [json.loads(v) for v in values if v is not None]
+
+    async def get(self, event_id: str) -> tuple[AlertState, dict[str, Any]] | None:
+        for state in AlertState:
+            value = await self._client.hget(self._keys_of(state)[0], event_id)
+            if value is not None:
+                return state, json.loads(value)
+        return None
+
+    async def gap_entries(self, event_ids: Sequence[str]) -> dict[str, tuple[Side, str]]:
+        """For open alerts: the side and entry id of the entry each gap was about."""
+        if not event_ids:
+            return {}
+        values = await self._client.hmget(self._keys.alerts_open, list(event_ids))
+        found = {}
+        for event_id, value in zip(event_ids, values, strict=True):
+            if value is not None:
+                alert = json.loads(value)
+                found[event_id] = (Side(alert["present_on"]), alert["entry_id"])
+        return found
+
+
+async def query_alerts(
+    settings: Settings, state: AlertState, where: AlertFilter, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` alerts, oldest first, and whether more match (the CLI's query)."""
+    client = connect(settings)
     try:
-        event_ids = client.zrangebyscore(index_key, since, "+inf")
-        raw = client.hmget(alerts_key, event_ids) if event_ids else []
+        store = AlertStore(client, WorkerKeys.from_settings(settings))
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await store.page(state, where, min(1000, limit - len(found) + 1), cursor)
+            found.extend(page.alerts)
+            cursor = page.next_cursor
+            if cursor is None or len(found) > limit:
+                break
     finally:
-        client.close()
-    alerts = [json.loads(value) for value in raw if value]
-    if missing_on is not None:
-        alerts = [a for a in alerts if a["verdict"] == MISSING_ON[missing_on].value]
-    return alerts
+        await client.aclose()
+    return found[:limit], len(found) > limit

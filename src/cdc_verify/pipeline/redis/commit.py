@@ -27,10 +27,12 @@ log = logging.getLogger(__name__)
 # KEYS: verdict stream, production, sister, open alerts, resolved alerts, and their
 # time indexes. ARGV: group, decision key prefix, decision ttl (ms), verdict stream
 # maxlen, one msgpack array of outcomes [kind, event_id, verdict, record, decision,
-# alert, [[stream 1|2, entry id], ...]] (redis-py packs long ARGVs slowly), now (ms).
+# alert, [[stream 1|2, entry id], ...]] (redis-py packs long ARGVs slowly), now (ms),
+# record key prefix, record ttl (ms). Records other than `match` are kept by event_id
+# (the API's "verdict of one event"); a match is told by its decision alone.
 COMMIT_SCRIPT = """
 local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local now_ms = ARGV[6]
+local now_ms, record_prefix, record_ttl = ARGV[6], ARGV[7], ARGV[8]
 local streams = {KEYS[2], KEYS[3]}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
@@ -53,6 +55,9 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
       if emit and alert ~= '' then
         redis.call('HSET', KEYS[4], eid, alert)
         redis.call('ZADD', KEYS[6], now_ms, eid)
+      end
+      if emit and verdict ~= 'match' then
+        redis.call('SET', record_prefix .. eid, record, 'PX', record_ttl)
       end
     end
   else
@@ -110,23 +115,42 @@ return removed
 """
 
 
-class AlertPruner:
-    """Drops alerts older than the retention, so Redis memory stays bounded."""
+class RetentionPruner:
+    """Drops alerts and verdict records older than their retention.
 
-    def __init__(self, client: aioredis.Redis, keys: WorkerKeys, retention_ms: int) -> None:
-        self._keys = [
+    Decisions and per-event records expire by TTL; the alert hashes and the
+    verdict stream are trimmed here, so Redis memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: WorkerKeys,
+        alert_retention_ms: int,
+        verdict_retention_ms: int,
+    ) -> None:
+        self._client = client
+        self._alert_keys = [
             keys.alerts_open, keys.alerts_open_index,
             keys.alerts_resolved, keys.alerts_resolved_index,
         ]  # fmt: skip
-        self._retention_ms = retention_ms
+        self._verdicts = keys.verdicts
+        self._alert_retention_ms = alert_retention_ms
+        self._verdict_retention_ms = verdict_retention_ms
         self._script = client.register_script(PRUNE_SCRIPT)
 
-    async def prune(self) -> int:
-        cutoff = int(time.time() * 1000) - self._retention_ms
-        removed = 0
-        while batch := int(await self._script(keys=self._keys, args=[cutoff])):
-            removed += batch
-        return removed
+    async def prune(self) -> tuple[int, int]:
+        """(alerts dropped, verdict records dropped)."""
+        now = int(time.time() * 1000)
+        cutoff = now - self._alert_retention_ms
+        alerts = 0
+        while batch := int(await self._script(keys=self._alert_keys, args=[cutoff])):
+            alerts += batch
+        # Approximate (~) trimming frees whole stream nodes only: cheap, bounded.
+        verdicts = await self._client.xtrim(
+            self._verdicts, minid=f"{now - self._verdict_retention_ms}-0", approximate=True
+        )
+        return alerts, int(verdicts)
 
 
 def _now_iso() -> str:
@@ -135,12 +159,18 @@ def _now_iso() -> str:
 
 class VerdictCommitter:
     def __init__(
-        self, client: aioredis.Redis, keys: WorkerKeys, retention_ms: int, maxlen: int
+        self,
+        client: aioredis.Redis,
+        keys: WorkerKeys,
+        retention_ms: int,
+        maxlen: int,
+        record_retention_ms: int,
     ) -> None:
         self._client = client
         self._keys = keys
         self._retention_ms = retention_ms
         self._maxlen = maxlen
+        self._record_retention_ms = record_retention_ms
         self._script = client.register_script(COMMIT_SCRIPT)
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
@@ -182,15 +212,7 @@ class VerdictCommitter:
             record = o.record
             alert = ""
             if o.kind is OutcomeKind.LATE:
-                entry = o.settles[0]
-                alert = json.dumps(
-                    {
-                        "resolution": "late",
-                        "resolved_at": now,
-                        "late_by_ms": o.late_by_ms,
-                        "late_entry_id": entry.entry_id,
-                    }
-                )
+                alert = late_resolution(o, now)
             elif record is not None and record.verdict in GAP_VERDICTS:
                 alert = gap_alert(o, now)
             batch.append(
@@ -211,6 +233,8 @@ class VerdictCommitter:
             self._maxlen,
             msgpack.packb(batch, use_bin_type=False),
             int(time.time() * 1000),
+            self._keys.record_prefix,
+            self._record_retention_ms,
         ]
 
 
@@ -226,5 +250,21 @@ def gap_alert(outcome: Outcome, opened_at: str) -> str:
             "entry_id": entry.entry_id,
             "entity_id": entity_id,
             "opened_at": opened_at,
+        }
+    )
+
+
+def late_resolution(outcome: Outcome, resolved_at: str) -> str:
+    """What a late arrival adds to its alert: how late, and how the late pair compares."""
+    entry = outcome.settles[0]
+    late = outcome.late_record
+    return json.dumps(
+        {
+            "resolution": "late",
+            "resolved_at": resolved_at,
+            "late_by_ms": outcome.late_by_ms,
+            "late_entry_id": entry.entry_id,
+            # None: the earlier entry had left its stream (trimmed) before the late one came.
+            "late_comparison": json.loads(record_to_json(late)) if late else None,
         }
     )

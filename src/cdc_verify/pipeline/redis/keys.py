@@ -14,6 +14,7 @@ class WorkerKeys:
     group: str
     verdicts: str
     decided_prefix: str  # + event_id: the remembered verdict of an event
+    record_prefix: str  # + event_id: its verdict record, unless a plain match
     alerts_open: str  # hash event_id -> alert JSON
     alerts_open_index: str  # sorted set event_id by opened_at ms: --since and retention
     alerts_resolved: str
@@ -30,6 +31,7 @@ class WorkerKeys:
             group=settings.group,
             verdicts=settings.verdict_stream,
             decided_prefix=f"{base}:decided:",
+            record_prefix=f"{base}:record:",
             alerts_open=f"{base}:alerts:open",
             alerts_open_index=f"{base}:alerts:open:by-time",
             alerts_resolved=f"{base}:alerts:resolved",

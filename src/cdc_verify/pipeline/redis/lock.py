@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -57,13 +58,18 @@ class WorkerLock:
         self._refresh = client.register_script(_REFRESH)
         self._release = client.register_script(_RELEASE)
 
-    async def acquire(self, stopping: asyncio.Event) -> bool:
+    async def acquire(
+        self, stopping: asyncio.Event, on_wait: Callable[[], None] | None = None
+    ) -> bool:
         """Wait until the lock is ours (True) or `stopping` is set (False).
 
         A lock that already carries our token (we reconnected) is ours at once.
+        `on_wait` is called on each try: a waiting standby is alive, not stuck.
         """
         announced = False
         while not stopping.is_set():
+            if on_wait is not None:
+                on_wait()
             if await self._acquire(keys=[self._key], args=[self._token, self._ttl_ms]):
                 self._refreshed = time.monotonic()
                 return True

@@ -65,6 +65,25 @@ class StreamPair:
                     raise
         return horizon
 
+    async def groups_present(self) -> dict[Side, bool]:
+        """Whether the consumer group exists on each stream (a readiness check)."""
+        return {side: await self._group_exists(key) for side, key in self._key_of.items()}
+
+    async def fetch(self, wanted: dict[str, tuple[Side, str]]) -> dict[str, StreamEntry]:
+        """Entries by id (event_id -> (side, entry id)); those trimmed away are left out."""
+        if not wanted:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for side, entry_id in wanted.values():
+                pipe.xrange(self._key_of[side], entry_id, entry_id)
+            replies = await pipe.execute()
+        found = {}
+        for (event_id, (side, _)), reply in zip(wanted.items(), replies, strict=True):
+            if reply:
+                entry_id, fields = reply[0]
+                found[event_id] = StreamEntry.from_redis(side, entry_id, fields)
+        return found
+
     async def _group_exists(self, key: str) -> bool:
         if not await self._client.exists(key):
             return False

@@ -23,15 +23,17 @@ from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.redis.commit import AlertPruner, VerdictCommitter
+from cdc_verify.pipeline.redis.alerts import AlertStore
+from cdc_verify.pipeline.redis.commit import RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockLost, WorkerLock, lock_token
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.schemas.verdicts import Side, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ REDIS_DOWN = (
     redis_errors.ReadOnlyError,
     OSError,
 )
-LAG_INTERVAL_S = 5.0  # consumer lag metric and alert pruning
+HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
 
 
 # Decisions the live worker keeps in memory; older ones are looked up in Redis.
@@ -124,6 +126,7 @@ class StreamWorker:
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
         self.metrics = metrics or VerifierMetrics()
+        self.status = StatusBoard()
         self.verifier = Verifier(consumer, verifier_config(settings, durable_decisions=True))
         self._url = redis_url or settings.redis_url
         if not self._url:
@@ -136,6 +139,12 @@ class StreamWorker:
         self._inflight: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once state is rebuilt and live reading began
+        self.lag: dict[Side, float] = {}  # consumer lag per side, seconds, as last measured
+        self.heartbeat = time.monotonic()  # last sign of life of the run loop (liveness)
+        self.running = False
+
+    def pending_joins(self) -> dict[Side, int]:
+        return {side: self.verifier.waiting_count(side) for side in (PRODUCTION, SISTER)}
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, release the lock and return from run()."""
@@ -143,15 +152,17 @@ class StreamWorker:
 
     async def run(self) -> None:
         backoff = Backoff()
+        self.running = True
         log.info("worker %s starting on %s", self.settings.consumer_name, redact(self._url))
         try:
             while not self._stopping.is_set():
+                self.heartbeat = time.monotonic()
                 try:
                     await self._session(backoff)
                 except redis_errors.AuthenticationError:
                     raise  # wrong credentials do not heal by retrying
                 except REDIS_DOWN as exc:
-                    self.ready.clear()
+                    self._set_ready(False)
                     if self._stopping.is_set():
                         break  # asked to stop, e.g. with an embedded Redis stopping beside us
                     self.metrics.redis_reconnects.inc()
@@ -159,21 +170,33 @@ class StreamWorker:
                     log.warning("Redis unavailable (%s); reconnecting in %.1fs", exc, delay)
                     await self._sleep(delay)
                 except LockLost as exc:
-                    self.ready.clear()
+                    self._set_ready(False)
                     log.error("%s; rebuilding state", exc)
                 except redis_errors.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
                     # A stream or group vanished (Redis restarted without persistence?).
-                    self.ready.clear()
+                    self._set_ready(False)
                     log.warning("consumer group gone (%s); recreating it", exc)
                     await self._sleep(backoff.next())
         finally:
+            self.running = False
             if self._jsonl:
                 self._jsonl.close()
         log.info("worker stopped")
 
+    def _beat(self) -> None:
+        self.heartbeat = time.monotonic()
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready:
+            self.ready.set()
+        else:
+            self.ready.clear()
+        self.metrics.ready.set(1 if ready else 0)
+
     async def _sleep(self, seconds: float) -> None:
+        self.heartbeat = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
@@ -182,13 +205,18 @@ class StreamWorker:
         client = connect(s, self._url)
         lock = WorkerLock(client, self.keys.lock, self._lock_token, round(s.lock_ttl * 1000))
         try:
-            if not await lock.acquire(self._stopping):
+            if not await lock.acquire(self._stopping, on_wait=self._beat):
                 return
             streams = StreamPair(client, self.keys, s.consumer_name)
             committer = VerdictCommitter(
-                client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen
-            )
-            pruner = AlertPruner(client, self.keys, round(s.alert_retention * 1000))
+                client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen,
+                round(s.verdict_retention * 1000),
+            )  # fmt: skip
+            pruner = RetentionPruner(
+                client, self.keys, round(s.alert_retention * 1000),
+                round(s.verdict_retention * 1000),
+            )  # fmt: skip
+            alerts = AlertStore(client, self.keys)
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms)
             claimed = await streams.claim_orphans()
             if claimed:
@@ -198,13 +226,14 @@ class StreamWorker:
             rebuilt = 0
             async for batch in streams.read_pending(s.batch_size):
                 rebuilt += len(batch)
-                await self._process(committer, batch)
+                await self._process(streams, alerts, committer, batch)
                 await lock.keep()
+                self.heartbeat = time.monotonic()
             if rebuilt:
                 log.info("rebuilt join state from %d pending entries", rebuilt)
             backoff.reset()
-            self.ready.set()
-            next_lag = 0.0
+            self._set_ready(True)
+            next_housekeeping = 0.0
             # Read-ahead: the next XREADGROUP is under way while this batch is verified.
             reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
             try:
@@ -214,14 +243,12 @@ class StreamWorker:
                     for side in read.caught_up:
                         # Entry ids are Redis time: nothing older than server_ms can still come.
                         self.verifier.advance(side, read.server_ms - 1)
-                    await self._process(committer, read.entries)
+                    await self._process(streams, alerts, committer, read.entries)
                     await lock.keep()
-                    if time.monotonic() >= next_lag:
-                        for side, lag in (await streams.lag_seconds()).items():
-                            self.metrics.consumer_lag.labels(side=side.value).set(lag)
-                        if pruned := await pruner.prune():
-                            log.info("dropped %d alerts older than the retention", pruned)
-                        next_lag = time.monotonic() + LAG_INTERVAL_S
+                    self.heartbeat = now = time.monotonic()
+                    if now >= next_housekeeping:
+                        await self._housekeeping(streams, alerts, pruner)
+                        next_housekeeping = now + HOUSEKEEPING_S
             finally:
                 # What it read stays pending in Redis and is rebuilt on the next start.
                 reading.cancel()
@@ -230,7 +257,7 @@ class StreamWorker:
             await self._settle_commit()
             await lock.release()
         finally:
-            self.ready.clear()
+            self._set_ready(False)
             task, self._inflight = self._inflight, None
             if task is not None:
                 # Let it finish: if Redis ran it, its outcomes are durable and the
@@ -240,13 +267,37 @@ class StreamWorker:
                     await asyncio.wait_for(task, timeout=s.redis_socket_timeout)
             await client.aclose()
 
-    async def _process(self, committer: VerdictCommitter, entries: list[StreamEntry]) -> None:
+    async def _housekeeping(
+        self, streams: StreamPair, alerts: AlertStore, pruner: RetentionPruner
+    ) -> None:
+        self.lag = await streams.lag_seconds()
+        for side, lag in self.lag.items():
+            self.metrics.consumer_lag.labels(side=side.value).set(lag)
+        alerts_dropped, verdicts_dropped = await pruner.prune()
+        if alerts_dropped or verdicts_dropped:
+            log.info(
+                "retention: dropped %d alerts and %d verdict records",
+                alerts_dropped, verdicts_dropped,
+            )  # fmt: skip
+        count, oldest_ms = await alerts.open_summary()
+        self.metrics.open_alerts.set(count)
+        age = 0.0 if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000)
+        self.metrics.oldest_open_alert_age.set(age)
+
+    async def _process(
+        self,
+        streams: StreamPair,
+        alerts: AlertStore,
+        committer: VerdictCommitter,
+        entries: list[StreamEntry],
+    ) -> None:
         verifier = self.verifier
         outcomes: list[Outcome] = []
         if entries:
             needed = verifier.lookup_needed(entries)
             prior = await committer.lookup(needed) if needed else None
             outcomes = verifier.ingest(entries, prior)
+            await self._compare_late(streams, alerts, outcomes)
             produced = sum(1 for e in entries if e.side is PRODUCTION)
             self.metrics.read(PRODUCTION.value, produced)
             self.metrics.read(SISTER.value, len(entries) - produced)
@@ -257,6 +308,22 @@ class StreamWorker:
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
 
+    async def _compare_late(
+        self, streams: StreamPair, alerts: AlertStore, outcomes: list[Outcome]
+    ) -> None:
+        """Late arrivals whose twin the core no longer holds: fetch it back from its stream."""
+        late = {
+            o.event_id: o
+            for o in outcomes
+            if o.kind is OutcomeKind.LATE and o.late_record is None and o.event_id
+        }
+        if not late:
+            return
+        twins = await streams.fetch(await alerts.gap_entries(list(late)))
+        for event_id, twin in twins.items():
+            if twin.side is not late[event_id].settles[0].side:
+                self.verifier.compare_late(late[event_id], twin)
+
     async def _settle_commit(self) -> None:
         """Wait for the commit in flight; its errors surface here."""
         task, self._inflight = self._inflight, None
@@ -266,6 +333,7 @@ class StreamWorker:
     async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
         await committer.commit(outcomes)
         self.metrics.outcomes(outcomes)
+        self.status.add(outcomes)
         log_outcomes(outcomes)
         if self._jsonl:
             self._jsonl.write(outcomes)

@@ -55,8 +55,12 @@ class Group:
 class MismatchGroups:
     """Groups every verdict other than `match`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_groups: int | None = None) -> None:
         self._groups: dict[Fingerprint, Group] = {}
+        # A long-lived worker caps its groups (an error text with a unique detail
+        # would make one group an event); records beyond the cap are only counted.
+        self._max_groups = max_groups
+        self.ungrouped = 0
 
     def add(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
@@ -75,6 +79,9 @@ class MismatchGroups:
             group = self._groups.get(fingerprint)
             seen = min((e.arrival_ms for e in outcome.settles), default=0)
             if group is None:
+                if self._max_groups is not None and len(self._groups) >= self._max_groups:
+                    self.ungrouped += 1
+                    continue
                 group = self._groups[fingerprint] = Group(fingerprint, 0, seen, seen)
                 group.example_entries = outcome.settles
             group.count += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -56,6 +56,21 @@ class VerifierMetrics:
             "Times the worker lost Redis and reconnected.",
             registry=r,
         )
+        self.open_alerts = Gauge(
+            "cdc_verify_open_alerts",
+            "Missing-event alerts open now (gaps no late arrival has resolved).",
+            registry=r,
+        )
+        self.oldest_open_alert_age = Gauge(
+            "cdc_verify_oldest_open_alert_age_seconds",
+            "Age of the oldest open missing-event alert; 0 when none is open.",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "cdc_verify_ready",
+            "1 while the worker is connected, has rebuilt its state and is reading.",
+            registry=r,
+        )
         for side in SIDES:
             for metric in (self.events_read, self.decode_errors, self.late_arrivals):
                 metric.labels(side=side)
@@ -83,6 +98,3 @@ class VerifierMetrics:
                 sides = SIDES if record.side is Side.BOTH else (record.side.value,)
                 for side in sides:
                     self._decode_error[side].inc()
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=host, registry=self.registry)

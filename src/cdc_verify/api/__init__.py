@@ -1,0 +1,1 @@
+"""The worker's HTTP server: alerts, verdicts, groups, probes, metrics and a status page."""

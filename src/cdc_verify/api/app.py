@@ -1,0 +1,290 @@
+"""The worker's HTTP API: routes only; the answers come from Redis and the worker.
+
+Everything under /api and /metrics asks for the bearer token when one is set;
+the probes never do (a kubelet has no token) and the status page's shell holds
+no data (its script sends the token it finds in the page's #token= fragment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any, Literal, Protocol
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from cdc_verify.api import models
+from cdc_verify.pipeline.redis.alerts import (
+    CURSOR_PATTERN,
+    AlertFilter,
+    AlertState,
+    AlertStore,
+    BadCursor,
+)
+from cdc_verify.pipeline.redis.events import EventLookup
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.pipeline.sinks.status import StatusBoard
+from cdc_verify.report import parse_window
+from cdc_verify.schemas.settings import Settings
+from cdc_verify.schemas.verdicts import Side
+
+# The run loop beats at least every few seconds (reads block for block_ms, backoff
+# and lock waits tick); a minute without a beat means it is wedged.
+LIVENESS_S = 60.0
+PROBE_TIMEOUT_S = 2.0
+DURATION = r"^\d{1,9}(\.\d{1,3})?[smhd]$"
+
+
+class WorkerView(Protocol):
+    """What the API reads from the worker it runs beside (StreamWorker has it all)."""
+
+    settings: Settings
+    metrics: VerifierMetrics
+    status: StatusBoard
+    ready: asyncio.Event
+    running: bool
+    heartbeat: float
+    lag: dict[Side, float]
+
+    def pending_joins(self) -> dict[Side, int]: ...
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+BEARER = HTTPBearer(auto_error=False, description="the worker's CDC_VERIFY_HTTP_TOKEN")
+
+
+class BearerToken:
+    """A dependency that lets a request through only with the configured token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def __call__(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not secrets.compare_digest(given, self._token):
+            raise HTTPException(
+                401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A mistyped parameter (`?sinse=10m`) must not silently widen a query."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {p.alias for p in dependant.query_params} if dependant else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", name),
+                 "msg": "unknown query parameter", "input": request.query_params[name]}
+                for name in unknown
+            ]
+        )  # fmt: skip
+
+
+NEEDS_TOKEN = {401: {"model": models.Problem, "description": "missing or wrong bearer token"}}
+REDIS_DOWN = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
+
+
+def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
+    settings = worker.settings
+    keys = WorkerKeys.from_settings(settings)
+    alerts = AlertStore(client, keys)
+    events = EventLookup(client, keys)
+    streams = StreamPair(client, keys, settings.consumer_name)
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    guarded = [Depends(BearerToken(token))] if token else []
+    errors = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}
+
+    app = FastAPI(
+        title="cdc-verify",
+        version="1",
+        summary="Missing-event alerts, verdicts and health of a cdc-verify worker.",
+        docs_url="/docs",
+        redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],
+    )
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"Redis unavailable: {exc}"}, status_code=503)
+
+    api = APIRouter(prefix="/api", dependencies=guarded, responses=errors)
+
+    @api.get("/alerts", response_model=models.AlertPage, tags=["alerts"])
+    async def list_alerts(
+        state: Literal["open", "resolved"] = "open",
+        since: Annotated[
+            str | None,
+            Query(pattern=DURATION, description="opened (resolved) within, e.g. 10m, 2h, 1d"),
+        ] = None,
+        side: Annotated[
+            Literal["production", "sister"] | None,
+            Query(description="only events missing on this side"),
+        ] = None,
+        entity_id: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[
+            str | None,
+            Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Missing-event alerts, oldest first, a page at a time."""
+        since_ms = None
+        if since is not None:
+            since_ms = int((time.time() - parse_window(since).total_seconds()) * 1000)
+        where = AlertFilter(since_ms, Side(side) if side else None, entity_id)
+        try:
+            page = await alerts.page(AlertState(state), where, limit, cursor)
+        except BadCursor as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return {"alerts": page.alerts, "next_cursor": page.next_cursor}
+
+    @api.get(
+        "/events/{event_id}",
+        response_model=models.EventVerdict,
+        responses={404: {"model": models.Problem, "description": "no verdict known"}},
+        tags=["verdicts"],
+    )
+    async def event_verdict(
+        event_id: Annotated[str, Path(min_length=1, max_length=256)],
+    ) -> dict[str, Any]:
+        """The verdict of one event_id (a match is remembered for `decided_retention`,
+        other verdicts for `verdict_retention`)."""
+        found = await events.get(event_id)
+        if found is None:
+            raise HTTPException(404, f"no verdict known for event_id {event_id!r}")
+        d = found.decision
+        return {
+            "event_id": event_id,
+            "verdict": found.record["verdict"],
+            "sides_seen": d.sides if d else None,
+            "first_seen_ms": d.first_seen_ms if d else None,
+            "record": found.record,
+            "alert_state": found.alert_state.value if found.alert_state else None,
+            "alert": found.alert,
+        }
+
+    @api.get("/groups", response_model=models.MismatchGroups, tags=["verdicts"])
+    async def mismatch_groups(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+        """Verdicts other than match, grouped by what went wrong, largest first."""
+        board = worker.status
+        return {
+            "since": _iso(board.started_at),
+            "groups": [g.as_json() for g in board.groups.sorted()[:limit]],
+            "ungrouped": board.groups.ungrouped,
+        }
+
+    @api.get("/status", response_model=models.Status, tags=["status"])
+    async def status() -> dict[str, Any]:
+        """What the status page shows."""
+        board = worker.status
+        count, oldest_ms = await alerts.open_summary()
+        return {
+            "worker": settings.consumer_name,
+            "ready": worker.ready.is_set(),
+            "started_at": _iso(board.started_at),
+            "production": settings.production,
+            "sister": settings.sister,
+            "group": settings.group,
+            "totals": dict(board.totals),
+            "late_arrivals": board.late_arrivals,
+            "rate": board.rate(),
+            "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
+            "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
+            "open_alerts": count,
+            "oldest_open_alert_age_seconds": (
+                None if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000)
+            ),
+            "recent_open_alerts": await alerts.newest(AlertState.OPEN, 10),
+            "top_groups": [g.as_json() for g in board.groups.sorted()[:10]],
+        }
+
+    app.include_router(api)
+
+    @app.get(
+        "/metrics",
+        dependencies=guarded,
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+            **(NEEDS_TOKEN if token else {}),
+        },
+        tags=["probes"],
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def health(checks: dict[str, models.Check]) -> JSONResponse:
+        ok = all(c.ok for c in checks.values())
+        body = models.Health(status="ok" if ok else "failing", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    probe_responses: dict[int | str, dict[str, Any]] = {
+        503: {"model": models.Health, "description": "a check failed"}
+    }
+
+    @app.get("/healthz", response_model=models.Health, responses=probe_responses, tags=["probes"])
+    async def healthz() -> JSONResponse:
+        """Liveness: the worker's loop runs (restart the process if this fails)."""
+        age = time.monotonic() - worker.heartbeat
+        return health(
+            {
+                "worker_running": models.Check(
+                    ok=worker.running, detail="running" if worker.running else "stopped"
+                ),
+                "loop_alive": models.Check(ok=age < LIVENESS_S, detail=f"last beat {age:.1f}s ago"),
+            }
+        )
+
+    @app.get("/readyz", response_model=models.Health, responses=probe_responses, tags=["probes"])
+    async def readyz() -> JSONResponse:
+        """Readiness: Redis reachable, consumer group present, state rebuilt, lag bounded."""
+        checks: dict[str, models.Check] = {}
+        try:
+            await asyncio.wait_for(client.ping(), PROBE_TIMEOUT_S)
+            checks["redis"] = models.Check(ok=True, detail="PING answered")
+            present = await asyncio.wait_for(streams.groups_present(), PROBE_TIMEOUT_S)
+            missing = [side.value for side, there in present.items() if not there]
+            checks["consumer_group"] = models.Check(
+                ok=not missing,
+                detail=f"group {settings.group!r} "
+                + (f"missing on {', '.join(missing)}" if missing else "present on both streams"),
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            checks["redis"] = models.Check(ok=False, detail=f"unreachable: {exc or 'timeout'}")
+        ready = worker.ready.is_set()
+        checks["worker"] = models.Check(
+            ok=ready,
+            detail="verifying" if ready else "starting, reconnecting or waiting for the lock",
+        )
+        lag = max(worker.lag.values(), default=0.0)
+        bound = settings.ready_max_lag
+        checks["lag"] = models.Check(
+            ok=lag <= bound, detail=f"consumer lag {lag:.1f}s (bound {bound:g}s)"
+        )
+        return health(checks)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def status_page() -> HTMLResponse:
+        page = resources.files("cdc_verify.api").joinpath("static/status.html").read_text()
+        return HTMLResponse(page)
+
+    return app

@@ -1,0 +1,48 @@
+"""A worker and its HTTP server as one service: started together, stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from cdc_verify.api.app import create_app
+from cdc_verify.api.server import HttpServer
+from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.runners.worker import StreamWorker
+
+
+class WorkerService:
+    def __init__(self, worker: StreamWorker, redis_url: str) -> None:
+        self.worker = worker
+        self._url = redis_url
+        self._http: HttpServer | None = None
+
+    def bind_http(self) -> str:
+        """Binds the HTTP port (settings.http_host/http_port); returns the base URL."""
+        s = self.worker.settings
+        client = connect(s, self._url)  # the API's own connection: queries never wait on a batch
+        self._client = client
+        self._http = HttpServer(create_app(self.worker, client), s.http_host, s.http_port)
+        return self._http.bind()
+
+    async def run(self) -> None:
+        """Runs until the worker stops (stop() or a fatal error); then stops the server."""
+        serving = asyncio.create_task(self._http.serve()) if self._http else None
+        try:
+            await self.worker.run()
+        finally:
+            if serving is not None and self._http is not None:
+                self._http.stop()
+                with contextlib.suppress(Exception):
+                    await serving
+                await self._client.aclose()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    async def run_until_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        await self.run()

@@ -1,0 +1,55 @@
+"""What Redis remembers of one event_id: its decision, its record and its alert."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from cdc_verify.pipeline.core.outcome import Decision
+from cdc_verify.pipeline.redis.alerts import AlertState, AlertStore
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+
+
+@dataclass(frozen=True, slots=True)
+class EventVerdict:
+    event_id: str
+    decision: Decision | None  # None once decided_retention has passed
+    record: dict[str, Any]
+    alert_state: AlertState | None = None
+    alert: dict[str, Any] | None = None
+
+
+class EventLookup:
+    def __init__(self, client: aioredis.Redis, keys: WorkerKeys) -> None:
+        self._client = client
+        self._keys = keys
+        self._alerts = AlertStore(client, keys)
+
+    async def get(self, event_id: str) -> EventVerdict | None:
+        """None: no verdict known (not yet decided, or older than the retentions)."""
+        decided, record = await self._client.mget(
+            self._keys.decided_prefix + event_id, self._keys.record_prefix + event_id
+        )
+        decision = None
+        if decided is not None:
+            try:
+                decision = Decision.decode(decided)
+            except ValueError:
+                decision = None
+        if record is not None:
+            body = json.loads(record)
+        elif decision is not None:  # a match: its decision says all there is
+            body = {"event_id": event_id, "verdict": decision.verdict.value}
+        else:
+            return None
+        alert = await self._alerts.get(event_id)
+        return EventVerdict(
+            event_id,
+            decision,
+            body,
+            alert[0] if alert else None,
+            alert[1] if alert else None,
+        )

@@ -1,0 +1,113 @@
+"""The status page at / as an operator sees it: a live worker, rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import redis
+
+from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.simulate.corpus import generate
+from cdc_verify.simulate.writer import past_base_ms, write_corpus
+
+from .support import PROD, SIS, ServedWorker, primary_count, settings, wait_for
+from .test_report_html import CHROMIUM_FLAGS
+
+TOKEN = "page-token"
+
+
+def render(url: str, tmp_path: Path) -> str:
+    """The DOM after ~7 s of (virtual) time: the page has fetched and refreshed by then."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is required (scripts/setup installs it)"
+    done = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=7000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+class Page(HTMLParser):
+    """Text by element id, table rows by table id, and the body's data attributes."""
+
+    def __init__(self, dom: str) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.rows: dict[str, list[dict[str, str]]] = {}
+        self.hidden: set[str] = set()
+        self.body: dict[str, str] = {}
+        self.attrs: dict[str, dict[str, str]] = {}  # by element id
+        self._open: list[tuple[str, str | None]] = []  # (tag, id)
+        self._table: str | None = None
+        self.feed(dom)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self.body = {k: v or "" for k, v in a.items()}
+        if tag == "table":
+            self._table = a.get("id")
+        if tag == "tr" and self._table and a:
+            self.rows.setdefault(self._table, []).append({k: v or "" for k, v in a.items()})
+        if a.get("id"):
+            self.attrs[a["id"] or ""] = {k: v or "" for k, v in a.items()}
+        if "hidden" in a and a.get("id"):
+            self.hidden.add(a["id"] or "")
+        self._open.append((tag, a.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+        if tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self._open:
+            if element_id:
+                self.text[element_id] = self.text.get(element_id, "") + data
+
+
+def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_path):
+    with EmbeddedRedis(data_dir=tmp_path / "redis") as server:
+        client = redis.Redis.from_url(server.url)
+        corpus = generate(1500, seed=23, grace_ms=500)
+        write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
+        with ServedWorker(settings(server.url, grace=0.5, http_token=TOKEN)) as served:
+            wait_for(lambda: primary_count(client) >= len(corpus.expected), what="all verdicts")
+            status = httpx.get(
+                f"{served.url}/api/status", headers={"Authorization": f"Bearer {TOKEN}"}
+            ).json()
+            page = Page(render(f"{served.url}/#token={TOKEN}", tmp_path))
+            without_token = Page(render(f"{served.url}/", tmp_path))
+        client.close()
+
+    assert "error" in page.hidden, page.text.get("error")
+    assert int(page.body["data-refreshes"]) >= 2  # it refreshed by itself
+    assert page.text["ready"] == "verifying"
+    assert page.text["worker"] == "test-worker"
+    want = corpus.expected_counts()
+    open_gaps = sum(
+        1 for e in corpus.expected.values() if e.verdict.value.startswith("missing") and not e.late
+    )
+    assert status["open_alerts"] == open_gaps > 0
+    assert page.text["open-alerts"] == f"{open_gaps:,}"
+    shown = {row["data-verdict"] for row in page.rows["totals"] if "data-verdict" in row}
+    assert shown == {v.value for v, n in want.items() if n}
+    totals_text = page.text["totals"]
+    assert f"{want[next(v for v in want if v.value == 'match')]:,}" in totals_text
+    alert_rows = [r["data-event-id"] for r in page.rows["alerts"] if "data-event-id" in r]
+    assert alert_rows == [a["event_id"] for a in status["recent_open_alerts"]]
+    assert len(alert_rows) == min(10, open_gaps)
+    group_rows = [r["data-verdict"] for r in page.rows["groups"] if "data-verdict" in r]
+    assert group_rows == [g["verdict"] for g in status["top_groups"]] and group_rows
+    assert int(page.attrs["rate"]["data-points"]) == len(status["rate"]) >= 1  # the bar chart
+    # Without the token the page says why it shows nothing.
+    assert "error" not in without_token.hidden
+    assert "401" in without_token.text["error"]
