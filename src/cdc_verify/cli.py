@@ -206,6 +206,20 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
 @click.option(
     "--ready-max-lag", type=float, help="seconds of consumer lag that fail /readyz (default 60)"
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["single", "faust"]),
+    help="single (default): one process; faust: one of many Faust workers on Kafka",
+)
+@click.option(
+    "--kafka", "kafka_url", help="Kafka bootstrap server for --engine faust, e.g. kafka://host:9092"
+)
+@click.option(
+    "--partitions",
+    "kafka_partitions",
+    type=click.IntRange(1, 1024),
+    help="partitions of the entries topic (--engine faust, default 8; fixed once created)",
+)
 @click.option("--batch-size", type=int, help="entries per XREADGROUP per stream (default 500)")
 @click.option("--block-ms", type=int, help="XREADGROUP BLOCK when idle (default 100)")
 @click.option(
@@ -215,6 +229,8 @@ def run(config: Path | None, **kwargs: Any) -> None:
     """Long-lived worker: verify both streams as they are written.
 
     Serves the HTTP API, status page and /metrics on --http-host:--http-port.
+    With --engine faust, runs as one of any number of Faust workers on Kafka
+    (serving /metrics only); see README: scaling out.
     """
     from cdc_verify.api.service import WorkerService
     from cdc_verify.pipeline.runners.worker import StreamWorker
@@ -222,6 +238,17 @@ def run(config: Path | None, **kwargs: Any) -> None:
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
     consumer = _consumer(settings)
+    if settings.engine == "faust":
+        from cdc_verify.pipeline.faust.app import run_faust_worker
+        from cdc_verify.pipeline.faust.topics import TopicMismatch
+
+        if not settings.kafka_url or not settings.redis_url:
+            raise click.UsageError("--engine faust needs --kafka and --redis")
+        try:
+            run_faust_worker(settings, consumer)
+        except TopicMismatch as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     with ExitStack() as stack:
         url = _redis_url(settings, stack)
         service = WorkerService(StreamWorker(settings, consumer, redis_url=url), url)

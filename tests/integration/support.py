@@ -46,6 +46,21 @@ def primary_count(client: redis.Redis, stream: str = VERDICTS) -> int:
     return sum(1 for _, f in client.xrange(stream) if f[b"verdict"].decode() in PRIMARY)
 
 
+class PrimaryCounter:
+    """Primary verdicts in the stream so far, reading only what is new at each call
+    (polling a whole stream of 50k records would take a core from the workers)."""
+
+    def __init__(self, client: redis.Redis, stream: str = VERDICTS) -> None:
+        self._client, self._stream = client, stream
+        self._after, self.count = "-", 0
+
+    def __call__(self) -> int:
+        while entries := self._client.xrange(self._stream, self._after, "+", count=10_000):
+            self.count += sum(1 for _, f in entries if f[b"verdict"].decode() in PRIMARY)
+            self._after = "(" + entries[-1][0].decode()  # exclusive start (Redis >= 6.2)
+        return self.count
+
+
 def key(record: dict[str, Any], with_entry_ids: bool) -> tuple:
     diffs = tuple((d["path"], d["kind"]) for d in record.get("differences") or ())
     base = (record["event_id"], record["verdict"], record.get("side"), diffs)

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     ready_max_lag: float = Field(
         60.0, gt=0, description="seconds of consumer lag above which /readyz fails"
     )
+    engine: Literal["single", "faust"] = Field(
+        "single", description="single: one process; faust: Faust workers on Kafka"
+    )
+    kafka_url: str | None = Field(None, description="Kafka bootstrap server (engine faust)")
+    kafka_partitions: int = Field(
+        8, ge=1, le=1024, description="partitions of the entries topic (engine faust)"
+    )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 

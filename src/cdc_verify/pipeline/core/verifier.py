@@ -47,6 +47,10 @@ class VerifierConfig:
     decided_in_memory_ms: int | None = None
     ignored_paths: tuple[str, ...] = ()
     float_tolerance: float = 0.0
+    # True: each side's entries come in stream order, so an entry also says the stream
+    # was read up to it. False (several forwarders feed one join, out of order): only
+    # `advance` moves the read position.
+    ordered_sides: bool = True
 
 
 class Verifier:
@@ -59,6 +63,7 @@ class Verifier:
             IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
         )
         self._grace = self.config.grace_ms
+        self._ordered = self.config.ordered_sides
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
         self._decided_window = retention if in_memory is None else min(retention, in_memory)
         self.reset()
@@ -81,6 +86,12 @@ class Verifier:
 
     def waiting_count(self, side: Side) -> int:
         return len(self._waiting[side])
+
+    def is_waiting(self, entry: StreamEntry) -> bool:
+        """Whether this very entry waits for its partner (a runner persisting state asks)."""
+        if entry.event_id is None:
+            return False
+        return self._waiting[entry.side].entry_id(entry.event_id) == entry.entry_id
 
     def lookup_needed(self, entries: Iterable[StreamEntry]) -> list[str]:
         """event_ids whose earlier verdict (if any) the core does not know.
@@ -150,7 +161,7 @@ class Verifier:
 
     def _ingest_one(self, entry: StreamEntry, out: list[Outcome]) -> None:
         side = entry.side
-        if entry.arrival_ms > self._watermark[side]:
+        if self._ordered and entry.arrival_ms > self._watermark[side]:
             self._watermark[side] = entry.arrival_ms
         event_id = entry.event_id
         if event_id is None:

@@ -28,19 +28,33 @@ log = logging.getLogger(__name__)
 # time indexes. ARGV: group, decision key prefix, decision ttl (ms), verdict stream
 # maxlen, one msgpack array of outcomes [kind, event_id, verdict, record, decision,
 # alert, [[stream 1|2, entry id], ...]] (redis-py packs long ARGVs slowly), now (ms),
-# record key prefix, record ttl (ms). Records other than `match` are kept by event_id
-# (the API's "verdict of one event"); a match is told by its decision alone.
+# record key prefix, record ttl (ms), how entries are settled ('ack': XACK in the group
+# the worker reads; 'mark': SET NX of a marker key with this prefix, for runners whose
+# entries were acked upstream, e.g. the Faust runner). Records other than `match` are
+# kept by event_id (the API's "verdict of one event"); a match is told by its decision.
 COMMIT_SCRIPT = """
 local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now_ms, record_prefix, record_ttl = ARGV[6], ARGV[7], ARGV[8]
+local mark_prefix = ARGV[9]
 local streams = {KEYS[2], KEYS[3]}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
-for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
+local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
+-- 1 if this call settled the entry, 0 if it was settled before (a retried commit).
+local function settle(s)
+  if mark_prefix == '' then
+    return redis.call('XACK', streams[s[1]], group, s[2])
+  end
+  local new = redis.call('SET', mark_prefix .. s[1] .. ':' .. s[2], 1, 'NX', 'PX', ttl)
+  return new and 1 or 0
+end
+for i, o in ipairs(cmsgpack.unpack(ARGV[5])) do
   local kind, eid, verdict, record, decision, alert = o[1], o[2], o[3], o[4], o[5], o[6]
   local emit = false
   if kind == 'P' or kind == 'S' then
-    for _, s in ipairs(o[7]) do table.insert(bulk[s[1]], s[2]) end
+    for _, s in ipairs(o[7]) do
+      if mark_prefix == '' then table.insert(bulk[s[1]], s[2]) else settle(s) end
+    end
     if kind == 'P' then
       local key = prefix .. eid
       emit = redis.call('SET', key, decision, 'NX', 'PX', ttl) ~= false
@@ -63,11 +77,12 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
   else
     local acked = 0
     for _, s in ipairs(o[7]) do
-      acked = acked + redis.call('XACK', streams[s[1]], group, s[2])
+      acked = acked + settle(s)
     end
     if kind == 'E' then
       emit = acked > 0
     elseif kind == 'L' and acked > 0 then
+      table.insert(fresh, 1)
       redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
       local open = redis.call('HGET', KEYS[4], eid)
       if open then
@@ -84,6 +99,7 @@ for _, o in ipairs(cmsgpack.unpack(ARGV[5])) do
     redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'verdict', verdict, 'record', record)
     written = written + 1
   end
+  if #fresh < i then table.insert(fresh, (emit or kind == 'S') and 1 or 0) end
 end
 for i = 1, 2 do
   local ids = bulk[i]
@@ -94,7 +110,7 @@ end
 if maxlen > 0 and written > 0 then
   redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen)
 end
-return written
+return fresh
 """
 
 # Outcomes per script call: keeps each call short, so Redis stays responsive.
@@ -165,12 +181,14 @@ class VerdictCommitter:
         retention_ms: int,
         maxlen: int,
         record_retention_ms: int,
+        settle_by_marking: bool = False,
     ) -> None:
         self._client = client
         self._keys = keys
         self._retention_ms = retention_ms
         self._maxlen = maxlen
         self._record_retention_ms = record_retention_ms
+        self._mark_prefix = keys.settled_prefix if settle_by_marking else ""
         self._script = client.register_script(COMMIT_SCRIPT)
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
@@ -189,8 +207,9 @@ class VerdictCommitter:
                 log.warning("ignoring unreadable decision %r for event %s", value[:80], event_id)
         return decisions
 
-    async def commit(self, outcomes: Sequence[Outcome]) -> int:
-        written = 0
+    async def commit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Makes the outcomes durable; returns those this call wrote (not a retry's repeats)."""
+        fresh: list[Outcome] = []
         keys = [
             self._keys.verdicts,
             self._keys.production,
@@ -201,9 +220,10 @@ class VerdictCommitter:
             self._keys.alerts_resolved_index,
         ]
         for start in range(0, len(outcomes), CHUNK):
-            argv = self._arguments(outcomes[start : start + CHUNK])
-            written += int(await self._script(keys=keys, args=argv))
-        return written
+            chunk = outcomes[start : start + CHUNK]
+            flags = await self._script(keys=keys, args=self._arguments(chunk))
+            fresh.extend(o for o, flag in zip(chunk, flags, strict=True) if int(flag))
+        return fresh
 
     def _arguments(self, outcomes: Iterable[Outcome]) -> list[str | int | bytes]:
         now = _now_iso()
@@ -235,6 +255,7 @@ class VerdictCommitter:
             int(time.time() * 1000),
             self._keys.record_prefix,
             self._record_retention_ms,
+            self._mark_prefix,
         ]
 
 

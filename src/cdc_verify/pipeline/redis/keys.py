@@ -15,6 +15,9 @@ class WorkerKeys:
     verdicts: str
     decided_prefix: str  # + event_id: the remembered verdict of an event
     record_prefix: str  # + event_id: its verdict record, unless a plain match
+    settled_prefix: str  # + "<1|2>:<entry id>": entries settled (runners that cannot XACK)
+    alive_prefix: str  # + consumer name: a forwarder's heartbeat (Faust runner)
+    retired: str  # set of consumer names whose entries others took over (Faust runner)
     alerts_open: str  # hash event_id -> alert JSON
     alerts_open_index: str  # sorted set event_id by opened_at ms: --since and retention
     alerts_resolved: str
@@ -32,6 +35,9 @@ class WorkerKeys:
             verdicts=settings.verdict_stream,
             decided_prefix=f"{base}:decided:",
             record_prefix=f"{base}:record:",
+            settled_prefix=f"{base}:settled:",
+            alive_prefix=f"{base}:alive:",
+            retired=f"{base}:retired",
             alerts_open=f"{base}:alerts:open",
             alerts_open_index=f"{base}:alerts:open:by-time",
             alerts_resolved=f"{base}:alerts:resolved",

@@ -125,6 +125,54 @@ class StreamPair:
                     await self._client.xgroup_delconsumer(key, self._keys.group, name)
         return claimed
 
+    async def heartbeat(self, ttl_ms: int) -> None:
+        """Says this consumer is alive for `ttl_ms` (several consumers share the group)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.alive_prefix + self._me, 1, px=ttl_ms)
+            pipe.srem(self._keys.retired, self._me)  # back after a stall: not retired
+            await pipe.execute()
+
+    async def dead_consumers(self) -> set[str]:
+        """Other consumers of the group whose heartbeat expired and are not yet retired.
+
+        They stay in the group (XGROUP DELCONSUMER would drop entries that a
+        consumer only seemed dead for read meanwhile); `retire` marks them done.
+        """
+        names: set[str] = set()
+        for key in (self._keys.production, self._keys.sister):
+            if await self._client.exists(key):
+                consumers = await self._client.xinfo_consumers(key, self._keys.group)
+                names.update(_as_str(c["name"]) for c in consumers)
+        names.discard(self._me)
+        names -= {_as_str(n) for n in await self._client.smembers(self._keys.retired)}
+        if not names:
+            return set()
+        ordered = sorted(names)
+        alive = await self._client.mget([self._keys.alive_prefix + n for n in ordered])
+        return {name for name, beat in zip(ordered, alive, strict=True) if beat is None}
+
+    async def retire(self, consumers: set[str]) -> None:
+        if consumers:
+            await self._client.sadd(self._keys.retired, *consumers)
+
+    async def claim_from(self, consumers: set[str]) -> int:
+        """Moves the pending entries of these consumers to us (then `read_pending`)."""
+        claimed = 0
+        for key in (self._keys.production, self._keys.sister):
+            for name in consumers:
+                while ids := [
+                    p["message_id"]
+                    for p in await self._client.xpending_range(
+                        key, self._keys.group, min="-", max="+", count=1000, consumername=name
+                    )
+                ]:
+                    await self._client.xclaim(
+                        key, self._keys.group, self._me, min_idle_time=0, message_ids=ids,
+                        justid=True,
+                    )  # fmt: skip
+                    claimed += len(ids)
+        return claimed
+
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
         """Our own pending entries (delivered, never acked), oldest first, in batches."""
         cursors = {self._keys.production: "0", self._keys.sister: "0"}
@@ -170,6 +218,16 @@ class StreamPair:
             entries.extend(StreamEntry.from_redis(side, eid, fields) for eid, fields in items)
         caught_up = tuple(s for s in (PRODUCTION, SISTER) if s not in seen)
         return ReadResult(entries, server_ms, caught_up)
+
+    async def delivered_ms(self) -> dict[Side, int]:
+        """Per side, the time of the group's last delivered entry: XREADGROUP > only
+        delivers entries after it, so nobody reads an entry older than this again."""
+        delivered: dict[Side, int] = {}
+        for side, key in self._key_of.items():
+            groups = await self._client.xinfo_groups(key)
+            mine = next((g for g in groups if _as_str(g["name"]) == self._keys.group), None)
+            delivered[side] = entry_id_ms(_as_str(mine["last-delivered-id"])) if mine else 0
+        return delivered
 
     async def lag_seconds(self) -> dict[Side, float]:
         """How far (in entry-id time) the group's read position is behind each stream's head."""

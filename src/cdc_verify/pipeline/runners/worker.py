@@ -331,7 +331,8 @@ class StreamWorker:
             await task
 
     async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
-        await committer.commit(outcomes)
+        # A retried commit (after a lost reply) returns only what it newly wrote.
+        outcomes = await committer.commit(outcomes)
         self.metrics.outcomes(outcomes)
         self.status.add(outcomes)
         log_outcomes(outcomes)

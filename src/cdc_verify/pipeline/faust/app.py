@@ -1,0 +1,329 @@
+"""The verifier as a Faust app: forwarders feed a Kafka topic, a join agent per partition.
+
+Topics (named after the consumer group):
+  <group>-entries     stream entries keyed by event_id, plus forwarders' watermarks
+  <group>-verdicts    verdict records keyed by event_id (at least once: a replay
+                      after a rebalance may repeat one; Redis holds them exactly once)
+  <app>-<group>-join-state-changelog   the join state table (waiting entries, marks)
+
+Verdicts, decisions and alerts go to Redis through the same atomic commit as the
+single-process worker, so `cdc-verify alerts`, the API and the verdict stream read
+the same keys whichever engine wrote them. Entries were acked in Redis by their
+forwarder, so the commit settles them by marker keys instead of XACK; a replayed
+entry finds its marker and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import faust
+from faust.types import TP
+from prometheus_client import start_http_server
+
+from cdc_verify.pipeline.core.decoder import Consumer
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
+from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder
+from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
+from cdc_verify.pipeline.faust.messages import Retire, Watermark, decode
+from cdc_verify.pipeline.faust.topics import ensure_topics
+from cdc_verify.pipeline.redis.commit import VerdictCommitter
+from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.runners.worker import REDIS_DOWN, Backoff, log_outcomes, verifier_config
+from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPIRE_EVERY_S = 0.25
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # entries may carry payloads of several MB
+
+
+def kafka_url(url: str) -> str:
+    return url if "://" in url else f"kafka://{url}"
+
+
+def bootstrap_servers(url: str) -> str:
+    return url.split("://", 1)[-1]
+
+
+class FaustVerifier:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        kafka: str,
+        *,
+        redis_url: str | None = None,
+        partitions: int = 8,
+        metrics: VerifierMetrics | None = None,
+        on_outcomes: Callable[[Sequence[Outcome]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.keys = WorkerKeys.from_settings(settings)
+        self.metrics = metrics or VerifierMetrics()
+        self.partitions = partitions
+        self._consumer = consumer
+        self._redis_url = redis_url or settings.redis_url
+        if not self._redis_url:
+            raise ValueError("the Faust engine needs a Redis URL")
+        self._on_outcomes = on_outcomes
+        # Several forwarders feed each partition: only watermarks say how far a side is read.
+        self._config = replace(
+            verifier_config(settings, durable_decisions=True), ordered_sides=False
+        )
+        self._joins: dict[int, PartitionJoin] = {}
+        self._lock = asyncio.Lock()
+        self._started = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._forwarder_done = asyncio.Event()
+        self._horizon = 0
+        self.forwarder: RedisForwarder | None = None
+        self._kafka = kafka
+
+        group = settings.group
+        self.app = faust.App(
+            f"cdc-verify-{group}",
+            broker=kafka_url(kafka),
+            store="memory://",
+            topic_partitions=partitions,
+            topic_replication_factor=1,
+            web_enabled=False,
+            consumer_auto_offset_reset="earliest",
+            producer_max_request_size=MAX_MESSAGE_BYTES,
+            consumer_max_fetch_size=MAX_MESSAGE_BYTES,
+            broker_commit_interval=1.0,
+            # A killed worker's partitions move on after this (Kafka's default is 45 s).
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=2.0,
+            table_standby_replicas=0,
+            worker_redirect_stdouts=False,
+        )
+        raw: dict[str, Any] = {
+            "key_type": bytes, "value_type": bytes,
+            "key_serializer": "raw", "value_serializer": "raw",
+            "partitions": partitions, "internal": True,
+            "config": {"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+        }  # fmt: skip
+        self.entries = self.app.topic(f"{group}-entries", **raw)
+        self.verdicts = self.app.topic(f"{group}-verdicts", **raw)
+        self.table = self.app.Table(
+            f"{group}-join-state",
+            key_type=bytes,  # bytes: the table's changelog is read back raw, not as JSON
+            value_type=bytes,
+            partitions=partitions,
+            default=None,
+            extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+        )
+        self.app.agent(self.entries, name=f"{group}-join")(self._join_agent)
+        self.app.timer(EXPIRE_EVERY_S)(self._expire_timer)
+        self.app.task(self._forward_forever)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_rebalance_complete.connect(self._on_rebalanced)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
+
+    # -- the join agent ------------------------------------------------------------
+
+    async def _join_agent(self, stream: Any) -> None:
+        await self._started.wait()
+        name = self.entries.get_topic_name()
+        async for events in stream.take_events(self.settings.batch_size, within=0.05):
+            by_partition: dict[int, list[bytes]] = {}
+            for event in events:
+                by_partition.setdefault(event.message.partition, []).append(event.value)
+            async with self._lock:
+                # Events fetched before a rebalance took their partition away belong to
+                # its new owner, which reads them again: a join here would see only part
+                # of that partition's watermarks and could call a gap too early.
+                assigned = {tp.partition for tp in self.app.consumer.assignment()
+                            if tp.topic == name}  # fmt: skip
+                for partition, values in by_partition.items():
+                    if partition in assigned:
+                        await self._process(partition, values)
+
+    async def _process(self, partition: int, values: list[bytes]) -> None:
+        join = self._join_for(partition)
+        outcomes: list[Outcome] = []
+        entries: list[StreamEntry] = []
+
+        async def ingest() -> None:
+            if entries:
+                needed = join.lookup_needed(entries)
+                prior = await self._committer.lookup(needed) if needed else None
+                outcomes.extend(join.ingest(entries, prior))
+                produced = sum(1 for e in entries if e.side is PRODUCTION)
+                self.metrics.read(PRODUCTION.value, produced)
+                self.metrics.read(SISTER.value, len(entries) - produced)
+                entries.clear()
+
+        for value in values:
+            try:
+                message = decode(value)
+            except ValueError as exc:
+                log.error("skipping a message on %s the forwarders did not write: %s",
+                          self.entries.get_topic_name(), exc)  # fmt: skip
+                continue
+            if isinstance(message, StreamEntry):
+                entries.append(message)
+                continue
+            await ingest()  # a mark covers the entries before it, and only those
+            if isinstance(message, Watermark):
+                join.watermark(message)
+            elif isinstance(message, Retire):
+                join.retire(message)
+        await ingest()
+        outcomes.extend(join.expire())
+        await self._settle(join, outcomes)
+
+    async def _expire_timer(self) -> None:
+        async with self._lock:
+            for join in list(self._joins.values()):
+                outcomes = join.expire()
+                if outcomes:
+                    await self._settle(join, outcomes)
+            for side in (PRODUCTION, SISTER):
+                waiting = sum(j.waiting_count(side) for j in self._joins.values())
+                self.metrics.pending_joins.labels(side=side.value).set(waiting)
+
+    async def _settle(self, join: PartitionJoin, outcomes: list[Outcome]) -> None:
+        """Redis first (exactly once), then the verdict topic, then the state table."""
+        if outcomes:
+            fresh = await self._committer.commit(outcomes)
+            sent = [
+                await self.verdicts.send(
+                    key=(o.event_id or "").encode(), value=record_to_json(o.record).encode()
+                )
+                for o in fresh
+                if o.record is not None
+            ]
+            await asyncio.gather(*sent)
+            self.metrics.outcomes(fresh)
+            log_outcomes(fresh)
+            if self._on_outcomes:
+                self._on_outcomes(fresh)
+        for key, value in join.changes().items():
+            if value is None:
+                self.table.data.pop(key, None)
+            else:
+                self.table.data[key] = value
+            self.table.send_changelog(join.partition, key, value, value_serializer="raw")
+
+    def _join_for(self, partition: int) -> PartitionJoin:
+        join = self._joins.get(partition)
+        if join is None:
+            join = self._joins[partition] = PartitionJoin(partition, self._consumer, self._config)
+            prefix = partition_prefix(partition)
+            items = [(k, v) for k, v in list(self.table.data.items()) if k.startswith(prefix)]
+            join.restore(items, self._horizon)
+            if items:
+                log.info("partition %d: restored %d join-state keys", partition, len(items))
+        return join
+
+    async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+        name = self.entries.get_topic_name()
+        async with self._lock:
+            for tp in revoked:
+                if tp.topic == name:
+                    self._joins.pop(tp.partition, None)
+
+    async def _on_rebalanced(self, app: Any, **_: Any) -> None:
+        # Faust awaits this before it starts our tasks: restore in the background.
+        self.app.add_future(self._restore_assigned())
+
+    async def _restore_assigned(self) -> None:
+        # Partitions with waiting events but no new messages must still expire them.
+        name = self.entries.get_topic_name()
+        await self._started.wait()
+        async with self._lock:
+            for tp in self.app.consumer.assignment():
+                if tp.topic == name:
+                    self._join_for(tp.partition)
+
+    # -- the forwarder ---------------------------------------------------------------
+
+    async def _forward_forever(self) -> None:
+        s = self.settings
+        self._client = connect(s, self._redis_url)
+        self._committer = VerdictCommitter(
+            self._client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen,
+            round(s.verdict_retention * 1000), settle_by_marking=True,
+        )  # fmt: skip
+        self.forwarder = RedisForwarder(
+            self._client, self.keys, s.consumer_name, self._send, self.partitions,
+            batch_size=s.batch_size, block_ms=s.block_ms,
+            dead_after_ms=round(s.lock_ttl * 1000),
+        )  # fmt: skip
+        try:
+            await self._forward_until_stopped()
+        finally:
+            self._forwarder_done.set()
+
+    async def _forward_until_stopped(self) -> None:
+        s = self.settings
+        assert self.forwarder is not None
+        backoff = Backoff()
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            try:
+                if not self._started.is_set():
+                    self._horizon = await self.forwarder.start(s.start_id, s.grace_ms)
+                    self._started.set()
+                    log.info("forwarder %s started", s.consumer_name)
+                await self.forwarder.round()
+                if time.monotonic() >= next_claim:
+                    await self.forwarder.claim_dead()
+                    next_claim = time.monotonic() + CLAIM_EVERY_S
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_DOWN as exc:
+                self.metrics.redis_reconnects.inc()
+                delay = backoff.next()
+                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _on_shutdown(self, app: Any, **_: Any) -> None:
+        # Faust stops the consumer, then calls us, then stops the producer: let the
+        # forwarder finish its round while it can still send. What it read and did not
+        # send stays pending in Redis for the other workers to claim.
+        self._stopping.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._forwarder_done.wait(), timeout=10)
+
+    async def ensure_topics(self) -> None:
+        """Call before the worker starts: see topics.py."""
+        await ensure_topics(
+            bootstrap_servers(self._kafka),
+            [self.entries.get_topic_name(), self.verdicts.get_topic_name()],
+            self.partitions,
+            {"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+        )
+
+    def _send(self, key: bytes, value: bytes, partition: int | None) -> Awaitable[Any]:
+        return self.entries.send(key=key, value=value, partition=partition)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
+
+
+def run_faust_worker(settings: Settings, consumer: Consumer) -> None:
+    """Runs one Faust worker until SIGTERM/SIGINT (Faust's worker owns the signals)."""
+    assert settings.kafka_url
+    verifier = FaustVerifier(
+        settings, consumer, settings.kafka_url, partitions=settings.kafka_partitions
+    )
+    if settings.http_port:
+        start_http_server(settings.http_port, settings.http_host, verifier.metrics.registry)
+        log.info("metrics on http://%s:%d/metrics", settings.http_host, settings.http_port)
+    asyncio.run(verifier.ensure_topics())
+    worker = faust.Worker(verifier.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

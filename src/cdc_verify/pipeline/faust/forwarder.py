@@ -1,0 +1,137 @@
+"""Moves stream entries from Redis to Kafka: the ingest half of a Faust worker.
+
+Every Faust worker runs one forwarder, a consumer in the Redis consumer group, so
+the workers share both streams. An entry is acked in Redis only once Kafka has
+acknowledged it; a forwarder killed in between leaves it pending, and a live
+forwarder claims and re-sends it (the join treats a re-sent entry as the same
+entry). After each round a forwarder tells every partition how far it has sent
+(a watermark); a claimed-from forwarder is retired once its entries are re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import redis.asyncio as aioredis
+
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.faust.messages import (
+    Retire,
+    Watermark,
+    encode_entry,
+    encode_retire,
+    encode_watermark,
+    entry_key,
+)
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.schemas.verdicts import Side
+
+log = logging.getLogger(__name__)
+
+# send(key, value, partition or None) -> awaitable that resolves once Kafka has the message
+Send = Callable[[bytes, bytes, int | None], Awaitable[Awaitable[object]]]
+WATERMARK_EVERY_S = 0.1
+CLAIM_EVERY_S = 2.0
+
+
+class RedisForwarder:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: WorkerKeys,
+        name: str,
+        send: Send,
+        partitions: int,
+        *,
+        batch_size: int,
+        block_ms: int,
+        dead_after_ms: int,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._keys = keys
+        self._streams = StreamPair(client, keys, name)
+        self._send = send
+        self._partitions = partitions
+        self._batch_size = batch_size
+        self._block_ms = block_ms
+        self._dead_after_ms = dead_after_ms
+        self._marks: dict[Side, int] = {}
+        self._marks_sent = 0.0
+        self.forwarded = 0
+
+    async def start(self, start_id: str, grace_ms: int) -> int:
+        """Creates the groups, joins every partition's watermarks, re-sends what this
+        name left pending. Returns the horizon."""
+        horizon = await self._streams.ensure_groups(start_id, grace_ms)
+        # Join before the first read: from now on a partition waits for our marks too.
+        # Every entry we read later comes after the group's delivery point, so a mark
+        # just below it promises nothing we could break.
+        for side, ms in (await self._streams.delivered_ms()).items():
+            self._marks[side] = ms - 1
+        await self._broadcast_marks()
+        await self._resend_pending()
+        return horizon
+
+    async def round(self) -> None:
+        """One read, send, ack and watermark; claims dead forwarders' entries now and then."""
+        await self._streams.heartbeat(self._dead_after_ms)
+        read = await self._streams.read_new(self._batch_size, self._block_ms)
+        await self._forward(read.entries)
+        for side in (PRODUCTION, SISTER):
+            if side in read.caught_up:
+                mark = read.server_ms - 1
+            else:
+                arrivals = [e.arrival_ms for e in read.entries if e.side is side]
+                if not arrivals:
+                    continue
+                # Entries later in the same millisecond may go to another forwarder.
+                mark = max(arrivals) - 1
+            self._marks[side] = max(mark, self._marks.get(side, 0))
+        if time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S:
+            await self._broadcast_marks()
+
+    async def claim_dead(self) -> set[str]:
+        """Re-sends the entries of forwarders gone quiet, then retires them everywhere."""
+        dead = await self._streams.dead_consumers()
+        if not dead:
+            return dead
+        claimed = await self._streams.claim_from(dead)
+        await self._resend_pending()
+        await self._broadcast(encode_retire(Retire(tuple(sorted(dead)))))
+        await self._streams.retire(dead)
+        log.warning(
+            "forwarder(s) %s silent for %.0fs: re-sent their %d pending entries and retired them",
+            ", ".join(sorted(dead)), self._dead_after_ms / 1000, claimed,
+        )  # fmt: skip
+        return dead
+
+    async def _resend_pending(self) -> None:
+        async for batch in self._streams.read_pending(self._batch_size):
+            await self._forward(batch)
+
+    async def _forward(self, entries: Sequence[StreamEntry]) -> None:
+        if not entries:
+            return
+        sent = [await self._send(entry_key(e), encode_entry(e), None) for e in entries]
+        await asyncio.gather(*sent)  # Kafka has them all: now they may leave Redis' pending list
+        async with self._client.pipeline(transaction=False) as pipe:
+            for side, key in ((PRODUCTION, self._keys.production), (SISTER, self._keys.sister)):
+                ids = [e.entry_id for e in entries if e.side is side]
+                if ids:
+                    pipe.xack(key, self._keys.group, *ids)
+            await pipe.execute()
+        self.forwarded += len(entries)
+
+    async def _broadcast_marks(self) -> None:
+        for side, ms in self._marks.items():
+            await self._broadcast(encode_watermark(Watermark(self.name, side, ms)))
+        self._marks_sent = time.monotonic()
+
+    async def _broadcast(self, value: bytes) -> None:
+        sent = [await self._send(b"", value, p) for p in range(self._partitions)]
+        await asyncio.gather(*sent)
