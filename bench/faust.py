@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--kafka", help="an existing broker; default: start one")
-    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
 
     corpus = generate(args.events, seed=7, grace_ms=1000)

@@ -209,12 +209,23 @@ class FaustVerifier:
             log_outcomes(fresh)
             if self._on_outcomes:
                 self._on_outcomes(fresh)
+        # The changelog must hold this state before the offsets of the events that made
+        # it can be committed, so it is sent and awaited here rather than buffered
+        # (Faust flushes buffered table writes only best-effort before a commit).
+        changelog = self.table.changelog_topic
+        sent = []
         for key, value in join.changes().items():
             if value is None:
                 self.table.data.pop(key, None)
             else:
                 self.table.data[key] = value
-            self.table.send_changelog(join.partition, key, value, value_serializer="raw")
+            sent.append(
+                await changelog.send(
+                    key=key, value=value, partition=join.partition,
+                    key_serializer="raw", value_serializer="raw",
+                )
+            )  # fmt: skip
+        await asyncio.gather(*sent)
 
     def _join_for(self, partition: int) -> PartitionJoin:
         join = self._joins.get(partition)

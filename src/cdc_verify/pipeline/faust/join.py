@@ -91,7 +91,9 @@ class PartitionJoin:
 
     def watermark(self, mark: Watermark) -> None:
         key = (mark.forwarder, mark.side)
-        if mark.ms > self._marks.get(key, -1):
+        known = self._marks.get(key)
+        # A first mark may be -1 ("nothing sent yet"): it must still hold the others back.
+        if known is None or mark.ms > known:
             self._marks[key] = mark.ms
             self._puts[mark_key(self.partition, mark.forwarder, mark.side)] = msgpack.packb(mark.ms)
         self._advance()
