@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -412,7 +411,12 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
 
     The same query as GET /api/alerts of a running worker, straight from Redis.
     """
-    from cdc_verify.pipeline.redis.alerts import AlertFilter, AlertState, query_alerts
+    from cdc_verify.pipeline.redis.alerts import (
+        AlertFilter,
+        AlertState,
+        query_alerts,
+        window_start_ms,
+    )
     from cdc_verify.report import parse_window, print_alerts
     from cdc_verify.schemas.verdicts import Side
 
@@ -424,7 +428,7 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
     where = AlertFilter(
-        None if window is None else int((time.time() - window.total_seconds()) * 1000),
+        None if window is None else window_start_ms(window),
         Side(side) if side else None,
         entity_id,
     )

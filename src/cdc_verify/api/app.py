@@ -29,6 +29,7 @@ from cdc_verify.pipeline.redis.alerts import (
     AlertState,
     AlertStore,
     BadCursor,
+    window_start_ms,
 )
 from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -147,9 +148,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
         ] = None,
     ) -> dict[str, Any]:
         """Missing-event alerts, oldest first, a page at a time."""
-        since_ms = None
-        if since is not None:
-            since_ms = int((time.time() - parse_window(since).total_seconds()) * 1000)
+        since_ms = None if since is None else window_start_ms(parse_window(since))
         where = AlertFilter(since_ms, Side(side) if side else None, entity_id)
         try:
             page = await alerts.page(AlertState(state), where, limit, cursor)
@@ -196,7 +195,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
     async def status() -> dict[str, Any]:
         """What the status page shows."""
         board = worker.status
-        count, oldest_ms = await alerts.open_summary()
+        count, oldest_age = await alerts.open_summary()
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
@@ -210,9 +209,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
             "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
             "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
             "open_alerts": count,
-            "oldest_open_alert_age_seconds": (
-                None if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000)
-            ),
+            "oldest_open_alert_age_seconds": oldest_age,
             "recent_open_alerts": await alerts.newest(AlertState.OPEN, 10),
             "top_groups": [g.as_json() for g in board.groups.sorted()[:10]],
         }

@@ -321,10 +321,6 @@ class FaustVerifier:
     def _send(self, key: bytes, value: bytes, partition: int | None) -> Awaitable[Any]:
         return self.entries.send(key=key, value=value, partition=partition)
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._client.aclose()
-
 
 def run_faust_worker(settings: Settings, consumer: Consumer) -> None:
     """Runs one Faust worker until SIGTERM/SIGINT (Faust's worker owns the signals)."""

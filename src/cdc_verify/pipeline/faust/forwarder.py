@@ -62,7 +62,6 @@ class RedisForwarder:
         self._dead_after_ms = dead_after_ms
         self._marks: dict[Side, int] = {}
         self._marks_sent = 0.0
-        self.forwarded = 0
 
     async def start(self, start_id: str, grace_ms: int) -> int:
         """Creates the groups, joins every partition's watermarks, re-sends what this
@@ -125,7 +124,6 @@ class RedisForwarder:
                 if ids:
                     pipe.xack(key, self._keys.group, *ids)
             await pipe.execute()
-        self.forwarded += len(entries)
 
     async def _broadcast_marks(self) -> None:
         for side, ms in self._marks.items():

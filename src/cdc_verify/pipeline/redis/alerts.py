@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from cdc_verify.pipeline.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import Side
 
-MISSING_ON = {
-    Side.SISTER: Verdict.MISSING_IN_SISTER,
-    Side.PRODUCTION: Verdict.MISSING_IN_PRODUCTION,
-}
 # Alerts looked at per request at most, whatever the filters: bounds the cost of
 # a selective filter over a long list. A page may then hold fewer than `limit`.
 SCAN_BUDGET = 20_000
 CHUNK = 500
+
+
+def window_start_ms(window: timedelta) -> int:
+    """Epoch ms at which a window like `--since 10m` / `?since=10m` starts."""
+    return int((time.time() - window.total_seconds()) * 1000)
 
 
 class AlertState(Enum):
@@ -143,14 +147,15 @@ class AlertStore:
         ties = await client.zrangebyscore(index_key, score, score)
         return before + sum(1 for m in ties if m <= member)
 
-    async def open_summary(self) -> tuple[int, int | None]:
-        """(open alerts, ms the oldest was opened or None)."""
+    async def open_summary(self) -> tuple[int, float | None]:
+        """(open alerts, seconds since the oldest was opened, or None when none is open)."""
         _, index_key = self._keys_of(AlertState.OPEN)
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.zcard(index_key)
             pipe.zrange(index_key, 0, 0, withscores=True)
             count, oldest = await pipe.execute()
-        return int(count), (int(oldest[0][1]) if oldest else None)
+        age = max(0.0, time.time() - oldest[0][1] / 1000) if oldest else None
+        return int(count), age
 
     async def newest(self, state: AlertState, count: int) -> list[dict[str, Any]]:
         hash_key, index_key = self._keys_of(state)

@@ -279,10 +279,9 @@ class StreamWorker:
                 "retention: dropped %d alerts and %d verdict records",
                 alerts_dropped, verdicts_dropped,
             )  # fmt: skip
-        count, oldest_ms = await alerts.open_summary()
+        count, oldest_age = await alerts.open_summary()
         self.metrics.open_alerts.set(count)
-        age = 0.0 if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000)
-        self.metrics.oldest_open_alert_age.set(age)
+        self.metrics.oldest_open_alert_age.set(oldest_age or 0.0)
 
     async def _process(
         self,
