@@ -36,6 +36,7 @@ from .support import (
 from .test_crash_recovery import paced_writer
 
 PRIMARY = {v.value for v in PRIMARY_VERDICTS}
+WRITE_MARGIN_MS = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +116,14 @@ def faust_run(kafka: str, corpus, tmp_path: Path, workers: int, name: str) -> li
         faust = FaustWorkers(kafka, server.url, f"diff-{name}", logs)
         faust.start(workers)
         wait_until_forwarding(faust, logs, workers)
-        # Written now with ids from now on: forwarders that found the streams empty
-        # promised nothing about later ids.
+        # Written now with ids a little in the future: a forwarder that finds a stream
+        # caught up promises nothing about later ids, so every entry must be in Redis
+        # before Redis' clock reaches its id (production is written before sister).
         seconds, micros = client.time()
-        write_corpus(client, corpus, PROD, SIS, seconds * 1000 + micros // 1000 + 1000)
+        base = seconds * 1000 + micros // 1000 + WRITE_MARGIN_MS
+        write_corpus(client, corpus, PROD, SIS, base)
+        seconds, micros = client.time()
+        assert seconds * 1000 + micros // 1000 < base, "writing the corpus outran its margin"
         started = time.monotonic()
         try:
             wait_for_primaries(client, len(corpus.expected), faust, timeout=240)
