@@ -7,6 +7,8 @@ loses nothing and invents no gap.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import subprocess
 import time
@@ -15,7 +17,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
+from cdc_verify.pipeline.faust.partition_reader import PartitionReader
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS
 from cdc_verify.simulate.corpus import generate
@@ -98,8 +103,8 @@ def verdicts_by_event(records: list[dict]) -> dict[str, str]:
 
 
 def wait_until_forwarding(workers: FaustWorkers, logs: Path, count: int) -> None:
-    """Every worker in the Kafka group and forwarding, so no rebalance comes mid-run
-    (see the xfail below: a rebalance with events in flight is not yet exact)."""
+    """Every worker in the Kafka group and forwarding before the corpus is written
+    (rebalances with events in flight are the SIGKILL test's subject)."""
     deadline = time.monotonic() + 60
     while sum("forwarder faust-" in p.read_text() for p in logs.glob("faust-*.log")) < count:
         workers.check_alive()
@@ -161,11 +166,6 @@ def test_single_worker_and_one_and_two_faust_workers_agree_event_by_event(kafka,
     assert kinds.keys() >= {"duplicate", "malformed"} | PRIMARY
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (issue 6 open): when partitions move between workers with events "
-    "in flight, a few events can be called gaps too early; seen in about one run of three",
-)
 def test_a_faust_worker_killed_mid_stream_loses_nothing_and_invents_no_gap(
     kafka, redis_url, redis_client, tmp_path
 ):
@@ -191,3 +191,62 @@ def test_a_faust_worker_killed_mid_stream_loses_nothing_and_invents_no_gap(
         assert redis_client.xpending(stream, "kill")["pending"] == 0
     log = (tmp_path / "faust-1.log").read_text()
     assert "faust-0" in log and "retired them" in log
+
+
+async def _fill_topic(bootstrap: str, topic: str, count: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    for i in range(count):
+        await producer.send_and_wait(topic, b"m%d" % i, partition=1)
+    await producer.stop()
+
+
+def test_the_partition_reader_gives_a_join_every_message_once_in_order(kafka, caplog):
+    """What the join agent relies on when Faust's consumer skips a stretch or re-delivers."""
+    topic = "reader-order"
+
+    async def scenario() -> None:
+        await _fill_topic(kafka.bootstrap, topic, 20)
+        reader = PartitionReader(kafka.bootstrap, topic, 1 << 20)
+        try:
+            delivered = [(o, b"m%d" % o) for o in (3, 5, 6, 12, 13)]  # 7..11 skipped
+            got = await reader.in_order(1, 5, delivered)
+            assert got == [(o, b"m%d" % o) for o in range(5, 14)]
+            assert "skipped offsets 7..11; read 5 messages" in caplog.text
+            # Nothing applied yet: the join starts at the partition's first message.
+            assert await reader.in_order(1, None, [(2, b"m2")]) == [
+                (0, b"m0"), (1, b"m1"), (2, b"m2"),
+            ]  # fmt: skip
+            assert await reader.in_order(1, 14, [(10, b"m10"), (13, b"m13")]) == []
+            assert await reader.in_order(0, None, []) == []  # an empty partition
+        finally:
+            await reader.stop()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+
+
+def test_the_partition_reader_reports_a_stretch_deleted_before_it_was_applied(kafka, caplog):
+    topic = "reader-retention"
+
+    async def scenario() -> None:
+        await _fill_topic(kafka.bootstrap, topic, 10)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+        await admin.start()
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(6)})
+        await admin.close()
+        reader = PartitionReader(kafka.bootstrap, topic, 1 << 20)
+        try:
+            assert await reader.earliest(1) == 6
+            got = await reader.in_order(1, 2, [(8, b"m8")])
+            assert got == [(6, b"m6"), (7, b"m7"), (8, b"m8")]
+        finally:
+            await reader.stop()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert "offsets 2..5 were deleted by the topic's retention" in caplog.text

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -33,6 +35,7 @@ from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Retire, Watermark, decode
+from cdc_verify.pipeline.faust.partition_reader import Message, PartitionReader
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
@@ -106,6 +109,9 @@ class FaustVerifier:
             broker_heartbeat_interval=2.0,
             table_standby_replicas=0,
             worker_redirect_stdouts=False,
+            # The state lives in Kafka (memory store + changelog); Faust still wants a
+            # directory, which must not land in whatever directory the worker started in.
+            datadir=Path(tempfile.gettempdir()) / f"cdc-verify-faust-{settings.consumer_name}",
         )
         raw: dict[str, Any] = {
             "key_type": bytes, "value_type": bytes,
@@ -114,6 +120,9 @@ class FaustVerifier:
             "config": {"max.message.bytes": str(MAX_MESSAGE_BYTES)},
         }  # fmt: skip
         self.entries = self.app.topic(f"{group}-entries", **raw)
+        self._reader = PartitionReader(
+            bootstrap_servers(kafka), self.entries.get_topic_name(), MAX_MESSAGE_BYTES
+        )
         self.verdicts = self.app.topic(f"{group}-verdicts", **raw)
         self.table = self.app.Table(
             f"{group}-join-state",
@@ -136,21 +145,25 @@ class FaustVerifier:
         await self._started.wait()
         name = self.entries.get_topic_name()
         async for events in stream.take_events(self.settings.batch_size, within=0.05):
-            by_partition: dict[int, list[bytes]] = {}
+            by_partition: dict[int, list[Message]] = {}
             for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event.value)
+                message = event.message
+                by_partition.setdefault(message.partition, []).append((message.offset, event.value))
             async with self._lock:
                 # Events fetched before a rebalance took their partition away belong to
                 # its new owner, which reads them again: a join here would see only part
                 # of that partition's watermarks and could call a gap too early.
                 assigned = {tp.partition for tp in self.app.consumer.assignment()
                             if tp.topic == name}  # fmt: skip
-                for partition, values in by_partition.items():
+                for partition, messages in by_partition.items():
                     if partition in assigned:
-                        await self._process(partition, values)
+                        join = self._join_for(partition)
+                        fresh = await self._reader.in_order(partition, join.next_offset, messages)
+                        await self._process(join, fresh)
 
-    async def _process(self, partition: int, values: list[bytes]) -> None:
-        join = self._join_for(partition)
+    async def _process(self, join: PartitionJoin, messages: list[Message]) -> None:
+        if not messages:
+            return
         outcomes: list[Outcome] = []
         entries: list[StreamEntry] = []
 
@@ -164,7 +177,7 @@ class FaustVerifier:
                 self.metrics.read(SISTER.value, len(entries) - produced)
                 entries.clear()
 
-        for value in values:
+        for _, value in messages:
             try:
                 message = decode(value)
             except ValueError as exc:
@@ -180,6 +193,7 @@ class FaustVerifier:
             elif isinstance(message, Retire):
                 join.retire(message)
         await ingest()
+        join.applied(messages[-1][0])
         outcomes.extend(join.expire())
         await self._settle(join, outcomes)
 
@@ -308,6 +322,7 @@ class FaustVerifier:
         self._stopping.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._forwarder_done.wait(), timeout=10)
+        await self._reader.stop()
 
     async def ensure_topics(self) -> None:
         """Call before the worker starts: see topics.py."""

@@ -6,7 +6,10 @@ lowest mark among the forwarders still alive. An event then becomes a gap only
 once no forwarder can still send its partner in time, as in the single worker.
 
 No I/O: the agent persists what `changes` reports in a changelog-backed table
-and restores a join from it after a rebalance.
+and restores a join from it after a rebalance. The state includes the offset of
+the next message the join expects, written with the state it describes, so a
+restored join knows exactly which messages it has applied, whatever offsets the
+Kafka consumer group committed.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from cdc_verify.pipeline.faust.messages import SIDE_CODE, SIDE_OF, Retire, Water
 from cdc_verify.schemas.verdicts import Side
 
 # Table keys: b"<partition>|w|<side>|<entry id>" -> a waiting entry,
-#             b"<partition>|m|<side>|<forwarder>" -> a forwarder's watermark.
-WAITING, MARK = b"w", b"m"
+#             b"<partition>|m|<side>|<forwarder>" -> a forwarder's watermark,
+#             b"<partition>|o|0|next"              -> the next offset to apply.
+WAITING, MARK, POSITION = b"w", b"m", b"o"
 
 
 def waiting_key(partition: int, entry: StreamEntry) -> bytes:
@@ -33,6 +37,10 @@ def waiting_key(partition: int, entry: StreamEntry) -> bytes:
 
 def mark_key(partition: int, forwarder: str, side: Side) -> bytes:
     return b"%d|m|%d|%s" % (partition, SIDE_CODE[side], forwarder.encode())
+
+
+def position_key(partition: int) -> bytes:
+    return b"%d|o|0|next" % partition
 
 
 def partition_prefix(partition: int) -> bytes:
@@ -44,6 +52,7 @@ class PartitionJoin:
         self.partition = partition
         self.verifier = Verifier(consumer, config)
         self._marks: dict[tuple[str, Side], int] = {}
+        self.next_offset: int | None = None  # None: nothing applied yet
         self._stored: set[bytes] = set()  # waiting keys now in the table
         self._puts: dict[bytes, bytes | None] = {}  # table changes since `changes()`
 
@@ -61,6 +70,8 @@ class PartitionJoin:
                 self._stored.add(key)
             elif kind == MARK:
                 self._marks[(rest.decode(), SIDE_OF[int(side)])] = int(msgpack.unpackb(value))
+            elif kind == POSITION:
+                self.next_offset = int(msgpack.unpackb(value))
         waiting.sort(key=lambda e: (e.arrival_ms, e.entry_id))
         outcomes = self.verifier.ingest(waiting)
         assert not outcomes, "waiting entries restored from the table settle nothing"
@@ -69,7 +80,15 @@ class PartitionJoin:
     def changes(self) -> dict[bytes, bytes | None]:
         """Table writes (None: delete) that bring the table up to this join's state."""
         puts, self._puts = self._puts, {}
+        key = position_key(self.partition)
+        if key in puts:  # last: a position never claims state that did not reach the table
+            puts[key] = puts.pop(key)
         return puts
+
+    def applied(self, offset: int) -> None:
+        """Messages up to `offset` are in this state."""
+        self.next_offset = offset + 1
+        self._puts[position_key(self.partition)] = msgpack.packb(self.next_offset)
 
     # -- input -----------------------------------------------------------------
 
