@@ -4,8 +4,9 @@ Every Faust worker runs one forwarder, a consumer in the Redis consumer group, s
 the workers share both streams. An entry is acked in Redis only once Kafka has
 acknowledged it; a forwarder killed in between leaves it pending, and a live
 forwarder claims and re-sends it (the join treats a re-sent entry as the same
-entry). After each round a forwarder tells every partition how far it has sent
-(a watermark); a claimed-from forwarder is retired once its entries are re-sent.
+entry). Each round's entries go to their partitions as one message per partition;
+now and then the forwarder's watermarks ride on them, sent to every partition;
+a claimed-from forwarder is retired once its entries are re-sent.
 """
 
 from __future__ import annotations
@@ -18,22 +19,15 @@ from collections.abc import Awaitable, Callable, Sequence
 import redis.asyncio as aioredis
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.faust.messages import (
-    Retire,
-    Watermark,
-    encode_entry,
-    encode_retire,
-    encode_watermark,
-    entry_key,
-)
+from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_retire, partition_of
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.schemas.verdicts import Side
 
 log = logging.getLogger(__name__)
 
-# send(key, value, partition or None) -> awaitable that resolves once Kafka has the message
-Send = Callable[[bytes, bytes, int | None], Awaitable[Awaitable[object]]]
+# send(key, value, partition) -> awaitable that resolves once Kafka has the message
+Send = Callable[[bytes, bytes, int], Awaitable[Awaitable[object]]]
 WATERMARK_EVERY_S = 0.1
 CLAIM_EVERY_S = 2.0
 
@@ -62,25 +56,29 @@ class RedisForwarder:
         self._dead_after_ms = dead_after_ms
         self._marks: dict[Side, int] = {}
         self._marks_sent = 0.0
+        self._beat_at = 0.0
 
     async def start(self, start_id: str, grace_ms: int) -> int:
-        """Creates the groups, joins every partition's watermarks, re-sends what this
-        name left pending. Returns the horizon."""
+        """Creates the groups, re-sends what this name left pending, then joins every
+        partition's watermarks. Returns the horizon."""
         horizon = await self._streams.ensure_groups(start_id, grace_ms)
+        # Entries left pending by this name's previous life go first: the partitions
+        # still hold that life's marks, which are below them.
+        await self._resend_pending()
         # Join before the first read: from now on a partition waits for our marks too.
         # Every entry we read later comes after the group's delivery point, so a mark
         # just below it promises nothing we could break.
         for side, ms in (await self._streams.delivered_ms()).items():
-            self._marks[side] = ms - 1
-        await self._broadcast_marks()
-        await self._resend_pending()
+            self._marks[side] = max(ms - 1, self._marks.get(side, -1))
+        await self._forward((), with_marks=True)
         return horizon
 
     async def round(self) -> None:
-        """One read, send, ack and watermark; claims dead forwarders' entries now and then."""
-        await self._streams.heartbeat(self._dead_after_ms)
+        """One read, send (with the watermarks now and then) and ack."""
+        if time.monotonic() - self._beat_at >= self._dead_after_ms / 3000:
+            await self._streams.heartbeat(self._dead_after_ms)
+            self._beat_at = time.monotonic()
         read = await self._streams.read_new(self._batch_size, self._block_ms)
-        await self._forward(read.entries)
         for side in (PRODUCTION, SISTER):
             if side in read.caught_up:
                 mark = read.server_ms - 1
@@ -90,9 +88,10 @@ class RedisForwarder:
                     continue
                 # Entries later in the same millisecond may go to another forwarder.
                 mark = max(arrivals) - 1
-            self._marks[side] = max(mark, self._marks.get(side, 0))
-        if time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S:
-            await self._broadcast_marks()
+            self._marks[side] = max(mark, self._marks.get(side, -1))
+        # The marks cover this round's entries, which travel ahead of them.
+        due = time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S
+        await self._forward(read.entries, with_marks=due)
 
     async def claim_dead(self) -> set[str]:
         """Re-sends the entries of forwarders gone quiet, then retires them everywhere."""
@@ -101,7 +100,8 @@ class RedisForwarder:
             return dead
         claimed = await self._streams.claim_from(dead)
         await self._resend_pending()
-        await self._broadcast(encode_retire(Retire(tuple(sorted(dead)))))
+        retire = encode_retire(Retire(tuple(sorted(dead))))
+        await asyncio.gather(*[await self._send(b"", retire, p) for p in range(self._partitions)])
         await self._streams.retire(dead)
         log.warning(
             "forwarder(s) %s silent for %.0fs: re-sent their %d pending entries and retired them",
@@ -111,25 +111,26 @@ class RedisForwarder:
 
     async def _resend_pending(self) -> None:
         async for batch in self._streams.read_pending(self._batch_size):
-            await self._forward(batch)
+            await self._forward(batch, with_marks=False)
 
-    async def _forward(self, entries: Sequence[StreamEntry]) -> None:
+    async def _forward(self, entries: Sequence[StreamEntry], *, with_marks: bool) -> None:
+        by_partition: dict[int, list[StreamEntry]] = {}
+        for entry in entries:
+            by_partition.setdefault(partition_of(entry, self._partitions), []).append(entry)
+        marks = self._marks if with_marks else None
+        key = self.name.encode()
+        sent = []
+        for partition in range(self._partitions) if with_marks else by_partition:
+            for value in encode_batches(self.name, by_partition.get(partition, ()), marks):
+                sent.append(await self._send(key, value, partition))
+        await asyncio.gather(*sent)  # Kafka has them all: now they may leave Redis' pending list
+        if with_marks:
+            self._marks_sent = time.monotonic()
         if not entries:
             return
-        sent = [await self._send(entry_key(e), encode_entry(e), None) for e in entries]
-        await asyncio.gather(*sent)  # Kafka has them all: now they may leave Redis' pending list
         async with self._client.pipeline(transaction=False) as pipe:
             for side, key in ((PRODUCTION, self._keys.production), (SISTER, self._keys.sister)):
                 ids = [e.entry_id for e in entries if e.side is side]
                 if ids:
                     pipe.xack(key, self._keys.group, *ids)
             await pipe.execute()
-
-    async def _broadcast_marks(self) -> None:
-        for side, ms in self._marks.items():
-            await self._broadcast(encode_watermark(Watermark(self.name, side, ms)))
-        self._marks_sent = time.monotonic()
-
-    async def _broadcast(self, value: bytes) -> None:
-        sent = [await self._send(b"", value, p) for p in range(self._partitions)]
-        await asyncio.gather(*sent)

@@ -1,16 +1,22 @@
 """What the forwarders put on the entries topic, msgpack-encoded.
 
-Three kinds, all on the same topic so that Kafka's per-partition order carries
-the promise a watermark makes: a partition sees a forwarder's watermark only
-after every entry that forwarder sent to it before.
+Two kinds, on the same topic so that Kafka's per-partition order carries the
+promise a watermark makes: a partition sees a forwarder's watermark only after
+every entry that forwarder sent to it before.
 
-  entry      one stream entry, keyed by event_id (the join key)
-  watermark  "I, forwarder F, have nothing left to send on side S up to ms M"
-  retire     "forwarder F is gone; its entries were re-sent by someone else"
+  batch   the entries one forwarder read in one round that belong to this
+          partition, then (optionally) its watermarks: "I have nothing left to
+          send on side S up to ms M". One Kafka message carries many entries
+          because Faust's cost is per message, not per byte.
+  retire  "forwarder F is gone; its entries were re-sent by someone else"
+
+A partition is chosen by event_id, so both sides of an event meet in one join.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -20,6 +26,8 @@ from cdc_verify.schemas.verdicts import Side
 
 SIDE_CODE = {PRODUCTION: 1, SISTER: 2}
 SIDE_OF = {1: PRODUCTION, 2: SISTER}
+# A batch is cut into messages of about this size; an entry bigger than it goes alone.
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +38,44 @@ class Watermark:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    forwarder: str
+    entries: list[StreamEntry]
+    marks: list[Watermark]  # applied after the entries
+
+
+@dataclass(frozen=True, slots=True)
 class Retire:
     forwarders: tuple[str, ...]
 
 
-Message = StreamEntry | Watermark | Retire
+Message = Batch | Retire
 
 
-def entry_key(entry: StreamEntry) -> bytes:
+def partition_of(entry: StreamEntry, partitions: int) -> int:
     # Entries with no usable event_id still need a partition: their own id spreads them.
-    return (entry.event_id or f"{entry.side.value}/{entry.entry_id}").encode()
+    key = entry.event_id or f"{entry.side.value}/{entry.entry_id}"
+    return zlib.crc32(key.encode()) % partitions
 
 
-def encode_entry(entry: StreamEntry) -> bytes:
-    return msgpack.packb(["e", SIDE_CODE[entry.side], entry.entry_id, entry.fields])
+def encode_batches(
+    forwarder: str, entries: Sequence[StreamEntry], marks: Mapping[Side, int] | None
+) -> Iterator[bytes]:
+    """Messages for one partition: the entries in chunks, the marks on the last one.
 
-
-def encode_watermark(mark: Watermark) -> bytes:
-    return msgpack.packb(["w", mark.forwarder, SIDE_CODE[mark.side], mark.ms])
+    Yields nothing when there are neither entries nor marks.
+    """
+    chunk: list[list[object]] = []
+    size = 0
+    for entry in entries:
+        chunk.append([SIDE_CODE[entry.side], entry.entry_id, entry.fields])
+        size += len(entry.entry_id) + sum(len(k) + len(v) for k, v in entry.fields.items())
+        if size >= CHUNK_BYTES:
+            yield msgpack.packb(["b", forwarder, chunk, []])
+            chunk, size = [], 0
+    if chunk or marks:
+        coded = [[SIDE_CODE[side], ms] for side, ms in (marks or {}).items()]
+        yield msgpack.packb(["b", forwarder, chunk, coded])
 
 
 def encode_retire(retire: Retire) -> bytes:
@@ -58,15 +86,17 @@ def decode(raw: bytes) -> Message:
     """Raises ValueError on anything a forwarder did not write."""
     try:
         kind, *rest = msgpack.unpackb(raw, raw=True, strict_map_key=False)
-        if kind == b"e":
-            side, entry_id, fields = rest
-            return StreamEntry.from_redis(SIDE_OF[side], entry_id, fields)
-        if kind == b"w":
-            forwarder, side, ms = rest
-            return Watermark(forwarder.decode(), SIDE_OF[side], int(ms))
+        if kind == b"b":
+            name, entries, marks = rest
+            forwarder = name.decode()
+            return Batch(
+                forwarder,
+                [StreamEntry.from_redis(SIDE_OF[s], eid, fields) for s, eid, fields in entries],
+                [Watermark(forwarder, SIDE_OF[s], int(ms)) for s, ms in marks],
+            )
         if kind == b"r":
             (forwarders,) = rest
             return Retire(tuple(f.decode() for f in forwarders))
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException) as exc:
         raise ValueError(f"not a forwarder message: {exc}") from exc
     raise ValueError(f"unknown message kind {kind!r}")

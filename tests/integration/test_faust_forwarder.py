@@ -1,0 +1,176 @@
+"""The forwarder's promises, on a real Redis: what it sends each partition, in which order.
+
+The join's correctness rests on message order per partition (entries before the
+marks that cover them; a forwarder's leftovers before its new marks; a dead
+forwarder's entries before its retirement), so these tests record the messages
+the forwarder hands to its `send` in order. The Kafka side of the same path runs
+in test_faust.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
+from cdc_verify.pipeline.faust.forwarder import RedisForwarder
+from cdc_verify.pipeline.faust.messages import CHUNK_BYTES, Batch, Retire, decode, partition_of
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+
+from .support import PROD, SIS, settings
+
+PARTITIONS = 4
+
+
+class Recorder:
+    """Stands in for Kafka's producer: keeps each partition's messages in send order."""
+
+    def __init__(self) -> None:
+        self.by_partition: dict[int, list[Batch | Retire]] = defaultdict(list)
+        self.order: list[tuple[int, Batch | Retire]] = []
+
+    async def __call__(self, key: bytes, value: bytes, partition: int) -> asyncio.Future[None]:
+        message = decode(value)
+        self.by_partition[partition].append(message)
+        self.order.append((partition, message))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def entries(self) -> Iterator[tuple[int, str]]:
+        for partition, message in self.order:
+            if isinstance(message, Batch):
+                for entry in message.entries:
+                    yield partition, entry.entry_id
+
+
+def forwarder(client: aioredis.Redis, name: str, send: Recorder) -> RedisForwarder:
+    keys = WorkerKeys.from_settings(settings("redis://unused"))
+    return RedisForwarder(
+        client, keys, name, send, PARTITIONS, batch_size=100, block_ms=10, dead_after_ms=500
+    )
+
+
+def add(client, stream: str, count: int, payload: bytes = b"x") -> list[str]:
+    async def go() -> list[str]:
+        return [
+            (await client.xadd(stream, {"event_id": f"E{stream[-3:]}{i}", "payload": payload}))
+            .decode()
+            for i in range(count)
+        ]  # fmt: skip
+
+    return go()
+
+
+@pytest.fixture()
+def client(redis_url: str):
+    return aioredis.Redis.from_url(redis_url)
+
+
+def test_a_round_sends_each_partition_its_entries_then_the_marks_that_cover_them(client):
+    async def scenario() -> Recorder:
+        sent = Recorder()
+        f0 = forwarder(client, "f0", sent)
+        await f0.start("0", 1000)
+        assert [p for p, _ in sent.order] == list(range(PARTITIONS)), "registration everywhere"
+        assert all(m.entries == [] and len(m.marks) == 2 for _, m in sent.order)
+        await add(client, PROD, 40)
+        await add(client, SIS, 40)
+        sent.order.clear()
+        sent.by_partition.clear()
+        await asyncio.sleep(0.15)  # marks are due again
+        await f0.round()
+        await client.aclose()
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert sorted(p for p, _ in sent.order) == list(range(PARTITIONS)), "one message each"
+    seen = 0
+    for partition, messages in sent.by_partition.items():
+        [batch] = messages
+        assert isinstance(batch, Batch) and batch.forwarder == "f0"
+        assert all(partition_of(e, PARTITIONS) == partition for e in batch.entries)
+        assert {m.side for m in batch.marks} == {PRODUCTION, SISTER}
+        newest = max(e.arrival_ms for e in batch.entries)
+        assert all(m.ms <= newest for m in batch.marks) or batch.entries == []
+        seen += len(batch.entries)
+    assert seen == 80
+
+
+def test_entries_are_acked_in_redis_only_after_they_were_sent(client):
+    async def scenario() -> tuple[int, int]:
+        sent = Recorder()
+        f0 = forwarder(client, "f0", sent)
+        await f0.start("0", 1000)
+        await add(client, PROD, 10)
+        await f0.round()
+        pending = (await client.xpending(PROD, "cdc-verify"))["pending"]
+        await client.aclose()
+        return pending, sum(1 for _ in sent.entries())
+
+    assert asyncio.run(scenario()) == (0, 10)
+
+
+def test_a_restarted_forwarder_resends_its_leftovers_before_its_new_marks(client):
+    async def scenario() -> Recorder:
+        f0 = forwarder(client, "f0", Recorder())
+        await f0.start("0", 1000)
+        await add(client, PROD, 30)
+        # The previous life read these and died before sending them.
+        await client.xreadgroup("cdc-verify", "f0", {PROD: ">"}, count=30)
+        sent = Recorder()
+        await forwarder(client, "f0", sent).start("0", 1000)
+        await client.aclose()
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert len(list(sent.entries())) == 30
+    for messages in sent.by_partition.values():
+        kinds = ["marks" if m.marks else "entries" for m in messages if isinstance(m, Batch)]
+        assert kinds[-1] == "marks" and "marks" not in kinds[:-1], kinds
+
+
+def test_a_dead_forwarders_entries_are_resent_before_it_is_retired(client):
+    async def scenario() -> Recorder:
+        await forwarder(client, "f0", Recorder()).start("0", 1000)
+        await add(client, SIS, 25)
+        await client.xreadgroup("cdc-verify", "f0", {SIS: ">"}, count=25)  # then f0 dies
+        sent = Recorder()
+        f1 = forwarder(client, "f1", sent)
+        await f1.start("0", 1000)
+        await asyncio.sleep(0.6)  # f0's heartbeat expires (dead_after_ms=500)
+        sent.order.clear()
+        assert await f1.claim_dead() == {"f0"}
+        assert await f1.claim_dead() == set(), "retired once"
+        assert (await client.xpending(SIS, "cdc-verify"))["pending"] == 0
+        await client.aclose()
+        return sent
+
+    sent = asyncio.run(scenario())
+    assert len(list(sent.entries())) == 25
+    retired_at = [i for i, (_, m) in enumerate(sent.order) if isinstance(m, Retire)]
+    assert len(retired_at) == PARTITIONS, "every partition hears of it"
+    last_entry = max(i for i, (_, m) in enumerate(sent.order) if isinstance(m, Batch))
+    assert last_entry < min(retired_at)
+    assert all(m.forwarders == ("f0",) for _, m in sent.order if isinstance(m, Retire))
+
+
+def test_big_entries_are_cut_into_messages_of_about_a_megabyte(client):
+    async def scenario() -> Recorder:
+        sent = Recorder()
+        f0 = forwarder(client, "f0", sent)
+        await f0.start("0", 1000)
+        await add(client, PROD, 12, payload=b"y" * (CHUNK_BYTES // 3))
+        sent.order.clear()
+        await f0.round()
+        await client.aclose()
+        return sent
+
+    sent = asyncio.run(scenario())
+    batches = [m for _, m in sent.order if isinstance(m, Batch) and m.entries]
+    assert sum(len(b.entries) for b in batches) == 12
+    assert all(len(b.entries) <= 3 for b in batches), [len(b.entries) for b in batches]
