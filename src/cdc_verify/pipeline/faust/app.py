@@ -1,10 +1,13 @@
 """The verifier as a Faust app: forwarders feed a Kafka topic, a join agent per partition.
 
 Topics (named after the consumer group):
-  <group>-entries     stream entries keyed by event_id, plus forwarders' watermarks
-  <group>-verdicts    verdict records keyed by event_id (at least once: a replay
-                      after a rebalance may repeat one; Redis holds them exactly once)
-  <app>-<group>-join-state-changelog   the join state table (waiting entries, marks)
+  <group>-entries     batches of stream entries, partitioned by event_id, with the
+                      forwarders' watermarks (messages.py)
+  <group>-verdicts    verdict records keyed by event_id, in their join's partition (at
+                      least once: a replay after a rebalance may repeat one; Redis
+                      holds them exactly once)
+  <app>-<group>-join-state-changelog   the join state table (waiting entries, marks,
+                      the next offset each join applies)
 
 Verdicts, decisions and alerts go to Redis through the same atomic commit as the
 single-process worker, so `cdc-verify alerts`, the API and the verdict stream read
@@ -213,9 +216,13 @@ class FaustVerifier:
         if outcomes:
             fresh = await self._committer.commit(outcomes)
             verdicts = self.verdicts.get_topic_name()
+            # Co-partitioned with the entries: an event's verdict lands in its join's partition.
             sent = [
                 await self._produce(
-                    verdicts, (o.event_id or "").encode(), record_to_json(o.record).encode()
+                    verdicts,
+                    (o.event_id or "").encode(),
+                    record_to_json(o.record).encode(),
+                    join.partition,
                 )
                 for o in fresh
                 if o.record is not None
