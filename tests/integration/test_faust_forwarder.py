@@ -27,19 +27,23 @@ PARTITIONS = 4
 
 
 class Recorder:
-    """Stands in for Kafka's producer: keeps each partition's messages in send order."""
+    """Stands in for Kafka's producer: keeps the messages in send order."""
 
     def __init__(self) -> None:
-        self.by_partition: dict[int, list[Batch | Retire]] = defaultdict(list)
         self.order: list[tuple[int, Batch | Retire]] = []
 
     async def __call__(self, key: bytes, value: bytes, partition: int) -> asyncio.Future[None]:
-        message = decode(value)
-        self.by_partition[partition].append(message)
-        self.order.append((partition, message))
+        self.order.append((partition, decode(value)))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    def by_partition(self) -> dict[int, list[Batch | Retire]]:
+        """Each partition's messages, in the order that partition received them."""
+        messages: dict[int, list[Batch | Retire]] = defaultdict(list)
+        for partition, message in self.order:
+            messages[partition].append(message)
+        return messages
 
     def entries(self) -> Iterator[tuple[int, str]]:
         for partition, message in self.order:
@@ -55,15 +59,9 @@ def forwarder(client: aioredis.Redis, name: str, send: Recorder) -> RedisForward
     )
 
 
-def add(client, stream: str, count: int, payload: bytes = b"x") -> list[str]:
-    async def go() -> list[str]:
-        return [
-            (await client.xadd(stream, {"event_id": f"E{stream[-3:]}{i}", "payload": payload}))
-            .decode()
-            for i in range(count)
-        ]  # fmt: skip
-
-    return go()
+async def add(client: aioredis.Redis, stream: str, count: int, payload: bytes = b"x") -> None:
+    for i in range(count):
+        await client.xadd(stream, {"event_id": f"E{stream[-3:]}{i}", "payload": payload})
 
 
 @pytest.fixture()
@@ -81,7 +79,6 @@ def test_a_round_sends_each_partition_its_entries_then_the_marks_that_cover_them
         await add(client, PROD, 40)
         await add(client, SIS, 40)
         sent.order.clear()
-        sent.by_partition.clear()
         await asyncio.sleep(0.15)  # marks are due again
         await f0.round()
         await client.aclose()
@@ -90,7 +87,7 @@ def test_a_round_sends_each_partition_its_entries_then_the_marks_that_cover_them
     sent = asyncio.run(scenario())
     assert sorted(p for p, _ in sent.order) == list(range(PARTITIONS)), "one message each"
     seen = 0
-    for partition, messages in sent.by_partition.items():
+    for partition, messages in sent.by_partition().items():
         [batch] = messages
         assert isinstance(batch, Batch) and batch.forwarder == "f0"
         assert all(partition_of(e, PARTITIONS) == partition for e in batch.entries)
@@ -129,7 +126,7 @@ def test_a_restarted_forwarder_resends_its_leftovers_before_its_new_marks(client
 
     sent = asyncio.run(scenario())
     assert len(list(sent.entries())) == 30
-    for messages in sent.by_partition.values():
+    for messages in sent.by_partition().values():
         kinds = ["marks" if m.marks else "entries" for m in messages if isinstance(m, Batch)]
         assert kinds[-1] == "marks" and "marks" not in kinds[:-1], kinds
 

@@ -38,7 +38,7 @@ from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
-from cdc_verify.pipeline.faust.partition_reader import Message, PartitionReader
+from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
@@ -148,7 +148,7 @@ class FaustVerifier:
         await self._started.wait()
         name = self.entries.get_topic_name()
         async for events in stream.take_events(self.settings.batch_size, within=0.05):
-            by_partition: dict[int, list[Message]] = {}
+            by_partition: dict[int, list[Record]] = {}
             for event in events:
                 message = event.message
                 by_partition.setdefault(message.partition, []).append((message.offset, event.value))
@@ -164,7 +164,7 @@ class FaustVerifier:
                         fresh = await self._reader.in_order(partition, join.next_offset, messages)
                         await self._process(join, fresh)
 
-    async def _process(self, join: PartitionJoin, messages: list[Message]) -> None:
+    async def _process(self, join: PartitionJoin, messages: list[Record]) -> None:
         if not messages:
             return
         outcomes: list[Outcome] = []

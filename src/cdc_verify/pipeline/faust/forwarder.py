@@ -69,7 +69,7 @@ class RedisForwarder:
         # Every entry we read later comes after the group's delivery point, so a mark
         # just below it promises nothing we could break.
         for side, ms in (await self._streams.delivered_ms()).items():
-            self._marks[side] = max(ms - 1, self._marks.get(side, -1))
+            self._raise_mark(side, ms - 1)
         await self._forward((), with_marks=True)
         return horizon
 
@@ -88,7 +88,7 @@ class RedisForwarder:
                     continue
                 # Entries later in the same millisecond may go to another forwarder.
                 mark = max(arrivals) - 1
-            self._marks[side] = max(mark, self._marks.get(side, -1))
+            self._raise_mark(side, mark)
         # The marks cover this round's entries, which travel ahead of them.
         due = time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S
         await self._forward(read.entries, with_marks=due)
@@ -109,6 +109,10 @@ class RedisForwarder:
         )  # fmt: skip
         return dead
 
+    def _raise_mark(self, side: Side, ms: int) -> None:
+        # A mark is a promise already made to every partition: it never moves back.
+        self._marks[side] = max(ms, self._marks.get(side, -1))
+
     async def _resend_pending(self) -> None:
         async for batch in self._streams.read_pending(self._batch_size):
             await self._forward(batch, with_marks=False)
@@ -118,11 +122,11 @@ class RedisForwarder:
         for entry in entries:
             by_partition.setdefault(partition_of(entry, self._partitions), []).append(entry)
         marks = self._marks if with_marks else None
-        key = self.name.encode()
+        sender = self.name.encode()
         sent = []
         for partition in range(self._partitions) if with_marks else by_partition:
             for value in encode_batches(self.name, by_partition.get(partition, ()), marks):
-                sent.append(await self._send(key, value, partition))
+                sent.append(await self._send(sender, value, partition))
         await asyncio.gather(*sent)  # Kafka has them all: now they may leave Redis' pending list
         if with_marks:
             self._marks_sent = time.monotonic()

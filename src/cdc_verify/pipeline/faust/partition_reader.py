@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 log = logging.getLogger(__name__)
 
-Message = tuple[int, bytes]  # (offset, value)
+Record = tuple[int, bytes]  # (offset, value) of one Kafka message
 RETRY_S = 1.0
 
 
@@ -30,8 +30,8 @@ class PartitionReader:
         self._lock = asyncio.Lock()
 
     async def in_order(
-        self, partition: int, expected: int | None, messages: list[Message]
-    ) -> list[Message]:
+        self, partition: int, expected: int | None, messages: list[Record]
+    ) -> list[Record]:
         """The messages from offset `expected` on, in order and with none left out.
 
         `expected` is the next offset the join applies (None: it has applied nothing
@@ -41,7 +41,7 @@ class PartitionReader:
         """
         if expected is None:
             expected = await self.earliest(partition)
-        ordered: list[Message] = []
+        ordered: list[Record] = []
         for offset, value in messages:
             if offset < expected:
                 continue
@@ -62,7 +62,7 @@ class PartitionReader:
             tp = await self._ready(partition)
             return (await self._kafka.beginning_offsets([tp]))[tp]
 
-    async def read(self, partition: int, start: int, end: int) -> list[Message]:
+    async def read(self, partition: int, start: int, end: int) -> list[Record]:
         """Every message with start <= offset < end, in order; retries until Kafka answers.
 
         Messages already deleted by retention cannot be had: they are logged as lost
@@ -73,9 +73,7 @@ class PartitionReader:
                 async with self._lock:
                     return await self._read(await self._ready(partition), start, end)
             except OffsetOutOfRangeError:
-                async with self._lock:
-                    tp = await self._ready(partition)
-                    first = (await self._kafka.beginning_offsets([tp]))[tp]
+                first = await self.earliest(partition)
                 log.error(
                     "partition %d: offsets %d..%d were deleted by the topic's retention before "
                     "this worker applied them; their entries get no verdict from this engine",
@@ -113,8 +111,8 @@ class PartitionReader:
         self._consumer.assign([tp])
         return tp
 
-    async def _read(self, tp: TopicPartition, start: int, end: int) -> list[Message]:
-        messages: list[Message] = []
+    async def _read(self, tp: TopicPartition, start: int, end: int) -> list[Record]:
+        messages: list[Record] = []
         if start >= end:
             return messages
         self._kafka.seek(tp, start)
