@@ -13,8 +13,10 @@ MAX_ERROR_CHARS = 500
 class LegacyDecoder:
     """Decodes one stream entry through the consumer downstream systems run.
 
-    A consumer that raises is the verdict `undecodable`, so every Exception is
-    caught and kept as text; BaseException (KeyboardInterrupt, SystemExit) is not.
+    Whatever the consumer raises makes the event `undecodable`: every Exception, and
+    also BaseException subclasses such as GeneratorExit or a consumer's own, since a
+    downstream system would fail on the event all the same. Only KeyboardInterrupt and
+    SystemExit pass: they ask this process to stop.
     """
 
     def __init__(self, consumer: Consumer) -> None:
@@ -23,12 +25,23 @@ class LegacyDecoder:
     def decode(self, fields: Mapping[bytes, bytes]) -> tuple[Any, str | None]:
         try:
             return self._consumer(fields), None
-        except Exception as exc:  # the consumer's failure is the finding, not our crash
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # the consumer's failure is the finding, not our crash
             return None, describe_error(exc)
 
 
 def describe_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """`TypeName: message`, cut to MAX_ERROR_CHARS; never raises, even if str(exc) does."""
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except BaseException as inner:  # a hostile __str__ must not take the event down
+        if isinstance(inner, KeyboardInterrupt | SystemExit):
+            raise
+        message = f"<str() raised {type(inner).__name__}>"
+    text = f"{name}: {message}" if isinstance(message, str) else f"{name}: <str() gave no text>"
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 1] + "…"
-    return text
+    # Lone surrogates cannot be written as UTF-8 (Redis, files): escape them.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

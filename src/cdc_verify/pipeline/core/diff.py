@@ -23,6 +23,8 @@ EXTRA = DifferenceKind.EXTRA
 # Types whose values can be compared with == once their types are known equal.
 _SCALARS = frozenset({str, int, bool, bytes, float, type(None)})
 _ABSENT = object()
+# Levels the diff descends into; below, two subtrees are compared whole (deep_same).
+MAX_WALK_DEPTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,41 @@ def _same_types(a: Any, b: Any) -> bool:
                 return False
     elif ta is not tuple and isinstance(a, Mapping | tuple):
         return False  # rare shapes: let the full walk decide
+    return True
+
+
+def deep_same(a: Any, b: Any) -> bool:
+    """Equal values of equal types throughout, at any depth, cycles included.
+
+    Iterative, so no nesting depth can overflow the stack; a pair of containers
+    met again is taken as equal (it is being compared already).
+    """
+    stack = [(a, b)]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        x, y = stack.pop()
+        tx = type(x)
+        if tx is not type(y):
+            return False
+        if tx is dict or tx is list or tx is tuple:
+            pair = (id(x), id(y))
+            if pair in seen:
+                continue
+            seen.add(pair)
+            if len(x) != len(y):
+                return False
+            if tx is dict:
+                for key, vx in x.items():
+                    if key not in y:
+                        return False
+                    stack.append((vx, y[key]))
+            else:
+                stack.extend(zip(x, y, strict=True))
+        elif tx is float:
+            if x != y and not (math.isnan(x) and math.isnan(y)):
+                return False
+        elif x != y:
+            return False
     return True
 
 
@@ -122,13 +159,18 @@ class StructuralDiff:
     def __call__(self, production: Any, sister: Any) -> list[Difference]:
         # Most pairs match: a C-level == plus a check of container and leaf types
         # settles them at half the cost of the walk below.
-        if production == sister and _same_types(production, sister):
-            return []
+        try:
+            if production == sister and _same_types(production, sister):
+                return []
+        except RecursionError:  # nested past Python's stack: the bounded walk decides
+            pass
         out: list[Difference] = []
-        self._walk(production, sister, "", out)
+        self._walk(production, sister, "", out, 0, set())
         return out
 
-    def _walk(self, a: Any, b: Any, path: str, out: list[Difference]) -> None:
+    def _walk(
+        self, a: Any, b: Any, path: str, out: list[Difference], depth: int, open_: set
+    ) -> None:
         ta = type(a)
         if ta is not type(b) and not (isinstance(a, Mapping) and isinstance(b, Mapping)):
             self._add(out, path, TYPE, a, b)
@@ -138,15 +180,28 @@ class StructuralDiff:
         elif ta in _SCALARS:
             if a != b:
                 self._add(out, path, VALUE, a, b)
-        elif ta is dict or isinstance(a, Mapping):
-            self._walk_mapping(a, b, path, out)
-        elif ta is list or ta is tuple:
-            self._walk_sequence(a, b, path, out)
+        elif ta is dict or ta is list or ta is tuple or isinstance(a, Mapping):
+            if depth >= MAX_WALK_DEPTH:
+                # msgpack nests up to 1024 levels; Python's stack does not go that far.
+                if not deep_same(a, b):
+                    self._add(out, path, VALUE, a, b)
+                return
+            pair = (id(a), id(b))
+            if pair in open_:
+                return  # a value that contains itself: this pair is being compared above
+            open_.add(pair)
+            if ta is list or ta is tuple:
+                self._walk_sequence(a, b, path, out, depth + 1, open_)
+            else:
+                self._walk_mapping(a, b, path, out, depth + 1, open_)
+            open_.discard(pair)
         elif a != b:
             self._add(out, path, VALUE, a, b)
 
     # The child path is only built for values that differ: most do not.
-    def _walk_mapping(self, a: Mapping, b: Mapping, path: str, out: list[Difference]) -> None:
+    def _walk_mapping(
+        self, a: Mapping, b: Mapping, path: str, out: list[Difference], depth: int, open_: set
+    ) -> None:
         missing = 0
         for key, va in a.items():
             vb = b.get(key, _ABSENT)
@@ -157,18 +212,26 @@ class StructuralDiff:
                 missing += 1
                 self._add(out, f"{path}/{escape_token(key)}", MISSING, va, None)
             else:
-                self._walk(va, vb, f"{path}/{escape_token(key)}", out)
+                self._walk(va, vb, f"{path}/{escape_token(key)}", out, depth, open_)
         if len(b) > len(a) - missing:  # b holds keys a lacks
             for key, vb in b.items():
                 if key not in a:
                     self._add(out, f"{path}/{escape_token(key)}", EXTRA, None, vb)
 
-    def _walk_sequence(self, a: list | tuple, b: list | tuple, path: str, out: list[Difference]):
+    def _walk_sequence(
+        self,
+        a: list | tuple,
+        b: list | tuple,
+        path: str,
+        out: list[Difference],
+        depth: int,
+        open_: set,
+    ) -> None:
         for i, (va, vb) in enumerate(zip(a, b, strict=False)):
             tv = type(va)
             if tv is type(vb) and tv in _SCALARS and va == vb:
                 continue
-            self._walk(va, vb, f"{path}/{i}", out)
+            self._walk(va, vb, f"{path}/{i}", out, depth, open_)
         for i in range(len(b), len(a)):
             self._add(out, f"{path}/{i}", MISSING, a[i], None)
         for i in range(len(a), len(b)):

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder
+from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
@@ -268,13 +268,17 @@ class Verifier:
             )
         if s_error is not None:
             return VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
-        differences = with_wire_types(
-            self._diff(p_value, s_value),
-            production.fields,
-            sister.fields,
-            (p_value, s_value),
-            self._diff.is_ignored,
-        )
+        try:
+            differences = with_wire_types(
+                self._diff(p_value, s_value),
+                production.fields,
+                sister.fields,
+                (p_value, s_value),
+                self._diff.is_ignored,
+            )
+        except Exception as exc:  # values a consumer returned that cannot even be compared
+            error = f"the decoded events cannot be compared: {describe_error(exc)}"
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)
         if not differences:
             return VerdictRecord(event_id, Verdict.MATCH)
         p_version, s_version = parse_version(production.fields), parse_version(sister.fields)

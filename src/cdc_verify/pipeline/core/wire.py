@@ -89,28 +89,46 @@ def msgpack_wire_types(payload: bytes) -> dict[str, str]:
     """JSON pointer -> wire type ("int", "float32", "float64", "str", "bin", "nil",
     "bool", "array", "map", "ext<code>") of every value in the payload."""
     out: dict[str, str] = {}
-    end = _walk(memoryview(payload), 0, "", out)
+    end = _walk(memoryview(payload), out)
     if end != len(payload):
         raise WireError(f"{len(payload) - end} bytes after the value")
     return out
 
 
-def _walk(buf: memoryview, pos: int, path: str, out: dict[str, str]) -> int:
-    kind, pos, length = _header(buf, pos)
-    out[path] = kind
-    if kind == "map":
-        for _ in range(length):
+def _walk(buf: memoryview, out: dict[str, str]) -> int:
+    """Records every value's wire type; returns the position after the top value.
+
+    Iterative: msgpack nests up to 1024 levels, deeper than Python's stack allows.
+    Each open container on `stack` is [path, items left, is map, next array index].
+    """
+    pos = 0
+    stack: list[list] = []
+    path = ""
+    while True:
+        kind, pos, length = _header(buf, pos)
+        out[path] = kind
+        if kind == "map" or kind == "array":
+            if length:
+                stack.append([path, length, kind == "map", 0])
+        else:
+            pos += length
+        # Find the next value to read: the next item of the innermost open container.
+        while stack and stack[-1][1] == 0:
+            stack.pop()
+        if not stack:
+            return pos
+        top = stack[-1]
+        top[1] -= 1
+        if top[2]:
             key_kind, pos, key_len = _header(buf, pos)
             if key_kind != "str":
-                raise WireError(f"{path or '/'}: {key_kind} map key")
+                raise WireError(f"{top[0] or '/'}: {key_kind} map key")
             key = bytes(buf[pos : pos + key_len]).decode("utf-8", "replace")
-            pos = _walk(buf, pos + key_len, f"{path}/{escape_token(key)}", out)
-        return pos
-    if kind == "array":
-        for i in range(length):
-            pos = _walk(buf, pos, f"{path}/{i}", out)
-        return pos
-    return pos + length
+            pos += key_len
+            path = f"{top[0]}/{escape_token(key)}"
+        else:
+            path = f"{top[0]}/{top[3]}"
+            top[3] += 1
 
 
 def _header(buf: memoryview, pos: int) -> tuple[str, int, int]:

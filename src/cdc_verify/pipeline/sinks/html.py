@@ -16,6 +16,7 @@ from typing import Any
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
+from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.sinks.groups import Group
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary
@@ -143,6 +144,7 @@ def _group_detail(number: int, group: Group, decoder: LegacyDecoder) -> str:
             body = "<p><i>no event on this side</i></p>"
         else:
             value, error = decoder.decode(entry.fields)
+            value = to_json_value(value)  # what the record shows: bounded depth, JSON types
             value = _ordered_like(value, reference) if reference is not None else value
             if side is PRODUCTION and error is None:
                 reference = value
