@@ -60,7 +60,9 @@ class FaultContext:
         return self.rng.randint(-self.grace_ms // 4, self.grace_ms // 2)
 
 
-def envelope(change: Change, encoding: bytes, payload: bytes, version: int | None = None) -> dict:
+def envelope(
+    change: Change, encoding: bytes, payload: bytes, version: int | None = None
+) -> dict[bytes, bytes]:
     return {
         b"event_id": change.event_id.encode(),
         b"entity": b"comment",
@@ -82,7 +84,7 @@ def production(change: Change) -> Copy:
     return Copy(0, envelope(change, b"msgpack", encode_msgpack(change.comment)))
 
 
-def sister_msgpack(change: Change, ctx: FaultContext, comment: dict, **kw: Any) -> Copy:
+def sister_msgpack(change: Change, ctx: FaultContext, comment: dict[str, Any], **kw: Any) -> Copy:
     return Copy(ctx.jitter(), envelope(change, b"msgpack", encode_msgpack(go_order(comment)), **kw))
 
 
@@ -98,7 +100,9 @@ def fault(name: str) -> Callable[[Fault], Fault]:
     return register
 
 
-def _healthy(change: Change, ctx: FaultContext, comment: dict | None = None, **kw: Any) -> None:
+def _healthy(
+    change: Change, ctx: FaultContext, comment: dict[str, Any] | None = None, **kw: Any
+) -> None:
     change.production.append(production(change))
     change.sister.append(sister_msgpack(change, ctx, comment or change.comment, **kw))
 

@@ -24,7 +24,8 @@ def encode_msgpack(comment: Mapping[str, Any]) -> bytes:
     """Encode ``comment`` as the legacy msgpack map (str stays msgpack str, bytes is bin)."""
     if type(comment) is not dict:
         comment = dict(comment)
-    return _packb(comment, use_bin_type=True)
+    packed: bytes = _packb(comment, use_bin_type=True)
+    return packed
 
 
 def encode_protobuf(comment: Mapping[str, Any]) -> bytes:

@@ -84,7 +84,8 @@ def write_production(client: redis.Redis, stream: str, changes: Iterable[dict[st
     count = 0
     pipe = client.pipeline(transaction=False)
     for change in changes:
-        pipe.xadd(stream, legacy_fields(change), id=f"{change['ts_ms']}-0")
+        # redis-py's XADD wants an invariant dict of its unions; it only reads the fields.
+        pipe.xadd(stream, legacy_fields(change), id=f"{change['ts_ms']}-0")  # type: ignore[arg-type]
         count += 1
         if count % CHUNK == 0:
             pipe.execute()

@@ -33,7 +33,8 @@ def write_corpus(client: redis.Redis, corpus: Corpus, production: str, sister: s
             for entry, entry_id in zip(
                 entries[start : start + CHUNK], ids[start : start + CHUNK], strict=True
             ):
-                pipe.xadd(key, entry.fields, id=entry_id)
+                # redis-py's XADD wants an invariant dict of its unions; it only reads the fields.
+                pipe.xadd(key, entry.fields, id=entry_id)  # type: ignore[arg-type]
             pipe.execute()
 
 
@@ -62,7 +63,8 @@ async def write_paced(
                     on_written(pending)
                 pending = 0
             await asyncio.sleep(delay)
-        pipe.xadd(key, fields)
+        # redis-py's XADD wants an invariant dict of its unions; it only reads the fields.
+        pipe.xadd(key, fields)  # type: ignore[arg-type]
         pending += 1
     if pending:
         await pipe.execute()

