@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable
@@ -17,7 +18,14 @@ from cdc_verify.consumers.loader import ConsumerLoadError, load_consumer
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.connection import redact
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
-from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
+from cdc_verify.report import REPORT_FILES
+from cdc_verify.schemas.settings import (
+    ConfigFileError,
+    InvalidSettings,
+    Settings,
+    env_var,
+    load_settings,
+)
 
 log = logging.getLogger("cdc_verify")
 
@@ -29,8 +37,19 @@ def _setup_logging(settings: Settings) -> None:
 def _settings(config: Path | None, **flags: Any) -> Settings:
     try:
         return load_settings(config, **flags)
+    except InvalidSettings as exc:
+        names = _setting_flags()
+        lines = [p.describe(names.get(p.field)) for p in exc.problems]
+        raise click.UsageError("\n".join(lines)) from exc
     except (ValidationError, ConfigFileError) as exc:
         raise click.UsageError(str(exc)) from exc
+
+
+def _setting_flags() -> dict[str, str]:
+    """Settings field -> the flag of the running command that sets it (redis_url: --redis)."""
+    ctx = click.get_current_context(silent=True)
+    params = ctx.command.params if ctx else []
+    return {p.name: p.opts[0] for p in params if isinstance(p, SettingOption) and p.name}
 
 
 def _consumer(settings: Settings) -> Callable[..., Any]:
@@ -41,6 +60,7 @@ def _consumer(settings: Settings) -> Callable[..., Any]:
 
 
 def _redis_url(settings: Settings, stack: ExitStack) -> str:
+    """The Redis of `run`: the one given, or an embedded one for this run."""
     if settings.redis_url:
         return settings.redis_url
     try:
@@ -51,51 +71,130 @@ def _redis_url(settings: Settings, stack: ExitStack) -> str:
     return embedded.url
 
 
+def _given_redis(settings: Settings, command: str) -> str:
+    """backfill and capture read streams that exist already: a fresh embedded Redis has none."""
+    if not settings.redis_url:
+        raise click.UsageError(
+            f"{command} reads streams that already exist, and a fresh embedded Redis has "
+            f"nothing to read: give --redis URL (or {env_var('redis_url')})"
+        )
+    return settings.redis_url
+
+
+def _require_streams(client: Any, url: str, keys: list[str]) -> None:
+    """Name each key that holds no stream, rather than report "0 events" for it."""
+    from cdc_verify.pipeline.redis.ranges import missing_streams
+
+    lines = [
+        f"stream {key!r} does not exist on {redact(url)}"
+        if kind == "none"
+        else f"{key!r} on {redact(url)} is a {kind}, not a stream"
+        for key, kind in missing_streams(client, keys).items()
+    ]
+    if lines:
+        raise click.ClickException("\n".join(lines))
+
+
+def _require_faust() -> None:
+    # Faust is an extra: say how to install it rather than fail on an import.
+    if importlib.util.find_spec("faust") is None:
+        raise click.ClickException(
+            "--engine faust needs Faust, which is not installed: pip install 'cdc-verify[faust]'"
+        )
+
+
+def _shown_default(name: str) -> str:
+    """`default: 5.0; env CDC_VERIFY_GRACE`, from the Settings field itself."""
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    shown = "none" if value in (None, []) else str(value)
+    return f"default: {shown}; env {env_var(name)}"
+
+
+class SettingOption(click.Option):
+    """A flag that sets the Settings field of its name.
+
+    It defaults to None, so that the environment and the config file can fill it; its
+    help shows the Settings default and the variable instead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assert self.name in Settings.model_fields, f"no setting {self.name}"
+        what = self.help or Settings.model_fields[self.name].description
+        self.help = f"{what} ({_shown_default(self.name)})"
+
+
+def setting(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(*decls, cls=SettingOption, **kwargs)
+
+
+def config_option(uses: str = "any setting") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=f"TOML config file; this command reads {uses} from it "
+        "(default: none; env CDC_VERIFY_CONFIG)",
+    )
+
+
+def progress_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--progress/--no-progress", default=None, help="progress bar (default: on a TTY)"
+    )
+
+
+URL_FORMS = "redis://HOST:PORT, rediss:// (TLS) or unix:///path"
+REPORT_HELP = "directory to write " + ", ".join(REPORT_FILES) + " into (created if missing)"
+
+
 def _apply(options: list[Callable[..., Any]], fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def redis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """How to reach Redis."""
-    return _apply([
-        click.option("--redis", "redis_url", help="Redis URL (redis://, rediss://, unix://); "
-                     "none: start an embedded Redis. Env: CDC_VERIFY_REDIS_URL"),
-        click.option("--redis-username", help="ACL user"),
-        click.option("--redis-tls-ca-file", type=click.Path(path_type=Path)),
-        click.option("--redis-tls-cert-file", type=click.Path(path_type=Path)),
-        click.option("--redis-tls-key-file", type=click.Path(path_type=Path)),
+def redis_options(url_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """How to reach Redis; `url_help` says what this command does with it."""
+    return lambda fn: _apply([
+        setting("--redis", "redis_url", help=url_help),
+        setting("--redis-username", help="ACL user, over the URL's; its password comes "
+                f"from {env_var('redis_password')} or the URL"),
+        setting("--redis-tls-ca-file", type=click.Path(path_type=Path),
+                help="CA certificates that verify the server, for rediss://"),
+        setting("--redis-tls-cert-file", type=click.Path(path_type=Path),
+                help="client certificate for mutual TLS over rediss://"),
+        setting("--redis-tls-key-file", type=click.Path(path_type=Path),
+                help="client key for mutual TLS over rediss://"),
     ], fn)  # fmt: skip
 
 
 def stream_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The two stream keys."""
     return _apply([
-        click.option("--production", help="production stream key"),
-        click.option("--sister", help="sister stream key"),
+        setting("--production", help="production stream key"),
+        setting("--sister", help="sister stream key"),
     ], fn)  # fmt: skip
 
 
 def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """How events are joined, decoded and compared; where settings come from."""
     return _apply([
-        click.option("--grace", type=float, help="seconds a partner may lag (default 5)"),
-        click.option("--consumer", help="legacy consumer as module:callable"),
-        click.option("--ignore-path", "ignore_paths", multiple=True,
-                     help="JSON pointer not compared (repeatable; * = any segment)"),
-        click.option("--float-tolerance", type=float, help="absolute tolerance for floats"),
-        click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
-                     help="TOML config file (env: CDC_VERIFY_CONFIG)"),
-        click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR"),
-        click.option("--log-format", type=click.Choice(["text", "json"]),
-                     help="text (default) or json: one object a line, event_id as a field"),
+        setting("--grace", type=float, help="seconds a partner may lag before it is a gap"),
+        setting("--consumer", help="legacy consumer as module:callable"),
+        setting("--ignore-path", "ignore_paths", multiple=True,
+                help="JSON pointer not compared, e.g. /edited or /awards/*/count; repeatable, "
+                     "* = any segment, comma separated in the environment"),
+        setting("--float-tolerance", type=float, help="absolute tolerance for floats"),
+        config_option(),
+        setting("--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+        setting("--log-format", type=click.Choice(["text", "json"]),
+                help="text, or json: one object a line, event_id as a field"),
     ], fn)  # fmt: skip
 
 
-def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(url_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Flags of the commands that verify both streams in Redis."""
-    return redis_options(stream_options(verify_options(fn)))
+    return lambda fn: redis_options(url_help)(stream_options(verify_options(fn)))
 
 
 def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +238,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--events", type=click.IntRange(100, 10_000_000), default=20_000, show_default=True)
+@click.option(
+    "--events",
+    type=click.IntRange(100, 10_000_000),
+    default=20_000,
+    show_default=True,
+    help="comment changes to generate, each written to both streams, with faults injected",
+)
 @click.option(
     "--rate",
     type=click.FloatRange(10, 100_000),
@@ -147,18 +252,32 @@ def main() -> None:
     show_default=True,
     help="events per second written to each stream",
 )
-@click.option("--grace", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--grace",
+    type=click.FloatRange(0.2, 60),
+    default=2.0,
+    show_default=True,
+    help="seconds a partner may lag before it is a gap (late deliveries are injected past it)",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="seed of the generated changes and faults: the same seed, the same run",
+)
 @click.option(
     "--http-port",
     type=click.IntRange(0, 65535),
     default=0,
+    show_default=True,
     help="serve the status page, API and /metrics on 127.0.0.1:PORT (0: off)",
 )
 @click.option(
     "--linger",
     type=click.FloatRange(0, 86_400),
     default=0,
+    show_default=True,
     help="seconds to keep the worker and status page up after the run",
 )
 def demo(events: int, rate: float, grace: float, seed: int, http_port: int, linger: float) -> None:
@@ -172,58 +291,50 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
 
 
 @main.command()
-@common_options
-@click.option("--group", help="consumer group on both streams (default cdc-verify)")
-@click.option("--consumer-name", help="this worker's name in the group (default: hostname)")
-@click.option("--start-id", help="where a new group starts: $ (new entries, default), 0, or an id")
-@click.option("--verdict-stream", help="stream of verdict records (default cdc-verify:verdicts)")
-@click.option("--verdict-stream-maxlen", type=int, help="approximate trim length, 0 = never")
-@click.option(
+@common_options(f"Redis URL of the streams and the worker's state: {URL_FORMS}; "
+                "none: start an embedded Redis for this run")  # fmt: skip
+@setting("--group", help="consumer group on both streams")
+@setting("--consumer-name", help="this worker's name in the group")
+@setting("--start-id", help="where a new group starts: $ (new entries), 0, or an entry id")
+@setting("--verdict-stream", help="stream of verdict records")
+@setting("--verdict-stream-maxlen", type=int, help="approximate trim length, 0 = never")
+@setting(
     "--decided-retention",
     type=float,
     help="seconds a verdict is remembered to spot duplicates and late arrivals",
 )
-@click.option(
+@setting(
     "--jsonl",
     type=click.Path(path_type=Path, dir_okay=False),
     help="also append verdict records to this file",
 )
-@click.option(
-    "--alert-retention", type=float, help="seconds an alert is kept (default 604800: 7 days)"
-)
-@click.option(
-    "--verdict-retention",
-    type=float,
-    help="seconds a record stays in the verdict stream (default 604800: 7 days)",
-)
-@click.option(
+@setting("--alert-retention", type=float, help="seconds an alert is kept")
+@setting("--verdict-retention", type=float, help="seconds a record stays in the verdict stream")
+@setting(
     "--http-port",
     type=int,
-    help="port of the API, status page, /metrics, /healthz, /readyz (default 9464, 0 = off)",
+    help="port of the API, status page, /metrics, /healthz, /readyz; 0 = off",
 )
-@click.option("--http-host", help="address the HTTP server binds to (default 127.0.0.1)")
-@click.option(
-    "--ready-max-lag", type=float, help="seconds of consumer lag that fail /readyz (default 60)"
-)
-@click.option(
+@setting("--http-host", help="address the HTTP server binds to")
+@setting("--ready-max-lag", type=float, help="seconds of consumer lag that fail /readyz")
+@setting(
     "--engine",
     type=click.Choice(["single", "faust"]),
-    help="single (default): one process; faust: one of many Faust workers on Kafka",
+    help="single: one process; faust: one of many Faust workers on Kafka, which needs "
+    "pip install 'cdc-verify[faust]'",
 )
-@click.option(
+@setting(
     "--kafka", "kafka_url", help="Kafka bootstrap server for --engine faust, e.g. kafka://host:9092"
 )
-@click.option(
+@setting(
     "--partitions",
     "kafka_partitions",
     type=click.IntRange(1, 1024),
-    help="partitions of the entries topic (--engine faust, default 8; fixed once created)",
+    help="partitions of the entries topic of --engine faust, fixed once created",
 )
-@click.option("--batch-size", type=int, help="entries per XREADGROUP per stream (default 500)")
-@click.option("--block-ms", type=int, help="XREADGROUP BLOCK when idle (default 100)")
-@click.option(
-    "--lock-ttl", type=float, help="seconds a dead worker's lock outlives it (default 10)"
-)
+@setting("--batch-size", type=int, help="entries per XREADGROUP per stream")
+@setting("--block-ms", type=int, help="XREADGROUP BLOCK when idle")
+@setting("--lock-ttl", type=float, help="seconds a dead worker's lock outlives it")
 def run(config: Path | None, **kwargs: Any) -> None:
     """Long-lived worker: verify both streams as they are written.
 
@@ -238,6 +349,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
     _setup_logging(settings)
     consumer = _consumer(settings)
     if settings.engine == "faust":
+        _require_faust()
         from cdc_verify.pipeline.faust.app import run_faust_worker
         from cdc_verify.pipeline.faust.topics import TopicMismatch
 
@@ -267,14 +379,11 @@ def run(config: Path | None, **kwargs: Any) -> None:
 
 
 @main.command()
-@common_options
+@common_options(f"Redis URL of the two streams, which must be given: {URL_FORMS}")
 @click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="directory for verdicts.jsonl and summary.json",
+    "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help=REPORT_HELP
 )
-@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+@progress_option()
 def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: Any) -> None:
     """Bounded check of what both streams hold now (read-only, no consumer group)."""
     from cdc_verify.pipeline.runners.backfill import run_backfill
@@ -283,16 +392,26 @@ def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: An
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
     consumer = _consumer(settings)
-    with ExitStack() as stack:
-        url = _redis_url(settings, stack)
-        bar = stack.enter_context(_progress(progress))
+    url = _given_redis(settings, "backfill")
+    with _client(settings, url) as client:
+        _require_streams(client, url, [settings.production, settings.sister])
+    with _progress(progress) as bar:
         task = bar.add_task("verifying", total=None)
         summary = run_backfill(
             settings, consumer, out, url,
             on_start=lambda total: bar.update(task, total=total),
             on_progress=lambda n: bar.advance(task, n),
         )  # fmt: skip
-    print_summary(summary, out)
+    print_summary(summary, out, settings.grace)
+
+
+def _client(settings: Settings, url: str) -> Any:
+    """A synchronous client (a context manager that closes it)."""
+    import redis
+
+    from cdc_verify.pipeline.redis.connection import client_options
+
+    return redis.Redis.from_url(url, **client_options(settings))
 
 
 def _progress(show: bool | None) -> Any:
@@ -302,40 +421,43 @@ def _progress(show: bool | None) -> Any:
 
 
 @main.command()
-@redis_options
+@redis_options(f"Redis URL of the stream, which must be given: {URL_FORMS}")
 @click.option("--stream", required=True, help="stream key to capture")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="capture file to write",
+    help="capture file to write (its directory must exist)",
 )
-@click.option("--from", "start", help="first entry: an entry id, epoch ms or ISO 8601 time")
+@click.option(
+    "--from",
+    "start",
+    help="first entry: an entry id, epoch ms or ISO 8601 time (default: the first entry)",
+)
 @click.option(
     "--to",
     "end",
     help="last entry: an entry id, epoch ms or ISO 8601 time "
     "(default: the last entry when the capture starts)",
 )
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+@config_option("the redis_* settings")
+@progress_option()
 def capture(stream: str, out: Path, start: str | None, end: str | None, config: Path | None,
             progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
-    import redis
-
     from cdc_verify.capture.redis_capture import capture_stream, parse_bound
-    from cdc_verify.pipeline.redis.connection import client_options
 
     settings = _settings(config, **kwargs)
     try:
         bounds = parse_bound(start, end=False), parse_bound(end, end=True)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
+    url = _given_redis(settings, "capture")
     with ExitStack() as stack:
-        url = _redis_url(settings, stack)
-        client = redis.Redis.from_url(url, **client_options(settings))
-        stack.callback(client.close)
+        client = stack.enter_context(_client(settings, url))
+        _require_streams(client, url, [stream])
         bar = stack.enter_context(_progress(progress))
         task = bar.add_task(f"capturing {stream}", total=None)
         count = capture_stream(
@@ -360,13 +482,10 @@ def capture(stream: str, out: Path, start: str | None, end: str | None, config: 
     help="capture file of the sister stream",
 )
 @click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="directory for verdicts.jsonl and summary.json",
+    "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help=REPORT_HELP
 )
 @verify_options
-@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a TTY)")
+@progress_option()
 def replay(production: Path, sister: Path, out: Path, config: Path | None,
            progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Verify two capture files, on event time, with the same verdicts as backfill."""
@@ -384,26 +503,33 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
                                  on_progress=lambda n: bar.advance(task, n))  # fmt: skip
         except CaptureError as exc:
             raise click.ClickException(str(exc)) from exc
-    print_summary(summary, out)
+    print_summary(summary, out, settings.grace)
 
 
 @main.command()
-@redis_options
-@click.option("--group", help="consumer group of the worker (default cdc-verify)")
-@click.option("--since", default=None, help="only alerts opened in this window, e.g. 10m, 2h, 1d")
+@redis_options(
+    "the Redis the worker writes its alerts to (its state, next to the streams), which must "
+    f"be given: {URL_FORMS}"
+)
+@setting("--group", help="consumer group of the worker")
+@click.option(
+    "--since",
+    default=None,
+    help="only alerts opened in this window, e.g. 10m, 2h, 1d (default: all)",
+)
 @click.option(
     "--side",
     type=click.Choice(["production", "sister"]),
-    help="only events missing on this side (sister: missing_in_sister)",
+    help="only events missing on this side (sister: missing_in_sister; default: both)",
 )
-@click.option("--entity-id", help="only alerts about this entity (e.g. t1_abc)")
+@click.option("--entity-id", help="only alerts about this entity, e.g. t1_abc (default: all)")
 @click.option("--resolved", is_flag=True, help="alerts resolved by a late arrival instead")
 @click.option(
     "--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
     help="at most this many alerts (oldest first)",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False))
+@config_option("the redis_* settings and group")
 def alerts(group: str | None, since: str | None, side: str | None, entity_id: str | None,
            resolved: bool, limit: int, as_json: bool, config: Path | None,
            **kwargs: Any) -> None:  # fmt: skip

@@ -16,6 +16,9 @@ from cdc_verify.schemas.verdicts import Verdict
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# What backfill and replay write into their --out directory (runners/bounded.py).
+REPORT_FILES = ("verdicts.jsonl", "summary.json", "groups.json", "summary.md", "report.html")
+
 
 def parse_window(text: str) -> timedelta:
     """'90s', '10m', '2h', '1d' -> timedelta."""
@@ -41,10 +44,14 @@ def verdict_table(counts: dict[Verdict, int], expected: dict[Verdict, int] | Non
     return table
 
 
-def print_summary(summary: Summary, out_dir: Path) -> None:
-    console = Console()
-    console.print(verdict_table(summary.verdicts))
-    console.print(f"{summary.events:,} events; report in {out_dir}/verdicts.jsonl, summary.json")
+def print_summary(summary: Summary, out_dir: Path, grace: float) -> None:
+    """The verdict table, the grace window the verdicts depend on, and every file written."""
+    Console().print(verdict_table(summary.verdicts))
+    print(f"{summary.events:,} events, grace window {grace:g} s; wrote:")
+    for name in REPORT_FILES:
+        path = out_dir / name
+        if path.is_file():  # plain print: a long path must stay whole, not wrap
+            print(f"  {path} ({path.stat().st_size:,} bytes)")
 
 
 def print_alerts(

@@ -7,9 +7,12 @@ import signal
 import subprocess
 import time
 
+import click
 import pytest
 
-from cdc_verify.schemas.settings import ConfigFileError, load_settings
+from cdc_verify.cli import SettingOption, main
+from cdc_verify.report import REPORT_FILES
+from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
 
 from ..conftest import cli_command, cli_env
 from .support import PROD, SIS, run_worker_until_done, settings
@@ -28,6 +31,55 @@ def test_help_lists_all_six_commands():
     for flag in ("--redis", "--production", "--sister", "--grace", "--verdict-stream",
                  "--consumer", "--start-id", "--http-port", "--http-host"):  # fmt: skip
         assert flag in run_help
+
+
+def test_every_option_of_every_command_has_help_and_settings_show_their_default():
+    commands = {"": main, **main.commands}
+    for name, command in commands.items():
+        for param in command.params:
+            assert isinstance(param, click.Option), (name, param.name)
+            assert param.help and param.help.strip(), f"{name} {param.opts[0]} has no help"
+            if isinstance(param, SettingOption):
+                field = Settings.model_fields[param.name]
+                default = field.get_default(call_default_factory=True)
+                shown = "none" if default in (None, []) else str(default)
+                assert f"(default: {shown}; env CDC_VERIFY_{param.name.upper()})" in param.help
+    backfill = " ".join(cli("backfill", "--help").stdout.split())  # unwrapped
+    grace = Settings.model_fields["grace"].default
+    assert f"--grace FLOAT seconds a partner may lag before it is a gap (default: {grace}; " \
+        "env CDC_VERIFY_GRACE)" in backfill  # fmt: skip
+    assert "(default: cdc:production; env CDC_VERIFY_PRODUCTION)" in backfill
+    assert "(default: cdc:sister; env CDC_VERIFY_SISTER)" in backfill
+    for command in ("backfill", "replay"):
+        out = next(p for p in main.commands[command].params if p.name == "out")
+        assert all(name in (out.help or "") for name in REPORT_FILES)
+    alerts = next(p for p in main.commands["alerts"].params if p.name == "redis_url")
+    assert "the Redis the worker writes its alerts to (its state" in (alerts.help or "")
+    demo = {p.name: p.help for p in main.commands["demo"].params}
+    assert all(demo[name] for name in ("events", "grace", "seed"))
+
+
+def test_backfill_and_replay_print_the_grace_window_and_every_file(
+    redis_url, redis_client, tmp_path
+):
+    for stream, event_id in ((PROD, "E1"), (SIS, "E1"), (PROD, "E2")):
+        redis_client.xadd(stream, {"event_id": event_id, "payload": "x"})
+    captures = []
+    for stream in (PROD, SIS):
+        captures.append(str(tmp_path / f"{stream}.cap"))
+        assert cli("capture", "--redis", redis_url, "--stream", stream, "--out",
+                   captures[-1]).returncode == 0  # fmt: skip
+    backfill = cli("backfill", "--redis", redis_url, "--production", PROD, "--sister", SIS,
+                   "--grace", "2.5", "--out", str(tmp_path / "b"))  # fmt: skip
+    replay = cli("replay", "--production", captures[0], "--sister", captures[1],
+                 "--grace", "2.5", "--out", str(tmp_path / "r"))  # fmt: skip
+    for done, out in ((backfill, tmp_path / "b"), (replay, tmp_path / "r")):
+        assert done.returncode == 0, done.stderr
+        assert "2 events, grace window 2.5 s; wrote:" in done.stdout
+        printed = [line.split(" (")[0].strip() for line in done.stdout.splitlines()
+                   if line.startswith(f"  {out}")]  # fmt: skip
+        assert printed == [str(out / name) for name in REPORT_FILES]
+        assert sorted(printed) == sorted(str(p) for p in out.iterdir())  # every file written
 
 
 def test_bad_consumer_is_a_clear_usage_error(tmp_path):

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import os
 import socket
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from cdc_verify.consumers.loader import REFERENCE_CONSUMER
 
+ENV_PREFIX = "CDC_VERIFY_"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a setting: grace -> CDC_VERIFY_GRACE."""
+    return ENV_PREFIX + field.upper()
+
+
+def _hide_password(text: str) -> str:
+    # A value rejected as a URL is echoed back; whatever precedes an @ may be a password.
+    if "@" not in text:
+        return text
+    credentials, _, host = text.rpartition("@")
+    return f"{credentials.partition(':')[0]}:***@{host}"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CDC_VERIFY_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     # Redis connection. No URL means: start an embedded Redis for this run.
     redis_url: str | None = Field(None, description="redis://, rediss:// (TLS) or unix:// URL")
@@ -27,16 +48,18 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = Field(
         None, description="AUTH password (overrides the URL's)"
     )
-    redis_tls_ca_file: Path | None = None
-    redis_tls_cert_file: Path | None = None
-    redis_tls_key_file: Path | None = None
+    redis_tls_ca_file: Path | None = Field(None, description="CA certificates (rediss://)")
+    redis_tls_cert_file: Path | None = Field(None, description="client certificate (rediss://)")
+    redis_tls_key_file: Path | None = Field(None, description="client key (rediss://)")
     redis_tls_verify: bool = True
     redis_socket_timeout: float = Field(10.0, gt=0)
 
     production: str = Field("cdc:production", min_length=1, description="production stream key")
     sister: str = Field("cdc:sister", min_length=1, description="sister stream key")
     group: str = Field("cdc-verify", min_length=1, description="consumer group on both streams")
-    consumer_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    consumer_name: str = Field(
+        default_factory=socket.gethostname, min_length=1, description="this worker's name"
+    )
     start_id: str = Field(
         "$",
         pattern=r"^(\$|\d+(-\d+)?)$",
@@ -51,18 +74,21 @@ class Settings(BaseSettings):
         7 * 86400.0, ge=1, description="seconds an open or resolved alert is kept"
     )
     consumer: str = Field(REFERENCE_CONSUMER, description="legacy consumer as module:callable")
-    ignore_paths: list[str] = Field(default_factory=list, description="JSON pointers not compared")
-    float_tolerance: float = Field(0.0, ge=0)
+    # NoDecode: the environment gives "/a,/b" (split below), not the JSON list it would expect.
+    ignore_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="JSON pointers not compared"
+    )
+    float_tolerance: float = Field(0.0, ge=0, description="absolute tolerance for floats")
 
-    verdict_stream: str = "cdc-verify:verdicts"
+    verdict_stream: str = Field("cdc-verify:verdicts", description="stream of verdict records")
     verdict_stream_maxlen: int = Field(
         10_000_000, ge=0, description="approximate trim length; 0 keeps everything"
     )
     key_prefix: str = Field("cdc-verify", min_length=1, description="prefix of the worker's keys")
     jsonl: Path | None = Field(None, description="also append verdict records to this file")
 
-    batch_size: int = Field(500, ge=1, le=100_000)
-    block_ms: int = Field(100, ge=1, le=60_000)
+    batch_size: int = Field(500, ge=1, le=100_000, description="entries per read per stream")
+    block_ms: int = Field(100, ge=1, le=60_000, description="XREADGROUP BLOCK when idle")
     lock_ttl: float = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
     verdict_retention: float = Field(
         7 * 86400.0, ge=1, description="seconds a verdict record is kept in the verdict stream"
@@ -84,7 +110,7 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(
         8, ge=1, le=1024, description="partitions of the entries topic (engine faust)"
     )
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 
     @field_validator("ignore_paths", mode="before")
@@ -93,6 +119,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # from the environment: comma separated
             return [p for p in value.split(",") if p]
         return value
+
+    @field_validator("ignore_paths")
+    @classmethod
+    def _json_pointers(cls, paths: list[str]) -> list[str]:
+        bad = [p for p in paths if not p.startswith("/")]
+        if bad:
+            raise ValueError("; ".join(
+                f"{p!r} is not a JSON pointer (those start with /): did you mean {'/' + p!r}?"
+                for p in bad
+            ))  # fmt: skip
+        return paths
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if not url:
+            return None  # CDC_VERIFY_REDIS_URL= : no URL, as when unset
+        if not url.startswith(REDIS_SCHEMES):
+            raise ValueError(
+                f"{_hide_password(url)!r} is not a Redis URL; expected redis://HOST:PORT, "
+                "rediss:// (TLS) or unix:///path"
+            )
+        return url
 
     @property
     def grace_ms(self) -> int:
@@ -114,6 +163,86 @@ class ConfigFileError(ValueError):
     pass
 
 
+# Pydantic's error types, said in a few words (its own messages name neither flag nor value).
+_REASONS = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "{input!r} does not match {pattern}",
+    "literal_error": "{input!r} is not one of {expected}",
+    "float_parsing": "not a number: {input!r}",
+    "float_type": "not a number: {input!r}",
+    "int_parsing": "not an integer: {input!r}",
+    "int_from_float": "not an integer: {input!r}",
+    "int_type": "not an integer: {input!r}",
+    "bool_parsing": "not true or false: {input!r}",
+    "extra_forbidden": "not a setting",
+}
+
+
+def _plain(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 0, not 0.0
+
+
+def _reason(error: ErrorDetails) -> str:
+    ctx = {k: _plain(v) for k, v in error.get("ctx", {}).items()}
+    if error["type"] == "value_error":
+        return str(ctx["error"])  # our validators' own words
+    template = _REASONS.get(error["type"])
+    if template is None:
+        return error["msg"]
+    return template.format(input=error.get("input"), **ctx)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad setting: the field, why, and where its value came from."""
+
+    field: str
+    reason: str
+    origin: str | None  # None: a flag (keyword argument); else the variable or "KEY in FILE"
+
+    def describe(self, flag: str | None) -> str:
+        """`--grace (from CDC_VERIFY_GRACE): must be >= 0`; with no flag, the origin alone."""
+        if flag is None:
+            return f"{self.origin or self.field}: {self.reason}"
+        where = f" (from {self.origin})" if self.origin else ""
+        return f"{flag}{where}: {self.reason}"
+
+
+def default_flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+class InvalidSettings(ValueError):
+    """Settings that failed validation, one problem per bad field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(p.describe(default_flag(p.field)) for p in problems))
+        self.problems = problems
+
+
+def _origin(field: str, given: dict[str, Any], config_file: Path | None) -> str | None:
+    """Where a field's value came from, by the sources' precedence."""
+    if field in given:
+        return None
+    var = env_var(field)
+    if any(name.upper() == var for name in os.environ):  # env names are case-insensitive
+        return var
+    return f"{field} in {config_file}" if config_file else None
+
+
+def _problems(exc: ValidationError, given: dict[str, Any], path: Path | None) -> list[Problem]:
+    problems: dict[str, Problem] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        if field not in problems:  # one line per field, e.g. for a list's items
+            problems[field] = Problem(field, _reason(error), _origin(field, given, path))
+    return list(problems.values())
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from flags (`overrides`; None means not given), env and a TOML file."""
     path = config_file or os.environ.get("CDC_VERIFY_CONFIG")
@@ -124,4 +253,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigFileError(f"config file {path} does not exist")
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
         cls = type("FileSettings", (Settings,), {"model_config": config})
-    return cls(**{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**given)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+    except SettingsError as exc:  # a source could not parse a value at all
+        raise ConfigFileError(str(exc)) from exc
+    except ValidationError as exc:
+        raise InvalidSettings(_problems(exc, given, Path(path) if path else None)) from exc
