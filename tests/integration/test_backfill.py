@@ -65,16 +65,3 @@ def test_backfill_reports_every_known_answer(redis_url, redis_client, tmp_path):
     again = backfill(redis_url, tmp_path / "again")
     assert again.returncode == 0
     assert sorted(lines) == sorted((tmp_path / "again" / "verdicts.jsonl").read_text().splitlines())
-
-
-def test_backfill_of_missing_streams_is_an_empty_report(redis_url, tmp_path):
-    done = backfill(redis_url, tmp_path / "out")
-    assert done.returncode == 0, done.stderr
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["events"] == 0 and set(summary["verdicts"].values()) == {0}
-
-
-def test_backfill_without_redis_starts_an_embedded_one(tmp_path):
-    done = backfill(None, tmp_path / "out")
-    assert done.returncode == 0, done.stderr
-    assert "embedded Redis" in done.stderr

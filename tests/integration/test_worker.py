@@ -14,6 +14,7 @@ from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
+from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
 from cdc_verify.pipeline.runners.worker import StreamWorker
@@ -140,12 +141,27 @@ def test_a_retried_commit_writes_nothing_twice(redis_url, redis_client):
 
     async def commit_twice() -> list[list]:
         client = redis.asyncio.Redis.from_url(redis_url)
-        committer = VerdictCommitter(client, keys, 60_000, 0, 60_000)
+        committer = VerdictCommitter.from_settings(client, cfg)
         try:
             return [await committer.commit(outcomes), await committer.commit(outcomes)]
         finally:
             await client.aclose()
 
+    async def commit_without_the_lock() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        await client.set(keys.lock, "another-worker/0001")
+        committer = VerdictCommitter.from_settings(client, cfg, lock_token="me/0002")
+        try:
+            with pytest.raises(LockLost):
+                await committer.commit(outcomes)
+        finally:
+            await client.delete(keys.lock)
+            await client.aclose()
+
+    # A worker whose lock another one took writes nothing, not even the first time.
+    asyncio.run(commit_without_the_lock())
+    assert verdict_records(redis_client) == []
+    assert redis_client.xpending(PROD, cfg.group)["pending"] == 2
     assert [len(x) for x in asyncio.run(commit_twice())] == [2, 0]
     assert len(verdict_records(redis_client)) == 2
     assert redis_client.xpending(PROD, cfg.group)["pending"] == 0

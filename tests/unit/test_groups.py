@@ -6,6 +6,7 @@ from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_bounded
+from cdc_verify.pipeline.sinks.base import CallbackSink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
 from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
@@ -26,7 +27,7 @@ def run(corpus):
         groups.add(outcomes)
         counter.add(outcomes)
 
-    verify_bounded(verifier, entries(Side.PRODUCTION), entries(Side.SISTER), emit)
+    verify_bounded(verifier, entries(Side.PRODUCTION), entries(Side.SISTER), CallbackSink(emit))
     return groups.sorted(), counter.summary
 
 

@@ -8,6 +8,7 @@ import pytest
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, OutcomeKind
+from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
@@ -92,9 +93,9 @@ def test_undecodable_on_both_sides():
 def test_gap_waits_for_the_other_sides_watermark():
     v = verifier()
     v.ingest([entry(PRODUCTION, 1000)])
-    v.advance(SISTER, 1000 + GRACE)  # partner could still have id == 1000 + grace
+    v.advance(SISTER, ReadPosition(1000 + GRACE))  # partner could still have id == 1000 + grace
     assert v.expire() == []
-    v.advance(SISTER, 1000 + GRACE + 1)
+    v.advance(SISTER, ReadPosition(1000 + GRACE + 1))
     [gap] = v.expire()
     assert gap.record.as_json() == {
         "event_id": "E1",
@@ -103,7 +104,7 @@ def test_gap_waits_for_the_other_sides_watermark():
     }
     # Production racing ahead proves nothing about the sister side.
     v.ingest([entry(SISTER, 5000, "E2")])
-    v.advance(PRODUCTION, 5000 + GRACE + 1)
+    v.advance(PRODUCTION, ReadPosition(5000 + GRACE + 1))
     assert records(v.expire())[0]["verdict"] == "missing_in_production"
 
 
@@ -128,7 +129,7 @@ def test_sister_first_late_production():
 def test_a_late_pair_is_compared_but_the_first_verdict_stands():
     v = verifier()
     gap = v.ingest([entry(PRODUCTION, 1000)])
-    v.advance(SISTER, 1000 + GRACE + 1)
+    v.advance(SISTER, ReadPosition(1000 + GRACE + 1))
     (expired,) = v.expire()
     assert gap == [] and expired.record.verdict is Verdict.MISSING_IN_SISTER
     # Another batch: the twin is still in the core's memory.
@@ -142,7 +143,7 @@ def test_a_late_pair_is_compared_but_the_first_verdict_stands():
 def test_compare_late_with_a_twin_fetched_by_the_runner():
     v = verifier()
     v.ingest([entry(PRODUCTION, 1000, event_id="E2")])
-    v.advance(SISTER, 3000)
+    v.advance(SISTER, ReadPosition(3000))
     v.expire()
     v.reset()  # a restart: memory gone; the durable store remembers the decision
     prior = {"E2": Decision(Verdict.MISSING_IN_SISTER, "p", 1000)}
@@ -220,7 +221,7 @@ def test_decisions_are_forgotten_after_retention():
     v = verifier(decided_retention_ms=10_000)
     v.ingest([entry(PRODUCTION, 1000), entry(SISTER, 1001)])
     assert v.lookup_needed([entry(PRODUCTION, 2000)]) == []
-    v.advance(PRODUCTION, 20_000)
+    v.advance(PRODUCTION, ReadPosition(20_000))
     v.expire()
     assert v.lookup_needed([entry(PRODUCTION, 20_001)]) == ["E1"]
 
@@ -279,7 +280,7 @@ def test_entries_before_the_horizon_are_partners_only():
     # Wholly before the start, or unmatched before it: settled without a verdict.
     skipped = v.ingest([entry(PRODUCTION, 4000, "OLD"), entry(SISTER, 4001, "OLD")])
     v.ingest([entry(PRODUCTION, 4200, "ALONE"), entry(PRODUCTION, 4300, "ALONE")])
-    v.advance(SISTER, 9000)
+    v.advance(SISTER, ReadPosition(9000))
     skipped += v.expire()
     assert {o.kind for o in skipped} == {OutcomeKind.SKIP} and len(skipped) == 2
     assert records(skipped) == []
@@ -287,14 +288,14 @@ def test_entries_before_the_horizon_are_partners_only():
     v.ingest([entry(SISTER, 3000, "EARLY")])
     outcomes = v.ingest([entry(PRODUCTION, 5500, "EARLY")])
     assert [o.kind for o in outcomes] == [OutcomeKind.SKIP]
-    v.advance(SISTER, 5500 + GRACE + 1)
+    v.advance(SISTER, ReadPosition(5500 + GRACE + 1))
     assert records(v.expire())[0]["verdict"] == "missing_in_sister"
 
 
 def test_a_short_memory_window_defers_older_decisions_to_the_durable_store():
     v = verifier(decided_retention_ms=3_600_000, decided_in_memory_ms=5_000)
     v.ingest([entry(PRODUCTION, 1000), entry(SISTER, 1001)])
-    v.advance(SISTER, 7_000)
+    v.advance(SISTER, ReadPosition(7_000))
     v.expire()
     assert v.lookup_needed([entry(PRODUCTION, 7_001)]) == ["E1"]  # ask Redis, not memory
 

@@ -1,8 +1,8 @@
 """The engine-agnostic core: join on event_id, decode, compare, classify.
 
 It does no I/O. A runner feeds it entries in stream order per side, tells it
-how far each stream has been read (`advance`), and asks for expired gaps
-(`expire`). Every answer is an `Outcome` that names the entries it settles, so
+how far each stream has been read (`advance`, with a `ReadPosition`), and asks for
+expired gaps (`expire`). Every answer is an `Outcome` that names the entries it settles, so
 the runner acks exactly those once the outcome is durable.
 
 Verdicts are a function of the data alone, not of how reads were batched: a
@@ -20,8 +20,10 @@ from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_e
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.waiting import WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
+from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (PRODUCTION, SISTER)
@@ -33,6 +35,9 @@ MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING
 # Entries of the latest gap verdicts kept to compare with a late partner. Older
 # ones a runner fetches back from the stream (`compare_late`).
 GAP_TWINS_KEPT = 10_000
+# Decisions a runner with a durable store keeps in memory; older ones it looks up.
+# It must cover a commit in flight and the grace window; a minute does, cheaply.
+DECIDED_IN_MEMORY_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,23 @@ class VerifierConfig:
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.
     ordered_sides: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
+        """The core's rules from a command's settings.
+
+        `durable_decisions`: the runner keeps decisions in Redis and looks older
+        event_ids up there, so memory holds only a short window of them.
+        """
+        return cls(
+            grace_ms=settings.grace_ms,
+            decided_retention_ms=round(settings.decided_retention * 1000),
+            decided_in_memory_ms=(
+                max(2 * settings.grace_ms, DECIDED_IN_MEMORY_MS) if durable_decisions else None
+            ),
+            ignored_paths=tuple(settings.ignore_paths),
+            float_tolerance=settings.float_tolerance,
+        )
 
 
 class Verifier:
@@ -78,7 +100,8 @@ class Verifier:
         self.horizon_ms = horizon_ms
         # Waiting events per side, oldest first; an event_id waits on one side only.
         self._waiting: dict[Side, WaitingRoom] = {s: WaitingRoom(s) for s in SIDES}
-        self._watermark: dict[Side, int] = {s: 0 for s in SIDES}
+        # Per side, how far its stream has been read (ReadPosition.before_ms).
+        self._read_before: dict[Side, int] = {s: START.before_ms for s in SIDES}
         self._decided: OrderedDict[str, Decision] = OrderedDict()
         self._gap_twins: OrderedDict[str, StreamEntry] = OrderedDict()
 
@@ -124,20 +147,25 @@ class Verifier:
         self._evict_decisions()
         return out
 
-    def advance(self, side: Side, until_ms: int) -> None:
-        """Everything on `side` up to `until_ms` (entry-id time) has been read."""
-        if until_ms > self._watermark[side]:
-            self._watermark[side] = until_ms
+    def advance(self, side: Side, position: ReadPosition) -> None:
+        """`side`'s stream has been read up to `position` (it never moves back)."""
+        if position.before_ms > self._read_before[side]:
+            self._read_before[side] = position.before_ms
+
+    def read_position(self, side: Side) -> ReadPosition:
+        return ReadPosition(self._read_before[side])
 
     def expire(self) -> list[Outcome]:
         """Gap verdicts for events whose partner can no longer arrive in time."""
         out: list[Outcome] = []
         for side in SIDES:
             waiting = self._waiting[side]
-            waiting.pack_older_than(self._watermark[side] - PACK_AFTER_MS)
+            waiting.pack_older_than(self._read_before[side] - PACK_AFTER_MS)
             # The partner would have an entry id <= arrival + grace on the other stream.
-            limit = self._watermark[OTHER[side]] - self._grace
-            while (arrival := waiting.oldest_arrival()) is not None and arrival < limit:
+            other = ReadPosition(self._read_before[OTHER[side]])
+            while (arrival := waiting.oldest_arrival()) is not None and other.covers(
+                arrival + self._grace
+            ):
                 out.append(self._gap(waiting.take_oldest()))
         self._evict_decisions()
         return out
@@ -161,8 +189,8 @@ class Verifier:
 
     def _ingest_one(self, entry: StreamEntry, out: list[Outcome]) -> None:
         side = entry.side
-        if self._ordered and entry.arrival_ms > self._watermark[side]:
-            self._watermark[side] = entry.arrival_ms
+        if self._ordered and entry.arrival_ms > self._read_before[side]:
+            self._read_before[side] = ReadPosition.at_entry(entry.arrival_ms).before_ms
         event_id = entry.event_id
         if event_id is None:
             if entry.arrival_ms < self.horizon_ms:
@@ -287,7 +315,7 @@ class Verifier:
         return VerdictRecord(event_id, verdict, differences=differences)
 
     def _evict_decisions(self) -> None:
-        horizon = max(self._watermark.values()) - self._decided_window
+        horizon = max(self._read_before.values()) - self._decided_window
         decided = self._decided
         while decided:
             oldest = next(iter(decided.values()))

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from prometheus_client import start_http_server
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
+from cdc_verify.pipeline.core.verifier import VerifierConfig
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
@@ -42,8 +43,10 @@ from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.pipeline.runners.worker import REDIS_DOWN, Backoff, log_outcomes, verifier_config
+from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.schemas.settings import Settings
 
@@ -71,7 +74,7 @@ class FaustVerifier:
         redis_url: str | None = None,
         partitions: int = 8,
         metrics: VerifierMetrics | None = None,
-        on_outcomes: Callable[[Sequence[Outcome]], None] | None = None,
+        on_outcomes: OutcomeCallback | None = None,
     ) -> None:
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
@@ -81,10 +84,11 @@ class FaustVerifier:
         self._redis_url = redis_url or settings.redis_url
         if not self._redis_url:
             raise ValueError("the Faust engine needs a Redis URL")
-        self._on_outcomes = on_outcomes
+        # Told about each outcome once Redis holds it, as in the single worker.
+        self.sinks = live_sinks(self.metrics, jsonl=settings.jsonl, on_outcomes=on_outcomes)
         # Several forwarders feed each partition: only watermarks say how far a side is read.
         self._config = replace(
-            verifier_config(settings, durable_decisions=True), ordered_sides=False
+            VerifierConfig.from_settings(settings, durable_decisions=True), ordered_sides=False
         )
         self._joins: dict[int, PartitionJoin] = {}
         self._lock = asyncio.Lock()
@@ -228,10 +232,7 @@ class FaustVerifier:
                 if o.record is not None
             ]
             await asyncio.gather(*sent)
-            self.metrics.outcomes(fresh)
-            log_outcomes(fresh)
-            if self._on_outcomes:
-                self._on_outcomes(fresh)
+            self.sinks.add(fresh)
         # The changelog must hold this state before the offsets of the events that made
         # it can be committed, so it is sent and awaited here rather than buffered
         # (Faust flushes buffered table writes only best-effort before a commit).
@@ -281,10 +282,7 @@ class FaustVerifier:
     async def _forward_forever(self) -> None:
         s = self.settings
         self._client = connect(s, self._redis_url)
-        self._committer = VerdictCommitter(
-            self._client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen,
-            round(s.verdict_retention * 1000), settle_by_marking=True,
-        )  # fmt: skip
+        self._committer = VerdictCommitter.from_settings(self._client, s, settle_by_marking=True)
         self.forwarder = RedisForwarder(
             self._client, self.keys, s.consumer_name, self._send, self.partitions,
             batch_size=s.batch_size, block_ms=s.block_ms,
@@ -327,6 +325,7 @@ class FaustVerifier:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._forwarder_done.wait(), timeout=10)
         await self._reader.stop()
+        self.sinks.close()
 
     async def ensure_topics(self) -> None:
         """Call before the worker starts: see topics.py."""

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import redis.asyncio as aioredis
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_retire, partition_of
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
@@ -69,7 +70,7 @@ class RedisForwarder:
         # Every entry we read later comes after the group's delivery point, so a mark
         # just below it promises nothing we could break.
         for side, ms in (await self._streams.delivered_ms()).items():
-            self._raise_mark(side, ms - 1)
+            self._raise_mark(side, ReadPosition.at_entry(ms))
         await self._forward((), with_marks=True)
         return horizon
 
@@ -80,15 +81,15 @@ class RedisForwarder:
             self._beat_at = time.monotonic()
         read = await self._streams.read_new(self._batch_size, self._block_ms)
         for side in (PRODUCTION, SISTER):
-            if side in read.caught_up:
-                mark = read.server_ms - 1
-            else:
+            position = read.caught_up.get(side)
+            if position is None:
                 arrivals = [e.arrival_ms for e in read.entries if e.side is side]
                 if not arrivals:
                     continue
-                # Entries later in the same millisecond may go to another forwarder.
-                mark = max(arrivals) - 1
-            self._raise_mark(side, mark)
+                # Later reads (ours or another forwarder's) only get later entries, though
+                # entries of this same millisecond may still go to another forwarder.
+                position = ReadPosition.at_entry(max(arrivals))
+            self._raise_mark(side, position)
         # The marks cover this round's entries, which travel ahead of them.
         due = time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S
         await self._forward(read.entries, with_marks=due)
@@ -109,9 +110,9 @@ class RedisForwarder:
         )  # fmt: skip
         return dead
 
-    def _raise_mark(self, side: Side, ms: int) -> None:
+    def _raise_mark(self, side: Side, position: ReadPosition) -> None:
         # A mark is a promise already made to every partition: it never moves back.
-        self._marks[side] = max(ms, self._marks.get(side, -1))
+        self._marks[side] = max(position.before_ms, self._marks.get(side, -1))
 
     async def _resend_pending(self) -> None:
         async for batch in self._streams.read_pending(self._batch_size):

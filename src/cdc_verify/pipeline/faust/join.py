@@ -21,6 +21,7 @@ import msgpack
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome
+from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.faust.messages import SIDE_CODE, SIDE_OF, Retire, Watermark
 from cdc_verify.schemas.verdicts import Side
@@ -138,7 +139,7 @@ class PartitionJoin:
         for side in (PRODUCTION, SISTER):
             marks = [ms for (_, s), ms in self._marks.items() if s is side]
             if marks:
-                self.verifier.advance(side, min(marks))
+                self.verifier.advance(side, ReadPosition(min(marks)))
 
     def _settle(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:

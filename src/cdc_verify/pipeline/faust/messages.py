@@ -32,6 +32,9 @@ CHUNK_BYTES = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
+    """A forwarder's promise: it sends no more entries of `side` from before `ms`
+    (a ReadPosition's before_ms; -1 when it has not read anything yet)."""
+
     forwarder: str
     side: Side
     ms: int

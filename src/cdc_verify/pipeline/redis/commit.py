@@ -13,50 +13,81 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from cdc_verify.pipeline.core.entry import PRODUCTION
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
+from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.script import ScriptContract
+from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
 
 log = logging.getLogger(__name__)
 
-# KEYS: verdict stream, production, sister, open alerts, resolved alerts, and their
-# time indexes. ARGV: group, decision key prefix, decision ttl (ms), verdict stream
-# maxlen, one msgpack array of outcomes [kind, event_id, verdict, record, decision,
-# alert, [[stream 1|2, entry id], ...]] (redis-py packs long ARGVs slowly), now (ms),
-# record key prefix, record ttl (ms), how entries are settled ('ack': XACK in the group
-# the worker reads; 'mark': SET NX of a marker key with this prefix, for runners whose
-# entries were acked upstream, e.g. the Faust runner). Records other than `match` are
-# kept by event_id (the API's "verdict of one event"); a match is told by its decision.
+COMMIT = ScriptContract(
+    keys=(
+        "verdicts", "production", "sister", "alerts_open", "alerts_resolved",
+        "alerts_open_index", "alerts_resolved_index", "lock",
+    ),
+    args=(
+        "group",  # the consumer group whose entries are XACKed
+        "decided_prefix", "decided_ttl_ms",  # + event_id: the remembered decision
+        "verdict_maxlen",  # approximate trim of the verdict stream, 0 = never
+        "outcomes",  # one msgpack array of OUTCOME records (redis-py packs long ARGVs slowly)
+        "now_ms",
+        "record_prefix", "record_ttl_ms",  # + event_id: records other than `match`
+        # '' settles entries by XACK in `group`; a prefix settles them by SET NX of a
+        # marker key (runners whose entries were acked upstream, e.g. the Faust runner)
+        "settled_prefix",
+        # '' for no lock; else the commit writes nothing unless K.lock holds this token
+        "lock_token",
+    ),
+    records={
+        "O": ("kind", "event_id", "verdict", "record", "decision", "alert", "settles"),
+        # one settled entry: stream 1 (production) or 2 (sister), and its entry id
+        "S": ("stream", "entry_id"),
+    },
+)  # fmt: skip
+
+# Records other than `match` are kept by event_id (the API's "verdict of one event");
+# a match is told by its decision.
 COMMIT_SCRIPT = """
-local group, prefix, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local now_ms, record_prefix, record_ttl = ARGV[6], ARGV[7], ARGV[8]
-local mark_prefix = ARGV[9]
-local streams = {KEYS[2], KEYS[3]}
+if A.lock_token ~= '' and redis.call('GET', K.lock) ~= A.lock_token then
+  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
+end
+local maxlen, ttl = tonumber(A.verdict_maxlen), A.decided_ttl_ms
+local streams = {K.production, K.sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
 -- 1 if this call settled the entry, 0 if it was settled before (a retried commit).
 local function settle(s)
-  if mark_prefix == '' then
-    return redis.call('XACK', streams[s[1]], group, s[2])
+  if A.settled_prefix == '' then
+    return redis.call('XACK', streams[s[S.stream]], A.group, s[S.entry_id])
   end
-  local new = redis.call('SET', mark_prefix .. s[1] .. ':' .. s[2], 1, 'NX', 'PX', ttl)
+  local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
+  local new = redis.call('SET', marker, 1, 'NX', 'PX', ttl)
   return new and 1 or 0
 end
-for i, o in ipairs(cmsgpack.unpack(ARGV[5])) do
-  local kind, eid, verdict, record, decision, alert = o[1], o[2], o[3], o[4], o[5], o[6]
+for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
+  local kind, eid, verdict, record = o[O.kind], o[O.event_id], o[O.verdict], o[O.record]
+  local decision, alert = o[O.decision], o[O.alert]
   local emit = false
   if kind == 'P' or kind == 'S' then
-    for _, s in ipairs(o[7]) do
-      if mark_prefix == '' then table.insert(bulk[s[1]], s[2]) else settle(s) end
+    for _, s in ipairs(o[O.settles]) do
+      if A.settled_prefix == '' then
+        table.insert(bulk[s[S.stream]], s[S.entry_id])
+      else
+        settle(s)
+      end
     end
     if kind == 'P' then
-      local key = prefix .. eid
+      local key = A.decided_prefix .. eid
       emit = redis.call('SET', key, decision, 'NX', 'PX', ttl) ~= false
       if not emit then
         -- Only a decision of ours means "already written"; anything else is overwritten.
@@ -67,36 +98,36 @@ for i, o in ipairs(cmsgpack.unpack(ARGV[5])) do
         end
       end
       if emit and alert ~= '' then
-        redis.call('HSET', KEYS[4], eid, alert)
-        redis.call('ZADD', KEYS[6], now_ms, eid)
+        redis.call('HSET', K.alerts_open, eid, alert)
+        redis.call('ZADD', K.alerts_open_index, A.now_ms, eid)
       end
       if emit and verdict ~= 'match' then
-        redis.call('SET', record_prefix .. eid, record, 'PX', record_ttl)
+        redis.call('SET', A.record_prefix .. eid, record, 'PX', A.record_ttl_ms)
       end
     end
   else
     local acked = 0
-    for _, s in ipairs(o[7]) do
+    for _, s in ipairs(o[O.settles]) do
       acked = acked + settle(s)
     end
     if kind == 'E' then
       emit = acked > 0
     elseif kind == 'L' and acked > 0 then
       table.insert(fresh, 1)
-      redis.call('SET', prefix .. eid, decision, 'XX', 'KEEPTTL')
-      local open = redis.call('HGET', KEYS[4], eid)
+      redis.call('SET', A.decided_prefix .. eid, decision, 'XX', 'KEEPTTL')
+      local open = redis.call('HGET', K.alerts_open, eid)
       if open then
         local merged = cjson.decode(open)
         for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
-        redis.call('HSET', KEYS[5], eid, cjson.encode(merged))
-        redis.call('ZADD', KEYS[7], now_ms, eid)
-        redis.call('HDEL', KEYS[4], eid)
-        redis.call('ZREM', KEYS[6], eid)
+        redis.call('HSET', K.alerts_resolved, eid, cjson.encode(merged))
+        redis.call('ZADD', K.alerts_resolved_index, A.now_ms, eid)
+        redis.call('HDEL', K.alerts_open, eid)
+        redis.call('ZREM', K.alerts_open_index, eid)
       end
     end
   end
   if emit then
-    redis.call('XADD', KEYS[1], '*', 'event_id', eid, 'verdict', verdict, 'record', record)
+    redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict, 'record', record)
     written = written + 1
   end
   if #fresh < i then table.insert(fresh, (emit or kind == 'S') and 1 or 0) end
@@ -104,11 +135,11 @@ end
 for i = 1, 2 do
   local ids = bulk[i]
   for j = 1, #ids, 500 do  -- unpack() is bounded by Lua's stack
-    redis.call('XACK', streams[i], group, unpack(ids, j, math.min(j + 499, #ids)))
+    redis.call('XACK', streams[i], A.group, unpack(ids, j, math.min(j + 499, #ids)))
   end
 end
 if maxlen > 0 and written > 0 then
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen)
+  redis.call('XTRIM', K.verdicts, 'MAXLEN', '~', maxlen)
 end
 return fresh
 """
@@ -155,6 +186,15 @@ class RetentionPruner:
         self._verdict_retention_ms = verdict_retention_ms
         self._script = client.register_script(PRUNE_SCRIPT)
 
+    @classmethod
+    def from_settings(cls, client: aioredis.Redis, settings: Settings) -> RetentionPruner:
+        return cls(
+            client,
+            WorkerKeys.from_settings(settings),
+            round(settings.alert_retention * 1000),
+            round(settings.verdict_retention * 1000),
+        )
+
     async def prune(self) -> tuple[int, int]:
         """(alerts dropped, verdict records dropped)."""
         now = int(time.time() * 1000)
@@ -178,18 +218,52 @@ class VerdictCommitter:
         self,
         client: aioredis.Redis,
         keys: WorkerKeys,
-        retention_ms: int,
-        maxlen: int,
+        *,
+        decided_retention_ms: int,
+        verdict_maxlen: int,
         record_retention_ms: int,
         settle_by_marking: bool = False,
+        lock_token: str = "",
     ) -> None:
         self._client = client
         self._keys = keys
-        self._retention_ms = retention_ms
-        self._maxlen = maxlen
-        self._record_retention_ms = record_retention_ms
-        self._mark_prefix = keys.settled_prefix if settle_by_marking else ""
-        self._script = client.register_script(COMMIT_SCRIPT)
+        self._fixed = dict(
+            group=keys.group,
+            decided_prefix=keys.decided_prefix,
+            decided_ttl_ms=decided_retention_ms,
+            verdict_maxlen=verdict_maxlen,
+            record_prefix=keys.record_prefix,
+            record_ttl_ms=record_retention_ms,
+            settled_prefix=keys.settled_prefix if settle_by_marking else "",
+            lock_token=lock_token,
+        )
+        self._script_keys = COMMIT.keys_of(
+            verdicts=keys.verdicts, production=keys.production, sister=keys.sister,
+            alerts_open=keys.alerts_open, alerts_resolved=keys.alerts_resolved,
+            alerts_open_index=keys.alerts_open_index,
+            alerts_resolved_index=keys.alerts_resolved_index, lock=keys.lock,
+        )  # fmt: skip
+        self._script = COMMIT.register(client, COMMIT_SCRIPT)
+
+    @classmethod
+    def from_settings(
+        cls,
+        client: aioredis.Redis,
+        settings: Settings,
+        *,
+        settle_by_marking: bool = False,
+        lock_token: str = "",
+    ) -> VerdictCommitter:
+        """`lock_token`: commit only while the worker lock holds it (the single engine)."""
+        return cls(
+            client,
+            WorkerKeys.from_settings(settings),
+            decided_retention_ms=round(settings.decided_retention * 1000),
+            verdict_maxlen=settings.verdict_stream_maxlen,
+            record_retention_ms=round(settings.verdict_retention * 1000),
+            settle_by_marking=settle_by_marking,
+            lock_token=lock_token,
+        )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
         """Decisions Redis remembers for these event_ids (from earlier runs)."""
@@ -208,24 +282,24 @@ class VerdictCommitter:
         return decisions
 
     async def commit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        """Makes the outcomes durable; returns those this call wrote (not a retry's repeats)."""
+        """Makes the outcomes durable; returns those this call wrote (not a retry's repeats).
+
+        Raises LockLost, having written nothing, when a lock token was given and
+        another worker holds the lock.
+        """
         fresh: list[Outcome] = []
-        keys = [
-            self._keys.verdicts,
-            self._keys.production,
-            self._keys.sister,
-            self._keys.alerts_open,
-            self._keys.alerts_resolved,
-            self._keys.alerts_open_index,
-            self._keys.alerts_resolved_index,
-        ]
         for start in range(0, len(outcomes), CHUNK):
             chunk = outcomes[start : start + CHUNK]
-            flags = await self._script(keys=keys, args=self._arguments(chunk))
+            try:
+                flags = await self._script(keys=self._script_keys, args=self._arguments(chunk))
+            except ResponseError as exc:
+                if str(exc).startswith("LOCKLOST"):
+                    raise LockLost(f"commit refused: {exc}") from None
+                raise
             fresh.extend(o for o, flag in zip(chunk, flags, strict=True) if int(flag))
         return fresh
 
-    def _arguments(self, outcomes: Iterable[Outcome]) -> list[str | int | bytes]:
+    def _arguments(self, outcomes: Iterable[Outcome]) -> list[Any]:
         now = _now_iso()
         batch = []
         for o in outcomes:
@@ -236,27 +310,27 @@ class VerdictCommitter:
             elif record is not None and record.verdict in GAP_VERDICTS:
                 alert = gap_alert(o, now)
             batch.append(
-                (
-                    o.kind.value,
-                    o.event_id or "",
-                    record.verdict.value if record else "",
-                    record_to_json(record) if record else "",
-                    o.decision.encode() if o.decision else "",
-                    alert,
-                    [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
+                COMMIT.record(
+                    "O",
+                    kind=o.kind.value,
+                    event_id=o.event_id or "",
+                    verdict=record.verdict.value if record else "",
+                    record=record_to_json(record) if record else "",
+                    decision=o.decision.encode() if o.decision else "",
+                    alert=alert,
+                    settles=[
+                        COMMIT.record(
+                            "S", stream=1 if e.side is PRODUCTION else 2, entry_id=e.entry_id
+                        )
+                        for e in o.settles
+                    ],
                 )
             )
-        return [
-            self._keys.group,
-            self._keys.decided_prefix,
-            self._retention_ms,
-            self._maxlen,
-            msgpack.packb(batch, use_bin_type=False),
-            int(time.time() * 1000),
-            self._keys.record_prefix,
-            self._record_retention_ms,
-            self._mark_prefix,
-        ]
+        return COMMIT.args_of(
+            outcomes=msgpack.packb(batch, use_bin_type=False),
+            now_ms=int(time.time() * 1000),
+            **self._fixed,
+        )
 
 
 def gap_alert(outcome: Outcome, opened_at: str) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
+from cdc_verify.pipeline.redis.errors import LockLost
+
 log = logging.getLogger(__name__)
 
 _ACQUIRE = """
@@ -38,13 +40,13 @@ return 0
 """
 
 
-class LockLost(RuntimeError):
-    pass
-
-
 def lock_token(owner: str) -> str:
     """A token unique to one worker process, kept across its reconnects."""
     return f"{owner}/{secrets.token_hex(8)}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 class WorkerLock:
@@ -78,7 +80,7 @@ class WorkerLock:
                 log.warning(
                     "another worker holds %s (%s); waiting for it to stop or expire",
                     self._key,
-                    holder.decode(errors="replace") if holder else "?",
+                    _text(holder) if holder else "?",
                 )
                 announced = True
             with contextlib.suppress(TimeoutError):

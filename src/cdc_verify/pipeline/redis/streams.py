@@ -5,30 +5,86 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
+from cdc_verify.pipeline.core.entry import (
+    PRODUCTION,
+    SISTER,
+    StreamEntry,
+    entry_id_ms,
+    fields_dict,
+)
+from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.schemas.verdicts import Side
 
 # How often a read also asks Redis for its clock (to advance caught-up sides).
 TIME_REFRESH_S = 0.05
 
+FENCED_READ = ScriptContract(
+    keys=("production", "sister", "lock"), args=("group", "consumer", "count", "token")
+)
+# Takes new entries into our pending list only while the worker lock is ours, in one
+# atomic step with the check: a worker frozen past its lock (SIGSTOP, a long pause)
+# cannot take entries after the standby took over, and everything it took before is
+# in its pending list for the new active worker to claim. TIME is taken in the same
+# step, so a side that had nothing new is known complete before that millisecond.
+# For a side that had nothing, the last entry id: the idle wait blocks after it.
+FENCED_READ_SCRIPT = """
+if redis.call('GET', K.lock) ~= A.token then
+  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
+end
+local now = redis.call('TIME')
+local reply = redis.call('XREADGROUP', 'GROUP', A.group, A.consumer, 'COUNT', A.count,
+                         'STREAMS', K.production, K.sister, '>', '>')
+local read = {}
+for _, stream in ipairs(reply or {}) do read[stream[1]] = true end
+local after = {}
+for i, key in ipairs({K.production, K.sister}) do
+  after[i] = ''
+  if not read[key] then
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    after[i] = last[1] and last[1][1] or '0-0'
+  end
+end
+return {now[1], now[2], reply or {}, after[1], after[2]}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lock a reader must hold to take new entries (the single-process worker)."""
+
+    lock_key: str
+    token: str
+
 
 @dataclass(slots=True)
 class ReadResult:
     entries: list[StreamEntry]
-    server_ms: int  # Redis' clock just before the read
-    caught_up: tuple[Side, ...]  # sides that had nothing new at server_ms
+    # Sides that had nothing new, and how far that makes their streams read.
+    caught_up: dict[Side, ReadPosition]
 
 
 class StreamPair:
-    def __init__(self, client: aioredis.Redis, keys: WorkerKeys, consumer_name: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: WorkerKeys,
+        consumer_name: str,
+        fence: Fence | None = None,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._me = consumer_name
+        self._fence = fence
+        self._fenced_read = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
         self._side_of = {keys.production.encode(): PRODUCTION, keys.sister.encode(): SISTER}
         self._key_of = {PRODUCTION: keys.production, SISTER: keys.sister}
         self._server_ms = 0  # Redis TIME taken just before a read, and when (monotonic)
@@ -161,7 +217,7 @@ class StreamPair:
         for key in (self._keys.production, self._keys.sister):
             for name in consumers:
                 while ids := [
-                    p["message_id"]
+                    cast(StreamIdT, p["message_id"])
                     for p in await self._client.xpending_range(
                         key, self._keys.group, min="-", max="+", count=1000, consumername=name
                     )
@@ -175,11 +231,13 @@ class StreamPair:
 
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
         """Our own pending entries (delivered, never acked), oldest first, in batches."""
-        cursors = {self._keys.production: "0", self._keys.sister: "0"}
+        cursors: dict[KeyT, StreamIdT] = {self._keys.production: "0", self._keys.sister: "0"}
         while cursors:
-            reply = await self._client.xreadgroup(self._keys.group, self._me, cursors, count=count)
+            reply = _stream_reply(
+                await self._client.xreadgroup(self._keys.group, self._me, cursors, count=count)
+            )
             batch: list[StreamEntry] = []
-            for key, entries in reply or ():
+            for key, entries in reply:
                 name = key.decode() if isinstance(key, bytes) else key
                 if not entries:
                     cursors.pop(name, None)
@@ -195,7 +253,10 @@ class StreamPair:
             yield batch
 
     async def read_new(self, count: int, block_ms: int) -> ReadResult:
-        streams = {self._keys.production: ">", self._keys.sister: ">"}
+        """New entries for this consumer; waits up to `block_ms` when there are none."""
+        if self._fence is not None:
+            return await self._read_fenced(count, block_ms)
+        streams: dict[KeyT, StreamIdT] = {self._keys.production: ">", self._keys.sister: ">"}
         if time.monotonic() - self._time_taken < TIME_REFRESH_S:
             # A Redis time taken before an earlier read is older, so still a safe bound.
             reply = await self._client.xreadgroup(
@@ -209,15 +270,46 @@ class StreamPair:
             self._time_taken = time.monotonic()
             (seconds, micros), reply = await pipe.execute()
             server_ms = self._server_ms = seconds * 1000 + micros // 1000
+        return self._result(_stream_reply(reply), server_ms)
+
+    async def _read_fenced(self, count: int, block_ms: int) -> ReadResult:
+        assert self._fence is not None and self._fenced_read is not None
+        keys = FENCED_READ.keys_of(
+            production=self._keys.production, sister=self._keys.sister, lock=self._fence.lock_key
+        )
+        args = FENCED_READ.args_of(
+            group=self._keys.group, consumer=self._me, count=count, token=self._fence.token
+        )
+        try:
+            seconds, micros, reply, after_p, after_s = await self._fenced_read(keys=keys, args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("LOCKLOST"):
+                raise LockLost(f"read refused: {exc}") from None
+            raise
+        parsed: StreamReply = [
+            (key, [(eid, fields_dict(flat)) for eid, flat in items]) for key, items in reply
+        ]
+        result = self._result(parsed, int(seconds) * 1000 + int(micros) // 1000)
+        if not result.entries:
+            # Nothing new: wait for the next entry with a plain XREAD, which changes
+            # nothing in Redis, so waiting needs no lock. The caller reads it, fenced.
+            await self._client.xread(
+                {self._keys.production: after_p, self._keys.sister: after_s},
+                count=1, block=block_ms,
+            )  # fmt: skip
+        return result
+
+    def _result(self, reply: StreamReply, server_ms: int) -> ReadResult:
         entries: list[StreamEntry] = []
         seen: set[Side] = set()
-        for key, items in reply or ():
+        for key, items in reply:
             side = self._side_of[key if isinstance(key, bytes) else key.encode()]
             if items:
                 seen.add(side)
             entries.extend(StreamEntry.from_redis(side, eid, fields) for eid, fields in items)
-        caught_up = tuple(s for s in (PRODUCTION, SISTER) if s not in seen)
-        return ReadResult(entries, server_ms, caught_up)
+        # Entry ids are Redis time: a side with nothing new at server_ms holds nothing older.
+        position = ReadPosition.caught_up(server_ms)
+        return ReadResult(entries, {s: position for s in (PRODUCTION, SISTER) if s not in seen})
 
     async def delivered_ms(self) -> dict[Side, int]:
         """Per side, the time of the group's last delivered entry: XREADGROUP > only
@@ -242,6 +334,15 @@ class StreamPair:
             delivered = _as_str(mine["last-delivered-id"])
             lags[side] = max(0, entry_id_ms(head) - entry_id_ms(delivered)) / 1000
         return lags
+
+
+# A stream read's reply as redis-py gives it (bytes, the client does not decode).
+StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]
+
+
+def _stream_reply(raw: object) -> StreamReply:
+    # redis-py types the reply as a union of every protocol's shapes; RESP2 gives this.
+    return cast(StreamReply, raw or [])
 
 
 def _as_str(value: bytes | str) -> str:

@@ -13,11 +13,10 @@ import redis
 
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
-from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.connection import client_options
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
-from cdc_verify.pipeline.runners.worker import verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
@@ -48,7 +47,7 @@ def run_backfill(
         sister_end = last_entry_id(client, settings.sister)
         if on_start:
             on_start(client.xlen(settings.production) + client.xlen(settings.sister))
-        verifier = Verifier(consumer, verifier_config(settings))
+        verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
         return verify_to_reports(
             verifier,
             read_stream(client, PRODUCTION, settings.production, prod_end),

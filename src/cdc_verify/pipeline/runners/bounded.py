@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
-from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.pipeline.sinks.base import Sink, Sinks
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
 from cdc_verify.pipeline.sinks.html import render_html
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
@@ -36,7 +37,7 @@ def verify_bounded(
     verifier: Verifier,
     production: Iterable[StreamEntry],
     sister: Iterable[StreamEntry],
-    on_outcomes: Callable[[Sequence[Outcome]], None],
+    sink: Sink,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     entries = merged(production, sister)
@@ -44,12 +45,45 @@ def verify_bounded(
         outcomes = verifier.ingest(batch)
         outcomes += verifier.expire()
         if outcomes:
-            on_outcomes(outcomes)
+            sink.add(outcomes)
         if on_progress:
             on_progress(len(batch))
     final = verifier.flush()
     if final:
-        on_outcomes(final)
+        sink.add(final)
+
+
+class ReportSinks(Sinks):
+    """What a bounded run writes into DIR: verdicts.jsonl while it runs, then
+    summary.json, groups.json, summary.md and report.html at the end."""
+
+    FILES = ("verdicts.jsonl", "summary.json", "groups.json", "summary.md", "report.html")
+
+    def __init__(self, out_dir: Path, decoder: LegacyDecoder) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        verdicts = out_dir / "verdicts.jsonl"
+        verdicts.unlink(missing_ok=True)
+        self.out_dir = out_dir
+        self.counter = SummaryCounter()
+        self.groups = MismatchGroups()
+        self.timeline = VerdictTimeline()
+        self._decoder = decoder
+        super().__init__([JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline])
+
+    def write_reports(self) -> Summary:
+        out = self.out_dir
+        self.counter.write(out / "summary.json")
+        ordered = self.groups.sorted()
+        (out / "groups.json").write_text(
+            json.dumps([g.as_json() for g in ordered], indent=2, ensure_ascii=False, default=str)
+            + "\n",
+            encoding="utf-8",
+        )
+        summary = self.counter.summary
+        (out / "summary.md").write_text(render_markdown(summary, ordered), "utf-8")
+        html = render_html(summary, ordered, self.timeline, self._decoder)
+        (out / "report.html").write_text(html, "utf-8")
+        return summary
 
 
 def verify_to_reports(
@@ -59,31 +93,8 @@ def verify_to_reports(
     out_dir: Path,
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Verify a bounded input into DIR: verdicts.jsonl, summary.json, groups.json,
-    summary.md and report.html."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    verdicts_path = out_dir / "verdicts.jsonl"
-    verdicts_path.unlink(missing_ok=True)
-    counter = SummaryCounter()
-    groups = MismatchGroups()
-    timeline = VerdictTimeline()
-    with JsonlVerdictWriter(verdicts_path) as jsonl:
-
-        def emit(outcomes: Sequence[Outcome]) -> None:
-            jsonl.write(outcomes)
-            counter.add(outcomes)
-            groups.add(outcomes)
-            timeline.add(outcomes)
-
-        verify_bounded(verifier, production, sister, emit, on_progress)
-    counter.write(out_dir / "summary.json")
-    ordered = groups.sorted()
-    (out_dir / "groups.json").write_text(
-        json.dumps([g.as_json() for g in ordered], indent=2, ensure_ascii=False, default=str)
-        + "\n",
-        encoding="utf-8",
-    )
-    (out_dir / "summary.md").write_text(render_markdown(counter.summary, ordered), "utf-8")
-    html = render_html(counter.summary, ordered, timeline, verifier.decoder)
-    (out_dir / "report.html").write_text(html, "utf-8")
-    return counter.summary
+    """Verify a bounded input into DIR (ReportSinks.FILES)."""
+    sinks = ReportSinks(out_dir, verifier.decoder)
+    with sinks:
+        verify_bounded(verifier, production, sister, sinks, on_progress)
+    return sinks.write_reports()

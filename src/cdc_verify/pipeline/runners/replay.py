@@ -12,9 +12,8 @@ from pathlib import Path
 from cdc_verify.capture.format import CaptureError, CaptureReader
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
-from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
-from cdc_verify.pipeline.runners.worker import verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
@@ -37,7 +36,7 @@ def run_replay(
 ) -> Summary:
     # Both files are opened (and their headers checked) before any work is done.
     with CaptureReader(production) as prod, CaptureReader(sister) as sis:
-        verifier = Verifier(consumer, verifier_config(settings))
+        verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
         return verify_to_reports(
             verifier,
             read_capture(prod, PRODUCTION),

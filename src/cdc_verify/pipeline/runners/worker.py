@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
 
 from redis import exceptions as redis_errors
 
@@ -26,91 +24,24 @@ from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.commit import RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.pipeline.redis.lock import LockLost, WorkerLock, lock_token
-from cdc_verify.pipeline.redis.streams import StreamPair
-from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
+from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
+from cdc_verify.pipeline.redis.streams import Fence, StreamPair
+from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import Side
 
 log = logging.getLogger(__name__)
 
-# Errors after which Redis is reconnected and the state rebuilt from it.
-REDIS_DOWN = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    redis_errors.ReadOnlyError,
-    OSError,
-)
 HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
 
 
-# Decisions the live worker keeps in memory; older ones are looked up in Redis.
-# It must cover a commit in flight and the grace window; a minute does, cheaply.
-DECIDED_IN_MEMORY_MS = 60_000
-
-
-def verifier_config(settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
-    return VerifierConfig(
-        grace_ms=settings.grace_ms,
-        decided_retention_ms=round(settings.decided_retention * 1000),
-        decided_in_memory_ms=(
-            max(2 * settings.grace_ms, DECIDED_IN_MEMORY_MS) if durable_decisions else None
-        ),
-        ignored_paths=tuple(settings.ignore_paths),
-        float_tolerance=settings.float_tolerance,
-    )
-
-
-# Verdicts an operator acts on are logged at INFO; the rest, which can run at
-# thousands a second, only at DEBUG.
-NOTABLE = frozenset({Verdict.MISSING_IN_SISTER, Verdict.MISSING_IN_PRODUCTION, Verdict.UNDECODABLE})
-
-
-def log_outcomes(outcomes: Sequence[Outcome]) -> None:
-    """One line per durable outcome about an event, with the event id as a field."""
-    debug = log.isEnabledFor(logging.DEBUG)
-    if not (debug or log.isEnabledFor(logging.INFO)):
-        return
-    for o in outcomes:
-        record = o.record
-        if record is None:
-            if o.kind is OutcomeKind.LATE:
-                entry = o.settles[0]
-                log.info(
-                    "late arrival of %s on %s, %d ms after its twin", entry.event_id,
-                    entry.side.value, o.late_by_ms,
-                    extra={"event_id": entry.event_id, "verdict": "late",
-                           "side": entry.side.value, "entry_id": entry.entry_id},
-                )  # fmt: skip
-            continue
-        if record.verdict in NOTABLE or (debug and record.verdict is not Verdict.MATCH):
-            log.log(
-                logging.INFO if record.verdict in NOTABLE else logging.DEBUG,
-                "%s %s%s", record.verdict.value, record.event_id or "(no event_id)",
-                f": {record.error}" if record.error else "",
-                extra={"event_id": record.event_id, "verdict": record.verdict.value,
-                       "side": record.side.value if record.side else None,
-                       "entry_id": record.entry_id},
-            )  # fmt: skip
-
-
-class Backoff:
-    """Exponential reconnect delay with jitter: 0.1 s doubling to 5 s."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self._first, self._cap, self._next = first, cap, first
-
-    def reset(self) -> None:
-        self._next = self._first
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._cap, self._next * 2)
-        return delay * random.uniform(0.8, 1.2)
+class CommitFailed(RuntimeError):
+    """A commit failed for a reason reconnecting cannot cure: the worker stops."""
 
 
 class StreamWorker:
@@ -121,18 +52,23 @@ class StreamWorker:
         *,
         redis_url: str | None = None,
         metrics: VerifierMetrics | None = None,
-        on_outcomes: Callable[[Sequence[Outcome]], None] | None = None,
+        on_outcomes: OutcomeCallback | None = None,
     ) -> None:
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
         self.metrics = metrics or VerifierMetrics()
         self.status = StatusBoard()
-        self.verifier = Verifier(consumer, verifier_config(settings, durable_decisions=True))
-        self._url = redis_url or settings.redis_url
-        if not self._url:
+        self.verifier = Verifier(
+            consumer, VerifierConfig.from_settings(settings, durable_decisions=True)
+        )
+        url = redis_url or settings.redis_url
+        if not url:
             raise ValueError("the worker needs a Redis URL")
-        self._on_outcomes = on_outcomes
-        self._jsonl = JsonlVerdictWriter(settings.jsonl) if settings.jsonl else None
+        self._url: str = url
+        # Told about each outcome once it is durable.
+        self.sinks = live_sinks(
+            self.metrics, self.status, jsonl=settings.jsonl, on_outcomes=on_outcomes
+        )
         self._lock_token = lock_token(settings.consumer_name)
         # One commit may be in flight while the next batch is read and verified,
         # so Redis (running the commit) and Python (verifying) work in parallel.
@@ -171,7 +107,7 @@ class StreamWorker:
                     await self._sleep(delay)
                 except LockLost as exc:
                     self._set_ready(False)
-                    log.error("%s; rebuilding state", exc)
+                    log.error("%s; dropping this worker's state and waiting for the lock", exc)
                 except redis_errors.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
@@ -179,10 +115,14 @@ class StreamWorker:
                     self._set_ready(False)
                     log.warning("consumer group gone (%s); recreating it", exc)
                     await self._sleep(backoff.next())
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                log.critical("worker failed: %s", exc, exc_info=exc)
+            raise
         finally:
             self.running = False
-            if self._jsonl:
-                self._jsonl.close()
+            self._set_ready(False)
+            self.sinks.close()
         log.info("worker stopped")
 
     def _beat(self) -> None:
@@ -207,15 +147,11 @@ class StreamWorker:
         try:
             if not await lock.acquire(self._stopping, on_wait=self._beat):
                 return
-            streams = StreamPair(client, self.keys, s.consumer_name)
-            committer = VerdictCommitter(
-                client, self.keys, round(s.decided_retention * 1000), s.verdict_stream_maxlen,
-                round(s.verdict_retention * 1000),
-            )  # fmt: skip
-            pruner = RetentionPruner(
-                client, self.keys, round(s.alert_retention * 1000),
-                round(s.verdict_retention * 1000),
-            )  # fmt: skip
+            # Reads and commits only while the lock is ours: see Fence and COMMIT_SCRIPT.
+            fence = Fence(self.keys.lock, self._lock_token)
+            streams = StreamPair(client, self.keys, s.consumer_name, fence)
+            committer = VerdictCommitter.from_settings(client, s, lock_token=self._lock_token)
+            pruner = RetentionPruner.from_settings(client, s)
             alerts = AlertStore(client, self.keys)
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms)
             claimed = await streams.claim_orphans()
@@ -240,9 +176,10 @@ class StreamWorker:
                 while not self._stopping.is_set():
                     read = await reading
                     reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
-                    for side in read.caught_up:
-                        # Entry ids are Redis time: nothing older than server_ms can still come.
-                        self.verifier.advance(side, read.server_ms - 1)
+                    if self._inflight is not None and self._inflight.done():
+                        await self._settle_commit()  # a failed commit surfaces now
+                    for side, position in read.caught_up.items():
+                        self.verifier.advance(side, position)
                     await self._process(streams, alerts, committer, read.entries)
                     await lock.keep()
                     self.heartbeat = now = time.monotonic()
@@ -304,6 +241,7 @@ class StreamWorker:
         if outcomes:
             await self._settle_commit()
             self._inflight = asyncio.create_task(self._commit(committer, outcomes))
+            self._inflight.add_done_callback(self._commit_done)
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
 
@@ -329,14 +267,21 @@ class StreamWorker:
         if task is not None:
             await task
 
+    def _commit_done(self, task: asyncio.Task[None]) -> None:
+        # Readiness drops the moment a commit fails, not when the loop next looks.
+        if not task.cancelled() and task.exception() is not None:
+            self._set_ready(False)
+
     async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
-        # A retried commit (after a lost reply) returns only what it newly wrote.
-        outcomes = await committer.commit(outcomes)
-        self.metrics.outcomes(outcomes)
-        self.status.add(outcomes)
-        log_outcomes(outcomes)
-        if self._jsonl:
-            self._jsonl.write(outcomes)
-            self._jsonl.flush()
-        if self._on_outcomes:
-            self._on_outcomes(outcomes)
+        try:
+            # A retried commit (after a lost reply) returns only what it newly wrote.
+            fresh = await committer.commit(outcomes)
+        except LockLost:
+            raise  # the session ends; the entries stay pending and are read again
+        except REDIS_DOWN:
+            raise
+        except redis_errors.RedisError as exc:
+            if "NOGROUP" in str(exc):
+                raise  # a group that vanished: run() recreates it
+            raise CommitFailed(f"Redis rejected a commit of {len(outcomes)}: {exc}") from exc
+        self.sinks.add(fresh)

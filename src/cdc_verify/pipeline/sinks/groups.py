@@ -15,6 +15,7 @@ from typing import Any
 
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
 
 EXAMPLES = 5
@@ -52,7 +53,7 @@ class Group:
         }
 
 
-class MismatchGroups:
+class MismatchGroups(Sink):
     """Groups every verdict other than `match`."""
 
     def __init__(self, max_groups: int | None = None) -> None:

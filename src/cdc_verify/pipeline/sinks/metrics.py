@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (Side.PRODUCTION.value, Side.SISTER.value)
 
 
-class VerifierMetrics:
+class VerifierMetrics(Sink):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -84,7 +85,7 @@ class VerifierMetrics:
         if count:
             self.events_read.labels(side=side).inc(count)
 
-    def outcomes(self, outcomes: Iterable[Outcome]) -> None:
+    def add(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
             if outcome.kind is OutcomeKind.LATE:
                 self.late_arrivals.labels(side=outcome.settles[0].side.value).inc()

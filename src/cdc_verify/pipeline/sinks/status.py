@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
 
 BUCKET_S = 10
@@ -19,7 +20,7 @@ BUCKETS = 60  # ten minutes of 10-second buckets
 MAX_GROUPS = 1_000
 
 
-class StatusBoard:
+class StatusBoard(Sink):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.started_at = clock()

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Summary
 
 
-class SummaryCounter:
+class SummaryCounter(Sink):
     def __init__(self) -> None:
         self.summary = Summary.empty()
 

@@ -6,12 +6,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
 
 SECOND = 1000
 
 
-class VerdictTimeline:
+class VerdictTimeline(Sink):
     """Records per verdict per second of event time (the first settled entry's)."""
 
     def __init__(self) -> None:

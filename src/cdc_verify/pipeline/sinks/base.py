@@ -1,0 +1,78 @@
+"""The one interface every runner drives its sinks through.
+
+A sink is told about outcomes once they are durable (after the commit for the live
+engines, as they are produced for the bounded runs), in order, and closed at the end.
+Each runner builds its sinks in one place (`live_sinks`, `bounded.ReportSinks`), so
+no engine can forget one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from cdc_verify.pipeline.core.outcome import Outcome
+
+OutcomeCallback = Callable[[Sequence[Outcome]], None]
+
+
+class Sink:
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the sink holds (files); the default holds nothing."""
+
+
+class CallbackSink(Sink):
+    """A caller's function (demo, benchmarks, tests)."""
+
+    def __init__(self, callback: OutcomeCallback) -> None:
+        self._callback = callback
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        self._callback(outcomes)
+
+
+class Sinks(Sink):
+    """Several sinks, fed the same outcomes in the order they were given."""
+
+    def __init__(self, sinks: Iterable[Sink]) -> None:
+        self.members: list[Sink] = list(sinks)
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        if outcomes:
+            for sink in self.members:
+                sink.add(outcomes)
+
+    def close(self) -> None:
+        for sink in self.members:
+            sink.close()
+
+    def __enter__(self) -> Sinks:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def live_sinks(
+    *first: Sink, jsonl: Path | None = None, on_outcomes: OutcomeCallback | None = None
+) -> Sinks:
+    """The sinks of a long-lived engine (single or Faust): the given ones (metrics,
+    status board), the log, the optional JSONL copy and the caller's callback."""
+    from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
+    from cdc_verify.pipeline.sinks.log import LogSink
+
+    sinks: list[Sink] = [*first, LogSink()]
+    if jsonl is not None:
+        sinks.append(JsonlVerdictWriter(jsonl, flush_each=True))
+    if on_outcomes is not None:
+        sinks.append(CallbackSink(on_outcomes))
+    return Sinks(sinks)
