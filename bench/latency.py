@@ -120,6 +120,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
         group="bench-latency",
         consumer_name="bench-latency",
         start_id="0",
+        create_streams=True,
         http_port=0,
         grace=args.grace,
         lock_ttl=2,

@@ -94,6 +94,7 @@ async def run_verifier(
         group=VERIFIER_GROUP,
         verdict_stream=VERDICTS,
         consumer_name="bench-verifier",
+        create_streams=True,
         start_id="0",
         http_port=0,
         grace=2.0,

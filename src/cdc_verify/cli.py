@@ -335,6 +335,8 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
 @setting("--batch-size", type=int, help="entries per XREADGROUP per stream")
 @setting("--block-ms", type=int, help="XREADGROUP BLOCK when idle")
 @setting("--lock-ttl", type=float, help="seconds a dead worker's lock outlives it")
+@setting("--create-streams", is_flag=True, default=None,
+         help="create missing streams instead of waiting for them to appear")  # fmt: skip
 def run(config: Path | None, **kwargs: Any) -> None:
     """Long-lived worker: verify both streams as they are written.
 

@@ -46,6 +46,7 @@ def run_demo(
         settings = Settings(
             redis_url=redis_server.url, production=PRODUCTION, sister=SISTER, grace=grace,
             start_id="0", consumer_name="demo-worker", lock_ttl=2, http_port=http_port,
+            create_streams=True,  # the demo's writer starts once the worker is ready
         )  # fmt: skip
         return asyncio.run(_demo(console, settings, corpus, linger))
 

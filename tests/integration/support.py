@@ -25,7 +25,7 @@ PRIMARY = {v.value for v in PRIMARY_VERDICTS}
 def settings(url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
         redis_url=url, production=PROD, sister=SIS, grace=1.0, start_id="0",
-        consumer_name="test-worker", lock_ttl=1, http_port=0, block_ms=20,
+        consumer_name="test-worker", lock_ttl=1, http_port=0, block_ms=20, create_streams=True,
     )  # fmt: skip
     base.update(overrides)
     return Settings(**base)

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field("cdc-verify", min_length=1, description="prefix of the worker's keys")
     jsonl: Path | None = Field(None, description="also append verdict records to this file")
+    create_streams: bool = Field(
+        False,
+        description="create missing streams (XGROUP CREATE MKSTREAM) instead of waiting for "
+        "them: a typo would otherwise make an empty stream that nothing writes to",
+    )
 
     batch_size: int = Field(500, ge=1, le=100_000, description="entries per read per stream")
     block_ms: int = Field(100, ge=1, le=60_000, description="XREADGROUP BLOCK when idle")

@@ -60,6 +60,18 @@ COMMIT_SCRIPT = """
 if A.lock_token ~= '' and redis.call('GET', K.lock) ~= A.lock_token then
   return redis.error_reply('LOCKLOST the worker lock is held by another worker')
 end
+-- Redis does not undo a script that fails half way: a key of the wrong type would
+-- leave decisions written without their verdicts. Check before writing anything.
+local kinds = {
+  [K.verdicts] = 'stream', [K.alerts_open] = 'hash', [K.alerts_resolved] = 'hash',
+  [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
+}
+for key, kind in pairs(kinds) do
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
+  end
+end
 local maxlen, ttl = tonumber(A.verdict_maxlen), A.decided_ttl_ms
 local streams = {K.production, K.sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter

@@ -57,6 +57,21 @@ return {now[1], now[2], reply or {}, after[1], after[2]}
 """
 
 
+class StreamsMissing(RuntimeError):
+    """Stream keys that hold no stream: absent (a typo? the writer not started?) or another type."""
+
+    def __init__(self, kinds: dict[str, str]) -> None:
+        self.kinds = kinds
+        super().__init__(
+            ", ".join(
+                f"{key!r} does not exist"
+                if kind == "none"
+                else f"{key!r} is a {kind}, not a stream"
+                for key, kind in kinds.items()
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """The lock a reader must hold to take new entries (the single-process worker)."""
@@ -90,8 +105,11 @@ class StreamPair:
         self._server_ms = 0  # Redis TIME taken just before a read, and when (monotonic)
         self._time_taken = -TIME_REFRESH_S
 
-    async def ensure_groups(self, start_id: str, grace_ms: int) -> int:
+    async def ensure_groups(self, start_id: str, grace_ms: int, create_streams: bool = True) -> int:
         """Create the consumer groups where absent; return the start horizon (ms).
+
+        A stream key that holds no stream raises StreamsMissing, unless it is absent
+        and `create_streams` allows creating it.
 
         A new deployment starting at `$` (now) or at an entry id starts its groups
         `grace_ms` earlier, so the twin of an event written just after the start
@@ -99,6 +117,10 @@ class StreamPair:
         crash in between resumes with the same one.
         """
         keys = (self._keys.production, self._keys.sister)
+        kinds = {key: _as_str(await self._client.type(key)) for key in keys}
+        missing = {k: kind for k, kind in kinds.items() if kind != "stream"}
+        if missing and not (create_streams and set(missing.values()) == {"none"}):
+            raise StreamsMissing(missing)
         exists = [await self._group_exists(key) for key in keys]
         stored = await self._client.get(self._keys.horizon)
         if stored is not None:

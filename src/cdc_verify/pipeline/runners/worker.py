@@ -27,7 +27,7 @@ from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
-from cdc_verify.pipeline.redis.streams import Fence, StreamPair
+from cdc_verify.pipeline.redis.streams import Fence, StreamPair, StreamsMissing
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -38,6 +38,7 @@ from cdc_verify.schemas.verdicts import Side
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
+STREAMS_POLL_S = 1.0  # how often a worker waiting for its streams looks again
 
 
 class CommitFailed(RuntimeError):
@@ -78,6 +79,7 @@ class StreamWorker:
         self.lag: dict[Side, float] = {}  # consumer lag per side, seconds, as last measured
         self.heartbeat = time.monotonic()  # last sign of life of the run loop (liveness)
         self.running = False
+        self._next_missing_warning = 0.0
 
     def pending_joins(self) -> dict[Side, int]:
         return {side: self.verifier.waiting_count(side) for side in (PRODUCTION, SISTER)}
@@ -108,6 +110,15 @@ class StreamWorker:
                 except LockLost as exc:
                     self._set_ready(False)
                     log.error("%s; dropping this worker's state and waiting for the lock", exc)
+                except StreamsMissing as exc:
+                    self._set_ready(False)
+                    if time.monotonic() >= self._next_missing_warning:
+                        log.warning(
+                            "waiting for the streams on %s: %s (--create-streams creates them)",
+                            redact(self._url), exc,
+                        )  # fmt: skip
+                        self._next_missing_warning = time.monotonic() + 30
+                    await self._sleep(STREAMS_POLL_S)
                 except redis_errors.ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
@@ -153,7 +164,7 @@ class StreamWorker:
             committer = VerdictCommitter.from_settings(client, s, lock_token=self._lock_token)
             pruner = RetentionPruner.from_settings(client, s)
             alerts = AlertStore(client, self.keys)
-            horizon = await streams.ensure_groups(s.start_id, s.grace_ms)
+            horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
             claimed = await streams.claim_orphans()
             if claimed:
                 log.info("claimed %d entries left pending by dead consumers", claimed)
