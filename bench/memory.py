@@ -5,7 +5,7 @@ thousand generated clean changes, reused with fresh event_ids), then starts
 `cdc-verify run` as a subprocess with a one-day grace window, so nothing expires and
 every entry waits for a sister partner that never comes. Polls the worker's RSS and its
 `cdc_verify_pending_joins` gauge until all N wait, then prints the peak RSS (VmHWM)
-and bytes per waiting event. DESIGN.md: 1M waiting events fit in < 1 GiB RSS.
+and bytes per waiting event. Target (docs/guarantees.md): 1M waiting events fit in < 1 GiB RSS.
 Prints figures; asserts nothing.
 
     .venv/bin/python bench/memory.py [--events 1000000]
@@ -168,7 +168,7 @@ def main() -> None:
         f"bytes per waiting event: {peak / n:,.0f} (peak RSS / N),"
         f" {(peak - baseline) / n:,.0f} (peak above idle worker)"
     )
-    print(f"DESIGN.md: {n:,} waiting events in < 1 GiB RSS -> {peak / 2**30:.2f} GiB")
+    print(f"target: {n:,} waiting events in < 1 GiB RSS -> {peak / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `cdc-verify` command line (DESIGN.md fixes the commands and their flags)."""
+"""The `cdc-verify` command line (docs/commands.md describes every command and flag)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ func TestVectorsAreDeterministic(t *testing.T) {
 	}
 }
 
-// The default payload decodes (with Go's own msgpack decoder) to DESIGN.md's map with
+// The default payload decodes (with Go's own msgpack decoder) to the map of docs/wire-format.md with
 // the right msgpack types: floats stay float64 even when integral, awards an array.
 func TestDefaultPayloadTypes(t *testing.T) {
 	for _, change := range loadScenario(t) {

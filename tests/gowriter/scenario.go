@@ -23,7 +23,7 @@ type Change struct {
 	Line     int // 1-based line number in the scenario file, for messages
 }
 
-// ScenarioComment is the comment as the scenario carries it: DESIGN.md's msgpack map
+// ScenarioComment is the comment as the scenario carries it: the msgpack map of docs/wire-format.md
 // with JSON types. It is the service's in-memory model; the encoders in this package
 // turn it into the wire shapes.
 type ScenarioComment struct {

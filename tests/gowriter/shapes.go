@@ -3,7 +3,7 @@ package main
 // The msgpack wire shapes of a comment, one Go struct family per shape of struct
 // tags. vmihailenco/msgpack encodes a struct as a map whose keys come from the
 // `msgpack` tags, in field declaration order; the fields below are declared in
-// DESIGN.md's key order, so the default shape encodes byte for byte what the
+// the key order of docs/wire-format.md, so the default shape encodes byte for byte what the
 // Python legacy writer (msgpack.packb of a dict in that order) encodes.
 //
 // Three fields hold `any`, because the value-type divergence switches put a
@@ -13,7 +13,7 @@ package main
 //	Edited      bool false | float64 (float32 under -float32, int 0 under -edited-zero)
 //	CreatedUTC  float64             (float32, time.Time or int64 under the switches)
 
-// Comment is the correct shape: DESIGN.md's keys as msgpack tags.
+// Comment is the correct shape: the keys of docs/wire-format.md as msgpack tags.
 type Comment struct {
 	ID              string     `msgpack:"id"`
 	LinkID          string     `msgpack:"link_id"`

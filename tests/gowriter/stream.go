@@ -18,7 +18,7 @@ func EntryID(c *Change, ids string) string {
 	return strconv.FormatInt(c.TsMs, 10) + "-0"
 }
 
-// EntryFields are the stream entry's fields, in DESIGN.md's order.
+// EntryFields are the stream entry's fields, in the order of docs/wire-format.md.
 func EntryFields(c *Change, enc Encoding, payload []byte) []any {
 	return []any{
 		"event_id", c.EventID,

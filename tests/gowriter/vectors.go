@@ -34,7 +34,7 @@ var Variants = []Variant{
 	{"protobuf", EncodingProtobuf, Switches{}},
 }
 
-// Difference is one expected difference (DESIGN.md's path and kind).
+// Difference is one expected difference (path and kind, docs/verdicts.md).
 type Difference struct {
 	Path string `json:"path"`
 	Kind string `json:"kind"`
@@ -70,7 +70,7 @@ func mismatch(diffs ...Difference) Expected {
 	return Expected{Verdict: "mismatch", Differences: diffs}
 }
 
-// ExpectedVerdict is what DESIGN.md implies for a single-switch variant and a change
+// ExpectedVerdict is what docs/verdicts.md implies for a single-switch variant and a change
 // (computed per change from its values, independently of the encoded bytes).
 func ExpectedVerdict(v Variant, c *ScenarioComment) Expected {
 	s := v.Switches

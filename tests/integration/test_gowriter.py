@@ -2,7 +2,7 @@
 google.golang.org/protobuf), verified against the Python legacy writer's production events.
 
 The Go writer is built from tests/gowriter with the machine's Go toolchain; CI has Go,
-so nothing here is skipped. Expected verdicts are derived in Python from DESIGN.md,
+so nothing here is skipped. Expected verdicts are derived in Python from docs/verdicts.md,
 independently of what the Go side claims.
 """
 
@@ -67,7 +67,7 @@ def has_zero(value: Any) -> bool:
 
 
 def expected(switch: str, change: dict) -> tuple[str, str | None, list[tuple[str, str]]]:
-    """(verdict, side, [(path, kind)]) DESIGN.md implies for a switch and a change."""
+    """(verdict, side, [(path, kind)]) docs/verdicts.md implies for a switch and a change."""
     c = change["comment"]
     undecodable = ("undecodable", "sister", [])
     if switch in ("", "-encoding=protobuf"):

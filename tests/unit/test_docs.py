@@ -193,23 +193,7 @@ def test_every_relative_link_resolves(path):
     assert not broken, f"{_rel(path)}: broken links {broken}"
 
 
-def _leaving_params() -> list:
-    # README.md links ../shared/DESIGN.md until it is rewritten to point into docs/;
-    # until then its case is an expected failure (strict: it turns red once fixed, as a
-    # reminder to drop this), and every other file must already pass.
-    readme = ROOT / "README.md"
-    outside_link = "](../shared/DESIGN.md)" in readme.read_text(encoding="utf-8")
-    mark = pytest.mark.xfail(
-        reason="README.md still links ../shared/DESIGN.md, outside the repository",
-        strict=True,
-    )
-    return [
-        pytest.param(p, marks=mark if p == readme and outside_link else (), id=_rel(p))
-        for p in LINKED_FILES
-    ]
-
-
-@pytest.mark.parametrize("path", _leaving_params())
+@pytest.mark.parametrize("path", LINKED_FILES, ids=_rel)
 def test_no_relative_link_leaves_the_repository(path):
     # A link out of the repository resolves on this machine but is dead in every clone.
     outside = [t for t, resolved, _ in relative_links(path) if not resolved.is_relative_to(ROOT)]

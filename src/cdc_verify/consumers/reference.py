@@ -1,6 +1,6 @@
 """The reference legacy consumer for comment CDC events.
 
-This is the deserializer downstream systems run (see DESIGN.md, "The legacy consumer"):
+This is the deserializer downstream systems run (see docs/consumers.md):
 ``decode_event`` takes one Redis stream entry and returns the decoded comment, or raises
 :class:`LegacyDecodeError` when the legacy code would reject the event.
 
@@ -43,7 +43,7 @@ class LegacyDecodeError(ValueError):
     """The legacy consumer rejects the event (verdict ``undecodable``)."""
 
 
-#: The documented top-level keys of a comment, in DESIGN.md order.
+#: The documented top-level keys of a comment, in the order of docs/wire-format.md.
 KNOWN_KEYS: tuple[str, ...] = (
     "id",
     "link_id",

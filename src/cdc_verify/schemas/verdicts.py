@@ -1,4 +1,4 @@
-"""Verdict and side names: the vocabulary DESIGN.md promises to users."""
+"""Verdict and side names: the vocabulary promised to users (docs/verdicts.md)."""
 
 from enum import StrEnum
 

@@ -1,7 +1,7 @@
 """The fault catalogue: how each kind of fault is made, and the verdict it must get.
 
 Every fault turns one logical change (a comment) into the entries each side
-writes, and states what DESIGN.md says the verifier must answer for it. The
+writes, and states what docs/verdicts.md says the verifier must answer for it. The
 demo injects these, and the tests and benchmarks use them as known answers.
 """
 

@@ -5,7 +5,7 @@ The Python legacy writer (production side) and the Go writer in tests/gowriter
 scenario is a real cross-language divergence. One change per line:
 
     {"event_id": "<ULID>", "entity_id": "t1_…", "op": "create"|"update",
-     "version": 3, "ts_ms": 1700000000123, "comment": {…DESIGN.md's msgpack map…}}
+     "version": 3, "ts_ms": 1700000000123, "comment": {…the msgpack map of docs/wire-format.md…}}
 
 Both writers give a change the entry id `<ts_ms>-0`, so the streams line up in time.
 """

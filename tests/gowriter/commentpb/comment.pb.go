@@ -1,7 +1,7 @@
 // Comment CDC payload for `encoding = protobuf` stream entries.
 //
-// Carries exactly the content of the legacy msgpack map (see DESIGN.md, "Wire
-// format"), so that the distinctions the msgpack map makes survive:
+// Carries exactly the content of the legacy msgpack map (see docs/wire-format.md,
+// "The msgpack payload"), so that the distinctions the msgpack map makes survive:
 //   - nil vs list:     rich_text / media are wrapper messages (unset = nil,
 //                      set = list, possibly empty);
 //   - nil vs string:   distinguished is `optional string` (unset = nil);

@@ -15,7 +15,7 @@ from cdc_verify.schemas.verdicts import Side, Verdict
 
 @dataclass(slots=True)
 class VerdictRecord:
-    """One line of verdicts.jsonl (DESIGN.md's verdict record)."""
+    """One line of verdicts.jsonl (docs/verdicts.md, "The record")."""
 
     event_id: str | None
     verdict: Verdict
