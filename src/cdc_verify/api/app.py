@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 
 from cdc_verify.api import models
 from cdc_verify.pipeline.redis.alerts import (
-    CURSOR_PATTERN,
     AlertFilter,
     AlertState,
     AlertStore,
@@ -44,7 +43,14 @@ from cdc_verify.schemas.verdicts import Side
 # and lock waits tick); a minute without a beat means it is wedged.
 LIVENESS_S = 60.0
 PROBE_TIMEOUT_S = 2.0
-DURATION = r"^\d{1,9}(\.\d{1,3})?[smhd]$"
+# Query patterns are enforced by pydantic-core's Rust regex and read from the OpenAPI
+# document as ECMA-262 regexes (by schemathesis, by clients). They keep to syntax both read
+# alike: `[0-9]`, not `\d` (any Unicode digit, e.g. U+0661, in Rust; ASCII only in ECMA),
+# and `[^\n]`, not `.` (ECMA's stops also at \r, U+2028 and U+2029).
+DURATION = r"^[0-9]{1,9}(\.[0-9]{1,3})?[smhd]$"
+# alerts.CURSOR_PATTERN (`<ms>:<event_id>`) in that syntax; alerts.decode_cursor accepts
+# every cursor this does.
+CURSOR = r"^[0-9]{1,16}:[^\n]{1,256}$"
 
 
 class WorkerView(Protocol):
@@ -84,24 +90,39 @@ class BearerToken:
             )
 
 
-async def reject_unknown_query(request: Request) -> None:
-    """A mistyped parameter (`?sinse=10m`) must not silently widen a query."""
+async def strict_query(request: Request) -> None:
+    """A mistyped parameter (`?sinse=10m`) must not silently widen a query, nor may a
+    repeated one (`?entity_id=a&entity_id=b`) silently mean its last value.
+
+    Every query parameter here takes one value, as the OpenAPI document declares.
+    """
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     known = {p.alias for p in dependant.query_params} if dependant else set()
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
+    query = request.query_params
+    unknown = sorted(set(query) - known)
+    repeated = sorted(name for name in set(query) & known if len(query.getlist(name)) > 1)
+    if unknown or repeated:
         raise RequestValidationError(
             [
                 {"type": "extra_forbidden", "loc": ("query", name),
-                 "msg": "unknown query parameter", "input": request.query_params[name]}
+                 "msg": "unknown query parameter", "input": query[name]}
                 for name in unknown
+            ] + [
+                {"type": "multiple_values", "loc": ("query", name),
+                 "msg": "repeated query parameter: give it once", "input": query.getlist(name)}
+                for name in repeated
             ]
         )  # fmt: skip
 
 
-NEEDS_TOKEN = {401: {"model": models.Problem, "description": "missing or wrong bearer token"}}
-REDIS_DOWN = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
+# FastAPI's type of a `responses=` map.
+Responses = dict[int | str, dict[str, Any]]
+
+NEEDS_TOKEN: Responses = {
+    401: {"model": models.Problem, "description": "missing or wrong bearer token"}
+}
+REDIS_DOWN: Responses = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
 
 
 def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
@@ -112,7 +133,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
     streams = StreamPair(client, keys, settings.consumer_name)
     token = settings.http_token.get_secret_value() if settings.http_token else None
     guarded = [Depends(BearerToken(token))] if token else []
-    errors = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}
+    errors: Responses = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}
 
     app = FastAPI(
         title="cdc-verify",
@@ -120,7 +141,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
         summary="Missing-event alerts, verdicts and health of a cdc-verify worker.",
         docs_url="/docs",
         redoc_url=None,
-        dependencies=[Depends(reject_unknown_query)],
+        dependencies=[Depends(strict_query)],
     )
 
     @app.exception_handler(RedisError)
@@ -144,7 +165,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[
             str | None,
-            Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
+            Query(pattern=CURSOR, description="`next_cursor` of the previous page"),
         ] = None,
     ) -> dict[str, Any]:
         """Missing-event alerts, oldest first, a page at a time."""
@@ -234,9 +255,7 @@ def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
         body = models.Health(status="ok" if ok else "failing", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    probe_responses: dict[int | str, dict[str, Any]] = {
-        503: {"model": models.Health, "description": "a check failed"}
-    }
+    probe_responses: Responses = {503: {"model": models.Health, "description": "a check failed"}}
 
     @app.get("/healthz", response_model=models.Health, responses=probe_responses, tags=["probes"])
     async def healthz() -> JSONResponse:
