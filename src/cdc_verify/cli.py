@@ -345,7 +345,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
     (serving /metrics only); see README: scaling out.
     """
     from cdc_verify.api.service import WorkerService
-    from cdc_verify.pipeline.runners.worker import StreamWorker
+    from cdc_verify.pipeline.runners.worker import CommitFailed, StreamWorker
 
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
@@ -377,7 +377,11 @@ def run(config: Path | None, **kwargs: Any) -> None:
             "verifying %s against %s on %s (group %s, grace %.1fs)",
             settings.sister, settings.production, redact(url), settings.group, settings.grace,
         )  # fmt: skip
-        asyncio.run(service.run_until_signal())
+        try:
+            asyncio.run(service.run_until_signal())
+        except CommitFailed as exc:
+            # Logged at CRITICAL with its cause already: exit 1 without a second traceback.
+            raise click.ClickException(f"the worker stopped: {exc}") from exc
 
 
 @main.command()

@@ -217,3 +217,27 @@ def test_a_frozen_worker_that_thaws_after_losing_its_lock_invents_no_gap(
         assert redis_client.xpending(stream, "cdc-verify")["pending"] == 0
     text = log_path.read_text()
     assert "read refused" in text or "commit refused" in text or "was lost" in text
+
+
+def test_run_exits_non_zero_with_one_line_when_a_commit_is_rejected(
+    redis_url, redis_client, tmp_path
+):
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = start_named_worker(redis_url, "w-commit", log)
+        try:
+            wait_for(lambda: redis_client.get("cdc-verify:cdc-verify:lock"), 20, "the lock")
+            time.sleep(0.5)  # past the first housekeeping (it trims the verdict stream too)
+            redis_client.set(VERDICTS, "not a stream")
+            redis_client.xadd(PROD, fields("E1"))
+            redis_client.xadd(SIS, fields("E1"))
+            code = worker.wait(timeout=20)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    text = log_path.read_text()
+    assert code == 1, text[-2000:]
+    assert "worker failed: Redis rejected a commit" in text
+    # The traceback (with its cause) is logged once, then one line ends the run.
+    assert text.rstrip().splitlines()[-1].startswith("Error: the worker stopped: Redis rejected")
+    assert text.count("runners.worker.CommitFailed: Redis rejected") == 1
