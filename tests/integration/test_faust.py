@@ -2,16 +2,22 @@
 
 The same input through the single-process worker, one Faust worker and two Faust
 workers gives the same verdict per event_id; a Faust worker killed mid-stream
-loses nothing and invents no gap.
+loses nothing and invents no gap; its sinks (--jsonl, /metrics) see exactly what
+Redis holds; it waits out a Redis restart, and a commit Redis rejects stops it with
+a non-zero status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from .kafka_broker import KafkaBroker
 from .support import (
     PROD,
     SIS,
+    VERDICTS,
     PrimaryCounter,
     assert_exactly_one_primary,
     assert_records_match,
@@ -54,11 +61,13 @@ def kafka(tmp_path_factory) -> KafkaBroker:
 class FaustWorkers:
     """`cdc-verify run --engine faust` processes, as an operator would start them."""
 
-    def __init__(self, kafka: str, redis_url: str, group: str, logs: Path) -> None:
+    def __init__(
+        self, kafka: str, redis_url: str, group: str, logs: Path, *extra: str, http_port: int = 0
+    ) -> None:
         self._args = [
             "run", "--engine", "faust", "--kafka", kafka, "--redis", redis_url,
             "--production", PROD, "--sister", SIS, "--grace", "1", "--start-id", "0",
-            "--group", group, "--lock-ttl", "2", "--http-port", "0",
+            "--group", group, "--lock-ttl", "2", "--http-port", str(http_port), *extra,
         ]  # fmt: skip
         self._logs = logs
         self.procs: list[subprocess.Popen] = []
@@ -191,6 +200,102 @@ def test_a_faust_worker_killed_mid_stream_loses_nothing_and_invents_no_gap(
         assert redis_client.xpending(stream, "kill")["pending"] == 0
     log = (tmp_path / "faust-1.log").read_text()
     assert "faust-0" in log and "retired them" in log
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def verdicts_counted(port: int) -> Counter[str]:
+    """cdc_verify_verdicts_total per verdict, as the worker's /metrics serves it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    counted: Counter[str] = Counter()
+    for verdict, value in re.findall(r'^cdc_verify_verdicts_total\{verdict="(\w+)"\} (\S+)$',
+                                     text, re.M):  # fmt: skip
+        if float(value):
+            counted[verdict] = int(float(value))
+    return counted
+
+
+def record_keys(records: list[dict]) -> Counter[tuple]:
+    return Counter((r["event_id"], r["verdict"], r.get("side")) for r in records)
+
+
+def test_a_faust_workers_jsonl_file_and_metrics_hold_what_the_verdict_stream_holds(
+    kafka, redis_url, redis_client, tmp_path
+):
+    """`run --engine faust --jsonl FILE`: every record of the verdict stream, once."""
+    corpus = generate(3_000, seed=63, grace_ms=1000)
+    assert {e.verdict for e in corpus.expected.values()} == set(PRIMARY_VERDICTS)
+    # In Redis before the worker starts: nothing is written while it forwards.
+    write_corpus(redis_client, corpus, PROD, SIS, past_base_ms(redis_client, corpus))
+    jsonl, port = tmp_path / "out" / "verdicts.jsonl", free_port()
+    faust = FaustWorkers(
+        kafka.bootstrap, redis_url, "jsonl", tmp_path, "--jsonl", str(jsonl), http_port=port
+    )
+    faust.start()
+    try:
+        wait_for_primaries(redis_client, len(corpus.expected), faust, timeout=120)
+        counted = verdicts_counted(port)
+        in_redis = verdict_records(redis_client)
+    finally:
+        codes = faust.stop()
+    assert codes == [0]
+    assert verdict_records(redis_client) == in_redis, "nothing new after the verdicts settled"
+    assert_exactly_one_primary(in_redis, corpus)
+    assert Counter(r["verdict"] for r in in_redis).keys() >= {"duplicate", "malformed"} | PRIMARY
+    written = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert record_keys(written) == record_keys(in_redis)
+    assert counted == Counter(r["verdict"] for r in in_redis)
+
+
+def test_a_faust_worker_waits_out_a_redis_restart_and_loses_nothing(kafka, own_redis, tmp_path):
+    client = redis.Redis.from_url(own_redis.url)
+    corpus = generate(6_000, seed=65, grace_ms=1000)
+    write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
+    faust = FaustWorkers(kafka.bootstrap, own_redis.url, "restart", tmp_path)
+    faust.start()
+    try:
+        deadline, primaries = time.monotonic() + 60, PrimaryCounter(client)
+        while primaries() == 0:  # mid-run: commits, lookups and rounds all meet the outage
+            faust.check_alive()
+            assert time.monotonic() < deadline, "no verdict within 60 s"
+            time.sleep(0.05)
+        own_redis.restart(1.0)
+        wait_for_primaries(client, len(corpus.expected), faust, timeout=120)
+    finally:
+        codes = faust.stop()
+    assert codes == [0]
+    records = verdict_records(client)
+    client.close()
+    assert_exactly_one_primary(records, corpus)
+    assert_records_match(records, corpus.expected_records(0), with_entry_ids=False)
+    log = (tmp_path / "faust-0.log").read_text()
+    assert "Redis unavailable" in log
+    assert "Crashed" not in log, "waited out where it was, no agent restarted"
+
+
+def test_a_commit_redis_rejects_stops_the_faust_worker_with_a_critical_error(
+    kafka, redis_url, redis_client, tmp_path
+):
+    """Not a lost connection (which is waited out): retrying cannot cure it."""
+    redis_client.set(VERDICTS, "not a stream")  # every commit's XADD fails: WRONGTYPE
+    corpus = generate(200, seed=64, grace_ms=1000)
+    write_corpus(redis_client, corpus, PROD, SIS, past_base_ms(redis_client, corpus))
+    faust = FaustWorkers(kafka.bootstrap, redis_url, "wrongtype", tmp_path)
+    faust.start()
+    try:
+        code = faust.procs[0].wait(timeout=120)
+    finally:
+        faust.stop()
+    log = (tmp_path / "faust-0.log").read_text()
+    assert code != 0, log[-3000:]
+    critical = [line for line in log.splitlines() if "CRITICAL" in line and "WRONGTYPE" in line]
+    assert critical, log[-3000:]
+    assert "a commit of" in critical[0]
 
 
 async def _fill_topic(bootstrap: str, topic: str, count: int) -> None:

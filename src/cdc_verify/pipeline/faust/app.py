@@ -19,33 +19,29 @@ entry finds its marker and writes nothing twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
-import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Sequence, Set
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import TP
+from mode import ServiceT
+from mode.types.signals import BaseSignalT
 from prometheus_client import start_http_server
 
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
 from cdc_verify.pipeline.core.verifier import VerifierConfig
-from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
 from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
+from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
 from cdc_verify.pipeline.faust.topics import ensure_topics
-from cdc_verify.pipeline.redis.commit import VerdictCommitter
-from cdc_verify.pipeline.redis.connection import connect
-from cdc_verify.pipeline.redis.errors import REDIS_DOWN
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.schemas.settings import Settings
@@ -64,7 +60,27 @@ def bootstrap_servers(url: str) -> str:
     return url.split("://", 1)[-1]
 
 
+class VerifierWorker(faust.Worker):
+    """A Faust worker that runs the engine's services around its app.
+
+    mode starts a service's dependencies in order and stops them in reverse, and
+    faust.Worker puts the services it is given before the app. `after` come after
+    it: started once the app runs, stopped before the app stops.
+    """
+
+    def __init__(
+        self, app: faust.App, *before: ServiceT, after: Sequence[ServiceT], **kwargs: Any
+    ) -> None:
+        super().__init__(app, *before, **kwargs)
+        self.after = list(after)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        return [*super().on_init_dependencies(), *self.after]
+
+
 class FaustVerifier:
+    """Builds one worker's app and services; `worker()` runs them."""
+
     def __init__(
         self,
         settings: Settings,
@@ -92,11 +108,6 @@ class FaustVerifier:
         )
         self._joins: dict[int, PartitionJoin] = {}
         self._lock = asyncio.Lock()
-        self._started = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._forwarder_done = asyncio.Event()
-        self._horizon = 0
-        self.forwarder: RedisForwarder | None = None
         self._kafka = kafka
 
         group = settings.group
@@ -127,9 +138,6 @@ class FaustVerifier:
             "config": {"max.message.bytes": str(MAX_MESSAGE_BYTES)},
         }  # fmt: skip
         self.entries = self.app.topic(f"{group}-entries", **raw)
-        self._reader = PartitionReader(
-            bootstrap_servers(kafka), self.entries.get_topic_name(), MAX_MESSAGE_BYTES
-        )
         self.verdicts = self.app.topic(f"{group}-verdicts", **raw)
         self.table = self.app.Table(
             f"{group}-join-state",
@@ -141,15 +149,29 @@ class FaustVerifier:
         )
         self.app.agent(self.entries, name=f"{group}-join")(self._join_agent)
         self.app.timer(EXPIRE_EVERY_S)(self._expire_timer)
-        self.app.task(self._forward_forever)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_rebalance_complete.connect(self._on_rebalanced)
-        self.app.on_before_shutdown.connect(self._on_shutdown)
+
+        # The app's joins commit through `redis` and read skipped stretches through
+        # `reader`; the forwarder sends through the app's producer (see VerifierWorker).
+        self.redis = RedisService(
+            settings, self._redis_url, self.metrics, self.sinks,
+            stopping=lambda: self.app.should_stop,
+        )  # fmt: skip
+        self.reader = PartitionReader(
+            bootstrap_servers(kafka), self.entries.get_topic_name(), MAX_MESSAGE_BYTES
+        )
+        self.forwarder = ForwarderService(
+            self.redis, self.keys, self._send, partitions, self.metrics
+        )
+
+    def worker(self, **options: Any) -> VerifierWorker:
+        """The worker process's lifecycle; `options` go to faust.Worker."""
+        return VerifierWorker(self.app, self.redis, self.reader, after=[self.forwarder], **options)
 
     # -- the join agent ------------------------------------------------------------
 
     async def _join_agent(self, stream: Any) -> None:
-        await self._started.wait()
         name = self.entries.get_topic_name()
         async for events in stream.take_events(self.settings.batch_size, within=0.05):
             by_partition: dict[int, list[Record]] = {}
@@ -165,7 +187,7 @@ class FaustVerifier:
                 for partition, messages in by_partition.items():
                     if partition in assigned:
                         join = self._join_for(partition)
-                        fresh = await self._reader.in_order(partition, join.next_offset, messages)
+                        fresh = await self.reader.in_order(partition, join.next_offset, messages)
                         await self._process(join, fresh)
 
     async def _process(self, join: PartitionJoin, messages: list[Record]) -> None:
@@ -177,7 +199,7 @@ class FaustVerifier:
         async def ingest() -> None:
             if entries:
                 needed = join.lookup_needed(entries)
-                prior = await self._committer.lookup(needed) if needed else None
+                prior = await self.redis.lookup(needed) if needed else None
                 outcomes.extend(join.ingest(entries, prior))
                 produced = sum(1 for e in entries if e.side is PRODUCTION)
                 self.metrics.read(PRODUCTION.value, produced)
@@ -218,7 +240,7 @@ class FaustVerifier:
     async def _settle(self, join: PartitionJoin, outcomes: list[Outcome]) -> None:
         """Redis first (exactly once), then the verdict topic, then the state table."""
         if outcomes:
-            fresh = await self._committer.commit(outcomes)
+            fresh = await self.redis.commit(outcomes)  # and told to the sinks
             verdicts = self.verdicts.get_topic_name()
             # Co-partitioned with the entries: an event's verdict lands in its join's partition.
             sent = [
@@ -232,7 +254,6 @@ class FaustVerifier:
                 if o.record is not None
             ]
             await asyncio.gather(*sent)
-            self.sinks.add(fresh)
         # The changelog must hold this state before the offsets of the events that made
         # it can be committed, so it is sent and awaited here rather than buffered
         # (Faust flushes buffered table writes only best-effort before a commit).
@@ -252,80 +273,39 @@ class FaustVerifier:
             join = self._joins[partition] = PartitionJoin(partition, self._consumer, self._config)
             prefix = partition_prefix(partition)
             items = [(k, v) for k, v in list(self.table.data.items()) if k.startswith(prefix)]
-            join.restore(items, self._horizon)
+            join.restore(items, self.redis.horizon)
             if items:
                 log.info("partition %d: restored %d join-state keys", partition, len(items))
         return join
 
-    async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+    async def _on_revoked(
+        self,
+        app: Any,
+        revoked: Set[TP] = frozenset(),
+        /,
+        *_: Any,
+        signal: BaseSignalT[Any],
+        **__: Any,
+    ) -> None:
         name = self.entries.get_topic_name()
         async with self._lock:
             for tp in revoked:
                 if tp.topic == name:
                     self._joins.pop(tp.partition, None)
 
-    async def _on_rebalanced(self, app: Any, **_: Any) -> None:
+    async def _on_rebalanced(
+        self, app: Any, /, *_: Any, signal: BaseSignalT[Any], **__: Any
+    ) -> None:
         # Faust awaits this before it starts our tasks: restore in the background.
         self.app.add_future(self._restore_assigned())
 
     async def _restore_assigned(self) -> None:
         # Partitions with waiting events but no new messages must still expire them.
         name = self.entries.get_topic_name()
-        await self._started.wait()
         async with self._lock:
             for tp in self.app.consumer.assignment():
                 if tp.topic == name:
                     self._join_for(tp.partition)
-
-    # -- the forwarder ---------------------------------------------------------------
-
-    async def _forward_forever(self) -> None:
-        s = self.settings
-        self._client = connect(s, self._redis_url)
-        self._committer = VerdictCommitter.from_settings(self._client, s, settle_by_marking=True)
-        self.forwarder = RedisForwarder(
-            self._client, self.keys, s.consumer_name, self._send, self.partitions,
-            batch_size=s.batch_size, block_ms=s.block_ms,
-            dead_after_ms=round(s.lock_ttl * 1000),
-        )  # fmt: skip
-        try:
-            await self._forward_until_stopped()
-        finally:
-            self._forwarder_done.set()
-
-    async def _forward_until_stopped(self) -> None:
-        s = self.settings
-        assert self.forwarder is not None
-        backoff = Backoff()
-        next_claim = 0.0
-        while not self._stopping.is_set():
-            try:
-                if not self._started.is_set():
-                    self._horizon = await self.forwarder.start(s.start_id, s.grace_ms)
-                    self._started.set()
-                    log.info("forwarder %s started", s.consumer_name)
-                await self.forwarder.round()
-                if time.monotonic() >= next_claim:
-                    await self.forwarder.claim_dead()
-                    next_claim = time.monotonic() + CLAIM_EVERY_S
-                backoff.reset()
-            except asyncio.CancelledError:
-                raise
-            except REDIS_DOWN as exc:
-                self.metrics.redis_reconnects.inc()
-                delay = backoff.next()
-                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-
-    async def _on_shutdown(self, app: Any, **_: Any) -> None:
-        # Faust stops the consumer, then calls us, then stops the producer: let the
-        # forwarder finish its round while it can still send. What it read and did not
-        # send stays pending in Redis for the other workers to claim.
-        self._stopping.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._forwarder_done.wait(), timeout=10)
-        await self._reader.stop()
-        self.sinks.close()
 
     async def ensure_topics(self) -> None:
         """Call before the worker starts: see topics.py."""
@@ -362,5 +342,5 @@ def run_faust_worker(settings: Settings, consumer: Consumer) -> None:
         start_http_server(settings.http_port, settings.http_host, verifier.metrics.registry)
         log.info("metrics on http://%s:%d/metrics", settings.http_host, settings.http_port)
     asyncio.run(verifier.ensure_topics())
-    worker = faust.Worker(verifier.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = verifier.worker(loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

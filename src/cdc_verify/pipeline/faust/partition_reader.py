@@ -5,6 +5,8 @@ a stretch left out (faust-streaming issues #216, #221: a prefetched message from
 before the rebalance, then the fetch position jumps). The join must see every
 message of its partition in order, so it tracks the next offset it expects and
 reads any skipped stretch here before it goes on.
+
+A mode service: its Kafka consumer, made on first use, is stopped with it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from mode import Service
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,9 @@ Record = tuple[int, bytes]  # (offset, value) of one Kafka message
 RETRY_S = 1.0
 
 
-class PartitionReader:
+class PartitionReader(Service):
     def __init__(self, bootstrap_servers: str, topic: str, max_message_bytes: int) -> None:
+        super().__init__()
         self._topic = topic
         self._bootstrap_servers = bootstrap_servers
         self._max_message_bytes = max_message_bytes
@@ -85,7 +89,7 @@ class PartitionReader:
                             partition, start, end - 1, exc)  # fmt: skip
                 await asyncio.sleep(RETRY_S)
 
-    async def stop(self) -> None:
+    async def on_stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

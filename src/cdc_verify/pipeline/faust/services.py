@@ -1,0 +1,247 @@
+"""The Faust engine's own mode services: Redis for the joins, and the forwarder.
+
+A worker process runs them beside the Faust app (app.py, `VerifierWorker`), which
+starts its dependencies in order and stops them in reverse:
+
+  RedisService      before the app: the joins commit through it from their first
+                    message on; after the app: it closes the sinks and the client
+                    once the last join is done
+  ForwarderService  after the app: it sends through the app's producer, so it starts
+                    once the producer runs and stops before the producer does
+
+Redis errors: a lost connection (REDIS_DOWN) is waited out with backoff; any other
+error (WRONGTYPE, an ACL refusal, a bug) is logged at CRITICAL and crashes the
+worker, which exits with a non-zero status instead of retrying what cannot succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from mode import Service
+from redis.exceptions import AuthenticationError
+
+from cdc_verify.pipeline.core.outcome import Decision, Outcome
+from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder, Send
+from cdc_verify.pipeline.redis.commit import VerdictCommitter
+from cdc_verify.pipeline.redis.connection import connect, redact
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.sinks.base import Sinks
+from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ROUND_GRACE_S = 10.0  # how long a stopping forwarder may take to finish its round
+
+
+class WorkerFailed(RuntimeError):
+    """An error that retrying cannot cure: the worker stops with a non-zero status."""
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    # Wrong credentials are a ConnectionError to redis-py, but do not heal by waiting.
+    return isinstance(exc, REDIS_DOWN) and not isinstance(exc, AuthenticationError)
+
+
+class RedisService(Service):
+    """The Redis client the joins and the forwarder share, and the joins' way out:
+    the atomic commit, then the sinks (metrics, log, JSONL copy, callback).
+
+    on_start connects and learns the horizon (creating the consumer groups where
+    absent); on_stop closes the sinks and the client.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        metrics: VerifierMetrics,
+        sinks: Sinks,
+        *,
+        stopping: Callable[[], bool],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.sinks = sinks
+        self.horizon = 0
+        self._url = url
+        self._metrics = metrics
+        # True once the worker stops the joins: a call that cannot reach Redis then
+        # gives up (the next owner of the partition replays it) rather than holding
+        # the shutdown.
+        self._stopping = stopping
+        self._client: aioredis.Redis | None = None
+        self._committer: VerdictCommitter | None = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        assert self._client is not None, "RedisService not started"
+        return self._client
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self._client = connect(s, self._url)
+        self._committer = VerdictCommitter.from_settings(self._client, s, settle_by_marking=True)
+        streams = StreamPair(self._client, WorkerKeys.from_settings(s), s.consumer_name)
+        try:
+            self.horizon = await self.call(
+                "creating the consumer groups",
+                lambda: streams.ensure_groups(s.start_id, s.grace_ms),
+            )
+        except REDIS_DOWN:
+            if self.should_stop:
+                return  # stopped while waiting for Redis: mode starts nothing after us
+            raise
+        log.info("Redis %s: consumer group %s ready", redact(self._url), s.group)
+
+    async def on_stop(self) -> None:
+        # The worker stops us after the app: no join commits or tells a sink any more.
+        self.sinks.close()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
+        """Decisions Redis remembers for these event_ids."""
+        committer = self._committer
+        assert committer is not None
+        return await self.call("a decision lookup", lambda: committer.lookup(event_ids))
+
+    async def commit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Makes the outcomes durable, then tells the sinks of those this call wrote.
+
+        A commit retried after a lost connection writes nothing twice (commit.py).
+        """
+        committer = self._committer
+        assert committer is not None
+        fresh = await self.call(
+            f"a commit of {len(outcomes)} outcomes", lambda: committer.commit(outcomes)
+        )
+        self.sinks.add(fresh)
+        return fresh
+
+    async def call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, waiting out a lost connection; any other error stops the worker."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not _lost_connection(exc):
+                    raise await fail(self, what, exc) from exc
+                if self._stopping() or self.should_stop:
+                    raise
+                self._metrics.redis_reconnects.inc()
+                delay = backoff.next()
+                log.warning("Redis unavailable (%s) for %s; retrying in %.1fs", exc, what, delay)
+                await self.sleep(delay)
+
+
+class ForwarderService(Service):
+    """Moves stream entries from Redis to the entries topic (forwarder.py).
+
+    on_start joins the consumer group and every partition's watermarks; a task runs
+    the rounds (and now and then takes over silent forwarders) with backoff while
+    Redis is away; on_stop lets the round in hand finish while the producer can still
+    send. What it read and did not send stays pending in Redis for the other workers.
+    """
+
+    def __init__(
+        self,
+        redis: RedisService,
+        keys: WorkerKeys,
+        send: Send,
+        partitions: int,
+        metrics: VerifierMetrics,
+    ) -> None:
+        super().__init__()
+        self._redis = redis
+        self._keys = keys
+        self._send = send
+        self._partitions = partitions
+        self._metrics = metrics
+        self._forwarder: RedisForwarder | None = None
+        self._idle = asyncio.Event()  # no round running (set until the loop starts)
+        self._idle.set()
+
+    @property
+    def forwarder(self) -> RedisForwarder:
+        assert self._forwarder is not None, "ForwarderService not started"
+        return self._forwarder
+
+    async def on_start(self) -> None:
+        s = self._redis.settings
+        self._forwarder = RedisForwarder(
+            self._redis.client, self._keys, s.consumer_name, self._send,
+            self._partitions, batch_size=s.batch_size, block_ms=s.block_ms,
+            dead_after_ms=round(s.lock_ttl * 1000),
+        )  # fmt: skip
+        backoff = Backoff()
+        while not self.should_stop:
+            try:
+                await self._forwarder.start(s.start_id, s.grace_ms)
+            except Exception as exc:
+                if not _lost_connection(exc):
+                    raise await fail(self, "starting the forwarder", exc) from exc
+                await self._wait_for_redis(exc, backoff)
+            else:
+                log.info("forwarder %s started", s.consumer_name)
+                return
+
+    @Service.task
+    async def _forward(self) -> None:
+        self._idle.clear()
+        backoff = Backoff()
+        next_claim = 0.0
+        try:
+            while not self.should_stop:
+                try:
+                    await self.forwarder.round()
+                    if time.monotonic() >= next_claim:
+                        await self.forwarder.claim_dead()
+                        next_claim = time.monotonic() + CLAIM_EVERY_S
+                    backoff.reset()
+                except Exception as exc:
+                    if not _lost_connection(exc):
+                        await fail(self, "forwarding", exc)
+                        return
+                    await self._wait_for_redis(exc, backoff)
+        finally:
+            self._idle.set()
+
+    async def on_stop(self) -> None:
+        # should_stop is set: the loop ends after this round. mode cancels it after us.
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=ROUND_GRACE_S)
+        except TimeoutError:
+            log.warning(
+                "forwarder round still running after %.0fs; stopping it (its entries stay "
+                "pending in Redis for the other workers)", ROUND_GRACE_S,
+            )  # fmt: skip
+
+    async def _wait_for_redis(self, exc: Exception, backoff: Backoff) -> None:
+        self._metrics.redis_reconnects.inc()
+        delay = backoff.next()
+        log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+        await self.sleep(delay)
+
+
+async def fail(service: Service, what: str, exc: BaseException) -> WorkerFailed:
+    """Logs `exc` at CRITICAL and crashes the worker (mode marks the whole service
+    tree crashed; the worker stops it and exits non-zero). Returns the error to raise."""
+    if isinstance(exc, WorkerFailed):
+        return exc  # told already
+    log.critical("%s failed: %s: %s; the worker stops", what, type(exc).__name__, exc,
+                 exc_info=exc)  # fmt: skip
+    failure = WorkerFailed(f"{what} failed: {exc}")
+    await service.crash(failure)
+    return failure
