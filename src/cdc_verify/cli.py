@@ -19,6 +19,7 @@ from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.connection import redact
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
+from cdc_verify.schemas.servers import RedisServer, Role
 from cdc_verify.schemas.settings import (
     ConfigFileError,
     InvalidSettings,
@@ -71,28 +72,50 @@ def _redis_url(settings: Settings, stack: ExitStack) -> str:
     return embedded.url
 
 
-def _given_redis(settings: Settings, command: str) -> str:
+def _given_redis(settings: Settings, command: str, *roles: Role) -> list[RedisServer]:
     """backfill and capture read streams that exist already: a fresh embedded Redis has none."""
-    if not settings.redis_url:
+    servers = [settings.server(role) for role in roles]
+    unset = [server.role.value for server in servers if not server.url]
+    if unset:
         raise click.UsageError(
             f"{command} reads streams that already exist, and a fresh embedded Redis has "
             f"nothing to read: give --redis URL (or {env_var('redis_url')})"
         )
-    return settings.redis_url
+    return servers
 
 
-def _require_streams(client: Any, url: str, keys: list[str]) -> None:
-    """Name each key that holds no stream, rather than report "0 events" for it."""
+def _require_streams(checks: list[tuple[RedisServer, list[str]]]) -> None:
+    """Name each key that holds no stream, on its server, rather than report "0 events"."""
     from cdc_verify.pipeline.redis.ranges import missing_streams
 
-    lines = [
-        f"stream {key!r} does not exist on {redact(url)}"
-        if kind == "none"
-        else f"{key!r} on {redact(url)} is a {kind}, not a stream"
-        for key, kind in missing_streams(client, keys).items()
-    ]
+    lines = []
+    for server, keys in checks:
+        url = server.redacted_url()
+        with _client(server) as client:
+            lines += [
+                f"stream {key!r} does not exist on {url}"
+                if kind == "none"
+                else f"{key!r} on {url} is a {kind}, not a stream"
+                for key, kind in missing_streams(client, keys).items()
+            ]
     if lines:
         raise click.ClickException("\n".join(lines))
+
+
+def _faust_topology(settings: Settings) -> None:
+    """The Faust engine keeps both streams and its state on one server, read via the group."""
+    if settings.production_read_only:
+        raise click.UsageError(
+            "--engine faust cannot read production read-only: its forwarders share the "
+            "streams through a consumer group (XREADGROUP, XACK), which a read-only ACL user "
+            "may not run; use the single engine (the default) for --production-read-only"
+        )
+    apart = [role.value for role in Role if getattr(settings, f"{role.value}_redis_url")]
+    if apart:
+        raise click.UsageError(
+            "--engine faust keeps both streams and its state on one Redis (--redis); "
+            f"--{apart[0]}-redis is for the single engine (the default)"
+        )
 
 
 def _require_faust() -> None:
@@ -357,6 +380,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
 
         if not settings.kafka_url or not settings.redis_url:
             raise click.UsageError("--engine faust needs --kafka and --redis")
+        _faust_topology(settings)
         try:
             run_faust_worker(settings, consumer)
         except TopicMismatch as exc:
@@ -398,26 +422,23 @@ def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: An
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
     consumer = _consumer(settings)
-    url = _given_redis(settings, "backfill")
-    with _client(settings, url) as client:
-        _require_streams(client, url, [settings.production, settings.sister])
+    servers = _given_redis(settings, "backfill", Role.PRODUCTION, Role.SISTER)
+    _require_streams([(servers[0], [settings.production]), (servers[1], [settings.sister])])
     with _progress(progress) as bar:
         task = bar.add_task("verifying", total=None)
         summary = run_backfill(
-            settings, consumer, out, url,
+            settings, consumer, out,
             on_start=lambda total: bar.update(task, total=total),
             on_progress=lambda n: bar.advance(task, n),
         )  # fmt: skip
     print_summary(summary, out, settings.grace)
 
 
-def _client(settings: Settings, url: str) -> Any:
+def _client(server: RedisServer) -> Any:
     """A synchronous client (a context manager that closes it)."""
-    import redis
+    from cdc_verify.pipeline.redis.connection import connect_sync
 
-    from cdc_verify.pipeline.redis.connection import client_options
-
-    return redis.Redis.from_url(url, **client_options(settings))
+    return connect_sync(server)
 
 
 def _progress(show: bool | None) -> Any:
@@ -460,14 +481,14 @@ def capture(stream: str, out: Path, start: str | None, end: str | None, config: 
         raise click.BadParameter(str(exc)) from exc
     if not out.parent.is_dir():
         raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
-    url = _given_redis(settings, "capture")
+    [server] = _given_redis(settings, "capture", Role.PRODUCTION)
     with ExitStack() as stack:
-        client = stack.enter_context(_client(settings, url))
-        _require_streams(client, url, [stream])
+        _require_streams([(server, [stream])])
+        client = stack.enter_context(_client(server))
         bar = stack.enter_context(_progress(progress))
         task = bar.add_task(f"capturing {stream}", total=None)
         count = capture_stream(
-            client, stream, out, *bounds, source=url,
+            client, stream, out, *bounds, source=server.url or "",
             on_start=lambda total: bar.update(task, total=total),
             on_progress=lambda n: bar.advance(task, n),
         )  # fmt: skip

@@ -15,6 +15,8 @@ import redis
 from cdc_verify.api.app import create_app
 from cdc_verify.api.models import AlertPage, EventVerdict, Health, MismatchGroups, Status
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.settings import Settings
@@ -301,7 +303,8 @@ def test_readyz_fails_when_the_consumer_lags_beyond_the_bound_or_the_group_is_go
 
     async def probe() -> tuple[int, dict]:
         client = redis.asyncio.Redis.from_url(redis_url)
-        app = create_app(view, client)
+        keys = WorkerKeys.from_settings(cfg)
+        app = create_app(view, client, StreamPair.on_one_server(client, keys, cfg.consumer_name))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
             reply = await http.get("/readyz")

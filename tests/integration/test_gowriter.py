@@ -95,7 +95,7 @@ def expected(switch: str, change: dict) -> tuple[str, str | None, list[tuple[str
 
 def backfill(url: str, out: Path) -> dict[str, dict]:
     settings = Settings(redis_url=url, production=PROD, sister=SIS, grace=2.0)
-    run_backfill(settings, decode_event, out, url)
+    run_backfill(settings, decode_event, out)
     lines = (out / "verdicts.jsonl").read_text().splitlines()
     return {r["event_id"]: r for r in map(json.loads, lines)}
 

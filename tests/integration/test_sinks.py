@@ -55,7 +55,7 @@ def test_a_bounded_run_writes_every_record_into_every_report(redis_url, redis_cl
     corpus = generate(3000, seed=6, grace_ms=1000)
     write_corpus(redis_client, corpus, PROD, SIS, past_base_ms(redis_client, corpus))
     out = tmp_path / "out"
-    summary = run_backfill(settings(redis_url), decode_event, out, redis_url)
+    summary = run_backfill(settings(redis_url), decode_event, out)
 
     assert sorted(p.name for p in out.iterdir()) == sorted(ReportSinks.FILES)
     records = jsonl(out / "verdicts.jsonl")

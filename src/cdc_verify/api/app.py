@@ -125,12 +125,12 @@ NEEDS_TOKEN: Responses = {
 REDIS_DOWN: Responses = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
 
 
-def create_app(worker: WorkerView, client: aioredis.Redis) -> FastAPI:
+def create_app(worker: WorkerView, client: aioredis.Redis, streams: StreamPair) -> FastAPI:
+    """The API of `worker`: `client` reaches the state server, `streams` the two streams."""
     settings = worker.settings
     keys = WorkerKeys.from_settings(settings)
     alerts = AlertStore(client, keys)
     events = EventLookup(client, keys)
-    streams = StreamPair(client, keys, settings.consumer_name)
     token = settings.http_token.get_secret_value() if settings.http_token else None
     guarded = [Depends(BearerToken(token))] if token else []
     errors: Responses = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}

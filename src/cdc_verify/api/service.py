@@ -8,7 +8,8 @@ import signal
 
 from cdc_verify.api.app import create_app
 from cdc_verify.api.server import HttpServer
-from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.worker import StreamWorker
 
 
@@ -21,9 +22,11 @@ class WorkerService:
     def bind_http(self) -> str:
         """Binds the HTTP port (settings.http_host/http_port); returns the base URL."""
         s = self.worker.settings
-        client = connect(s, self._url)  # the API's own connection: queries never wait on a batch
-        self._client = client
-        self._http = HttpServer(create_app(self.worker, client), s.http_host, s.http_port)
+        # The API's own connections: queries never wait on a batch.
+        self._topology = Topology.connect(s)
+        streams = StreamPair.from_topology(self._topology, self.worker.keys, s.consumer_name)
+        app = create_app(self.worker, self._topology.state, streams)
+        self._http = HttpServer(app, s.http_host, s.http_port)
         return self._http.bind()
 
     async def run(self) -> None:
@@ -36,7 +39,7 @@ class WorkerService:
                 self._http.stop()
                 with contextlib.suppress(Exception):
                     await serving
-                await self._client.aclose()
+                await self._topology.aclose()
 
     def stop(self) -> None:
         self.worker.stop()

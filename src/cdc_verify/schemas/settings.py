@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from cdc_verify.consumers.loader import REFERENCE_CONSUMER
+from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
 
 ENV_PREFIX = "CDC_VERIFY_"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -51,8 +52,55 @@ class Settings(BaseSettings):
     redis_tls_ca_file: Path | None = Field(None, description="CA certificates (rediss://)")
     redis_tls_cert_file: Path | None = Field(None, description="client certificate (rediss://)")
     redis_tls_key_file: Path | None = Field(None, description="client key (rediss://)")
+    redis_password_file: Path | None = Field(
+        None, description="file holding the AUTH password (kept out of ps and shell history)"
+    )
     redis_tls_verify: bool = True
     redis_socket_timeout: float = Field(10.0, gt=0)
+
+    # One server per role (docs/topology.md). Each setting a role leaves unset is taken
+    # from the server it defaults to: production and sister -> the redis_* ones; state ->
+    # sister's. So --redis alone keeps everything on one server.
+    production_redis_url: str | None = Field(
+        None, description="server of the production stream (default: --redis)"
+    )
+    production_redis_username: str | None = Field(None, description="ACL user on production")
+    production_redis_password: SecretStr | None = Field(None, description="AUTH on production")
+    production_redis_password_file: Path | None = Field(
+        None, description="file holding production's AUTH password"
+    )
+    production_redis_tls_ca_file: Path | None = Field(None, description="CA certificates")
+    production_redis_tls_cert_file: Path | None = Field(None, description="client certificate")
+    production_redis_tls_key_file: Path | None = Field(None, description="client key")
+    production_read_only: bool = Field(
+        False,
+        description="send production only read commands (XREAD, XRANGE, ...): no consumer "
+        "group, no key; read positions are kept on the state server",
+    )
+    sister_redis_url: str | None = Field(
+        None, description="server of the sister stream (default: --redis)"
+    )
+    sister_redis_username: str | None = Field(None, description="ACL user on the sister server")
+    sister_redis_password: SecretStr | None = Field(None, description="AUTH on the sister server")
+    sister_redis_password_file: Path | None = Field(
+        None, description="file holding the sister server's AUTH password"
+    )
+    sister_redis_tls_ca_file: Path | None = Field(None, description="CA certificates")
+    sister_redis_tls_cert_file: Path | None = Field(None, description="client certificate")
+    sister_redis_tls_key_file: Path | None = Field(None, description="client key")
+    state_redis_url: str | None = Field(
+        None,
+        description="where verdicts, alerts, decisions and read positions live "
+        "(default: the sister server)",
+    )
+    state_redis_username: str | None = Field(None, description="ACL user on the state server")
+    state_redis_password: SecretStr | None = Field(None, description="AUTH on the state server")
+    state_redis_password_file: Path | None = Field(
+        None, description="file holding the state server's AUTH password"
+    )
+    state_redis_tls_ca_file: Path | None = Field(None, description="CA certificates")
+    state_redis_tls_cert_file: Path | None = Field(None, description="client certificate")
+    state_redis_tls_key_file: Path | None = Field(None, description="client key")
 
     production: str = Field("cdc:production", min_length=1, description="production stream key")
     sister: str = Field("cdc:sister", min_length=1, description="sister stream key")
@@ -136,7 +184,21 @@ class Settings(BaseSettings):
             ))  # fmt: skip
         return paths
 
-    @field_validator("redis_url")
+    @field_validator(
+        "redis_password_file", "production_redis_password_file", "sister_redis_password_file",
+        "state_redis_password_file",
+    )  # fmt: skip
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ValueError(f"{str(path)!r} is not a readable file")
+        return path
+
+    def server(self, role: Role) -> RedisServer:
+        """How to reach the server of `role`, each unset setting taken from its default."""
+        return resolve_server(self, role)
+
+    @field_validator("redis_url", "production_redis_url", "sister_redis_url", "state_redis_url")
     @classmethod
     def _redis_scheme(cls, url: str | None) -> str | None:
         if not url:

@@ -49,7 +49,7 @@ class RedisForwarder:
         self.name = name
         self._client = client
         self._keys = keys
-        self._streams = StreamPair(client, keys, name)
+        self._streams = StreamPair.on_one_server(client, keys, name)
         self._send = send
         self._partitions = partitions
         self._batch_size = batch_size

@@ -36,6 +36,7 @@ from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,13 @@ class RedisService(Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self._client = connect(s, self._url)
-        self._committer = VerdictCommitter.from_settings(self._client, s, settle_by_marking=True)
-        streams = StreamPair(self._client, WorkerKeys.from_settings(s), s.consumer_name)
+        # One server for both streams and the state (the CLI refuses other topologies).
+        self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
+        # Forwarders acked each entry once Kafka had it: markers guard the commit.
+        self._committer = VerdictCommitter.from_settings(self._client, s, settle=("mark", "mark"))
+        streams = StreamPair.on_one_server(
+            self._client, WorkerKeys.from_settings(s), s.consumer_name
+        )
         try:
             self.horizon = await self.call(
                 "creating the consumer groups",

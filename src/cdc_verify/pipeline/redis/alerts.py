@@ -23,6 +23,7 @@ from redis.typing import ZSetRangeResponse
 from cdc_verify.pipeline.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
@@ -202,7 +203,7 @@ async def query_alerts(
     settings: Settings, state: AlertState, where: AlertFilter, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to `limit` alerts, oldest first, and whether more match (the CLI's query)."""
-    client = connect(settings)
+    client = connect(settings.server(Role.STATE))
     try:
         store = AlertStore(client, WorkerKeys.from_settings(settings))
         found: list[dict[str, Any]] = []

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from cdc_verify.pipeline.core.entry import PRODUCTION
+from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -33,6 +34,7 @@ COMMIT = ScriptContract(
     keys=(
         "verdicts", "production", "sister", "alerts_open", "alerts_resolved",
         "alerts_open_index", "alerts_resolved_index", "lock",
+        "positions", "production_waiting",
     ),
     args=(
         "group",  # the consumer group whose entries are XACKed
@@ -41,9 +43,12 @@ COMMIT = ScriptContract(
         "outcomes",  # one msgpack array of OUTCOME records (redis-py packs long ARGVs slowly)
         "now_ms",
         "record_prefix", "record_ttl_ms",  # + event_id: records other than `match`
-        # '' settles entries by XACK in `group`; a prefix settles them by SET NX of a
-        # marker key (runners whose entries were acked upstream, e.g. the Faust runner)
-        "settled_prefix",
+        # How each stream's entries are settled (SETTLE_MODES):
+        "settle_production", "settle_sister",
+        "settled_prefix",  # + "<1|2>:<entry id>": marker keys of the 'mark' mode
+        # read-only production: the last entry id read ('' = unchanged) and the entries
+        # that wait for a partner now (msgpack [[id, ms], ...]); see readonly_stream.py
+        "production_position", "production_waiting_add",
         # '' for no lock; else the commit writes nothing unless K.lock holds this token
         "lock_token",
     ),
@@ -53,6 +58,15 @@ COMMIT = ScriptContract(
         "S": ("stream", "entry_id"),
     },
 )  # fmt: skip
+
+# How a stream's entries are settled, so that a retried commit writes nothing twice:
+#   ack       XACK in the group, in this script (the stream is on the state server);
+#             XACK's answer guards duplicate, malformed and late records
+#   mark      SET NX of a marker key per entry; the runner acks the entry where it lives
+#             afterwards, or (Faust) it was acked upstream
+#   position  read-only production: a marker guards duplicate, malformed and late
+#             records; settled entries leave the waiting set
+SETTLE_MODES = ("ack", "mark", "position")
 
 # Records other than `match` are kept by event_id (the API's "verdict of one event");
 # a match is told by its decision.
@@ -65,6 +79,7 @@ end
 local kinds = {
   [K.verdicts] = 'stream', [K.alerts_open] = 'hash', [K.alerts_resolved] = 'hash',
   [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
+  [K.positions] = 'hash', [K.production_waiting] = 'zset',
 }
 for key, kind in pairs(kinds) do
   local found = redis.call('TYPE', key)['ok']
@@ -74,30 +89,40 @@ for key, kind in pairs(kinds) do
 end
 local maxlen, ttl = tonumber(A.verdict_maxlen), A.decided_ttl_ms
 local streams = {K.production, K.sister}
+local modes = {A.settle_production, A.settle_sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
--- 1 if this call settled the entry, 0 if it was settled before (a retried commit).
+local function mark(s)
+  local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
+  return redis.call('SET', marker, 1, 'NX', 'PX', ttl) and 1 or 0
+end
+-- A duplicate, malformed or late entry: 1 if this call settled it, 0 if done before.
 local function settle(s)
-  if A.settled_prefix == '' then
+  local mode = modes[s[S.stream]]
+  if mode == 'ack' then
     return redis.call('XACK', streams[s[S.stream]], A.group, s[S.entry_id])
   end
-  local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
-  local new = redis.call('SET', marker, 1, 'NX', 'PX', ttl)
-  return new and 1 or 0
+  if mode == 'position' then redis.call('ZREM', K.production_waiting, s[S.entry_id]) end
+  return mark(s)
+end
+-- An entry of a primary verdict (guarded by its decision) or of a skip.
+local function settle_quietly(s)
+  local mode = modes[s[S.stream]]
+  if mode == 'ack' then
+    table.insert(bulk[s[S.stream]], s[S.entry_id])
+  elseif mode == 'mark' then
+    mark(s)  -- a copy read again later (from a pending list) is then known settled
+  else
+    redis.call('ZREM', K.production_waiting, s[S.entry_id])
+  end
 end
 for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
   local kind, eid, verdict, record = o[O.kind], o[O.event_id], o[O.verdict], o[O.record]
   local decision, alert = o[O.decision], o[O.alert]
   local emit = false
   if kind == 'P' or kind == 'S' then
-    for _, s in ipairs(o[O.settles]) do
-      if A.settled_prefix == '' then
-        table.insert(bulk[s[S.stream]], s[S.entry_id])
-      else
-        settle(s)
-      end
-    end
+    for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
     if kind == 'P' then
       local key = A.decided_prefix .. eid
       emit = redis.call('SET', key, decision, 'NX', 'PX', ttl) ~= false
@@ -143,6 +168,18 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
     written = written + 1
   end
   if #fresh < i then table.insert(fresh, (emit or kind == 'S') and 1 or 0) end
+end
+local waiting = cmsgpack.unpack(A.production_waiting_add)
+for j = 1, #waiting, 500 do
+  local args = {}
+  for k = j, math.min(j + 499, #waiting) do
+    table.insert(args, waiting[k][2])
+    table.insert(args, waiting[k][1])
+  end
+  redis.call('ZADD', K.production_waiting, unpack(args))
+end
+if A.production_position ~= '' then
+  redis.call('HSET', K.positions, 'production', A.production_position)
 end
 for i = 1, 2 do
   local ids = bulk[i]
@@ -225,6 +262,9 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+SettleModes = tuple[str, str]  # production's and sister's, from SETTLE_MODES
+
+
 class VerdictCommitter:
     def __init__(
         self,
@@ -234,19 +274,23 @@ class VerdictCommitter:
         decided_retention_ms: int,
         verdict_maxlen: int,
         record_retention_ms: int,
-        settle_by_marking: bool = False,
+        settle: SettleModes = ("ack", "ack"),
         lock_token: str = "",
     ) -> None:
+        if not set(settle) <= set(SETTLE_MODES):
+            raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
         self._client = client
         self._keys = keys
         self._fixed = dict(
+            settle_production=settle[0],
+            settle_sister=settle[1],
             group=keys.group,
             decided_prefix=keys.decided_prefix,
             decided_ttl_ms=decided_retention_ms,
             verdict_maxlen=verdict_maxlen,
             record_prefix=keys.record_prefix,
             record_ttl_ms=record_retention_ms,
-            settled_prefix=keys.settled_prefix if settle_by_marking else "",
+            settled_prefix=keys.settled_prefix,
             lock_token=lock_token,
         )
         self._script_keys = COMMIT.keys_of(
@@ -254,6 +298,7 @@ class VerdictCommitter:
             alerts_open=keys.alerts_open, alerts_resolved=keys.alerts_resolved,
             alerts_open_index=keys.alerts_open_index,
             alerts_resolved_index=keys.alerts_resolved_index, lock=keys.lock,
+            positions=keys.positions, production_waiting=keys.production_waiting,
         )  # fmt: skip
         self._script = COMMIT.register(client, COMMIT_SCRIPT)
 
@@ -263,17 +308,18 @@ class VerdictCommitter:
         client: aioredis.Redis,
         settings: Settings,
         *,
-        settle_by_marking: bool = False,
+        settle: SettleModes = ("ack", "ack"),
         lock_token: str = "",
     ) -> VerdictCommitter:
-        """`lock_token`: commit only while the worker lock holds it (the single engine)."""
+        """`settle`: the production and sister SETTLE_MODES; `lock_token`: commit only
+        while the worker lock holds it (the single engine)."""
         return cls(
             client,
             WorkerKeys.from_settings(settings),
             decided_retention_ms=round(settings.decided_retention * 1000),
             verdict_maxlen=settings.verdict_stream_maxlen,
             record_retention_ms=round(settings.verdict_retention * 1000),
-            settle_by_marking=settle_by_marking,
+            settle=settle,
             lock_token=lock_token,
         )
 
@@ -293,17 +339,30 @@ class VerdictCommitter:
                 log.warning("ignoring unreadable decision %r for event %s", value[:80], event_id)
         return decisions
 
-    async def commit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    async def commit(
+        self, outcomes: Sequence[Outcome], checkpoint: Checkpoint | None = None
+    ) -> list[Outcome]:
         """Makes the outcomes durable; returns those this call wrote (not a retry's repeats).
+
+        With a `checkpoint` (read-only production), the read position and the waiting
+        set move with the first chunk, which also lists as waiting the production
+        entries the later chunks settle: a crash between chunks loses none of them.
 
         Raises LockLost, having written nothing, when a lock token was given and
         another worker holds the lock.
         """
+        chunks = [outcomes[i : i + CHUNK] for i in range(0, len(outcomes), CHUNK)] or [[]]
+        if not outcomes and checkpoint is None:
+            return []
         fresh: list[Outcome] = []
-        for start in range(0, len(outcomes), CHUNK):
-            chunk = outcomes[start : start + CHUNK]
+        for number, chunk in enumerate(chunks):
+            position, waiting = "", []
+            if checkpoint is not None and number == 0:
+                later = [e for o in outcomes[CHUNK:] for e in o.settles if e.side is PRODUCTION]
+                position, waiting = checkpoint.position, [*checkpoint.waiting, *later]
+            args = self._arguments(chunk, position, waiting)
             try:
-                flags = await self._script(keys=self._script_keys, args=self._arguments(chunk))
+                flags = await self._script(keys=self._script_keys, args=args)
             except ResponseError as exc:
                 if str(exc).startswith("LOCKLOST"):
                     raise LockLost(f"commit refused: {exc}") from None
@@ -311,7 +370,9 @@ class VerdictCommitter:
             fresh.extend(o for o, flag in zip(chunk, flags, strict=True) if int(flag))
         return fresh
 
-    def _arguments(self, outcomes: Iterable[Outcome]) -> list[Any]:
+    def _arguments(
+        self, outcomes: Iterable[Outcome], position: str, waiting: Sequence[StreamEntry]
+    ) -> list[Any]:
         now = _now_iso()
         batch = []
         for o in outcomes:
@@ -341,8 +402,19 @@ class VerdictCommitter:
         return COMMIT.args_of(
             outcomes=msgpack.packb(batch, use_bin_type=False),
             now_ms=int(time.time() * 1000),
+            production_position=position,
+            production_waiting_add=msgpack.packb([[e.entry_id, e.arrival_ms] for e in waiting]),
             **self._fixed,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where reading a read-only production stream stands, saved with the verdicts."""
+
+    position: str  # the last production entry id read
+    waiting: Sequence[StreamEntry]  # production entries read since the last checkpoint
+    # that wait for their partner now
 
 
 def gap_alert(outcome: Outcome, opened_at: str) -> str:

@@ -24,6 +24,8 @@ class WorkerKeys:
     alerts_resolved_index: str  # sorted set event_id by resolved_at ms
     lock: str
     horizon: str  # ms of the declared start; older entries are partners only
+    positions: str  # hash side -> last entry id read and committed (a read-only side)
+    production_waiting: str  # sorted set: read-only production's waiting entry ids
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerKeys:
@@ -44,4 +46,6 @@ class WorkerKeys:
             alerts_resolved_index=f"{base}:alerts:resolved:by-time",
             lock=f"{base}:lock",
             horizon=f"{base}:horizon_ms",
+            positions=f"{base}:positions",
+            production_waiting=f"{base}:waiting:production",
         )

@@ -51,7 +51,7 @@ def _text(value: bytes | str) -> str:
 
 class WorkerLock:
     def __init__(self, client: aioredis.Redis, key: str, token: str, ttl_ms: int) -> None:
-        self._client = client
+        self.client = client
         self._key = key
         self._token = token
         self._ttl_ms = ttl_ms
@@ -76,7 +76,7 @@ class WorkerLock:
                 self._refreshed = time.monotonic()
                 return True
             if not announced:
-                holder = await self._client.get(self._key)
+                holder = await self.client.get(self._key)
                 log.warning(
                     "another worker holds %s (%s); waiting for it to stop or expire",
                     self._key,

@@ -7,6 +7,7 @@ running worker, and stops at the last entry each stream had when it started.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import redis
@@ -14,10 +15,11 @@ import redis
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.redis.connection import client_options
+from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
@@ -36,24 +38,23 @@ def run_backfill(
     settings: Settings,
     consumer: Consumer,
     out_dir: Path,
-    redis_url: str,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
-    client = redis.Redis.from_url(redis_url, **client_options(settings))
-    try:
+    """Each stream is read from its own server (settings.server), with read commands only."""
+    with ExitStack() as stack:
+        prod = stack.enter_context(connect_sync(settings.server(Role.PRODUCTION)))
+        sister = stack.enter_context(connect_sync(settings.server(Role.SISTER)))
         # Pinned now: what is written while the backfill runs belongs to the next one.
-        prod_end = last_entry_id(client, settings.production)
-        sister_end = last_entry_id(client, settings.sister)
+        prod_end = last_entry_id(prod, settings.production)
+        sister_end = last_entry_id(sister, settings.sister)
         if on_start:
-            on_start(client.xlen(settings.production) + client.xlen(settings.sister))
+            on_start(prod.xlen(settings.production) + sister.xlen(settings.sister))
         verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
         return verify_to_reports(
             verifier,
-            read_stream(client, PRODUCTION, settings.production, prod_end),
-            read_stream(client, SISTER, settings.sister, sister_end),
+            read_stream(prod, PRODUCTION, settings.production, prod_end),
+            read_stream(sister, SISTER, settings.sister, sister_end),
             out_dir,
             on_progress,
         )
-    finally:
-        client.close()

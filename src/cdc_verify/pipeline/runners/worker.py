@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
@@ -22,16 +24,19 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.alerts import AlertStore
-from cdc_verify.pipeline.redis.commit import RetentionPruner, VerdictCommitter
-from cdc_verify.pipeline.redis.connection import connect, redact
+from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
+from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
-from cdc_verify.pipeline.redis.streams import Fence, StreamPair, StreamsMissing
+from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
+from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
+from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
 STREAMS_POLL_S = 1.0  # how often a worker waiting for its streams looks again
+CHECKPOINT_S = 1.0  # read-only production: the longest a read position goes unsaved
 
 
 class CommitFailed(RuntimeError):
@@ -55,6 +61,8 @@ class StreamWorker:
         metrics: VerifierMetrics | None = None,
         on_outcomes: OutcomeCallback | None = None,
     ) -> None:
+        if redis_url:  # the one-server URL (e.g. an embedded Redis) the roles default to
+            settings = settings.model_copy(update={"redis_url": redis_url})
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
         self.metrics = metrics or VerifierMetrics()
@@ -62,10 +70,18 @@ class StreamWorker:
         self.verifier = Verifier(
             consumer, VerifierConfig.from_settings(settings, durable_decisions=True)
         )
-        url = redis_url or settings.redis_url
-        if not url:
-            raise ValueError("the worker needs a Redis URL")
-        self._url: str = url
+        self.servers = {role: settings.server(role) for role in Role}
+        unset = [role.value for role, server in self.servers.items() if not server.url]
+        if unset:
+            raise ValueError(f"the worker needs a Redis URL for the {', '.join(unset)} server")
+        # Per role, whether its server answered last time the worker looked.
+        self.servers_up: dict[Role, bool] = {role: False for role in Role}
+        # Read-only production: how far reading went, what was saved, and the entries
+        # read since the last checkpoint (their waiting ones go into the next one).
+        self._read_through: str | None = None
+        self._saved: str | None = None
+        self._checkpointed_at = 0.0
+        self._unsaved: list[StreamEntry] = []
         # Told about each outcome once it is durable.
         self.sinks = live_sinks(
             self.metrics, self.status, jsonl=settings.jsonl, on_outcomes=on_outcomes
@@ -91,7 +107,7 @@ class StreamWorker:
     async def run(self) -> None:
         backoff = Backoff()
         self.running = True
-        log.info("worker %s starting on %s", self.settings.consumer_name, redact(self._url))
+        log.info("worker %s starting: %s", self.settings.consumer_name, self._describe_servers())
         try:
             while not self._stopping.is_set():
                 self.heartbeat = time.monotonic()
@@ -114,8 +130,7 @@ class StreamWorker:
                     self._set_ready(False)
                     if time.monotonic() >= self._next_missing_warning:
                         log.warning(
-                            "waiting for the streams on %s: %s (--create-streams creates them)",
-                            redact(self._url), exc,
+                            "waiting for the streams: %s (--create-streams creates them)", exc,
                         )  # fmt: skip
                         self._next_missing_warning = time.monotonic() + 30
                     await self._sleep(STREAMS_POLL_S)
@@ -136,6 +151,14 @@ class StreamWorker:
             self.sinks.close()
         log.info("worker stopped")
 
+    def _describe_servers(self) -> str:
+        parts = [
+            f"{role.value} on {server.redacted_url()}" for role, server in self.servers.items()
+        ]
+        if self.settings.production_read_only:
+            parts[0] += " (read-only)"
+        return ", ".join(parts)
+
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
 
@@ -153,35 +176,36 @@ class StreamWorker:
 
     async def _session(self, backoff: Backoff) -> None:
         s = self.settings
-        client = connect(s, self._url)
-        lock = WorkerLock(client, self.keys.lock, self._lock_token, round(s.lock_ttl * 1000))
+        topology = Topology.connect(s)
         try:
-            if not await lock.acquire(self._stopping, on_wait=self._beat):
-                return
-            # Reads and commits only while the lock is ours: see Fence and COMMIT_SCRIPT.
-            fence = Fence(self.keys.lock, self._lock_token)
-            streams = StreamPair(client, self.keys, s.consumer_name, fence)
-            committer = VerdictCommitter.from_settings(client, s, lock_token=self._lock_token)
-            pruner = RetentionPruner.from_settings(client, s)
-            alerts = AlertStore(client, self.keys)
+            session = Session.open(topology, self.keys, s, self._lock_token)
+            # The state server's lock first: it fences commits; then one on each other
+            # server whose stream is read through the group: it fences the reads there.
+            for lock in session.locks:
+                if not await lock.acquire(self._stopping, on_wait=self._beat):
+                    return
+            self._servers_seen_up(topology)
+            streams = session.streams
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
             claimed = await streams.claim_orphans()
             if claimed:
                 log.info("claimed %d entries left pending by dead consumers", claimed)
-            # Join state lives in Redis (un-acked entries); rebuild it from there.
+            # Join state lives in Redis (un-acked entries, or read-only production's
+            # waiting set); rebuild it from there.
             self.verifier.reset(horizon)
+            self._unsaved.clear()
             rebuilt = 0
             async for batch in streams.read_pending(s.batch_size):
                 rebuilt += len(batch)
-                await self._process(streams, alerts, committer, batch)
-                await lock.keep()
+                await self._process(session, batch)
+                await session.keep_locks()
                 self.heartbeat = time.monotonic()
             if rebuilt:
                 log.info("rebuilt join state from %d pending entries", rebuilt)
             backoff.reset()
             self._set_ready(True)
             next_housekeeping = 0.0
-            # Read-ahead: the next XREADGROUP is under way while this batch is verified.
+            # Read-ahead: the next read is under way while this batch is verified.
             reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
             try:
                 while not self._stopping.is_set():
@@ -191,11 +215,13 @@ class StreamWorker:
                         await self._settle_commit()  # a failed commit surfaces now
                     for side, position in read.caught_up.items():
                         self.verifier.advance(side, position)
-                    await self._process(streams, alerts, committer, read.entries)
-                    await lock.keep()
+                    if PRODUCTION in read.last_ids:
+                        self._read_through = read.last_ids[PRODUCTION]
+                    await self._process(session, read.entries)
+                    await session.keep_locks()
                     self.heartbeat = now = time.monotonic()
                     if now >= next_housekeeping:
-                        await self._housekeeping(streams, alerts, pruner)
+                        await self._housekeeping(session)
                         next_housekeeping = now + HOUSEKEEPING_S
             finally:
                 # What it read stays pending in Redis and is rebuilt on the next start.
@@ -203,7 +229,11 @@ class StreamWorker:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reading
             await self._settle_commit()
-            await lock.release()
+            for lock in reversed(session.locks):
+                await lock.release()
+        except REDIS_DOWN:
+            await self._servers_seen_down(topology)
+            raise
         finally:
             self._set_ready(False)
             task, self._inflight = self._inflight, None
@@ -213,52 +243,78 @@ class StreamWorker:
                 # makes it fail fast, and then Redis never saw it.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=s.redis_socket_timeout)
-            await client.aclose()
+            await topology.aclose()
 
-    async def _housekeeping(
-        self, streams: StreamPair, alerts: AlertStore, pruner: RetentionPruner
-    ) -> None:
-        self.lag = await streams.lag_seconds()
+    def _servers_seen_up(self, topology: Topology) -> None:
+        for role in topology.servers:
+            self.servers_up[role] = True
+            self.metrics.redis_up.labels(role=role.value).set(1)
+
+    async def _servers_seen_down(self, topology: Topology) -> None:
+        """Which server went away: each is asked once, briefly (for /readyz and metrics)."""
+        for role, client in topology.clients.items():
+            try:
+                await asyncio.wait_for(client.ping(), 1.0)
+                up = True
+            except Exception:  # any failure to answer is "away"
+                up = False
+            if self.servers_up.get(role) and not up:
+                log.warning("the %s server %s is away", role.value,
+                            topology.servers[role].redacted_url())  # fmt: skip
+            self.servers_up[role] = up
+            self.metrics.redis_up.labels(role=role.value).set(1 if up else 0)
+
+    async def _housekeeping(self, session: Session) -> None:
+        self.lag = await session.streams.lag_seconds()
         for side, lag in self.lag.items():
             self.metrics.consumer_lag.labels(side=side.value).set(lag)
-        alerts_dropped, verdicts_dropped = await pruner.prune()
+        alerts_dropped, verdicts_dropped = await session.pruner.prune()
         if alerts_dropped or verdicts_dropped:
             log.info(
                 "retention: dropped %d alerts and %d verdict records",
                 alerts_dropped, verdicts_dropped,
             )  # fmt: skip
-        count, oldest_age = await alerts.open_summary()
+        count, oldest_age = await session.alerts.open_summary()
         self.metrics.open_alerts.set(count)
         self.metrics.oldest_open_alert_age.set(oldest_age or 0.0)
 
-    async def _process(
-        self,
-        streams: StreamPair,
-        alerts: AlertStore,
-        committer: VerdictCommitter,
-        entries: list[StreamEntry],
-    ) -> None:
+    async def _process(self, session: Session, entries: list[StreamEntry]) -> None:
         verifier = self.verifier
         outcomes: list[Outcome] = []
         if entries:
             needed = verifier.lookup_needed(entries)
-            prior = await committer.lookup(needed) if needed else None
+            prior = await session.committer.lookup(needed) if needed else None
             outcomes = verifier.ingest(entries, prior)
-            await self._compare_late(streams, alerts, outcomes)
+            await self._compare_late(session, outcomes)
             produced = sum(1 for e in entries if e.side is PRODUCTION)
             self.metrics.read(PRODUCTION.value, produced)
             self.metrics.read(SISTER.value, len(entries) - produced)
+            if session.read_only_production:
+                self._unsaved.extend(e for e in entries if e.side is PRODUCTION)
         outcomes += verifier.expire()
-        if outcomes:
+        checkpoint = self._checkpoint(session, bool(outcomes))
+        if outcomes or checkpoint is not None:
             await self._settle_commit()
-            self._inflight = asyncio.create_task(self._commit(committer, outcomes))
+            self._inflight = asyncio.create_task(self._commit(session, outcomes, checkpoint))
             self._inflight.add_done_callback(self._commit_done)
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
 
-    async def _compare_late(
-        self, streams: StreamPair, alerts: AlertStore, outcomes: list[Outcome]
-    ) -> None:
+    def _checkpoint(self, session: Session, committing: bool) -> Checkpoint | None:
+        """Read-only production's position and new waiting entries, due with every commit
+        and at least every CHECKPOINT_S (what a crash re-reads)."""
+        if not session.read_only_production or self._read_through is None:
+            return None
+        due = time.monotonic() - self._checkpointed_at >= CHECKPOINT_S
+        if not (committing or (due and (self._unsaved or self._read_through != self._saved))):
+            return None
+        waiting = [e for e in self._unsaved if self.verifier.is_waiting(e)]
+        self._unsaved.clear()
+        self._saved = self._read_through
+        self._checkpointed_at = time.monotonic()
+        return Checkpoint(self._read_through, waiting)
+
+    async def _compare_late(self, session: Session, outcomes: list[Outcome]) -> None:
         """Late arrivals whose twin the core no longer holds: fetch it back from its stream."""
         late = {
             o.event_id: o
@@ -267,7 +323,7 @@ class StreamWorker:
         }
         if not late:
             return
-        twins = await streams.fetch(await alerts.gap_entries(list(late)))
+        twins = await session.streams.fetch(await session.alerts.gap_entries(list(late)))
         for event_id, twin in twins.items():
             if twin.side is not late[event_id].settles[0].side:
                 self.verifier.compare_late(late[event_id], twin)
@@ -283,10 +339,15 @@ class StreamWorker:
         if not task.cancelled() and task.exception() is not None:
             self._set_ready(False)
 
-    async def _commit(self, committer: VerdictCommitter, outcomes: list[Outcome]) -> None:
+    async def _commit(
+        self, session: Session, outcomes: list[Outcome], checkpoint: Checkpoint | None
+    ) -> None:
         try:
             # A retried commit (after a lost reply) returns only what it newly wrote.
-            fresh = await committer.commit(outcomes)
+            fresh = await session.committer.commit(outcomes, checkpoint)
+            # Streams elsewhere than the state server are acked once their outcomes are
+            # durable; markers on the state server guard a crash in between.
+            await session.ack_elsewhere(outcomes)
         except LockLost:
             raise  # the session ends; the entries stay pending and are read again
         except REDIS_DOWN:
@@ -296,3 +357,60 @@ class StreamWorker:
                 raise  # a group that vanished: run() recreates it
             raise CommitFailed(f"Redis rejected a commit of {len(outcomes)}: {exc}") from exc
         self.sinks.add(fresh)
+
+
+@dataclass
+class Session:
+    """What one connection to the servers holds: readers, locks, the committer."""
+
+    streams: StreamPair
+    locks: list[WorkerLock]
+    committer: VerdictCommitter
+    pruner: RetentionPruner
+    alerts: AlertStore
+    ack_after: dict[Side, GroupStream]  # sides acked after the commit, where they live
+    read_only_production: bool
+
+    @classmethod
+    def open(cls, topology: Topology, keys: WorkerKeys, s: Settings, token: str) -> Session:
+        ttl_ms = round(s.lock_ttl * 1000)
+        state = topology.state
+        streams = StreamPair.from_topology(topology, keys, s.consumer_name, token)
+        # The state server's lock fences commits, and reads on that server; a stream read
+        # through the group elsewhere is fenced by a lock of the same name beside it.
+        locks = [WorkerLock(state, keys.lock, token, ttl_ms)]
+        modes: dict[Side, str] = {}
+        ack_after: dict[Side, GroupStream] = {}
+        roles = {PRODUCTION: Role.PRODUCTION, SISTER: Role.SISTER}
+        for side, reader in streams.readers.items():
+            if isinstance(reader, ReadOnlyStream):
+                modes[side] = "position"
+            elif topology.on_state_server(roles[side]):
+                modes[side] = "ack"
+            else:
+                modes[side] = "mark"
+                ack_after[side] = reader
+                if all(lock.client is not reader.client for lock in locks):
+                    locks.append(WorkerLock(reader.client, keys.lock, token, ttl_ms))
+        committer = VerdictCommitter.from_settings(
+            state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token
+        )
+        return cls(
+            streams,
+            locks,
+            committer,
+            RetentionPruner.from_settings(state, s),
+            AlertStore(state, keys),
+            ack_after,
+            topology.production_read_only,
+        )
+
+    async def keep_locks(self) -> None:
+        for lock in self.locks:
+            await lock.keep()
+
+    async def ack_elsewhere(self, outcomes: Sequence[Outcome]) -> None:
+        for side, reader in self.ack_after.items():
+            ids = [e.entry_id for o in outcomes for e in o.settles if e.side is side]
+            if ids:
+                await reader.ack(ids)

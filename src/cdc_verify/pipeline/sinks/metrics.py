@@ -57,6 +57,12 @@ class VerifierMetrics(Sink):
             "Times the worker lost Redis and reconnected.",
             registry=r,
         )
+        self.redis_up = Gauge(
+            "cdc_verify_redis_up",
+            "1 while the server of this role (production, sister, state) answers the worker.",
+            ["role"],
+            registry=r,
+        )
         self.open_alerts = Gauge(
             "cdc_verify_open_alerts",
             "Missing-event alerts open now (gaps no late arrival has resolved).",
@@ -72,6 +78,8 @@ class VerifierMetrics(Sink):
             "1 while the worker is connected, has rebuilt its state and is reading.",
             registry=r,
         )
+        for role in ("production", "sister", "state"):
+            self.redis_up.labels(role=role)
         for side in SIDES:
             for metric in (self.events_read, self.decode_errors, self.late_arrivals):
                 metric.labels(side=side)

@@ -1,0 +1,241 @@
+"""One side's stream read through the verifier's consumer group.
+
+The group's pending list is the join state of this side: an entry stays pending
+until the commit that settles it, so a restarted worker re-reads exactly what it had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
+
+from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms, fields_dict
+from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.errors import LockLost
+from cdc_verify.pipeline.redis.script import ScriptContract
+from cdc_verify.schemas.verdicts import Side
+
+FENCED_READ = ScriptContract(keys=("stream", "lock"), args=("group", "consumer", "count", "token"))
+# Takes new entries into our pending list only while the worker lock is ours, in one
+# atomic step with the check: a worker frozen past its lock (SIGSTOP, a long pause)
+# cannot take entries after the standby took over, and everything it took before is
+# in its pending list for the new active worker to claim. TIME is taken in the same
+# step, so a stream that had nothing new is known complete before that millisecond.
+# With nothing new, the last entry id: the idle wait blocks after it.
+FENCED_READ_SCRIPT = """
+if redis.call('GET', K.lock) ~= A.token then
+  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
+end
+local now = redis.call('TIME')
+local reply = redis.call('XREADGROUP', 'GROUP', A.group, A.consumer, 'COUNT', A.count,
+                         'STREAMS', K.stream, '>')
+if reply then return {now[1], now[2], reply[1][2], ''} end
+local last = redis.call('XREVRANGE', K.stream, '+', '-', 'COUNT', 1)
+return {now[1], now[2], {}, last[1] and last[1][1] or '0-0'}
+"""
+
+# Entries as redis-py returns them (the client does not decode): (id, fields or None).
+RawEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lock a reader must hold to take new entries (the single-process worker)."""
+
+    lock_key: str
+    token: str
+
+
+@dataclass(slots=True)
+class SideRead:
+    """What one read of one stream gave."""
+
+    entries: list[StreamEntry]
+    # Set when nothing new was there: how far that makes the stream read.
+    caught_up: ReadPosition | None
+    after: str  # the id after which the idle wait watches for new entries
+
+
+class GroupStream:
+    # How the commit settles this side's entries: XACK in the script when the stream
+    # is on the state server, else markers there and an XACK here afterwards.
+    def __init__(
+        self,
+        side: Side,
+        client: aioredis.Redis,
+        key: str,
+        group: str,
+        consumer: str,
+        fence: Fence | None = None,
+    ) -> None:
+        self.side, self.client, self.key = side, client, key
+        self._group, self._me, self._fence = group, consumer, fence
+        self._fenced = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
+
+    async def kind(self) -> str:
+        return _as_str(await self.client.type(self.key))
+
+    async def group_exists(self) -> bool:
+        if not await self.client.exists(self.key):
+            return False
+        groups = await self.client.xinfo_groups(self.key)
+        return any(_as_str(g["name"]) == self._group for g in groups)
+
+    async def create_group(self, start: str) -> None:
+        try:
+            await self.client.xgroup_create(self.key, self._group, id=start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def claim_orphans(self) -> int:
+        """Take over every entry other consumers of the group left pending.
+
+        Only called while holding the worker lock, so those consumers are dead (or
+        frozen, and fenced off). Their entries join our pending list.
+        """
+        owners = await self.client.xpending(self.key, self._group)
+        if not [c for c in owners["consumers"] if _as_str(c["name"]) != self._me]:
+            return 0
+        claimed, cursor = 0, "0-0"
+        while True:
+            # Not JUSTID: redis-py drops the cursor from that reply.
+            reply = await self.client.xautoclaim(
+                self.key, self._group, self._me, min_idle_time=0, start_id=cursor, count=1000
+            )
+            cursor = _as_str(reply[0])
+            claimed += len(reply[1])
+            if cursor == "0-0":
+                break
+        for consumer in await self.client.xinfo_consumers(self.key, self._group):
+            name = _as_str(consumer["name"])
+            if name != self._me and consumer["pending"] == 0:
+                await self.client.xgroup_delconsumer(self.key, self._group, name)
+        return claimed
+
+    async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
+        """Our own pending entries (delivered, never acked), oldest first, in batches."""
+        cursor = "0"
+        while True:
+            streams: dict[KeyT, StreamIdT] = {self.key: cursor}
+            reply = _entries_of(
+                await self.client.xreadgroup(self._group, self._me, streams, count=count)
+            )
+            if not reply:
+                return
+            yield [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in reply]
+            if len(reply) < count:
+                return
+            cursor = _as_str(reply[-1][0])
+
+    async def read(self, count: int) -> SideRead:
+        """New entries for this consumer (no waiting: see `wait`)."""
+        if self._fence is not None:
+            return await self._read_fenced(count)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.xrevrange(self.key, "+", "-", count=1)  # before the read: nothing slips by
+            pipe.xreadgroup(self._group, self._me, {self.key: ">"}, count=count)
+            (seconds, micros), last, reply = await pipe.execute()
+        raw = _entries_of(reply)
+        after = _as_str(last[0][0]) if last else "0-0"
+        return self._result(raw, seconds * 1000 + micros // 1000, after)
+
+    async def _read_fenced(self, count: int) -> SideRead:
+        assert self._fence is not None and self._fenced is not None
+        keys = FENCED_READ.keys_of(stream=self.key, lock=self._fence.lock_key)
+        args = FENCED_READ.args_of(
+            group=self._group, consumer=self._me, count=count, token=self._fence.token
+        )
+        try:
+            seconds, micros, items, after = await self._fenced(keys=keys, args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("LOCKLOST"):
+                raise LockLost(f"read refused: {exc}") from None
+            raise
+        raw: RawEntries = [(eid, fields_dict(flat)) for eid, flat in items]
+        return self._result(raw, int(seconds) * 1000 + int(micros) // 1000, _as_str(after))
+
+    def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
+        entries = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in raw]
+        # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
+        caught_up = None if entries else ReadPosition.caught_up(server_ms)
+        return SideRead(entries, caught_up, entries[-1].entry_id if entries else after)
+
+    async def ack(self, entry_ids: list[str]) -> None:
+        """Acks entries whose outcomes the state server holds (a stream elsewhere)."""
+        for start in range(0, len(entry_ids), 1000):
+            await self.client.xack(self.key, self._group, *entry_ids[start : start + 1000])
+
+    async def fetch(self, entry_ids: list[str]) -> dict[str, StreamEntry]:
+        """Entries by id; those trimmed away are left out."""
+        return await fetch_entries(self.client, self.side, self.key, entry_ids)
+
+    async def lag_seconds(self) -> float | None:
+        """How far (entry-id time) the group's read position is behind the stream's head."""
+        info = await self.client.xinfo_stream(self.key)
+        delivered = await self.delivered_id()
+        if delivered is None:
+            return None
+        head = _as_str(info["last-generated-id"])
+        return max(0, entry_id_ms(head) - entry_id_ms(delivered)) / 1000
+
+    async def delivered_id(self) -> str | None:
+        """The group's last delivered entry id: XREADGROUP > only delivers later ones."""
+        groups = await self.client.xinfo_groups(self.key)
+        mine = next((g for g in groups if _as_str(g["name"]) == self._group), None)
+        return _as_str(mine["last-delivered-id"]) if mine else None
+
+    async def consumers(self) -> set[str]:
+        if not await self.client.exists(self.key):
+            return set()
+        return {
+            _as_str(c["name"]) for c in await self.client.xinfo_consumers(self.key, self._group)
+        }
+
+    async def claim_from(self, consumer: str) -> int:
+        """Moves the pending entries of `consumer` to us."""
+        claimed = 0
+        while ids := [
+            cast(StreamIdT, p["message_id"])
+            for p in await self.client.xpending_range(
+                self.key, self._group, min="-", max="+", count=1000, consumername=consumer
+            )
+        ]:
+            await self.client.xclaim(
+                self.key, self._group, self._me, min_idle_time=0, message_ids=ids, justid=True
+            )
+            claimed += len(ids)
+        return claimed
+
+
+async def fetch_entries(
+    client: aioredis.Redis, side: Side, key: str, entry_ids: list[str]
+) -> dict[str, StreamEntry]:
+    if not entry_ids:
+        return {}
+    async with client.pipeline(transaction=False) as pipe:
+        for entry_id in entry_ids:
+            pipe.xrange(key, entry_id, entry_id)
+        replies = await pipe.execute()
+    found = {}
+    for entry_id, reply in zip(entry_ids, replies, strict=True):
+        if reply:
+            found[entry_id] = StreamEntry.from_redis(side, reply[0][0], reply[0][1])
+    return found
+
+
+def _entries_of(reply: object) -> RawEntries:
+    # redis-py types a read's reply as a union of every protocol's shapes; RESP2 gives
+    # [[key, [(id, fields), ...]]] for the one stream read.
+    streams = cast(list[tuple[bytes, RawEntries]], reply or [])
+    return streams[0][1] if streams else []
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

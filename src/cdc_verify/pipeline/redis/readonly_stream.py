@@ -1,0 +1,95 @@
+"""The production stream read with read commands only (`--production-read-only`).
+
+Production's Redis belongs to another team, whose ACL user for the verifier may only
+read: no consumer group, so no pending list to hold the join state. Its place is
+taken by two keys on the state server, written by the same atomic commit as the
+verdicts they settle:
+
+  <base>:positions            hash, side -> the last entry id read and committed
+  <base>:waiting:production   sorted set of the entries still waiting for a partner
+                              (ids, scored by their time)
+
+Every production entry up to the committed position is either settled or in the
+waiting set. A restarted worker fetches the waiting entries back with XRANGE and
+reads on after the position: what a crash costs is re-reading what came after the
+last commit (the worker commits its position at least every second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis.typing import KeyT, StreamIdT
+
+from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
+from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.group_stream import SideRead, _as_str, _entries_of, fetch_entries
+from cdc_verify.schemas.verdicts import Side
+
+MAX_SEQ = 2**64 - 1
+
+
+def just_before(entry_id: str) -> str:
+    """The greatest id below `entry_id`: XREAD after it returns `entry_id` itself."""
+    ms, _, seq = entry_id.partition("-")
+    if seq and int(seq) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    return f"{int(ms) - 1}-{MAX_SEQ}" if int(ms) > 0 else "0-0"
+
+
+class ReadOnlyStream:
+    def __init__(
+        self,
+        side: Side,
+        client: aioredis.Redis,
+        key: str,
+        state: aioredis.Redis,
+        positions_key: str,
+        waiting_key: str,
+    ) -> None:
+        self.side, self.client, self.key = side, client, key
+        self._state, self._positions, self.waiting_key = state, positions_key, waiting_key
+        self.position = "0-0"  # last id read (in memory; the committed one is on state)
+
+    async def kind(self) -> str:
+        return _as_str(await self.client.type(self.key))
+
+    async def start(self, first_id: str) -> None:
+        """Resume after the committed position, or read from `first_id` on."""
+        stored = await self._state.hget(self._positions, self.side.value)
+        self.position = _as_str(stored) if stored else just_before(first_id)
+
+    async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
+        """The entries that were waiting at the last commit, fetched back by id."""
+        start = 0
+        while ids := [
+            _as_str(cast(bytes, i))
+            for i in await self._state.zrange(self.waiting_key, start, start + count - 1)
+        ]:
+            found = await fetch_entries(self.client, self.side, self.key, ids)
+            # An entry trimmed away meanwhile comes back empty: a malformed record, not silence.
+            yield [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in ids]
+            start += len(ids)
+
+    async def read(self, count: int) -> SideRead:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            streams: dict[KeyT, StreamIdT] = {self.key: self.position}
+            pipe.xread(streams, count=count)
+            (seconds, micros), reply = await pipe.execute()
+        entries = [StreamEntry.from_redis(self.side, eid, f) for eid, f in _entries_of(reply)]
+        if entries:
+            self.position = entries[-1].entry_id
+            return SideRead(entries, None, self.position)
+        server_ms = seconds * 1000 + micros // 1000
+        return SideRead([], ReadPosition.caught_up(server_ms), self.position)
+
+    async def fetch(self, entry_ids: list[str]) -> dict[str, StreamEntry]:
+        return await fetch_entries(self.client, self.side, self.key, entry_ids)
+
+    async def lag_seconds(self) -> float | None:
+        info = await self.client.xinfo_stream(self.key)
+        head = _as_str(info["last-generated-id"])
+        return max(0, entry_id_ms(head) - entry_id_ms(self.position)) / 1000
