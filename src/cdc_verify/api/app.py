@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal, Protocol
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -30,6 +29,7 @@ from cdc_verify.pipeline.redis.alerts import (
     BadCursor,
     window_start_ms,
 )
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
@@ -125,10 +125,10 @@ NEEDS_TOKEN: Responses = {
 REDIS_DOWN: Responses = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
 
 
-def create_app(worker: WorkerView, client: aioredis.Redis, streams: StreamPair) -> FastAPI:
+def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> FastAPI:
     """The API of `worker`: `client` reaches the state server, `streams` the two streams."""
     settings = worker.settings
-    keys = WorkerKeys.from_settings(settings)
+    keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
     alerts = AlertStore(client, keys)
     events = EventLookup(client, keys)
     token = settings.http_token.get_secret_value() if settings.http_token else None

@@ -18,12 +18,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", server_header=False
-        )
-        self._server = _EmbeddedServer(config)
+        self._server: _EmbeddedServer | None = None
+        self._stopped = False
         self._socket: socket.socket | None = None
 
     def bind(self) -> str:
@@ -49,11 +47,18 @@ class HttpServer:
         host, port = self._socket.getsockname()[:2]
         return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
-    async def serve(self) -> None:
+    async def serve(self, app: FastAPI) -> None:
         if self._socket is None:
             self.bind()
         assert self._socket is not None
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", server_header=False
+        )
+        self._server = _EmbeddedServer(config)
+        self._server.should_exit = self._stopped
         await self._server.serve(sockets=[self._socket])
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        self._stopped = True
+        if self._server is not None:
+            self._server.should_exit = True

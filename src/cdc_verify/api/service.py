@@ -14,32 +14,34 @@ from cdc_verify.pipeline.runners.worker import StreamWorker
 
 
 class WorkerService:
-    def __init__(self, worker: StreamWorker, redis_url: str) -> None:
+    def __init__(self, worker: StreamWorker, redis_url: str | None = None) -> None:
         self.worker = worker
-        self._url = redis_url
         self._http: HttpServer | None = None
 
     def bind_http(self) -> str:
         """Binds the HTTP port (settings.http_host/http_port); returns the base URL."""
         s = self.worker.settings
-        # The API's own connections: queries never wait on a batch.
-        self._topology = Topology.connect(s)
-        streams = StreamPair.from_topology(self._topology, self.worker.keys, s.consumer_name)
-        app = create_app(self.worker, self._topology.state, streams)
-        self._http = HttpServer(app, s.http_host, s.http_port)
+        self._http = HttpServer(s.http_host, s.http_port)
         return self._http.bind()
 
     async def run(self) -> None:
         """Runs until the worker stops (stop() or a fatal error); then stops the server."""
-        serving = asyncio.create_task(self._http.serve()) if self._http else None
+        if self._http is None:
+            await self.worker.run()
+            return
+        s = self.worker.settings
+        # The API's own connections: queries never wait on a batch.
+        topology = await Topology.open(s, lenient=True)
+        streams = StreamPair.from_topology(topology, s.consumer_name)
+        app = create_app(self.worker, topology.state, streams)
+        serving = asyncio.create_task(self._http.serve(app))
         try:
             await self.worker.run()
         finally:
-            if serving is not None and self._http is not None:
-                self._http.stop()
-                with contextlib.suppress(Exception):
-                    await serving
-                await self._topology.aclose()
+            self._http.stop()
+            with contextlib.suppress(Exception):
+                await serving
+            await topology.aclose()
 
     def stop(self) -> None:
         self.worker.stop()

@@ -17,11 +17,10 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.typing import ZSetRangeResponse
 
 from cdc_verify.pipeline.core.verifier import MISSING_ON
-from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
@@ -95,7 +94,7 @@ def _scored_members(reply: ZSetRangeResponse) -> list[tuple[bytes, float]]:
 
 
 class AlertStore:
-    def __init__(self, client: aioredis.Redis, keys: WorkerKeys) -> None:
+    def __init__(self, client: AsyncClient, keys: WorkerKeys) -> None:
         self._client = client
         self._keys = keys
 
@@ -203,9 +202,9 @@ async def query_alerts(
     settings: Settings, state: AlertState, where: AlertFilter, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to `limit` alerts, oldest first, and whether more match (the CLI's query)."""
-    client = connect(settings.server(Role.STATE))
+    client = await open_client(settings.server(Role.STATE))
     try:
-        store = AlertStore(client, WorkerKeys.from_settings(settings))
+        store = AlertStore(client, WorkerKeys.from_settings(settings, cluster=is_cluster(client)))
         found: list[dict[str, Any]] = []
         cursor = None
         while True:

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.script import ScriptContract
@@ -220,7 +220,7 @@ class RetentionPruner:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         keys: WorkerKeys,
         alert_retention_ms: int,
         verdict_retention_ms: int,
@@ -236,10 +236,10 @@ class RetentionPruner:
         self._script = client.register_script(PRUNE_SCRIPT)
 
     @classmethod
-    def from_settings(cls, client: aioredis.Redis, settings: Settings) -> RetentionPruner:
+    def from_settings(cls, client: AsyncClient, settings: Settings) -> RetentionPruner:
         return cls(
             client,
-            WorkerKeys.from_settings(settings),
+            WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
             round(settings.alert_retention * 1000),
             round(settings.verdict_retention * 1000),
         )
@@ -268,7 +268,7 @@ SettleModes = tuple[str, str]  # production's and sister's, from SETTLE_MODES
 class VerdictCommitter:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         keys: WorkerKeys,
         *,
         decided_retention_ms: int,
@@ -293,8 +293,13 @@ class VerdictCommitter:
             settled_prefix=keys.settled_prefix,
             lock_token=lock_token,
         )
+        # A stream is a key of the script only when the script acks it; otherwise the
+        # lock (a state key, never touched as a stream) holds its place, so that on a
+        # Cluster every key of the script is in the state keys' slot.
+        production = keys.production if settle[0] == "ack" else keys.lock
+        sister = keys.sister if settle[1] == "ack" else keys.lock
         self._script_keys = COMMIT.keys_of(
-            verdicts=keys.verdicts, production=keys.production, sister=keys.sister,
+            verdicts=keys.verdicts, production=production, sister=sister,
             alerts_open=keys.alerts_open, alerts_resolved=keys.alerts_resolved,
             alerts_open_index=keys.alerts_open_index,
             alerts_resolved_index=keys.alerts_resolved_index, lock=keys.lock,
@@ -305,7 +310,7 @@ class VerdictCommitter:
     @classmethod
     def from_settings(
         cls,
-        client: aioredis.Redis,
+        client: AsyncClient,
         settings: Settings,
         *,
         settle: SettleModes = ("ack", "ack"),
@@ -315,7 +320,7 @@ class VerdictCommitter:
         while the worker lock holds it (the single engine)."""
         return cls(
             client,
-            WorkerKeys.from_settings(settings),
+            WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
             decided_retention_ms=round(settings.decided_retention * 1000),
             verdict_maxlen=settings.verdict_stream_maxlen,
             record_retention_ms=round(settings.verdict_retention * 1000),

@@ -1,4 +1,8 @@
-"""Redis clients for one server each: AUTH, ACL users and TLS are all configurable."""
+"""Redis clients for one server each: AUTH, ACL users and TLS are all configurable.
+
+A URL may name a plain server or any node of a Redis Cluster: `open_client` asks the
+node (`INFO cluster`) and returns a cluster client when it is one.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,25 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from cdc_verify.schemas.servers import RedisServer, redact
 
-__all__ = ["client_options", "connect", "connect_sync", "redact"]
+__all__ = [
+    "AsyncClient",
+    "client_options",
+    "connect",
+    "connect_sync",
+    "is_cluster",
+    "open_client",
+    "redact",
+    "server_time_ms",
+]
+
+# What the async runners hold: a plain client, or a cluster client for a Cluster URL.
+AsyncClient = aioredis.Redis | AsyncRedisCluster
 
 
 def client_options(server: RedisServer) -> dict[str, Any]:
@@ -42,7 +59,7 @@ def _url(server: RedisServer) -> str:
 
 
 def connect(server: RedisServer) -> aioredis.Redis:
-    """An asyncio client for a long-lived runner.
+    """An asyncio client of a plain server for a long-lived runner.
 
     redis-py's own retries are off: a lost connection must reach the runner at
     once, which reconnects and rebuilds its state from Redis itself.
@@ -52,6 +69,60 @@ def connect(server: RedisServer) -> aioredis.Redis:
     )
 
 
-def connect_sync(server: RedisServer) -> redis.Redis:
-    """A blocking client for the bounded commands (backfill, capture)."""
-    return redis.Redis.from_url(_url(server), **client_options(server))
+async def open_client(server: RedisServer, *, lenient: bool = False) -> AsyncClient:
+    """`connect`, or a cluster client when the URL names a node of a Redis Cluster.
+
+    `lenient`: a server that cannot be reached now gets a plain client all the same
+    (the HTTP API must start while Redis is away; it is not a Cluster client then).
+    """
+    client = connect(server)
+    try:
+        info = await client.info("cluster")
+    except redis.ResponseError:  # an ACL user without INFO, or a proxy: a plain server
+        return client
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        if lenient:
+            return client
+        await client.aclose()
+        raise
+    except BaseException:
+        await client.aclose()
+        raise
+    if not info.get("cluster_enabled"):
+        return client
+    await client.aclose()
+    options = client_options(server)
+    options.pop("health_check_interval", None)
+    # No retries here either; a moved slot is still followed (that is no retry).
+    return AsyncRedisCluster.from_url(
+        _url(server), retry=Retry(NoBackoff(), 0), cluster_error_retry_attempts=0, **options
+    )
+
+
+def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
+    """A blocking client for the bounded commands (backfill, capture); a Cluster is detected."""
+    client = redis.Redis.from_url(_url(server), **client_options(server))
+    try:
+        cluster = bool(client.info("cluster").get("cluster_enabled"))
+    except redis.ResponseError:
+        cluster = False
+    if not cluster:
+        return client
+    client.close()
+    options = client_options(server)
+    options.pop("health_check_interval", None)
+    return redis.RedisCluster.from_url(_url(server), **options)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, AsyncRedisCluster | redis.RedisCluster)
+
+
+async def server_time_ms(client: AsyncClient, key: str) -> int:
+    """Redis' clock, on the node that holds `key` (entry ids there come from it)."""
+    if isinstance(client, AsyncRedisCluster):
+        node = client.get_node_from_key(key)
+        seconds, micros = await client.execute_command("TIME", target_nodes=node)
+    else:
+        seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000

@@ -6,10 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from cdc_verify.pipeline.core.outcome import Decision
 from cdc_verify.pipeline.redis.alerts import AlertState, AlertStore
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 
@@ -23,7 +22,7 @@ class EventVerdict:
 
 
 class EventLookup:
-    def __init__(self, client: aioredis.Redis, keys: WorkerKeys) -> None:
+    def __init__(self, client: AsyncClient, keys: WorkerKeys) -> None:
         self._client = client
         self._keys = keys
         self._alerts = AlertStore(client, keys)

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms, fields_dict
 from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.schemas.verdicts import Side
@@ -67,7 +67,7 @@ class GroupStream:
     def __init__(
         self,
         side: Side,
-        client: aioredis.Redis,
+        client: AsyncClient,
         key: str,
         group: str,
         consumer: str,
@@ -215,7 +215,7 @@ class GroupStream:
 
 
 async def fetch_entries(
-    client: aioredis.Redis, side: Side, key: str, entry_ids: list[str]
+    client: AsyncClient, side: Side, key: str, entry_ids: list[str]
 ) -> dict[str, StreamEntry]:
     if not entry_ids:
         return {}

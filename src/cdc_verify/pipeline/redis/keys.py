@@ -1,4 +1,9 @@
-"""Names of the Redis keys a worker owns, derived from its settings in one place."""
+"""Names of the Redis keys a worker owns, derived from its settings in one place.
+
+On a Redis Cluster every state key carries the hash tag `{<prefix>:<group>}`, so that
+they share one slot and one script can write them together; a stream's fence lock
+carries the stream's own tag, so that it sits in the stream's slot.
+"""
 
 from __future__ import annotations
 
@@ -26,15 +31,27 @@ class WorkerKeys:
     horizon: str  # ms of the declared start; older entries are partners only
     positions: str  # hash side -> last entry id read and committed (a read-only side)
     production_waiting: str  # sorted set: read-only production's waiting entry ids
+    cluster: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerKeys:
+    def from_settings(cls, settings: Settings, cluster: bool = False) -> WorkerKeys:
+        """`cluster`: the state server is a Redis Cluster (see the module's docstring)."""
         base = f"{settings.key_prefix}:{settings.group}"
+        verdicts = settings.verdict_stream
+        if cluster:
+            base = "{" + base + "}"
+            if hash_tag(verdicts) != hash_tag(base):
+                if "verdict_stream" in settings.model_fields_set:
+                    raise ValueError(
+                        f"on a Redis Cluster the verdict stream must share the state keys' "
+                        f"slot: name it with the hash tag {base}, e.g. {base}:verdicts"
+                    )
+                verdicts = f"{base}:verdicts"
         return cls(
             production=settings.production,
             sister=settings.sister,
             group=settings.group,
-            verdicts=settings.verdict_stream,
+            verdicts=verdicts,
             decided_prefix=f"{base}:decided:",
             record_prefix=f"{base}:record:",
             settled_prefix=f"{base}:settled:",
@@ -48,4 +65,21 @@ class WorkerKeys:
             horizon=f"{base}:horizon_ms",
             positions=f"{base}:positions",
             production_waiting=f"{base}:waiting:production",
+            cluster=cluster,
         )
+
+    def fence_lock(self, stream: str) -> str:
+        """The lock that fences reads of `stream`: on a Cluster, one beside the stream."""
+        if not self.cluster:
+            return self.lock
+        return "{" + hash_tag(stream) + "}:" + self.lock.replace("{", "").replace("}", "")
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes: the first non-empty {...} of the key, else all of it."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key

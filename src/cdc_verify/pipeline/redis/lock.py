@@ -15,8 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-import redis.asyncio as aioredis
-
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.errors import LockLost
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,9 @@ def _text(value: bytes | str) -> str:
 
 
 class WorkerLock:
-    def __init__(self, client: aioredis.Redis, key: str, token: str, ttl_ms: int) -> None:
+    def __init__(self, client: AsyncClient, key: str, token: str, ttl_ms: int) -> None:
         self.client = client
-        self._key = key
+        self.key = key
         self._token = token
         self._ttl_ms = ttl_ms
         self._refreshed = 0.0
@@ -72,14 +71,14 @@ class WorkerLock:
         while not stopping.is_set():
             if on_wait is not None:
                 on_wait()
-            if await self._acquire(keys=[self._key], args=[self._token, self._ttl_ms]):
+            if await self._acquire(keys=[self.key], args=[self._token, self._ttl_ms]):
                 self._refreshed = time.monotonic()
                 return True
             if not announced:
-                holder = await self.client.get(self._key)
+                holder = await self.client.get(self.key)
                 log.warning(
                     "another worker holds %s (%s); waiting for it to stop or expire",
-                    self._key,
+                    self.key,
                     _text(holder) if holder else "?",
                 )
                 announced = True
@@ -91,9 +90,9 @@ class WorkerLock:
         """Refresh the lock when a third of its ttl has passed; raise LockLost if it is gone."""
         if time.monotonic() - self._refreshed < self._ttl_ms / 3000:
             return
-        if not await self._refresh(keys=[self._key], args=[self._token, self._ttl_ms]):
-            raise LockLost(f"lock {self._key} was lost (expired while this worker was stalled?)")
+        if not await self._refresh(keys=[self.key], args=[self._token, self._ttl_ms]):
+            raise LockLost(f"lock {self.key} was lost (expired while this worker was stalled?)")
         self._refreshed = time.monotonic()
 
     async def release(self) -> None:
-        await self._release(keys=[self._key], args=[self._token])
+        await self._release(keys=[self.key], args=[self._token])

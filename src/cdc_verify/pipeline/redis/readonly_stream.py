@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import cast
 
-import redis.asyncio as aioredis
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import SideRead, _as_str, _entries_of, fetch_entries
 from cdc_verify.schemas.verdicts import Side
 
@@ -43,9 +43,9 @@ class ReadOnlyStream:
     def __init__(
         self,
         side: Side,
-        client: aioredis.Redis,
+        client: AsyncClient,
         key: str,
-        state: aioredis.Redis,
+        state: AsyncClient,
         positions_key: str,
         waiting_key: str,
     ) -> None:
@@ -74,16 +74,15 @@ class ReadOnlyStream:
             start += len(ids)
 
     async def read(self, count: int) -> SideRead:
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.time()
-            streams: dict[KeyT, StreamIdT] = {self.key: self.position}
-            pipe.xread(streams, count=count)
-            (seconds, micros), reply = await pipe.execute()
+        # Redis' clock before the read: if the read finds nothing new, every entry of an
+        # earlier millisecond was there to be found (a bound that errs on the safe side).
+        server_ms = await server_time_ms(self.client, self.key)
+        streams: dict[KeyT, StreamIdT] = {self.key: self.position}
+        reply = await self.client.xread(streams, count=count)
         entries = [StreamEntry.from_redis(self.side, eid, f) for eid, f in _entries_of(reply)]
         if entries:
             self.position = entries[-1].entry_id
             return SideRead(entries, None, self.position)
-        server_ms = seconds * 1000 + micros // 1000
         return SideRead([], ReadPosition.caught_up(server_ms), self.position)
 
     async def fetch(self, entry_ids: list[str]) -> dict[str, StreamEntry]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.commands.core import AsyncScript
 
 
@@ -33,7 +34,7 @@ class ScriptContract:
             )
         return "\n".join(lines) + "\n"
 
-    def register(self, client: aioredis.Redis, body: str) -> AsyncScript:
+    def register(self, client: aioredis.Redis | AsyncRedisCluster, body: str) -> AsyncScript:
         return client.register_script(self.preamble() + body)
 
     def keys_of(self, **keys: str) -> list[str]:

@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, SideRead, _as_str
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
@@ -53,7 +53,7 @@ class StreamPair:
     def __init__(
         self,
         readers: dict[Side, SideReader],
-        state: aioredis.Redis,
+        state: AsyncClient,
         keys: WorkerKeys,
         consumer_name: str,
     ) -> None:
@@ -64,11 +64,11 @@ class StreamPair:
 
     @classmethod
     def from_topology(
-        cls, topology: Topology, keys: WorkerKeys, consumer_name: str, token: str | None = None
+        cls, topology: Topology, consumer_name: str, token: str | None = None
     ) -> StreamPair:
         """Readers for the servers of `topology`; with a lock token, group reads are fenced
-        by the lock of their server (the single worker)."""
-        fence = Fence(keys.lock, token) if token else None
+        by the lock beside their stream (the single worker)."""
+        keys = topology.keys
         readers: dict[Side, SideReader] = {}
         for side, role, key in ((PRODUCTION, Role.PRODUCTION, keys.production),
                                 (SISTER, Role.SISTER, keys.sister)):  # fmt: skip
@@ -78,13 +78,14 @@ class StreamPair:
                     side, client, key, topology.state, keys.positions, keys.production_waiting
                 )
             else:
+                fence = Fence(keys.fence_lock(key), token) if token else None
                 readers[side] = GroupStream(side, client, key, keys.group, consumer_name, fence)
         return cls(readers, topology.state, keys, consumer_name)
 
     @classmethod
     def on_one_server(
         cls,
-        client: aioredis.Redis,
+        client: AsyncClient,
         keys: WorkerKeys,
         consumer_name: str,
         fence: Fence | None = None,
@@ -134,8 +135,7 @@ class StreamPair:
 
     async def _start_ms(self, start_id: str) -> int:
         if start_id == "$":
-            seconds, micros = await self._state.time()
-            return seconds * 1000 + micros // 1000
+            return await server_time_ms(self._state, self._keys.horizon)
         return entry_id_ms(start_id)  # "0" gives 0: everything
 
     async def groups_present(self) -> dict[Side, bool]:
@@ -173,10 +173,12 @@ class StreamPair:
     async def _wait(self, reads: dict[Side, SideRead], block_ms: int) -> None:
         """Waits for a new entry on either side with XREAD BLOCK, which changes nothing in
         Redis: waiting needs no lock, and the next read takes the entry (fenced)."""
-        by_client: dict[int, tuple[aioredis.Redis, dict[KeyT, StreamIdT]]] = {}
+        by_client: dict[object, tuple[AsyncClient, dict[KeyT, StreamIdT]]] = {}
         for side, read in reads.items():
             reader = self.readers[side]
-            _, streams = by_client.setdefault(id(reader.client), (reader.client, {}))
+            # One XREAD for both streams of a plain server; a Cluster takes one per key.
+            group = (id(reader.client), reader.key if is_cluster(reader.client) else "")
+            _, streams = by_client.setdefault(group, (reader.client, {}))
             streams[reader.key] = read.after
         waits = [client.xread(keys, count=1, block=block_ms) for client, keys in by_client.values()]
         await asyncio.gather(*waits)

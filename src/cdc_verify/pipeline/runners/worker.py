@@ -176,9 +176,10 @@ class StreamWorker:
 
     async def _session(self, backoff: Backoff) -> None:
         s = self.settings
-        topology = Topology.connect(s)
+        topology = await Topology.open(s)
         try:
-            session = Session.open(topology, self.keys, s, self._lock_token)
+            self.keys = topology.keys
+            session = Session.open(topology, s, self._lock_token)
             # The state server's lock first: it fences commits; then one on each other
             # server whose stream is read through the group: it fences the reads there.
             for lock in session.locks:
@@ -372,12 +373,13 @@ class Session:
     read_only_production: bool
 
     @classmethod
-    def open(cls, topology: Topology, keys: WorkerKeys, s: Settings, token: str) -> Session:
+    def open(cls, topology: Topology, s: Settings, token: str) -> Session:
         ttl_ms = round(s.lock_ttl * 1000)
-        state = topology.state
-        streams = StreamPair.from_topology(topology, keys, s.consumer_name, token)
-        # The state server's lock fences commits, and reads on that server; a stream read
-        # through the group elsewhere is fenced by a lock of the same name beside it.
+        state, keys = topology.state, topology.keys
+        streams = StreamPair.from_topology(topology, s.consumer_name, token)
+        # The state server's lock fences commits (and reads of a stream beside it); a
+        # stream read through the group elsewhere is fenced by a lock beside it (same
+        # name on another server; on a Cluster, in the stream's slot).
         locks = [WorkerLock(state, keys.lock, token, ttl_ms)]
         modes: dict[Side, str] = {}
         ack_after: dict[Side, GroupStream] = {}
@@ -390,8 +392,9 @@ class Session:
             else:
                 modes[side] = "mark"
                 ack_after[side] = reader
-                if all(lock.client is not reader.client for lock in locks):
-                    locks.append(WorkerLock(reader.client, keys.lock, token, ttl_ms))
+                fence = keys.fence_lock(reader.key)
+                if all(lock.client is not reader.client or lock.key != fence for lock in locks):
+                    locks.append(WorkerLock(reader.client, fence, token, ttl_ms))
         committer = VerdictCommitter.from_settings(
             state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token
         )

@@ -1,0 +1,109 @@
+"""A real 3-master Redis Cluster: the tool detects it from any node's URL, keeps its
+state keys in one slot, and stays exact across SIGKILLs with the streams on two nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+from cdc_verify.simulate.corpus import generate
+from cdc_verify.simulate.writer import write_paced
+
+from ..conftest import cli_command, cli_env
+from .redis_cluster import LocalCluster
+from .support import PRIMARY, assert_exactly_one_primary, assert_records_match
+
+PROD, SIS = "t:production", "t:sister"  # on two different masters (checked below)
+STATE_TAG = "{cdc-verify:cdc-verify}"
+VERDICTS = STATE_TAG + ":verdicts"
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    with LocalCluster(tmp_path / "cluster") as c:
+        yield c
+
+
+def start_worker(url: str, log, *extra: str) -> subprocess.Popen:
+    args = cli_command(
+        "run", "--redis", url, "--production", PROD, "--sister", SIS, "--grace", "1",
+        "--start-id", "0", "--lock-ttl", "1", "--http-port", "0", "--batch-size", "200",
+        "--create-streams", "--consumer-name", f"worker-{random.randrange(10**6)}", *extra,
+    )  # fmt: skip
+    return subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
+
+
+def records(client) -> list[dict]:
+    return [json.loads(f[b"record"]) for _, f in client.xrange(VERDICTS)]
+
+
+def test_sigkills_on_a_cluster_with_the_streams_on_two_nodes_lose_nothing(cluster, tmp_path):
+    assert len({cluster.node_of(PROD), cluster.node_of(SIS), cluster.node_of(VERDICTS)}) >= 2
+    assert cluster.node_of(PROD) != cluster.node_of(SIS)
+    client = cluster.client()
+    corpus = generate(6000, seed=17, grace_ms=1000, rate=1500)
+
+    async def write() -> None:
+        writer = AsyncRedisCluster.from_url(cluster.url)
+        await write_paced(writer, corpus, PROD, SIS)
+        await writer.aclose()
+
+    writer = threading.Thread(target=asyncio.run, args=(write(),))
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("w")
+    # Any node's URL will do: use one that holds neither stream nor the state.
+    url = cluster.nodes[2].url
+    worker = start_worker(url, log)
+    writer.start()
+    rng = random.Random(3)
+    kills = 0
+    try:
+        while writer.is_alive() or kills < 10:
+            time.sleep(rng.uniform(0.2, 0.8))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            kills += 1
+            worker = start_worker(url, log)
+        writer.join()
+        deadline = time.monotonic() + 90
+        while sum(1 for r in records(client) if r["verdict"] in PRIMARY) < len(corpus.expected):
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "not every event got its verdict"
+            time.sleep(0.2)
+        time.sleep(1.5)  # a wrong extra verdict would land now
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+        log.close()
+    assert code == 0, log_path.read_text()[-3000:]
+    assert kills >= 10
+    got = records(client)
+    assert_exactly_one_primary(got, corpus)
+    assert_records_match(got, corpus.expected_records(0), with_entry_ids=False)
+    for stream in (PROD, SIS):
+        assert client.xpending(stream, "cdc-verify")["pending"] == 0
+    # Every state key shares the one slot, and nothing but the streams lives outside it.
+    keys = [k.decode() for node in cluster.nodes for k in node_keys(node.port)]
+    outside = {k for k in keys if STATE_TAG not in k and k not in (PROD, SIS)}
+    assert not {k for k in outside if not k.endswith(":lock")}, outside
+    assert Counter(r["verdict"] for r in got)["duplicate"] == corpus.expected_counts()["duplicate"]
+    client.close()
+
+
+def node_keys(port: int) -> list[bytes]:
+    import redis
+
+    node = redis.Redis(port=port)
+    try:
+        return node.keys("*")
+    finally:
+        node.close()
