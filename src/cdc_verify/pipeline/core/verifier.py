@@ -88,6 +88,9 @@ class Verifier:
         self._ordered = self.config.ordered_sides
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
         self._decided_window = retention if in_memory is None else min(retention, in_memory)
+        # How far the sister stream's entry-id clock runs ahead of production's (a
+        # measured skew between two servers; it outlives resets).
+        self._skew_ms = 0
         self.reset()
 
     def reset(self, horizon_ms: int = 0) -> None:
@@ -155,16 +158,26 @@ class Verifier:
     def read_position(self, side: Side) -> ReadPosition:
         return ReadPosition(self._read_before[side])
 
+    def set_skew(self, sister_ahead_ms: int) -> None:
+        """The sister stream's entry ids come from a clock `sister_ahead_ms` ahead of
+        production's (two servers): times are compared on production's clock."""
+        self._skew_ms = sister_ahead_ms
+
+    def _common_ms(self, entry: StreamEntry) -> int:
+        return entry.arrival_ms - self._skew_ms if entry.side is SISTER else entry.arrival_ms
+
     def expire(self) -> list[Outcome]:
         """Gap verdicts for events whose partner can no longer arrive in time."""
         out: list[Outcome] = []
         for side in SIDES:
             waiting = self._waiting[side]
             waiting.pack_older_than(self._read_before[side] - PACK_AFTER_MS)
-            # The partner would have an entry id <= arrival + grace on the other stream.
+            # The partner would have an entry id <= arrival + grace on the other stream
+            # (on the other stream's own clock: the skew moves that bound).
             other = ReadPosition(self._read_before[OTHER[side]])
+            shift = self._skew_ms if side is PRODUCTION else -self._skew_ms
             while (arrival := waiting.oldest_arrival()) is not None and other.covers(
-                arrival + self._grace
+                arrival + self._grace + shift
             ):
                 out.append(self._gap(waiting.take_oldest()))
         self._evict_decisions()
@@ -209,8 +222,9 @@ class Verifier:
 
         twin = self._waiting[OTHER[side]].take(event_id)
         if twin is not None:
-            first, late = (twin, entry) if twin.arrival_ms <= entry.arrival_ms else (entry, twin)
-            if late.arrival_ms - first.arrival_ms <= self._grace:
+            first, late = (twin, entry) if self._common_ms(twin) <= self._common_ms(entry) else (
+                entry, twin)  # fmt: skip
+            if self._common_ms(late) - self._common_ms(first) <= self._grace:
                 out.append(self._pair(twin, entry))
             elif first.arrival_ms < self.horizon_ms:
                 # The early twin is out of scope; the late one must find a partner in time.

@@ -6,15 +6,18 @@ running worker, and stops at the last entry each stream had when it started.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.redis.clock import SIGNIFICANT_MS
 from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
@@ -34,6 +37,16 @@ def read_stream(
             yield StreamEntry.from_redis(side, entry_id, fields_dict(flat))
 
 
+def server_skew_ms(production: Any, sister: Any) -> int:
+    """Sister's TIME minus production's, each taken between two readings of our clock."""
+    offsets = []
+    for client in (production, sister):
+        before = time.time() * 1000
+        seconds, micros = client.time()
+        offsets.append(int(seconds) * 1000 + int(micros) / 1000 - (before + time.time() * 1000) / 2)
+    return round(offsets[1] - offsets[0])
+
+
 def run_backfill(
     settings: Settings,
     consumer: Consumer,
@@ -51,6 +64,11 @@ def run_backfill(
         if on_start:
             on_start(prod.xlen(settings.production) + sister.xlen(settings.sister))
         verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
+        # Two servers, two clocks: what their TIMEs say now is the best a bounded run can
+        # know of the skew of the ids they gave (the live worker also watches the ids).
+        skew = server_skew_ms(prod, sister)
+        if abs(skew) >= SIGNIFICANT_MS:
+            verifier.set_skew(skew)
         return verify_to_reports(
             verifier,
             read_stream(prod, PRODUCTION, settings.production, prod_end),

@@ -24,6 +24,7 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.alerts import AlertStore
+from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.group_stream import GroupStream
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
 STREAMS_POLL_S = 1.0  # how often a worker waiting for its streams looks again
 CHECKPOINT_S = 1.0  # read-only production: the longest a read position goes unsaved
+CLOCK_SAMPLE_S = 1.0  # how often the two streams' clocks are compared
 
 
 class CommitFailed(RuntimeError):
@@ -82,6 +84,8 @@ class StreamWorker:
         self._saved: str | None = None
         self._checkpointed_at = 0.0
         self._unsaved: list[StreamEntry] = []
+        self.clock = ClockSkew()
+        self._skew_warned = False
         # Told about each outcome once it is durable.
         self.sinks = live_sinks(
             self.metrics, self.status, jsonl=settings.jsonl, on_outcomes=on_outcomes
@@ -205,7 +209,7 @@ class StreamWorker:
                 log.info("rebuilt join state from %d pending entries", rebuilt)
             backoff.reset()
             self._set_ready(True)
-            next_housekeeping = 0.0
+            next_housekeeping = next_clock_sample = 0.0
             # Read-ahead: the next read is under way while this batch is verified.
             reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
             try:
@@ -221,6 +225,9 @@ class StreamWorker:
                     await self._process(session, read.entries)
                     await session.keep_locks()
                     self.heartbeat = now = time.monotonic()
+                    if now >= next_clock_sample:
+                        await self._sample_clocks(session)
+                        next_clock_sample = now + CLOCK_SAMPLE_S
                     if now >= next_housekeeping:
                         await self._housekeeping(session)
                         next_housekeeping = now + HOUSEKEEPING_S
@@ -264,6 +271,22 @@ class StreamWorker:
                             topology.servers[role].redacted_url())  # fmt: skip
             self.servers_up[role] = up
             self.metrics.redis_up.labels(role=role.value).set(1 if up else 0)
+
+    async def _sample_clocks(self, session: Session) -> None:
+        """Measures the skew of the two streams' clocks; shifts the core's comparisons by it
+        (so that it stays out of the verdicts) and warns when it nears the grace window."""
+        await self.clock.sample(session.streams)
+        skew = self.clock.skew_ms
+        self.metrics.clock_skew.set(skew / 1000)
+        self.verifier.set_skew(self.clock.correction_ms())
+        near = abs(skew) >= self.settings.grace_ms / 2
+        if near and not self._skew_warned:
+            log.warning(
+                "the sister stream's clock is %+.0f ms off production's: that nears the "
+                "grace window (%.1f s); verdicts are corrected for it, but check NTP",
+                skew, self.settings.grace,
+            )  # fmt: skip
+        self._skew_warned = near
 
     async def _housekeeping(self, session: Session) -> None:
         self.lag = await session.streams.lag_seconds()

@@ -63,6 +63,11 @@ class VerifierMetrics(Sink):
             ["role"],
             registry=r,
         )
+        self.clock_skew = Gauge(
+            "cdc_verify_clock_skew_seconds",
+            "How far the sister stream's entry-id clock runs ahead of production's.",
+            registry=r,
+        )
         self.open_alerts = Gauge(
             "cdc_verify_open_alerts",
             "Missing-event alerts open now (gaps no late arrival has resolved).",
