@@ -354,3 +354,27 @@ def test_record_keys_and_the_verdict_stream_expire(redis_url, redis_client):
     _, dropped = asyncio.run(prune())
     assert dropped > 0 and redis_client.xlen(cfg.verdict_stream) == total - dropped
     assert redis_client.xrevrange(cfg.verdict_stream, count=1)  # the recent one is kept
+
+
+def test_readyz_names_the_server_that_is_away(tmp_path):
+    """Production on its own server: while it is away /readyz says so, and the worker's
+    cdc_verify_redis_up{role="production"} goes to 0 (the sister and state stay up)."""
+    with (
+        EmbeddedRedis(data_dir=tmp_path / "p") as prod,
+        EmbeddedRedis(data_dir=tmp_path / "s") as sis,
+    ):
+        cfg = settings(None, production_redis_url=prod.url, sister_redis_url=sis.url)
+        with ServedWorker(cfg) as served:
+            assert httpx.get(f"{served.url}/readyz").status_code == 200
+            prod.stop()
+            wait_for(lambda: httpx.get(f"{served.url}/readyz").status_code == 503, what="503")
+            checks = httpx.get(f"{served.url}/readyz").json()["checks"]
+            assert not checks["production_server"]["ok"]
+            assert checks["sister_server"]["ok"] and checks["state_server"]["ok"]
+            assert checks["redis"]["detail"] == "production server away"
+            up = served.worker.metrics.registry.get_sample_value
+            wait_for(lambda: up("cdc_verify_redis_up", {"role": "production"}) == 0, what="down")
+            assert up("cdc_verify_redis_up", {"role": "sister"}) == 1
+            prod.start()
+            wait_for(lambda: httpx.get(f"{served.url}/readyz").status_code == 200, what="ready")
+            assert up("cdc_verify_redis_up", {"role": "production"}) == 1

@@ -129,6 +129,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     """The API of `worker`: `client` reaches the state server, `streams` the two streams."""
     settings = worker.settings
     keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
+    servers = {"state": client, **{side.value: r.client for side, r in streams.readers.items()}}
     alerts = AlertStore(client, keys)
     events = EventLookup(client, keys)
     token = settings.http_token.get_secret_value() if settings.http_token else None
@@ -274,18 +275,34 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     async def readyz() -> JSONResponse:
         """Readiness: Redis reachable, consumer group present, state rebuilt, lag bounded."""
         checks: dict[str, models.Check] = {}
-        try:
-            await asyncio.wait_for(client.ping(), PROBE_TIMEOUT_S)
-            checks["redis"] = models.Check(ok=True, detail="PING answered")
-            present = await asyncio.wait_for(streams.groups_present(), PROBE_TIMEOUT_S)
-            missing = [side.value for side, there in present.items() if not there]
-            checks["consumer_group"] = models.Check(
-                ok=not missing,
-                detail=f"group {settings.group!r} "
-                + (f"missing on {', '.join(missing)}" if missing else "present on both streams"),
-            )
-        except (RedisError, OSError, TimeoutError) as exc:
-            checks["redis"] = models.Check(ok=False, detail=f"unreachable: {exc or 'timeout'}")
+        # Each server on its own line: which one is away is what an operator needs.
+        away = []
+        for role, role_client in servers.items():
+            try:
+                await asyncio.wait_for(role_client.ping(), PROBE_TIMEOUT_S)
+                checks[f"{role}_server"] = models.Check(ok=True, detail="PING answered")
+            except (RedisError, OSError, TimeoutError) as exc:
+                away.append(role)
+                checks[f"{role}_server"] = models.Check(
+                    ok=False, detail=f"unreachable: {exc or 'timeout'}"
+                )
+        checks["redis"] = models.Check(
+            ok=not away,
+            detail=f"{', '.join(away)} server away" if away else "every server answers",
+        )
+        if not away:
+            try:
+                present = await asyncio.wait_for(streams.groups_present(), PROBE_TIMEOUT_S)
+                missing = [side.value for side, there in present.items() if not there]
+                checks["consumer_group"] = models.Check(
+                    ok=not missing,
+                    detail=f"group {settings.group!r} "
+                    + (
+                        f"missing on {', '.join(missing)}" if missing else "present on both streams"
+                    ),
+                )
+            except (RedisError, OSError, TimeoutError) as exc:
+                checks["redis"] = models.Check(ok=False, detail=f"unreachable: {exc or 'timeout'}")
         ready = worker.ready.is_set()
         checks["worker"] = models.Check(
             ok=ready,
