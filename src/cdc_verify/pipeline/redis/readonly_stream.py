@@ -63,15 +63,13 @@ class ReadOnlyStream:
 
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
         """The entries that were waiting at the last commit, fetched back by id."""
-        start = 0
-        while ids := [
-            _as_str(cast(bytes, i))
-            for i in await self._state.zrange(self.waiting_key, start, start + count - 1)
-        ]:
-            found = await fetch_entries(self.client, self.side, self.key, ids)
+        # All ids first: the commits of the batches rebuilt meanwhile shrink the set.
+        ids = [_as_str(cast(bytes, i)) for i in await self._state.zrange(self.waiting_key, 0, -1)]
+        for start in range(0, len(ids), count):
+            chunk = ids[start : start + count]
+            found = await fetch_entries(self.client, self.side, self.key, chunk)
             # An entry trimmed away meanwhile comes back empty: a malformed record, not silence.
-            yield [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in ids]
-            start += len(ids)
+            yield [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in chunk]
 
     async def read(self, count: int) -> SideRead:
         # Redis' clock before the read: if the read finds nothing new, every entry of an
