@@ -198,7 +198,10 @@ class StreamWorker:
             # Join state lives in Redis (un-acked entries, or read-only production's
             # waiting set); rebuild it from there.
             self.verifier.reset(horizon)
+            # A read position of the last session may be past what it committed: this
+            # session saves only what it has read itself.
             self._unsaved.clear()
+            self._read_through = self._saved = None
             rebuilt = 0
             async for batch in streams.read_pending(s.batch_size):
                 rebuilt += len(batch)
