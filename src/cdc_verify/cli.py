@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumer
 from cdc_verify.logs import configure_logging
-from cdc_verify.pipeline.redis.connection import redact
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
 from cdc_verify.schemas.servers import RedisServer, Role
@@ -60,10 +59,26 @@ def _consumer(settings: Settings) -> Callable[..., Any]:
         raise click.UsageError(str(exc)) from exc
 
 
-def _redis_url(settings: Settings, stack: ExitStack) -> str:
-    """The Redis of `run`: the one given, or an embedded one for this run."""
+def _run_redis_url(settings: Settings, stack: ExitStack) -> str | None:
+    """The server the roles of `run` default to: --redis; else an embedded Redis for this
+    run when no server is given at all; None when every role has its own."""
     if settings.redis_url:
         return settings.redis_url
+    unset = [role for role in Role if not settings.server(role).url]
+    if not unset:
+        return None
+    if len(unset) < len(Role):
+        names = " and ".join(role.value for role in unset)
+        # The state server defaults to the sister's: one flag gives both.
+        flags = [role for role in unset if not (role is Role.STATE and Role.SISTER in unset)]
+        own = " and ".join(f"--{role.value}-redis URL" for role in flags)
+        if Role.STATE in unset and Role.STATE not in flags:
+            own += " (the state server defaults to it)"
+        raise click.UsageError(
+            f"no Redis URL for the {names} server{'s' if len(unset) > 1 else ''}: give "
+            f"{own}, or --redis URL for every role without a server of its own (an "
+            "embedded Redis is started only when no server is given at all)"
+        )
     try:
         embedded = stack.enter_context(EmbeddedRedis())
     except EmbeddedRedisError as exc:
@@ -77,9 +92,12 @@ def _given_redis(settings: Settings, command: str, *roles: Role) -> list[RedisSe
     servers = [settings.server(role) for role in roles]
     unset = [server.role.value for server in servers if not server.url]
     if unset:
+        streams = " and ".join(unset)
+        own = " and ".join(f"--{role}-redis URL" for role in unset)
         raise click.UsageError(
             f"{command} reads streams that already exist, and a fresh embedded Redis has "
-            f"nothing to read: give --redis URL (or {env_var('redis_url')})"
+            f"nothing to read: no server for the {streams} stream; give --redis URL (or "
+            f"{env_var('redis_url')}) or {own}"
         )
     return servers
 
@@ -176,19 +194,67 @@ def _apply(options: list[Callable[..., Any]], fn: Callable[..., Any]) -> Callabl
     return fn
 
 
-def redis_options(url_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """How to reach Redis; `url_help` says what this command does with it."""
+ROLE_URL_HELP = {
+    Role.PRODUCTION: "server of the production stream; unset: the --redis one",
+    Role.SISTER: "server of the sister stream; unset: the --redis one",
+    Role.STATE: "server of the worker's state (verdicts, alerts, decisions, read positions); "
+    "unset: the sister server",
+}
+
+
+def server_options(
+    role: Role | None, url_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """How to reach one server: URL, ACL user, password file and TLS files.
+
+    `role` None gives the plain --redis flags, which every role's unset ones default to;
+    a role gives --production-redis, --production-redis-username, ... A password is never
+    a flag (it would show in ps): it comes from the environment or a file.
+    """
+    flag = "--redis" if role is None else f"--{role.value}-redis"
+    field = "redis" if role is None else f"{role.value}_redis"
+    server = "the server" if role is None else f"the {role.value} server"
+    on = "" if role is None else f" on {server}"
+    password = env_var(f"{field}_password")
     return lambda fn: _apply([
-        setting("--redis", "redis_url", help=url_help),
-        setting("--redis-username", help="ACL user, over the URL's; its password comes "
-                f"from {env_var('redis_password')} or the URL"),
-        setting("--redis-tls-ca-file", type=click.Path(path_type=Path),
-                help="CA certificates that verify the server, for rediss://"),
-        setting("--redis-tls-cert-file", type=click.Path(path_type=Path),
-                help="client certificate for mutual TLS over rediss://"),
-        setting("--redis-tls-key-file", type=click.Path(path_type=Path),
-                help="client key for mutual TLS over rediss://"),
+        setting(flag, f"{field}_url", help=url_help),
+        setting(f"{flag}-username", help=f"ACL user{on}, over the URL's; its password comes "
+                f"from {password}, {flag}-password-file or the URL"),
+        setting(f"{flag}-password-file", type=click.Path(path_type=Path, dir_okay=False),
+                help=f"file holding the AUTH password{on}, read at start ({password} wins "
+                     "over it; a password is never a flag, which ps would show)"),
+        setting(f"{flag}-tls-ca-file", type=click.Path(path_type=Path),
+                help=f"CA certificates that verify {server}, for rediss://"),
+        setting(f"{flag}-tls-cert-file", type=click.Path(path_type=Path),
+                help=f"client certificate for mutual TLS with {server} over rediss://"),
+        setting(f"{flag}-tls-key-file", type=click.Path(path_type=Path),
+                help=f"client key for mutual TLS with {server} over rediss://"),
     ], fn)  # fmt: skip
+
+
+UNUSED_STATE_HELP = (
+    "the worker's state server: not used here, this command writes nothing (taken so that "
+    "run's flags and settings serve it too)"
+)
+
+
+def redis_options(
+    url_help: str, roles: tuple[Role, ...] = (), state_help: str = ROLE_URL_HELP[Role.STATE]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """How to reach Redis (`url_help` says what this command does with --redis), and the
+    flags of each of `roles` with a server of its own (docs/topology.md)."""
+    helps = {**ROLE_URL_HELP, Role.STATE: state_help}
+    per_role = [server_options(role, helps[role]) for role in roles]
+    return lambda fn: _apply([server_options(None, url_help), *per_role], fn)
+
+
+def read_only_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return setting(
+        "--production-read-only", is_flag=True, default=None,
+        help="send the production server read commands only (XREAD, XRANGE, XINFO, ...), so "
+        "that an ACL user limited to -@all +@read +@connection +ping +time works; read "
+        "positions are kept on the state server",
+    )(fn)  # fmt: skip
 
 
 def stream_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -215,9 +281,13 @@ def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ], fn)  # fmt: skip
 
 
-def common_options(url_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def common_options(
+    url_help: str, state_help: str = ROLE_URL_HELP[Role.STATE]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Flags of the commands that verify both streams in Redis."""
-    return lambda fn: redis_options(url_help)(stream_options(verify_options(fn)))
+    return lambda fn: redis_options(url_help, tuple(Role), state_help)(
+        read_only_option(stream_options(verify_options(fn)))
+    )
 
 
 def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -314,8 +384,9 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
 
 
 @main.command()
-@common_options(f"Redis URL of the streams and the worker's state: {URL_FORMS}; "
-                "none: start an embedded Redis for this run")  # fmt: skip
+@common_options(f"Redis URL of the streams and the worker's state, for every role without a "
+                f"server of its own: {URL_FORMS}; no server given at all: an embedded Redis "
+                "for this run")  # fmt: skip
 @setting("--group", help="consumer group on both streams")
 @setting("--consumer-name", help="this worker's name in the group")
 @setting("--start-id", help="where a new group starts: $ (new entries), 0, or an entry id")
@@ -374,21 +445,22 @@ def run(config: Path | None, **kwargs: Any) -> None:
     _setup_logging(settings)
     consumer = _consumer(settings)
     if settings.engine == "faust":
+        _faust_topology(settings)  # a usage error, whether Faust is installed or not
         _require_faust()
         from cdc_verify.pipeline.faust.app import run_faust_worker
         from cdc_verify.pipeline.faust.topics import TopicMismatch
 
         if not settings.kafka_url or not settings.redis_url:
             raise click.UsageError("--engine faust needs --kafka and --redis")
-        _faust_topology(settings)
         try:
             run_faust_worker(settings, consumer)
         except TopicMismatch as exc:
             raise click.ClickException(str(exc)) from exc
         return
     with ExitStack() as stack:
-        url = _redis_url(settings, stack)
-        service = WorkerService(StreamWorker(settings, consumer, redis_url=url), url)
+        url = _run_redis_url(settings, stack)
+        worker = StreamWorker(settings, consumer, redis_url=url)
+        service = WorkerService(worker, url or worker.servers[Role.STATE].url or "")
         if settings.http_port:
             try:
                 base = service.bind_http()
@@ -397,9 +469,13 @@ def run(config: Path | None, **kwargs: Any) -> None:
                     f"cannot serve HTTP on {settings.http_host}:{settings.http_port}: {exc}"
                 ) from exc
             log.info("status page %s/ · API %s/docs · metrics %s/metrics", base, base, base)
+        servers = worker.servers
+        read_only = " (read-only)" if settings.production_read_only else ""
         log.info(
-            "verifying %s against %s on %s (group %s, grace %.1fs)",
-            settings.sister, settings.production, redact(url), settings.group, settings.grace,
+            "verifying %s on %s against %s on %s%s; state on %s (group %s, grace %.1fs)",
+            settings.sister, servers[Role.SISTER].redacted_url(),
+            settings.production, servers[Role.PRODUCTION].redacted_url(), read_only,
+            servers[Role.STATE].redacted_url(), settings.group, settings.grace,
         )  # fmt: skip
         try:
             asyncio.run(service.run_until_signal())
@@ -409,7 +485,10 @@ def run(config: Path | None, **kwargs: Any) -> None:
 
 
 @main.command()
-@common_options(f"Redis URL of the two streams, which must be given: {URL_FORMS}")
+@common_options(
+    f"Redis URL of the two streams, unless each has its own server: {URL_FORMS}",
+    UNUSED_STATE_HELP,
+)
 @click.option(
     "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help=REPORT_HELP
 )
@@ -448,8 +527,18 @@ def _progress(show: bool | None) -> Any:
 
 
 @main.command()
-@redis_options(f"Redis URL of the stream, which must be given: {URL_FORMS}")
+@redis_options(
+    f"Redis URL of the stream, unless --side's role has a server of its own: {URL_FORMS}",
+    tuple(Role),
+    UNUSED_STATE_HELP,
+)
 @click.option("--stream", required=True, help="stream key to capture")
+@click.option(
+    "--side",
+    type=click.Choice([Role.PRODUCTION.value, Role.SISTER.value]),
+    help="whose server to read the stream from (default: production; sister when only "
+    "--sister-redis is given)",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -469,8 +558,8 @@ def _progress(show: bool | None) -> Any:
 )
 @config_option("the redis_* settings")
 @progress_option()
-def capture(stream: str, out: Path, start: str | None, end: str | None, config: Path | None,
-            progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
+def capture(stream: str, side: str | None, out: Path, start: str | None, end: str | None,
+            config: Path | None, progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
     from cdc_verify.capture.redis_capture import capture_stream, parse_bound
 
@@ -481,7 +570,7 @@ def capture(stream: str, out: Path, start: str | None, end: str | None, config: 
         raise click.BadParameter(str(exc)) from exc
     if not out.parent.is_dir():
         raise click.BadParameter(f"directory {out.parent} does not exist", param_hint="--out")
-    [server] = _given_redis(settings, "capture", Role.PRODUCTION)
+    [server] = _given_redis(settings, "capture", _capture_role(settings, side))
     with ExitStack() as stack:
         _require_streams([(server, [stream])])
         client = stack.enter_context(_client(server))
@@ -492,7 +581,18 @@ def capture(stream: str, out: Path, start: str | None, end: str | None, config: 
             on_start=lambda total: bar.update(task, total=total),
             on_progress=lambda n: bar.advance(task, n),
         )  # fmt: skip
-    click.echo(f"captured {count:,} entries of {stream} into {out} ({out.stat().st_size:,} bytes)")
+    click.echo(f"captured {count:,} entries of {stream} on {server.redacted_url()} into {out} "
+               f"({out.stat().st_size:,} bytes)")  # fmt: skip
+
+
+def _capture_role(settings: Settings, side: str | None) -> Role:
+    """--side, else production; sister when the sister server is the only one given."""
+    if side:
+        return Role(side)
+    only_sister = settings.sister_redis_url and not (
+        settings.production_redis_url or settings.redis_url
+    )
+    return Role.SISTER if only_sister else Role.PRODUCTION
 
 
 @main.command()
@@ -535,8 +635,9 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 
 @main.command()
 @redis_options(
-    "the Redis the worker writes its alerts to (its state, next to the streams), which must "
-    f"be given: {URL_FORMS}"
+    "the Redis the worker writes its alerts to (its state server), unless --state-redis "
+    f"names it: {URL_FORMS}",
+    (Role.STATE,),
 )
 @setting("--group", help="consumer group of the worker")
 @click.option(
@@ -574,8 +675,11 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
     from cdc_verify.schemas.verdicts import Side
 
     settings = _settings(config, group=group, **kwargs)
-    if not settings.redis_url:
-        raise click.UsageError("alerts needs --redis (or CDC_VERIFY_REDIS_URL)")
+    if not settings.server(Role.STATE).url:
+        raise click.UsageError(
+            "alerts reads the worker's state server: give --state-redis URL or --redis URL "
+            f"(or {env_var('state_redis_url')}, {env_var('redis_url')})"
+        )
     try:
         window = parse_window(since) if since else None
     except ValueError as exc:

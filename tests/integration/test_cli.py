@@ -59,6 +59,40 @@ def test_every_option_of_every_command_has_help_and_settings_show_their_default(
     assert all(demo[name] for name in ("events", "grace", "seed"))
 
 
+SERVER_FLAGS = ("", "-username", "-password-file", "-tls-ca-file", "-tls-cert-file",
+                "-tls-key-file")  # fmt: skip
+
+
+def test_every_role_has_its_server_flags_and_no_password_flag():
+    def options(command: str) -> dict[str, click.Option]:
+        params = main.commands[command].params
+        return {p.opts[0]: p for p in params if isinstance(p, click.Option)}
+
+    roles = {command: ("redis", "production-redis", "sister-redis", "state-redis")
+             for command in ("run", "backfill", "capture")}  # fmt: skip
+    roles["alerts"] = ("redis", "state-redis")
+    for command, prefixes in roles.items():
+        flags = options(command)
+        for prefix in prefixes:
+            assert all(f"--{prefix}{tail}" in flags for tail in SERVER_FLAGS), (command, prefix)
+        others = {f for f in flags if f.endswith(SERVER_FLAGS[1:]) or f.endswith("-redis")}
+        assert others == {f"--{p}{t}" for p in prefixes for t in SERVER_FLAGS}, command
+        # A password is never a flag (ps would show it): the environment or a file.
+        assert not [f for f in flags if "password" in f and not f.endswith("-password-file")]
+        assert ("--production-read-only" in flags) == (command in ("run", "backfill"))
+    run = options("run")
+    for role in ("production", "sister", "state"):
+        variable = f"CDC_VERIFY_{role.upper()}_REDIS_PASSWORD"
+        for tail in ("-username", "-password-file"):
+            assert variable in (run[f"--{role}-redis{tail}"].help or ""), (role, tail)
+    assert "CDC_VERIFY_REDIS_PASSWORD" in (run["--redis-password-file"].help or "")
+    side = options("capture")["--side"]
+    assert isinstance(side.type, click.Choice) and list(side.type.choices) == [
+        "production",
+        "sister",
+    ]
+
+
 def test_backfill_and_replay_print_the_grace_window_and_every_file(
     redis_url, redis_client, tmp_path
 ):

@@ -52,6 +52,42 @@ def test_a_redis_url_without_a_scheme_is_named_from_flag_env_and_file(tmp_path):
     assert error_lines(done) == [f"--redis (from redis_url in {config}): {NOT_A_URL}"]
 
 
+def test_a_role_url_without_a_scheme_is_named_by_its_flag(tmp_path):
+    done = cli("backfill", "--sister-redis", "localhost:6379", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert error_lines(done) == [f"--sister-redis: {NOT_A_URL}"]
+
+    done = cli("alerts", env={"CDC_VERIFY_STATE_REDIS_URL": "localhost:6379"})
+    assert done.returncode == 2
+    assert error_lines(done) == [f"--state-redis (from CDC_VERIFY_STATE_REDIS_URL): {NOT_A_URL}"]
+
+    # A setting the command has no flag for is named by its variable.
+    done = cli("alerts", env={"CDC_VERIFY_PRODUCTION_REDIS_URL": "app:s3cret@db:6379"})
+    assert done.returncode == 2 and "s3cret" not in done.stderr
+    [line] = error_lines(done)
+    assert line.startswith("CDC_VERIFY_PRODUCTION_REDIS_URL: 'app:***@db:6379' is not a Redis URL")
+
+
+def test_commands_without_a_server_for_a_role_name_it(tmp_path):
+    done = cli("backfill", "--production-redis", "redis://127.0.0.1:1/0", "--out", str(tmp_path))
+    assert done.returncode == 2
+    [line] = error_lines(done)
+    assert "no server for the sister stream; give --redis URL" in line
+    assert line.endswith("or --sister-redis URL")
+
+    done = cli("capture", "--side", "sister", "--production-redis", "redis://127.0.0.1:1/0",
+               "--stream", SIS, "--out", str(tmp_path / "c.cap"))  # fmt: skip
+    assert done.returncode == 2
+    assert "no server for the sister stream" in error_lines(done)[0]
+
+    done = cli("alerts")
+    assert done.returncode == 2
+    assert error_lines(done) == [
+        "alerts reads the worker's state server: give --state-redis URL or --redis URL "
+        "(or CDC_VERIFY_STATE_REDIS_URL, CDC_VERIFY_REDIS_URL)"
+    ]
+
+
 def test_a_rejected_redis_url_does_not_show_its_password(tmp_path):
     done = cli("backfill", "--redis", "app:s3cret@db:6379", "--out", str(tmp_path))
     assert done.returncode == 2 and "s3cret" not in done.stderr
