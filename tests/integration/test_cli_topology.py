@@ -370,11 +370,6 @@ def test_capture_reads_the_stream_from_the_server_of_its_side(servers, tmp_path)
     assert error_lines(done) == [f"stream '{SIS}' does not exist on {servers.production.url}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Redis Cluster detection (connection.open_client, connect_sync) sends INFO to "
-    "the read-only production server, which its ACL refuses (and logs in ACL LOG)",
-)
 @pytest.mark.parametrize("command", ["backfill", "run"])
 def test_a_read_only_production_is_sent_nothing_but_reads(command, servers, tmp_path):
     write_split(servers, generate(20, seed=4, grace_ms=1000), 1_790_000_000_000)
@@ -382,19 +377,22 @@ def test_a_read_only_production_is_sent_nothing_but_reads(command, servers, tmp_
     env = {
         "CDC_VERIFY_PRODUCTION_REDIS_PASSWORD": READER_PASSWORD,
         "CDC_VERIFY_SISTER_REDIS_PASSWORD": SISTER_PASSWORD,
+        "CDC_VERIFY_STATE_REDIS_PASSWORD": STATE_PASSWORD,
     }
     if command == "backfill":
         assert backfill(tmp_path / "o", *split_flags(servers), env=env).returncode == 0
     else:
         log = tmp_path / "run.log"
+        state = ["--state-redis", servers.state.url, "--state-redis-username", VERIFIER]
         with log.open("w") as stderr:
             worker = subprocess.Popen(
-                cli_command("run", *split_flags(servers), "--production", PROD, "--sister", SIS,
-                            "--start-id", "0", "--http-port", "0", "--lock-ttl", "1"),
+                cli_command("run", *split_flags(servers), *state, "--production", PROD,
+                            "--sister", SIS, "--start-id", "0", "--http-port", "0",
+                            "--lock-ttl", "1"),
                 env={**cli_env(), **env}, stdout=stderr, stderr=stderr,
             )  # fmt: skip
         try:
-            _wait(lambda: servers.admin["sister"].xlen(VERDICTS) > 0 or worker.poll() is not None,
+            _wait(lambda: servers.admin["state"].xlen(VERDICTS) > 0 or worker.poll() is not None,
                   30, "a verdict")  # fmt: skip
         finally:
             worker.send_signal(signal.SIGTERM)
@@ -402,11 +400,6 @@ def test_a_read_only_production_is_sent_nothing_but_reads(command, servers, tmp_
     assert_only_reads(servers.admin["production"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve_server (schemas/servers.py) looks for a password along the whole "
-    "default chain before any password file: a role's own file loses to an inherited one",
-)
 def test_a_roles_own_password_file_wins_over_an_inherited_password(tmp_path, monkeypatch):
     for name in [n for n in os.environ if n.startswith("CDC_VERIFY_")]:
         monkeypatch.delenv(name)

@@ -101,11 +101,16 @@ def resolve_server(settings: Settings, role: Role) -> RedisServer:
                 return value
         return None
 
-    password: SecretStr | None = pick("password")
-    password_file: Path | None = pick("password_file")
-    if password is None and password_file is not None:
-        # Read at start: a rotated password takes effect at the next start.
-        password = SecretStr(password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+    # A role's own password, from its variable or its file, before any it would inherit.
+    password: SecretStr | None = None
+    for step in chain:
+        password = _value(settings, step, "password")
+        password_file: Path | None = _value(settings, step, "password_file")
+        if password is None and password_file is not None:
+            # Read at start: a rotated password takes effect at the next start.
+            password = SecretStr(password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+        if password is not None:
+            break
     return RedisServer(
         role=role,
         url=pick("url"),

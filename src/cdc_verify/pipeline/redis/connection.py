@@ -1,7 +1,8 @@
 """Redis clients for one server each: AUTH, ACL users and TLS are all configurable.
 
 A URL may name a plain server or any node of a Redis Cluster: `open_client` asks the
-node (`INFO cluster`) and returns a cluster client when it is one.
+node (`HELLO`, which even a read-only ACL user may send: @connection) and returns a
+cluster client when it is one.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ async def open_client(server: RedisServer, *, lenient: bool = False) -> AsyncCli
     """
     client = connect(server)
     try:
-        info = await client.info("cluster")
-    except redis.ResponseError:  # an ACL user without INFO, or a proxy: a plain server
+        hello = await client.execute_command("HELLO")
+    except redis.ResponseError:  # a server or proxy without HELLO: a plain server
         return client
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         if lenient:
@@ -88,7 +89,7 @@ async def open_client(server: RedisServer, *, lenient: bool = False) -> AsyncCli
     except BaseException:
         await client.aclose()
         raise
-    if not info.get("cluster_enabled"):
+    if not _says_cluster(hello):
         return client
     await client.aclose()
     options = client_options(server)
@@ -103,7 +104,7 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     """A blocking client for the bounded commands (backfill, capture); a Cluster is detected."""
     client = redis.Redis.from_url(_url(server), **client_options(server))
     try:
-        cluster = bool(client.info("cluster").get("cluster_enabled"))
+        cluster = _says_cluster(client.execute_command("HELLO"))
     except redis.ResponseError:
         cluster = False
     if not cluster:
@@ -112,6 +113,13 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     options = client_options(server)
     options.pop("health_check_interval", None)
     return redis.RedisCluster.from_url(_url(server), **options)
+
+
+def _says_cluster(hello: Any) -> bool:
+    """Whether a HELLO reply (a flat list, or a dict once redis-py parsed it) says cluster."""
+    fields = hello if isinstance(hello, dict) else dict(zip(hello[::2], hello[1::2], strict=False))
+    mode = fields.get(b"mode", fields.get("mode", b""))
+    return (mode.decode() if isinstance(mode, bytes) else str(mode)) == "cluster"
 
 
 def is_cluster(client: object) -> bool:

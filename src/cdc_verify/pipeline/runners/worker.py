@@ -180,7 +180,8 @@ class StreamWorker:
 
     async def _session(self, backoff: Backoff) -> None:
         s = self.settings
-        topology = await Topology.open(s)
+        topology = await Topology.open(s)  # every server answered it (HELLO)
+        self._servers_seen_up(topology)
         try:
             self.keys = topology.keys
             session = Session.open(topology, s, self._lock_token)
@@ -189,7 +190,6 @@ class StreamWorker:
             for lock in session.locks:
                 if not await lock.acquire(self._stopping, on_wait=self._beat):
                     return
-            self._servers_seen_up(topology)
             streams = session.streams
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
             claimed = await streams.claim_orphans()
