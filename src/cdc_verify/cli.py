@@ -134,6 +134,25 @@ def _faust_topology(settings: Settings) -> None:
             "--engine faust keeps both streams and its state on one Redis (--redis); "
             f"--{apart[0]}-redis is for the single engine (the default)"
         )
+    if settings.redis_url and _names_a_cluster(settings.server(Role.STATE)):
+        raise click.UsageError(
+            "--engine faust runs on one plain Redis server, and --redis names a node of a "
+            "Redis Cluster; use the single engine (the default) on a Cluster"
+        )
+
+
+def _names_a_cluster(server: RedisServer) -> bool:
+    """Asks the server; one that cannot be reached now is left for the engine to wait for."""
+    import redis
+
+    from cdc_verify.pipeline.redis.connection import connect_sync, is_cluster
+
+    try:
+        client = connect_sync(server)
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    with client:
+        return is_cluster(client)
 
 
 def _require_faust() -> None:

@@ -107,3 +107,14 @@ def node_keys(port: int) -> list[bytes]:
         return node.keys("*")
     finally:
         node.close()
+
+
+def test_the_faust_engine_refuses_a_cluster_in_one_line(cluster):
+    done = subprocess.run(
+        cli_command("run", "--engine", "faust", "--kafka", "kafka://127.0.0.1:9",
+                    "--redis", cluster.url),
+        env=cli_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "names a node of a Redis Cluster; use the single engine" in done.stderr
+    assert "Traceback" not in done.stderr
