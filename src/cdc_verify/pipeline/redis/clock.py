@@ -16,7 +16,7 @@ from typing import cast
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, entry_id_ms
 from cdc_verify.pipeline.redis.connection import server_time_ms
-from cdc_verify.pipeline.redis.group_stream import _as_str
+from cdc_verify.pipeline.redis.stream_reads import as_text
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.schemas.verdicts import Side
 
@@ -65,5 +65,5 @@ class ClockSkew:
             local_ms = (before + time.time() * 1000) / 2  # the middle of the round trips
             offset = server_ms - local_ms
             if newest:
-                offset = max(offset, entry_id_ms(_as_str(newest[0][0])) - local_ms)
+                offset = max(offset, entry_id_ms(as_text(newest[0][0])) - local_ms)
             self.add(side, offset)

@@ -18,6 +18,13 @@ from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.script import ScriptContract
+from cdc_verify.pipeline.redis.stream_reads import (
+    RawEntries,
+    SideRead,
+    as_text,
+    fetch_entries,
+    stream_entries,
+)
 from cdc_verify.schemas.verdicts import Side
 
 FENCED_READ = ScriptContract(keys=("stream", "lock"), args=("group", "consumer", "count", "token"))
@@ -39,9 +46,6 @@ local last = redis.call('XREVRANGE', K.stream, '+', '-', 'COUNT', 1)
 return {now[1], now[2], {}, last[1] and last[1][1] or '0-0'}
 """
 
-# Entries as redis-py returns them (the client does not decode): (id, fields or None).
-RawEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
-
 
 @dataclass(frozen=True, slots=True)
 class Fence:
@@ -49,16 +53,6 @@ class Fence:
 
     lock_key: str
     token: str
-
-
-@dataclass(slots=True)
-class SideRead:
-    """What one read of one stream gave."""
-
-    entries: list[StreamEntry]
-    # Set when nothing new was there: how far that makes the stream read.
-    caught_up: ReadPosition | None
-    after: str  # the id after which the idle wait watches for new entries
 
 
 class GroupStream:
@@ -78,13 +72,13 @@ class GroupStream:
         self._fenced = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
 
     async def kind(self) -> str:
-        return _as_str(await self.client.type(self.key))
+        return as_text(await self.client.type(self.key))
 
     async def group_exists(self) -> bool:
         if not await self.client.exists(self.key):
             return False
         groups = await self.client.xinfo_groups(self.key)
-        return any(_as_str(g["name"]) == self._group for g in groups)
+        return any(as_text(g["name"]) == self._group for g in groups)
 
     async def create_group(self, start: str) -> None:
         try:
@@ -100,7 +94,7 @@ class GroupStream:
         frozen, and fenced off). Their entries join our pending list.
         """
         owners = await self.client.xpending(self.key, self._group)
-        if not [c for c in owners["consumers"] if _as_str(c["name"]) != self._me]:
+        if not [c for c in owners["consumers"] if as_text(c["name"]) != self._me]:
             return 0
         claimed, cursor = 0, "0-0"
         while True:
@@ -108,12 +102,12 @@ class GroupStream:
             reply = await self.client.xautoclaim(
                 self.key, self._group, self._me, min_idle_time=0, start_id=cursor, count=1000
             )
-            cursor = _as_str(reply[0])
+            cursor = as_text(reply[0])
             claimed += len(reply[1])
             if cursor == "0-0":
                 break
         for consumer in await self.client.xinfo_consumers(self.key, self._group):
-            name = _as_str(consumer["name"])
+            name = as_text(consumer["name"])
             if name != self._me and consumer["pending"] == 0:
                 await self.client.xgroup_delconsumer(self.key, self._group, name)
         return claimed
@@ -123,7 +117,7 @@ class GroupStream:
         cursor = "0"
         while True:
             streams: dict[KeyT, StreamIdT] = {self.key: cursor}
-            reply = _entries_of(
+            reply = stream_entries(
                 await self.client.xreadgroup(self._group, self._me, streams, count=count)
             )
             if not reply:
@@ -131,7 +125,7 @@ class GroupStream:
             yield [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in reply]
             if len(reply) < count:
                 return
-            cursor = _as_str(reply[-1][0])
+            cursor = as_text(reply[-1][0])
 
     async def read(self, count: int) -> SideRead:
         """New entries for this consumer (no waiting: see `wait`)."""
@@ -142,8 +136,8 @@ class GroupStream:
             pipe.xrevrange(self.key, "+", "-", count=1)  # before the read: nothing slips by
             pipe.xreadgroup(self._group, self._me, {self.key: ">"}, count=count)
             (seconds, micros), last, reply = await pipe.execute()
-        raw = _entries_of(reply)
-        after = _as_str(last[0][0]) if last else "0-0"
+        raw = stream_entries(reply)
+        after = as_text(last[0][0]) if last else "0-0"
         return self._result(raw, seconds * 1000 + micros // 1000, after)
 
     async def _read_fenced(self, count: int) -> SideRead:
@@ -159,7 +153,7 @@ class GroupStream:
                 raise LockLost(f"read refused: {exc}") from None
             raise
         raw: RawEntries = [(eid, fields_dict(flat)) for eid, flat in items]
-        return self._result(raw, int(seconds) * 1000 + int(micros) // 1000, _as_str(after))
+        return self._result(raw, int(seconds) * 1000 + int(micros) // 1000, as_text(after))
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
         entries = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in raw]
@@ -182,20 +176,20 @@ class GroupStream:
         delivered = await self.delivered_id()
         if delivered is None:
             return None
-        head = _as_str(info["last-generated-id"])
+        head = as_text(info["last-generated-id"])
         return max(0, entry_id_ms(head) - entry_id_ms(delivered)) / 1000
 
     async def delivered_id(self) -> str | None:
         """The group's last delivered entry id: XREADGROUP > only delivers later ones."""
         groups = await self.client.xinfo_groups(self.key)
-        mine = next((g for g in groups if _as_str(g["name"]) == self._group), None)
-        return _as_str(mine["last-delivered-id"]) if mine else None
+        mine = next((g for g in groups if as_text(g["name"]) == self._group), None)
+        return as_text(mine["last-delivered-id"]) if mine else None
 
     async def consumers(self) -> set[str]:
         if not await self.client.exists(self.key):
             return set()
         return {
-            _as_str(c["name"]) for c in await self.client.xinfo_consumers(self.key, self._group)
+            as_text(c["name"]) for c in await self.client.xinfo_consumers(self.key, self._group)
         }
 
     async def claim_from(self, consumer: str) -> int:
@@ -212,30 +206,3 @@ class GroupStream:
             )
             claimed += len(ids)
         return claimed
-
-
-async def fetch_entries(
-    client: AsyncClient, side: Side, key: str, entry_ids: list[str]
-) -> dict[str, StreamEntry]:
-    if not entry_ids:
-        return {}
-    async with client.pipeline(transaction=False) as pipe:
-        for entry_id in entry_ids:
-            pipe.xrange(key, entry_id, entry_id)
-        replies = await pipe.execute()
-    found = {}
-    for entry_id, reply in zip(entry_ids, replies, strict=True):
-        if reply:
-            found[entry_id] = StreamEntry.from_redis(side, reply[0][0], reply[0][1])
-    return found
-
-
-def _entries_of(reply: object) -> RawEntries:
-    # redis-py types a read's reply as a union of every protocol's shapes; RESP2 gives
-    # [[key, [(id, fields), ...]]] for the one stream read.
-    streams = cast(list[tuple[bytes, RawEntries]], reply or [])
-    return streams[0][1] if streams else []
-
-
-def _as_str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -25,7 +25,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
-from cdc_verify.pipeline.redis.group_stream import SideRead, _as_str, _entries_of, fetch_entries
+from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text, fetch_entries, stream_entries
 from cdc_verify.schemas.verdicts import Side
 
 MAX_SEQ = 2**64 - 1
@@ -54,17 +54,17 @@ class ReadOnlyStream:
         self.position = "0-0"  # last id read (in memory; the committed one is on state)
 
     async def kind(self) -> str:
-        return _as_str(await self.client.type(self.key))
+        return as_text(await self.client.type(self.key))
 
     async def start(self, first_id: str) -> None:
         """Resume after the committed position, or read from `first_id` on."""
         stored = await self._state.hget(self._positions, self.side.value)
-        self.position = _as_str(stored) if stored else just_before(first_id)
+        self.position = as_text(stored) if stored else just_before(first_id)
 
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
         """The entries that were waiting at the last commit, fetched back by id."""
         # All ids first: the commits of the batches rebuilt meanwhile shrink the set.
-        ids = [_as_str(cast(bytes, i)) for i in await self._state.zrange(self.waiting_key, 0, -1)]
+        ids = [as_text(cast(bytes, i)) for i in await self._state.zrange(self.waiting_key, 0, -1)]
         for start in range(0, len(ids), count):
             chunk = ids[start : start + count]
             found = await fetch_entries(self.client, self.side, self.key, chunk)
@@ -77,7 +77,7 @@ class ReadOnlyStream:
         server_ms = await server_time_ms(self.client, self.key)
         streams: dict[KeyT, StreamIdT] = {self.key: self.position}
         reply = await self.client.xread(streams, count=count)
-        entries = [StreamEntry.from_redis(self.side, eid, f) for eid, f in _entries_of(reply)]
+        entries = [StreamEntry.from_redis(self.side, eid, f) for eid, f in stream_entries(reply)]
         if entries:
             self.position = entries[-1].entry_id
             return SideRead(entries, None, self.position)
@@ -88,5 +88,5 @@ class ReadOnlyStream:
 
     async def lag_seconds(self) -> float | None:
         info = await self.client.xinfo_stream(self.key)
-        head = _as_str(info["last-generated-id"])
+        head = as_text(info["last-generated-id"])
         return max(0, entry_id_ms(head) - entry_id_ms(self.position)) / 1000

@@ -16,9 +16,10 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
-from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, SideRead, _as_str
+from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
+from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.verdicts import Side
@@ -220,7 +221,7 @@ class StreamPair:
         for reader in self.groups():
             names |= await reader.consumers()
         names.discard(self._me)
-        names -= {_as_str(n) for n in await self._state.smembers(self._keys.retired)}
+        names -= {as_text(n) for n in await self._state.smembers(self._keys.retired)}
         if not names:
             return set()
         ordered = sorted(names)

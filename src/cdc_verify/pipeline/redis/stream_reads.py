@@ -1,0 +1,51 @@
+"""What the stream readers share: the shapes of Redis' replies, and reads by entry id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from cdc_verify.pipeline.core.entry import StreamEntry
+from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.redis.connection import AsyncClient
+from cdc_verify.schemas.verdicts import Side
+
+# Entries as redis-py returns them (the client does not decode): (id, fields or None).
+RawEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
+
+
+@dataclass(slots=True)
+class SideRead:
+    """What one read of one stream gave."""
+
+    entries: list[StreamEntry]
+    # Set when nothing new was there: how far that makes the stream read.
+    caught_up: ReadPosition | None
+    after: str  # the id after which the idle wait watches for new entries
+
+
+async def fetch_entries(
+    client: AsyncClient, side: Side, key: str, entry_ids: list[str]
+) -> dict[str, StreamEntry]:
+    if not entry_ids:
+        return {}
+    async with client.pipeline(transaction=False) as pipe:
+        for entry_id in entry_ids:
+            pipe.xrange(key, entry_id, entry_id)
+        replies = await pipe.execute()
+    found = {}
+    for entry_id, reply in zip(entry_ids, replies, strict=True):
+        if reply:
+            found[entry_id] = StreamEntry.from_redis(side, reply[0][0], reply[0][1])
+    return found
+
+
+def stream_entries(reply: object) -> RawEntries:
+    # redis-py types a read's reply as a union of every protocol's shapes; RESP2 gives
+    # [[key, [(id, fields), ...]]] for the one stream read.
+    streams = cast(list[tuple[bytes, RawEntries]], reply or [])
+    return streams[0][1] if streams else []
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
