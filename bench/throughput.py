@@ -7,9 +7,15 @@ each with its own fresh consumer group so that both read everything:
   raw drain  XREADGROUP COUNT batch STREAMS prod sister > > ; XACK every id ; repeat
   verifier   StreamWorker (in-process, asyncio), until every primary verdict is durable
 
+With --topology three or both (the default), the same corpus is also written to three
+embedded servers (production, sister, state; docs/topology.md) and verified by a
+StreamWorker reading production read-only through an ACL user (XREAD, positions on the
+state server, which fsyncs every write): its rate is printed beside the one-server one.
+
 The target (docs/guarantees.md) is verifier/raw >= 0.5. Prints figures; asserts nothing.
 
     .venv/bin/python bench/throughput.py [--events 200000] [--batch 500] [--clean-only]
+    .venv/bin/python bench/throughput.py --topology one   # the one-server figures only
     .venv/bin/python bench/throughput.py --events 50000 --profile cprofile
 """
 
@@ -20,10 +26,14 @@ import asyncio
 import cProfile
 import io
 import pstats
+import secrets
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
@@ -35,11 +45,11 @@ from _common import verdict_stream_summary, versions
 
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Verdict
-from cdc_verify.simulate.corpus import generate
+from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
 PROD, SIS, VERDICTS = "bench:production", "bench:sister", "bench:verdicts"
@@ -85,9 +95,17 @@ async def raw_drain(url: str, batch: int) -> tuple[int, float]:
 
 
 async def run_verifier(
-    url: str, batch: int, entries: int, primaries: int, profiler: str | None, timeout: float
+    url: str,
+    batch: int,
+    entries: int,
+    primaries: int,
+    profiler: str | None,
+    timeout: float,
+    servers: dict[str, Any] | None = None,
 ) -> VerifierRun:
+    """`servers`: settings of a topology other than everything on `url` (see ThreeServers)."""
     settings = Settings(
+        **(servers or {}),
         redis_url=url,
         production=PROD,
         sister=SIS,
@@ -171,10 +189,16 @@ async def run_verifier(
 
 
 class CpuMeter:
-    """CPU seconds (user+system) this process and redis-server spend between two points."""
+    """CPU seconds (user+system) this process and the redis-servers spend between two points."""
 
-    def __init__(self, redis_pid: int | None) -> None:
-        self._procs = [psutil.Process()] + ([psutil.Process(redis_pid)] if redis_pid else [])
+    def __init__(self, redis_pid: int | None, **more_pids: int | None) -> None:
+        self._names = ["python"]
+        self._procs = [psutil.Process()]
+        pids = {"redis-server": redis_pid} if redis_pid else {}
+        for name, pid in {**pids, **more_pids}.items():
+            if pid:
+                self._names.append(name)
+                self._procs.append(psutil.Process(pid))
 
     def _now(self) -> list[float]:
         return [sum(p.cpu_times()[:2]) for p in self._procs]
@@ -187,10 +211,69 @@ class CpuMeter:
         self.used = [b - a for a, b in zip(self._start, self._now(), strict=True)]
 
     def describe(self, seconds: float) -> str:
-        names = ("python", "redis-server")
         return ", ".join(
-            f"{n} {u:.1f}s CPU ({u / seconds:.0%})" for n, u in zip(names, self.used, strict=False)
+            f"{n} {u:.1f}s CPU ({u / seconds:.0%})"
+            for n, u in zip(self._names, self.used, strict=True)
         )
+
+
+READER = "reader"
+
+
+class ThreeServers:
+    """Production, sister and state each on an embedded server of its own; production
+    read through a read-only ACL user. The state server fsyncs every write (appendfsync
+    always), as a separate state server must for exactness (docs/topology.md)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-three-")))
+        self.production = stack.enter_context(EmbeddedRedis(base / "production"))
+        self.sister = stack.enter_context(EmbeddedRedis(base / "sister"))
+        self.state = stack.enter_context(
+            EmbeddedRedis(base / "state", extra_args=("--appendfsync", "always"))
+        )
+        self._password = secrets.token_urlsafe(16)
+        self.production.acl_user(READER, self._password, READ_ONLY_ACL)
+
+    def write(self, corpus: Corpus) -> float:
+        """Writes the corpus with the same explicit ids the one-server run used; seconds."""
+        prod = redis.Redis.from_url(self.production.url)
+        sister = redis.Redis.from_url(self.sister.url)
+        start = time.perf_counter()
+        clients = {Side.PRODUCTION: prod, Side.SISTER: sister}
+        write_corpus(clients, corpus, PROD, SIS, past_base_ms(prod, corpus))
+        seconds = time.perf_counter() - start
+        prod.close()
+        sister.close()
+        return seconds
+
+    def settings(self) -> dict[str, Any]:
+        return dict(
+            production_redis_url=self.production.url,
+            production_redis_username=READER,
+            production_redis_password=self._password,
+            production_read_only=True,
+            state_redis_url=self.state.url,
+        )
+
+    def cpu(self) -> CpuMeter:
+        return CpuMeter(
+            None, production=self.production.pid, sister=self.sister.pid, state=self.state.pid
+        )
+
+
+def check_verdicts(client: redis.Redis, expected: dict[Verdict, int], primaries: int) -> None:
+    stream, primary_records, distinct = verdict_stream_summary(client, VERDICTS)
+    got = {v.value: stream[v.value] for v in Verdict}
+    want = {v.value: expected[v] for v in Verdict}
+    same = "as expected" if got == want else f"EXPECTED {want}"
+    shown = {k: n for k, n in got.items() if n}
+    print(f"verdict stream: {shown} ({same})")
+    once = primary_records == distinct == primaries
+    print(
+        f"primary records: {primary_records:,} for {distinct:,} event_ids"
+        f" ({'exactly one each' if once else 'CHECK'})"
+    )
 
 
 def main() -> None:
@@ -211,6 +294,13 @@ def main() -> None:
         help="profile the verifier run (its figures are then not representative)",
     )
     parser.add_argument("--profile-out", type=Path, help="write the profile text here")
+    parser.add_argument(
+        "--topology",
+        choices=("one", "three", "both"),
+        default="both",
+        help="one server for everything, three (production read-only, sister, state), or "
+        "both side by side on the same corpus",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()  # fmt: skip
 
@@ -222,7 +312,10 @@ def main() -> None:
     expected = corpus.expected_counts()
     primaries = len(corpus.expected)
 
-    with EmbeddedRedis() as server:
+    run: VerifierRun | None = None
+    one_rate: float | None = None
+    with ExitStack() as stack:
+        server = stack.enter_context(EmbeddedRedis())
         client = redis.Redis.from_url(server.url)
         t = time.perf_counter()
         write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
@@ -241,34 +334,51 @@ def main() -> None:
         print(f"raw drain:  {raw_read:,} entries in {raw_s:.2f}s = {raw_rate:,.0f} entries/s")
         print(f"            {raw_cpu.describe(raw_s)}")
 
-        with CpuMeter(server.pid) as cpu:
-            run = asyncio.run(
-                run_verifier(server.url, args.batch, entries, primaries, args.profile, args.timeout)
+        if args.topology in ("one", "both"):
+            with CpuMeter(server.pid) as cpu:
+                run = asyncio.run(
+                    run_verifier(
+                        server.url, args.batch, entries, primaries, args.profile, args.timeout
+                    )
+                )
+            one_rate = rate = entries / run.seconds
+            tail = f"; all entries read at {run.read_all_s:.2f}s" if run.read_all_s else ""
+            print(
+                f"verifier:   {run.entries:,} entries in {run.seconds:.2f}s = {rate:,.0f}"
+                f" entries/s ({args.events / run.seconds:,.0f} events/s){tail}"
             )
-        rate = entries / run.seconds
-        tail = f"; all entries read at {run.read_all_s:.2f}s" if run.read_all_s else ""
-        print(
-            f"verifier:   {run.entries:,} entries in {run.seconds:.2f}s = {rate:,.0f} entries/s"
-            f" ({args.events / run.seconds:,.0f} events/s){tail}"
-        )
-        print(f"            {cpu.describe(run.seconds)}")
-        print(f"ratio verifier/raw: {rate / raw_rate:.2f}  (target: >= 0.5)")
-
-        stream, primary_records, distinct = verdict_stream_summary(client, VERDICTS)
-        got = {v.value: stream[v.value] for v in Verdict}
-        want = {v.value: expected[v] for v in Verdict}
-        same = "as expected" if got == want else f"EXPECTED {want}"
-        shown = {k: n for k, n in got.items() if n}
-        print(f"verdict stream: {shown} ({same})")
-        once = primary_records == distinct == primaries
-        print(
-            f"primary records: {primary_records:,} for {distinct:,} event_ids"
-            f" ({'exactly one each' if once else 'CHECK'})"
-        )
-        info = client.info("memory")
-        print(f"redis used_memory after both runs: {info['used_memory'] / 2**20:,.0f} MiB")
+            print(f"            {cpu.describe(run.seconds)}")
+            print(f"ratio verifier/raw: {rate / raw_rate:.2f}  (target: >= 0.5)")
+            check_verdicts(client, expected, primaries)
+            info = client.info("memory")
+            print(f"redis used_memory after both runs: {info['used_memory'] / 2**20:,.0f} MiB")
         client.close()
 
+        if args.topology in ("three", "both"):
+            three = ThreeServers(stack)
+            three_write_s = three.write(corpus)
+            profiler = args.profile if run is None else None  # profile one run only
+            with three.cpu() as cpu:
+                run3 = asyncio.run(
+                    run_verifier(
+                        three.sister.url, args.batch, entries, primaries, profiler,
+                        args.timeout, three.settings(),
+                    )
+                )  # fmt: skip
+            rate = entries / run3.seconds
+            vs = f"; {rate / one_rate:.2f} of one server" if one_rate else ""
+            print(
+                f"verifier, three servers (production read-only): {run3.entries:,} entries in"
+                f" {run3.seconds:.2f}s = {rate:,.0f} entries/s"
+                f" ({args.events / run3.seconds:,.0f} events/s){vs}; ratio to the raw drain"
+                f" {rate / raw_rate:.2f} (written to the three in {three_write_s:.1f}s)"
+            )
+            print(f"            {cpu.describe(run3.seconds)}")
+            with redis.Redis.from_url(three.state.url) as state:
+                check_verdicts(state, expected, primaries)
+            run = run if run is not None else run3
+
+    assert run is not None
     if run.profile:
         if args.profile_out:
             args.profile_out.write_text(run.profile)

