@@ -26,6 +26,7 @@ from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
+from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -180,7 +181,11 @@ class StreamWorker:
 
     async def _session(self, backoff: Backoff) -> None:
         s = self.settings
-        topology = await Topology.open(s)  # every server answered it (HELLO)
+        try:
+            topology = await Topology.open(s)  # every server answered it (HELLO)
+        except REDIS_DOWN:
+            await self._probe_servers()
+            raise
         self._servers_seen_up(topology)
         try:
             self.keys = topology.keys
@@ -243,7 +248,7 @@ class StreamWorker:
             for lock in reversed(session.locks):
                 await lock.release()
         except REDIS_DOWN:
-            await self._servers_seen_down(topology)
+            await self._probe_servers()
             raise
         finally:
             self._set_ready(False)
@@ -261,17 +266,21 @@ class StreamWorker:
             self.servers_up[role] = True
             self.metrics.redis_up.labels(role=role.value).set(1)
 
-    async def _servers_seen_down(self, topology: Topology) -> None:
-        """Which server went away: each is asked once, briefly (for /readyz and metrics)."""
-        for role, client in topology.clients.items():
+    async def _probe_servers(self) -> None:
+        """Which server went away: each is asked once, briefly, on a connection of its own
+        (for /readyz, cdc_verify_redis_up and the log)."""
+        for role, server in self.servers.items():
+            client = connect(server)
             try:
                 await asyncio.wait_for(client.ping(), 1.0)
                 up = True
             except Exception:  # any failure to answer is "away"
                 up = False
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
             if self.servers_up.get(role) and not up:
-                log.warning("the %s server %s is away", role.value,
-                            topology.servers[role].redacted_url())  # fmt: skip
+                log.warning("the %s server %s is away", role.value, server.redacted_url())
             self.servers_up[role] = up
             self.metrics.redis_up.labels(role=role.value).set(1 if up else 0)
 
