@@ -479,7 +479,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
     with ExitStack() as stack:
         url = _run_redis_url(settings, stack)
         worker = StreamWorker(settings, consumer, redis_url=url)
-        service = WorkerService(worker, url or worker.servers[Role.STATE].url or "")
+        service = WorkerService(worker)
         if settings.http_port:
             try:
                 base = service.bind_http()

@@ -117,7 +117,7 @@ class ServedWorker:
         from cdc_verify.api.service import WorkerService
 
         self.worker = StreamWorker(cfg, decode_event)
-        self.service = WorkerService(self.worker, cfg.redis_url or "")
+        self.service = WorkerService(self.worker)
         self.url = self.service.bind_http()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)

@@ -14,7 +14,7 @@ from cdc_verify.pipeline.runners.worker import StreamWorker
 
 
 class WorkerService:
-    def __init__(self, worker: StreamWorker, redis_url: str | None = None) -> None:
+    def __init__(self, worker: StreamWorker) -> None:
         self.worker = worker
         self._http: HttpServer | None = None
 
