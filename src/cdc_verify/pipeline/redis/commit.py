@@ -59,6 +59,12 @@ COMMIT = ScriptContract(
     },
 )  # fmt: skip
 
+# The order `_arguments` packs an outcome and a settled entry in (checked at import).
+OUTCOME_FIELDS = ("kind", "event_id", "verdict", "record", "decision", "alert", "settles")
+SETTLED_FIELDS = ("stream", "entry_id")
+if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
+    raise RuntimeError("COMMIT's record fields and the packing order in _arguments differ")
+
 # How a stream's entries are settled, so that a retried commit writes nothing twice:
 #   ack       XACK in the group, in this script (the stream is on the state server);
 #             XACK's answer guards duplicate, malformed and late records
@@ -387,21 +393,17 @@ class VerdictCommitter:
                 alert = late_resolution(o, now)
             elif record is not None and record.verdict in GAP_VERDICTS:
                 alert = gap_alert(o, now)
+            # Positional on the hot path (a dict per outcome costs as much as the rest of
+            # the packing); OUTCOME_FIELDS pins the order to the contract's names.
             batch.append(
-                COMMIT.record(
-                    "O",
-                    kind=o.kind.value,
-                    event_id=o.event_id or "",
-                    verdict=record.verdict.value if record else "",
-                    record=record_to_json(record) if record else "",
-                    decision=o.decision.encode() if o.decision else "",
-                    alert=alert,
-                    settles=[
-                        COMMIT.record(
-                            "S", stream=1 if e.side is PRODUCTION else 2, entry_id=e.entry_id
-                        )
-                        for e in o.settles
-                    ],
+                (
+                    o.kind.value,
+                    o.event_id or "",
+                    record.verdict.value if record else "",
+                    record_to_json(record) if record else "",
+                    o.decision.encode() if o.decision else "",
+                    alert,
+                    [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
                 )
             )
         return COMMIT.args_of(

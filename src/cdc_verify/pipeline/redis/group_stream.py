@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms, fields_dict
 from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.redis.connection import AsyncClient
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.stream_reads import (
@@ -24,6 +24,7 @@ from cdc_verify.pipeline.redis.stream_reads import (
     as_text,
     fetch_entries,
     stream_entries,
+    stream_replies,
 )
 from cdc_verify.schemas.verdicts import Side
 
@@ -141,7 +142,10 @@ class GroupStream:
         return self._result(raw, seconds * 1000 + micros // 1000, after)
 
     async def _read_fenced(self, count: int) -> SideRead:
-        assert self._fence is not None and self._fenced is not None
+        assert self._fence is not None
+        if not is_cluster(self.client):
+            return await self._read_watched(count, self._fence)
+        assert self._fenced is not None
         keys = FENCED_READ.keys_of(stream=self.key, lock=self._fence.lock_key)
         args = FENCED_READ.args_of(
             group=self._group, consumer=self._me, count=count, token=self._fence.token
@@ -154,6 +158,20 @@ class GroupStream:
             raise
         raw: RawEntries = [(eid, fields_dict(flat)) for eid, flat in items]
         return self._result(raw, int(seconds) * 1000 + int(micros) // 1000, as_text(after))
+
+    async def _read_watched(self, count: int, fence: Fence) -> SideRead:
+        [read] = await read_together([self], count)
+        return read
+
+    def can_share_reads_with(self, other: GroupStream) -> bool:
+        """Whether one fenced transaction can read both (same plain client and fence)."""
+        return (
+            self.client is other.client
+            and self._fence is not None
+            and self._fence == other._fence
+            and (self._group, self._me) == (other._group, other._me)
+            and not is_cluster(self.client)
+        )
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
         entries = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in raw]
@@ -206,3 +224,36 @@ class GroupStream:
             )
             claimed += len(ids)
         return claimed
+
+
+async def read_together(streams: list[GroupStream], count: int) -> list[SideRead]:
+    """The fenced read of streams on one plain server, in one transaction that runs only
+    if the lock key is untouched since we found our token in it (WATCH): no Lua script
+    has to copy every entry it reads. (A Cluster pipeline runs no such transaction: there
+    each stream is read by FENCED_READ.)"""
+    first = streams[0]
+    fence = first._fence
+    assert fence is not None and all(first.can_share_reads_with(s) for s in streams)
+    while True:
+        async with first.client.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(fence.lock_key)
+                if as_text(await pipe.get(fence.lock_key) or b"") != fence.token:
+                    raise LockLost("read refused: the worker lock is held by another worker")
+                pipe.multi()
+                pipe.time()
+                for stream in streams:  # before the read: nothing slips by unseen
+                    pipe.xrevrange(stream.key, "+", "-", count=1)
+                keys: dict[KeyT, StreamIdT] = {s.key: ">" for s in streams}
+                pipe.xreadgroup(first._group, first._me, keys, count=count)
+                (seconds, micros), *lasts, reply = await pipe.execute()
+            except WatchError:
+                continue  # the key was touched (our own refresh, say): look again
+        by_key = {as_text(key): items for key, items in stream_replies(reply)}
+        server_ms = seconds * 1000 + micros // 1000
+        return [
+            stream._result(
+                by_key.get(stream.key, []), server_ms, as_text(last[0][0]) if last else "0-0"
+            )
+            for stream, last in zip(streams, lasts, strict=True)
+        ]

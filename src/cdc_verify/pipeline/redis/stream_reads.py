@@ -40,6 +40,11 @@ async def fetch_entries(
     return found
 
 
+def stream_replies(reply: object) -> list[tuple[bytes, RawEntries]]:
+    """A read of several streams: [(key, entries), ...] for the streams that had some."""
+    return cast(list[tuple[bytes, RawEntries]], reply or [])
+
+
 def stream_entries(reply: object) -> RawEntries:
     # redis-py types a read's reply as a union of every protocol's shapes; RESP2 gives
     # [[key, [(id, fields), ...]]] for the one stream read.

@@ -16,7 +16,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
-from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream
+from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, read_together
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text
@@ -160,7 +160,16 @@ class StreamPair:
 
     async def read_new(self, count: int, block_ms: int) -> ReadResult:
         """New entries of both sides; waits up to `block_ms` when neither has any."""
-        reads = await asyncio.gather(*(r.read(count) for r in self.readers.values()))
+        production, sister = self.readers[PRODUCTION], self.readers[SISTER]
+        if (
+            isinstance(production, GroupStream)
+            and isinstance(sister, GroupStream)
+            and production.can_share_reads_with(sister)
+        ):
+            # Both streams on one plain server (the default): one round trip for both.
+            reads = await read_together([production, sister], count)
+        else:
+            reads = list(await asyncio.gather(*(r.read(count) for r in self.readers.values())))
         by_side: dict[Side, SideRead] = dict(zip(self.readers, reads, strict=True))
         entries = [e for read in reads for e in read.entries]
         if not entries:
