@@ -37,7 +37,7 @@ READ_ONLY_ACL = "-@all +@read +@connection +ping +time"
 SISTER_ACL = (
     "-@all +@connection +ping +time +info +xreadgroup +xread +xrange +xrevrange +xlen +xack "
     "+xgroup +xautoclaim +xpending +xinfo +type +exists +get +set +pexpire +del +eval "
-    "+evalsha +script"
+    "+evalsha +script +watch +multi +exec"
 )
 STATE_ACL = (
     "-@all +@connection +ping +time +info +xadd +xtrim +type +exists +get +set +mget +del "
