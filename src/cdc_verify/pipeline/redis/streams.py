@@ -190,6 +190,10 @@ class StreamPair:
             group = (id(reader.client), reader.key if is_cluster(reader.client) else "")
             _, streams = by_client.setdefault(group, (reader.client, {}))
             streams[reader.key] = read.after
+        if len(by_client) == 1:  # one server: no task to cancel unstarted at a session's end
+            [(client, keys)] = by_client.values()
+            await client.xread(keys, count=1, block=block_ms)
+            return
         waits = [client.xread(keys, count=1, block=block_ms) for client, keys in by_client.values()]
         await asyncio.gather(*waits)
 
