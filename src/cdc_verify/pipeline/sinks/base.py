@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from cdc_verify.pipeline.core.outcome import Outcome
 
@@ -23,6 +24,17 @@ class Sink:
 
     def close(self) -> None:
         """Release what the sink holds (files); the default holds nothing."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 class CallbackSink(Sink):
@@ -49,17 +61,6 @@ class Sinks(Sink):
     def close(self) -> None:
         for sink in self.members:
             sink.close()
-
-    def __enter__(self) -> Sinks:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def live_sinks(

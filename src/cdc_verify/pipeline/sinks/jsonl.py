@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
 from cdc_verify.pipeline.sinks.base import Sink
@@ -28,14 +27,3 @@ class JsonlVerdictWriter(Sink):
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> JsonlVerdictWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
