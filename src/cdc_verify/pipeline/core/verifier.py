@@ -155,9 +155,6 @@ class Verifier:
         if position.before_ms > self._read_before[side]:
             self._read_before[side] = position.before_ms
 
-    def read_position(self, side: Side) -> ReadPosition:
-        return ReadPosition(self._read_before[side])
-
     def set_skew(self, sister_ahead_ms: int) -> None:
         """The sister stream's entry ids come from a clock `sister_ahead_ms` ahead of
         production's (two servers): times are compared on production's clock."""
