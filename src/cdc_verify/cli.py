@@ -14,7 +14,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from cdc_verify.consumers.loader import ConsumerLoadError, load_consumer
+from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
@@ -54,7 +54,7 @@ def _setting_flags() -> dict[str, str]:
 
 def _consumer(settings: Settings) -> Callable[..., Any]:
     try:
-        return load_consumer(settings.consumer)
+        return load_consumers(settings.consumer)
     except ConsumerLoadError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -288,7 +288,13 @@ def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """How events are joined, decoded and compared; where settings come from."""
     return _apply([
         setting("--grace", type=float, help="seconds a partner may lag before it is a gap"),
-        setting("--consumer", help="legacy consumer as module:callable"),
+        setting("--consumer", multiple=True,
+                help="legacy consumer: module:callable for every entity, or "
+                     "ENTITY=module:callable for one; repeatable"),
+        setting("--scope", help="production events the sister must deliver: all, sample:PCT "
+                "(sticky, by --scope-key), field:NAME=VALUE or sister"),
+        setting("--scope-key", type=click.Choice(["entity_id", "event_id"]),
+                help="field sample:PCT hashes (crc32 of its UTF-8 bytes)"),
         setting("--ignore-path", "ignore_paths", multiple=True,
                 help="JSON pointer not compared, e.g. /edited or /awards/*/count; repeatable, "
                      "* = any segment, comma separated in the environment"),
@@ -311,7 +317,8 @@ def common_options(
 
 def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
     flags = dict(kwargs)
-    flags["ignore_paths"] = list(flags.get("ignore_paths") or ()) or None
+    for multiple in ("ignore_paths", "consumer"):
+        flags[multiple] = list(flags.get(multiple) or ()) or None
     return flags
 
 

@@ -156,3 +156,13 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def verdicts_metric(registry: Any, verdict: str) -> float:
+    """cdc_verify_verdicts_total of one verdict, summed over its entity and op labels."""
+    return sum(
+        sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "cdc_verify_verdicts_total" and sample.labels["verdict"] == verdict
+    )

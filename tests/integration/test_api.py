@@ -197,7 +197,7 @@ def test_groups_status_and_probes(verified):
         assert reply.status_code == 200 and Health.model_validate(reply.json()).status == "ok"
     metrics = httpx.get(f"{served.url}/metrics").text
     assert "cdc_verify_open_alerts " in metrics and "cdc_verify_ready 1.0" in metrics
-    assert 'cdc_verify_verdicts_total{verdict="match"}' in metrics
+    assert 'cdc_verify_verdicts_total{verdict="match",entity="comment"' in metrics
 
 
 def _entry(event_id: str, comment: dict) -> dict[bytes, bytes]:

@@ -14,7 +14,14 @@ from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
-from .support import PROD, SIS, run_worker_until_done, settings, verdict_records
+from .support import (
+    PROD,
+    SIS,
+    run_worker_until_done,
+    settings,
+    verdict_records,
+    verdicts_metric,
+)
 
 
 def as_multiset(records) -> Counter[str]:
@@ -45,7 +52,7 @@ def test_the_single_worker_feeds_every_sink_every_record(redis_url, redis_client
     per_verdict = Counter(r["verdict"] for r in durable)
     registry = worker.metrics.registry
     for verdict, count in per_verdict.items():
-        sample = registry.get_sample_value("cdc_verify_verdicts_total", {"verdict": verdict})
+        sample = verdicts_metric(registry, verdict)
         assert sample == count, verdict
     assert dict(worker.status.totals) == dict(per_verdict)
     assert worker.status.groups.sorted(), "the status board's groups saw the mismatches"

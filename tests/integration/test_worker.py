@@ -30,6 +30,7 @@ from .support import (
     run_worker_until_done,
     settings,
     verdict_records,
+    verdicts_metric,
 )
 
 
@@ -52,7 +53,7 @@ def test_every_verdict_kind_exactly_once_and_everything_acked(redis_url, redis_c
     metrics = worker.metrics.registry
     read = metrics.get_sample_value("cdc_verify_events_read_total", {"side": "production"})
     assert read == len(corpus.production)
-    matches = metrics.get_sample_value("cdc_verify_verdicts_total", {"verdict": "match"})
+    matches = verdicts_metric(metrics, "match")
     assert matches == sum(1 for r in records if r["verdict"] == "match")
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["REFERENCE_CONSUMER", "Consumer", "ConsumerLoadError", "load_consumer"]
+__all__ = [
+    "ACCOUNT_CONSUMER", "DEFAULT_CONSUMERS", "REFERENCE_CONSUMER", "Consumer",
+    "ConsumerLoadError", "ConsumersByEntity", "NoConsumerForEntity", "load_consumer",
+    "load_consumers",
+]  # fmt: skip
 
 #: The shipped reference consumer for the documented wire format.
 REFERENCE_CONSUMER = "cdc_verify.consumers.reference:decode_event"
+#: The reference consumer of the second model, accounts (docs/wire-format.md).
+ACCOUNT_CONSUMER = "cdc_verify.consumers.account:decode_event"
+#: Without --consumer: comments (and any other entity) through the reference consumer,
+#: accounts through theirs.
+DEFAULT_CONSUMERS = (REFERENCE_CONSUMER, f"account={ACCOUNT_CONSUMER}")
 
 #: A consumer takes one Redis stream entry (bytes -> bytes) and returns the decoded comment,
 #: or raises when the legacy code would reject the event.
@@ -65,3 +74,65 @@ def load_consumer(spec: str) -> Consumer:
             f"consumer {spec!r}: {walked!r} is not callable (type {type(target).__name__})"
         )
     return target
+
+
+class NoConsumerForEntity(LookupError):
+    """An entry's `entity` has no consumer, and no default consumer was given."""
+
+
+class ConsumersByEntity:
+    """One consumer per entity, chosen by the entry's `entity` field, and a default.
+
+    It is itself a consumer: the core decodes through it without knowing there are
+    several, and an entity without one raises, which makes the event `undecodable`.
+    """
+
+    def __init__(self, default: Consumer | None, by_entity: Mapping[str, Consumer]) -> None:
+        self.default = default
+        self.by_entity = {name.encode(): c for name, c in by_entity.items()}
+
+    def __call__(self, fields: Mapping[bytes, bytes]) -> Mapping[str, Any]:
+        entity = fields.get(b"entity")
+        consumer = self.by_entity.get(entity, self.default) if entity else self.default
+        if consumer is None:
+            shown = "no entity field" if entity is None else f"entity {_shown(entity)}"
+            known = ", ".join(sorted(e.decode() for e in self.by_entity))
+            raise NoConsumerForEntity(
+                f"no consumer for {shown}: consumers are given for {known} only "
+                "(--consumer ENTITY=module:callable, or a plain module:callable for all)"
+            )
+        return consumer(fields)
+
+
+def _shown(entity: bytes) -> str:
+    text = entity[:40].decode("utf-8", "backslashreplace")
+    return repr(text + ("…" if len(entity) > 40 else ""))
+
+
+def load_consumers(specs: Sequence[str]) -> Consumer:
+    """The consumer the verifier decodes through, from the --consumer specs.
+
+    Each spec is ``module:callable`` (the default, for every entity without its own)
+    or ``ENTITY=module:callable``. One plain spec alone gives that callable itself.
+    """
+    default: Consumer | None = None
+    by_entity: dict[str, Consumer] = {}
+    for spec in specs:
+        entity, sep, target = spec.partition("=")
+        if not sep or ":" in entity:  # module paths have no '=': a plain default
+            if default is not None:
+                raise ConsumerLoadError(
+                    f"consumer {spec!r}: a default consumer is given twice; name the entity "
+                    "of all but one (ENTITY=module:callable)"
+                )
+            default = load_consumer(spec)
+            continue
+        entity = entity.strip()
+        if not entity:
+            raise ConsumerLoadError(f"consumer {spec!r}: expected ENTITY=module:callable")
+        if entity in by_entity:
+            raise ConsumerLoadError(f"consumer {spec!r}: entity {entity!r} is given twice")
+        by_entity[entity] = load_consumer(target)
+    if default is not None and not by_entity:
+        return default
+    return ConsumersByEntity(default, by_entity)

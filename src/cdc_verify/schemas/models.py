@@ -47,20 +47,41 @@ class VerdictRecordModel(BaseModel):
         return self
 
 
+OUT_OF_SCOPE = "out_of_scope"  # a count beside the verdicts: no verdict was given (outcome.py)
+
+
 class Summary(BaseModel):
     """summary.json: how many distinct event_ids, and how many records per verdict."""
 
     events: int
     verdicts: dict[Verdict, int]
+    out_of_scope: int = Field(
+        0, description="production events outside --scope whose twin never came: no verdict"
+    )
+    by_entity_op: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description='"entity/op" -> {verdict or "out_of_scope": count}',
+    )
+    ignored: dict[str, int] = Field(
+        default_factory=dict, description="--ignore-path -> differences it suppressed"
+    )
 
     @classmethod
-    def empty(cls) -> Summary:
-        return cls(events=0, verdicts={v: 0 for v in Verdict})
+    def empty(cls, ignore_paths: tuple[str, ...] | list[str] = ()) -> Summary:
+        return cls(events=0, verdicts={v: 0 for v in Verdict}, ignored={p: 0 for p in ignore_paths})
 
-    def add(self, verdict: Verdict) -> None:
+    def add(self, verdict: Verdict, entity_op: str | None = None) -> None:
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
         if verdict in PRIMARY_VERDICTS:
             self.events += 1
+        if entity_op is not None:
+            counts = self.by_entity_op.setdefault(entity_op, {})
+            counts[verdict.value] = counts.get(verdict.value, 0) + 1
+
+    def add_out_of_scope(self, entity_op: str) -> None:
+        self.out_of_scope += 1
+        counts = self.by_entity_op.setdefault(entity_op, {})
+        counts[OUT_OF_SCOPE] = counts.get(OUT_OF_SCOPE, 0) + 1
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

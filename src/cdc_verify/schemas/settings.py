@@ -20,7 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from cdc_verify.consumers.loader import REFERENCE_CONSUMER
+from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
+from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
 
 ENV_PREFIX = "CDC_VERIFY_"
@@ -121,12 +122,41 @@ class Settings(BaseSettings):
     alert_retention: float = Field(
         7 * 86400.0, ge=1, description="seconds an open or resolved alert is kept"
     )
-    consumer: str = Field(REFERENCE_CONSUMER, description="legacy consumer as module:callable")
+    # NoDecode: the environment gives "a:b,account=c:d" (split below).
+    consumer: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CONSUMERS),
+        description="legacy consumers: module:callable for every entity, "
+        "ENTITY=module:callable for one",
+    )
+    scope: str = Field(
+        "all",
+        description="production events the sister must deliver: all, sample:PCT, "
+        "field:NAME=VALUE or sister",
+    )
+    scope_key: Literal["entity_id", "event_id"] = Field(
+        "entity_id", description="the field sample:PCT hashes"
+    )
     # NoDecode: the environment gives "/a,/b" (split below), not the JSON list it would expect.
     ignore_paths: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="JSON pointers not compared"
     )
     float_tolerance: float = Field(0.0, ge=0, description="absolute tolerance for floats")
+
+    counter_retention: float = Field(
+        8 * 86400.0, ge=60, description="seconds the per-minute verdict counters are kept"
+    )
+    # What `gate`, /api/gate and the status page's banner measure against.
+    gate_since: float = Field(86400.0, gt=0, description="seconds of counters the gate reads")
+    gate_max_mismatch_rate: float = Field(
+        0.001, ge=0, le=1, description="largest share of events with a mismatch verdict"
+    )
+    gate_max_undecodable: int = Field(0, ge=0, description="most undecodable verdicts")
+    gate_max_gaps: int = Field(
+        0, ge=0, description="most missing_in_sister + missing_in_production verdicts"
+    )
+    gate_min_events: int = Field(
+        1000, ge=0, description="fewest events with a primary verdict to decide on"
+    )
 
     verdict_stream: str = Field("cdc-verify:verdicts", description="stream of verdict records")
     verdict_stream_maxlen: int = Field(
@@ -166,7 +196,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 
-    @field_validator("ignore_paths", mode="before")
+    @field_validator("ignore_paths", "consumer", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):  # from the environment: comma separated
@@ -193,6 +223,19 @@ class Settings(BaseSettings):
         if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
             raise ValueError(f"{str(path)!r} is not a readable file")
         return path
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, text: str) -> str:
+        Scope.parse(text)  # ScopeError is a ValueError: its words reach the user
+        return text.strip()
+
+    @field_validator("consumer")
+    @classmethod
+    def _consumer_specs(cls, specs: list[str]) -> list[str]:
+        if not specs:
+            raise ValueError("give at least one consumer")
+        return specs
 
     def server(self, role: Role) -> RedisServer:
         """How to reach the server of `role`, each unset setting taken from its default."""

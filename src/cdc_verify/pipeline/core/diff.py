@@ -136,15 +136,21 @@ class IgnoredPaths:
         return bool(self._exact or self._wildcard)
 
     def __contains__(self, path: str) -> bool:
+        return self.pattern_of(path) is not None
+
+    def pattern_of(self, path: str) -> str | None:
+        """The pattern that names exactly this path, as it was given; None if none does."""
         if path in self._exact:
-            return True
+            return path
         if not self._wildcard:
-            return False
+            return None
         segments = path.split("/")[1:]
-        return any(
-            len(p) == len(segments) and all(a in ("*", b) for a, b in zip(p, segments, strict=True))
-            for p in self._wildcard
-        )
+        for p in self._wildcard:
+            if len(p) == len(segments) and all(
+                a in ("*", b) for a, b in zip(p, segments, strict=True)
+            ):
+                return "/" + "/".join(p)
+        return None
 
 
 class StructuralDiff:
@@ -155,8 +161,13 @@ class StructuralDiff:
             raise ValueError("float tolerance must be >= 0")
         self._ignored = ignored or IgnoredPaths()
         self._tolerance = float_tolerance
+        self._suppressed: dict[str, int] | None = None  # during a call: the audit counts
 
-    def __call__(self, production: Any, sister: Any) -> list[Difference]:
+    def __call__(
+        self, production: Any, sister: Any, suppressed: dict[str, int] | None = None
+    ) -> list[Difference]:
+        """The differences; each one an ignored path hides is counted in `suppressed`
+        under the pattern that hid it (the audit of --ignore-path)."""
         # Most pairs match: a C-level == plus a check of container and leaf types
         # settles them at half the cost of the walk below.
         try:
@@ -165,7 +176,11 @@ class StructuralDiff:
         except RecursionError:  # nested past Python's stack: the bounded walk decides
             pass
         out: list[Difference] = []
-        self._walk(production, sister, "", out, 0, set())
+        self._suppressed = suppressed
+        try:
+            self._walk(production, sister, "", out, 0, set())
+        finally:
+            self._suppressed = None
         return out
 
     def _walk(
@@ -243,17 +258,29 @@ class StructuralDiff:
         return self._tolerance > 0 and abs(a - b) <= self._tolerance
 
     def _add(self, out: list[Difference], path: str, kind: DifferenceKind, a: Any, b: Any) -> None:
-        if self._ignored and self._is_ignored(path):
+        if self._ignored and self.ignores(path, self._suppressed):
             return
         out.append(Difference(path, kind, a, b))
 
     def is_ignored(self, path: str) -> bool:
-        return bool(self._ignored) and self._is_ignored(path)
+        return bool(self._ignored) and self._covering(path) is not None
 
-    def _is_ignored(self, path: str) -> bool:
+    def ignores(self, path: str, suppressed: dict[str, int] | None) -> bool:
+        """Whether a difference at `path` is ignored; if so it is counted in `suppressed`."""
+        if not self._ignored:
+            return False
+        pattern = self._covering(path)
+        if pattern is None:
+            return False
+        if suppressed is not None:
+            suppressed[pattern] = suppressed.get(pattern, 0) + 1
+        return True
+
+    def _covering(self, path: str) -> str | None:
         # A pointer also covers everything below it.
         while path:
-            if path in self._ignored:
-                return True
+            pattern = self._ignored.pattern_of(path)
+            if pattern is not None:
+                return pattern
             path = path.rpartition("/")[0]
-        return False
+        return None

@@ -23,6 +23,8 @@ class VerdictRecord:
     entry_id: str | None = None
     error: str | None = None
     differences: list[Difference] | None = None
+    # --ignore-path pattern -> differences it hid in this pair (the audit; not in the JSON)
+    ignored: dict[str, int] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event_id": self.event_id, "verdict": self.verdict.value}
@@ -50,20 +52,25 @@ class Decision:
 
     `sides` says which sides have been seen ("p", "s" or "ps"), so that a later
     copy is a duplicate on a seen side and a late arrival on an unseen one.
+    `verdict` None: a production event outside --scope whose twin did not come in time.
     """
 
-    verdict: Verdict
+    verdict: Verdict | None
     sides: str
     first_seen_ms: int
 
     def encode(self) -> str:
-        return f"{self.verdict.value}|{self.sides}|{self.first_seen_ms}"
+        verdict = OUT_OF_SCOPE if self.verdict is None else self.verdict.value
+        return f"{verdict}|{self.sides}|{self.first_seen_ms}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Decision:
         text = raw.decode() if isinstance(raw, bytes) else raw
         verdict, sides, first_seen = text.split("|")
-        return cls(Verdict(verdict), sides, int(first_seen))
+        return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
+
+
+OUT_OF_SCOPE = "out_of_scope"
 
 
 class OutcomeKind(Enum):
@@ -71,6 +78,7 @@ class OutcomeKind(Enum):
     EXTRA = "E"  # duplicate or malformed record
     LATE = "L"  # the missing partner arrived after its gap verdict
     SKIP = "S"  # entries from before the start horizon: acked, no verdict
+    OUT_OF_SCOPE = "O"  # production event outside --scope, no twin in time: counted only
 
 
 @dataclass(slots=True)

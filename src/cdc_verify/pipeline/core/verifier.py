@@ -21,6 +21,7 @@ from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
+from cdc_verify.pipeline.core.scope import ALL, Scope
 from cdc_verify.pipeline.core.waiting import WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
@@ -56,6 +57,8 @@ class VerifierConfig:
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.
     ordered_sides: bool = True
+    # Which production events the sister must deliver (docs/rollouts.md).
+    scope: Scope = ALL
 
     @classmethod
     def from_settings(cls, settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
@@ -72,6 +75,7 @@ class VerifierConfig:
             ),
             ignored_paths=tuple(settings.ignore_paths),
             float_tolerance=settings.float_tolerance,
+            scope=Scope.parse(settings.scope, settings.scope_key),
         )
 
 
@@ -86,6 +90,7 @@ class Verifier:
         )
         self._grace = self.config.grace_ms
         self._ordered = self.config.ordered_sides
+        self._scope = self.config.scope
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
         self._decided_window = retention if in_memory is None else min(retention, in_memory)
         # How far the sister stream's entry-id clock runs ahead of production's (a
@@ -176,13 +181,13 @@ class Verifier:
             while (arrival := waiting.oldest_arrival()) is not None and other.covers(
                 arrival + self._grace + shift
             ):
-                out.append(self._gap(waiting.take_oldest()))
+                out.append(self._expired(waiting.take_oldest()))
         self._evict_decisions()
         return out
 
     def flush(self) -> list[Outcome]:
-        """End of a bounded input: every waiting event is a gap."""
-        return [self._gap(entry) for side in SIDES for entry in self._waiting[side].drain()]
+        """End of a bounded input: every waiting event is a gap (or out of scope)."""
+        return [self._expired(entry) for side in SIDES for entry in self._waiting[side].drain()]
 
     def compare_late(self, outcome: Outcome, twin: StreamEntry) -> None:
         """Compares a late arrival with the entry its gap verdict was about.
@@ -228,7 +233,7 @@ class Verifier:
                 out.append(self._skip(first))
                 self._wait(late)
             else:
-                out.append(self._gap(first))
+                out.append(self._expired(first))
                 self._arrived_after_verdict(late, out)
             return
 
@@ -269,6 +274,22 @@ class Verifier:
         record = VerdictRecord(entry.event_id, Verdict.DUPLICATE, entry.side, entry.entry_id)
         return Outcome(OutcomeKind.EXTRA, record, (entry,))
 
+    def _expired(self, present: StreamEntry) -> Outcome:
+        """The partner did not come in time: a gap, unless production did not expect it."""
+        if present.side is PRODUCTION and not self._scope.expects(present.fields):
+            return self._out_of_scope(present)
+        return self._gap(present)
+
+    def _out_of_scope(self, present: StreamEntry) -> Outcome:
+        event_id = present.event_id
+        assert event_id is not None
+        if present.arrival_ms < self.horizon_ms:
+            return self._skip(present)
+        # Remembered like a verdict, so a twin that comes later is a late arrival, not
+        # a sister event production never had.
+        decision = self._decided[event_id] = Decision(None, "p", present.arrival_ms)
+        return Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
+
     def _gap(self, present: StreamEntry) -> Outcome:
         event_id = present.event_id
         assert event_id is not None
@@ -307,23 +328,29 @@ class Verifier:
             )
         if s_error is not None:
             return VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
+        suppressed: dict[str, int] = {}
+        diff = self._diff
         try:
             differences = with_wire_types(
-                self._diff(p_value, s_value),
+                diff(p_value, s_value, suppressed),
                 production.fields,
                 sister.fields,
                 (p_value, s_value),
-                self._diff.is_ignored,
+                lambda path: diff.ignores(path, suppressed),
             )
         except Exception as exc:  # values a consumer returned that cannot even be compared
             error = f"the decoded events cannot be compared: {describe_error(exc)}"
             return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)
         if not differences:
-            return VerdictRecord(event_id, Verdict.MATCH)
-        p_version, s_version = parse_version(production.fields), parse_version(sister.fields)
-        raced = p_version is not None and s_version is not None and p_version != s_version
-        verdict = Verdict.RACE if raced else Verdict.MISMATCH
-        return VerdictRecord(event_id, verdict, differences=differences)
+            record = VerdictRecord(event_id, Verdict.MATCH)
+        else:
+            p_version, s_version = parse_version(production.fields), parse_version(sister.fields)
+            raced = p_version is not None and s_version is not None and p_version != s_version
+            verdict = Verdict.RACE if raced else Verdict.MISMATCH
+            record = VerdictRecord(event_id, verdict, differences=differences)
+        if suppressed:
+            record.ignored = suppressed
+        return record
 
     def _evict_decisions(self) -> None:
         horizon = max(self._read_before.values()) - self._decided_window

@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 from redis.exceptions import ResponseError
 
+from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
@@ -35,6 +36,7 @@ COMMIT = ScriptContract(
         "verdicts", "production", "sister", "alerts_open", "alerts_resolved",
         "alerts_open_index", "alerts_resolved_index", "lock",
         "positions", "production_waiting",
+        "counts",  # this minute's verdict counters (hash "<name>|<entity>|<op>" -> count)
     ),
     args=(
         "group",  # the consumer group whose entries are XACKed
@@ -51,16 +53,22 @@ COMMIT = ScriptContract(
         "production_position", "production_waiting_add",
         # '' for no lock; else the commit writes nothing unless K.lock holds this token
         "lock_token",
+        "counts_expire_at_ms",  # K.counts lives until its minute ends plus the retention
     ),
     records={
-        "O": ("kind", "event_id", "verdict", "record", "decision", "alert", "settles"),
+        "O": (
+            "kind", "event_id", "verdict", "record", "decision", "alert", "settles",
+            "entity", "op",  # what the counters count it under (core/breakdown.py)
+        ),
         # one settled entry: stream 1 (production) or 2 (sister), and its entry id
         "S": ("stream", "entry_id"),
     },
 )  # fmt: skip
 
 # The order `_arguments` packs an outcome and a settled entry in (checked at import).
-OUTCOME_FIELDS = ("kind", "event_id", "verdict", "record", "decision", "alert", "settles")
+OUTCOME_FIELDS = (
+    "kind", "event_id", "verdict", "record", "decision", "alert", "settles", "entity", "op",
+)  # fmt: skip
 SETTLED_FIELDS = ("stream", "entry_id")
 if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
     raise RuntimeError("COMMIT's record fields and the packing order in _arguments differ")
@@ -85,7 +93,7 @@ end
 local kinds = {
   [K.verdicts] = 'stream', [K.alerts_open] = 'hash', [K.alerts_resolved] = 'hash',
   [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
-  [K.positions] = 'hash', [K.production_waiting] = 'zset',
+  [K.positions] = 'hash', [K.production_waiting] = 'zset', [K.counts] = 'hash',
 }
 for key, kind in pairs(kinds) do
   local found = redis.call('TYPE', key)['ok']
@@ -99,6 +107,11 @@ local modes = {A.settle_production, A.settle_sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
+local tally = {}  -- counter field -> increment: what this call made durable, counted once
+local function count(name, o)
+  local field = name .. '|' .. o[O.entity] .. '|' .. o[O.op]
+  tally[field] = (tally[field] or 0) + 1
+end
 local function mark(s)
   local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
   return redis.call('SET', marker, 1, 'NX', 'PX', ttl) and 1 or 0
@@ -127,7 +140,14 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
   local kind, eid, verdict, record = o[O.kind], o[O.event_id], o[O.verdict], o[O.record]
   local decision, alert = o[O.decision], o[O.alert]
   local emit = false
-  if kind == 'P' or kind == 'S' then
+  local settled = nil  -- kinds without a verdict entry: whether this call settled them
+  if kind == 'O' then
+    -- Out of scope: no verdict, but remembered (a later twin is late, not a new event)
+    -- and counted, once: the decision's SET NX guards a retried commit.
+    for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
+    settled = redis.call('SET', A.decided_prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
+    if settled then count('out_of_scope', o) end
+  elseif kind == 'P' or kind == 'S' then
     for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
     if kind == 'P' then
       local key = A.decided_prefix .. eid
@@ -157,6 +177,7 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
       emit = acked > 0
     elseif kind == 'L' and acked > 0 then
       table.insert(fresh, 1)
+      count('late', o)
       redis.call('SET', A.decided_prefix .. eid, decision, 'XX', 'KEEPTTL')
       local open = redis.call('HGET', K.alerts_open, eid)
       if open then
@@ -172,9 +193,16 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
   if emit then
     redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict, 'record', record)
     written = written + 1
+    count(verdict, o)
   end
-  if #fresh < i then table.insert(fresh, (emit or kind == 'S') and 1 or 0) end
+  if #fresh < i then table.insert(fresh, (emit or settled or kind == 'S') and 1 or 0) end
 end
+local counted = false
+for field, n in pairs(tally) do
+  redis.call('HINCRBY', K.counts, field, n)
+  counted = true
+end
+if counted then redis.call('PEXPIREAT', K.counts, A.counts_expire_at_ms) end
 local waiting = cmsgpack.unpack(A.production_waiting_add)
 for j = 1, #waiting, 500 do
   local args = {}
@@ -282,6 +310,7 @@ class VerdictCommitter:
         record_retention_ms: int,
         settle: SettleModes = ("ack", "ack"),
         lock_token: str = "",
+        counter_retention_ms: int = 8 * 86_400_000,
     ) -> None:
         if not set(settle) <= set(SETTLE_MODES):
             raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
@@ -299,6 +328,7 @@ class VerdictCommitter:
             settled_prefix=keys.settled_prefix,
             lock_token=lock_token,
         )
+        self._counter_retention_ms = counter_retention_ms
         # A stream is a key of the script only when the script acks it; otherwise the
         # lock (a state key, never touched as a stream) holds its place, so that on a
         # Cluster every key of the script is in the state keys' slot.
@@ -310,7 +340,9 @@ class VerdictCommitter:
             alerts_open_index=keys.alerts_open_index,
             alerts_resolved_index=keys.alerts_resolved_index, lock=keys.lock,
             positions=keys.positions, production_waiting=keys.production_waiting,
+            counts=keys.lock,  # a placeholder: the key of the minute is set per call
         )  # fmt: skip
+        self._counts_slot = COMMIT.keys.index("counts")
         self._script = COMMIT.register(client, COMMIT_SCRIPT)
 
     @classmethod
@@ -332,6 +364,7 @@ class VerdictCommitter:
             record_retention_ms=round(settings.verdict_retention * 1000),
             settle=settle,
             lock_token=lock_token,
+            counter_retention_ms=round(settings.counter_retention * 1000),
         )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
@@ -371,9 +404,12 @@ class VerdictCommitter:
             if checkpoint is not None and number == 0:
                 later = [e for o in outcomes[CHUNK:] for e in o.settles if e.side is PRODUCTION]
                 position, waiting = checkpoint.position, [*checkpoint.waiting, *later]
-            args = self._arguments(chunk, position, waiting)
+            now_ms = int(time.time() * 1000)
+            args = self._arguments(chunk, position, waiting, now_ms)
+            keys = list(self._script_keys)
+            keys[self._counts_slot] = counts_key(self._keys, now_ms)
             try:
-                flags = await self._script(keys=self._script_keys, args=args)
+                flags = await self._script(keys=keys, args=args)
             except ResponseError as exc:
                 if str(exc).startswith("LOCKLOST"):
                     raise LockLost(f"commit refused: {exc}") from None
@@ -382,7 +418,11 @@ class VerdictCommitter:
         return fresh
 
     def _arguments(
-        self, outcomes: Iterable[Outcome], position: str, waiting: Sequence[StreamEntry]
+        self,
+        outcomes: Iterable[Outcome],
+        position: str,
+        waiting: Sequence[StreamEntry],
+        now_ms: int,
     ) -> list[Any]:
         now = _now_iso()
         batch = []
@@ -404,15 +444,26 @@ class VerdictCommitter:
                     o.decision.encode() if o.decision else "",
                     alert,
                     [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
+                    *entity_op(o.settles),
                 )
             )
+        minute_end = (now_ms // MINUTE_MS + 1) * MINUTE_MS
         return COMMIT.args_of(
             outcomes=msgpack.packb(batch, use_bin_type=False),
-            now_ms=int(time.time() * 1000),
+            now_ms=now_ms,
+            counts_expire_at_ms=minute_end + self._counter_retention_ms,
             production_position=position,
             production_waiting_add=msgpack.packb([[e.entry_id, e.arrival_ms] for e in waiting]),
             **self._fixed,
         )
+
+
+MINUTE_MS = 60_000
+
+
+def counts_key(keys: WorkerKeys, at_ms: int) -> str:
+    """The hash of verdict counters of the minute holding `at_ms` (docs/rollouts.md)."""
+    return f"{keys.counts_prefix}{at_ms // MINUTE_MS}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,10 +40,11 @@ class EventLookup:
                 decision = None
         if record is not None:
             body = json.loads(record)
-        elif decision is not None:  # a match: its decision says all there is
+        elif decision is not None and decision.verdict is not None:
+            # a match: its decision says all there is
             body = {"event_id": event_id, "verdict": decision.verdict.value}
         else:
-            return None
+            return None  # unknown, or out of --scope: no verdict was given
         alert = await self._alerts.get(event_id)
         return EventVerdict(
             event_id,

@@ -31,6 +31,8 @@ class WorkerKeys:
     horizon: str  # ms of the declared start; older entries are partners only
     positions: str  # hash side -> last entry id read and committed (a read-only side)
     production_waiting: str  # sorted set: read-only production's waiting entry ids
+    # + minute (epoch ms // 60000): hash "<verdict>|<entity>|<op>" -> count (docs/rollouts.md)
+    counts_prefix: str
     cluster: bool = False
 
     @classmethod
@@ -65,6 +67,7 @@ class WorkerKeys:
             horizon=f"{base}:horizon_ms",
             positions=f"{base}:positions",
             production_waiting=f"{base}:waiting:production",
+            counts_prefix=f"{base}:counts:",
             cluster=cluster,
         )
 

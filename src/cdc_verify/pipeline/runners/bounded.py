@@ -59,12 +59,14 @@ class ReportSinks(Sinks):
 
     FILES = ("verdicts.jsonl", "summary.json", "groups.json", "summary.md", "report.html")
 
-    def __init__(self, out_dir: Path, decoder: LegacyDecoder) -> None:
+    def __init__(
+        self, out_dir: Path, decoder: LegacyDecoder, ignore_paths: Iterable[str] = ()
+    ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         verdicts = out_dir / "verdicts.jsonl"
         verdicts.unlink(missing_ok=True)
         self.out_dir = out_dir
-        self.counter = SummaryCounter()
+        self.counter = SummaryCounter(ignore_paths)
         self.groups = MismatchGroups()
         self.timeline = VerdictTimeline()
         self._decoder = decoder
@@ -94,7 +96,7 @@ def verify_to_reports(
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Verify a bounded input into DIR (ReportSinks.FILES)."""
-    sinks = ReportSinks(out_dir, verifier.decoder)
+    sinks = ReportSinks(out_dir, verifier.decoder, verifier.config.ignored_paths)
     with sinks:
         verify_bounded(verifier, production, sister, sinks, on_progress)
     return sinks.write_reports()

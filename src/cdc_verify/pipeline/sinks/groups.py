@@ -1,8 +1,9 @@
 """Mismatch groups: verdicts that share a fingerprint, so one bug reads as one line.
 
-The fingerprint is (verdict, side, error, and each difference's path, kind and wire
-types), with list indices in paths replaced by `*`: the same bug on the third award
-and on the first is one group. Fixing a bug in the new service empties its group.
+The fingerprint is (verdict, side, error, each difference's path, kind and wire
+types, entity and op), with list indices in paths replaced by `*`: the same bug on the
+third award and on the first is one group, the same bug in two write endpoints two.
+Fixing a bug in the new service empties its group.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.sinks.base import Sink
@@ -21,9 +23,15 @@ from cdc_verify.schemas.verdicts import Verdict
 EXAMPLES = 5
 _INDEX = re.compile(r"/\d+(?=/|$)")
 
-Fingerprint = tuple[
-    str, str | None, str | None, tuple[tuple[str, str, str | None, str | None], ...]
-]
+
+class Fingerprint(NamedTuple):
+    verdict: str
+    side: str | None
+    error: str | None
+    # (path with * for list indices, kind, production wire type, sister wire type)
+    differences: tuple[tuple[str, str, str | None, str | None], ...]
+    entity: str
+    op: str
 
 
 @dataclass(slots=True)
@@ -37,9 +45,11 @@ class Group:
     example_entries: tuple[StreamEntry, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        verdict, side, error, differences = self.fingerprint
+        verdict, side, error, differences, entity, op = self.fingerprint
         return {
             "verdict": verdict,
+            "entity": entity,
+            "op": op,
             "side": side,
             "error": error,
             "differences": [
@@ -68,7 +78,7 @@ class MismatchGroups(Sink):
             record = outcome.record
             if record is None or record.verdict is Verdict.MATCH:
                 continue
-            fingerprint = (
+            fingerprint = Fingerprint(
                 record.verdict.value,
                 record.side.value if record.side else None,
                 record.error,
@@ -76,6 +86,7 @@ class MismatchGroups(Sink):
                     (_INDEX.sub("/*", d.path), d.kind.value, d.production_wire, d.sister_wire)
                     for d in record.differences or ()
                 ),
+                *entity_op(outcome.settles),
             )
             group = self._groups.get(fingerprint)
             seen = min((e.arrival_ms for e in outcome.settles), default=0)

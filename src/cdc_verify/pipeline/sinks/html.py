@@ -19,7 +19,7 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.sinks.groups import Group
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
-from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
 from cdc_verify.schemas.verdicts import Verdict
 
 COLORS = {
@@ -53,6 +53,8 @@ def render_html(
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         _totals(summary),
+        _by_entity_op(summary),
+        _ignored(summary),
         "<h2>Verdicts over event time</h2>",
         _chart(timeline),
         f"<h2 id='groups'>Mismatch groups ({len(groups)})</h2>",
@@ -73,9 +75,49 @@ def _totals(summary: Summary) -> str:
         f"<td class='n'>{summary.verdicts.get(v, 0):,}</td></tr>"
         for v in Verdict
     )
+    scope = (
+        f"<p id='out-of-scope'><b>{summary.out_of_scope:,}</b> production events outside "
+        "--scope had no twin: no verdict</p>"
+        if summary.out_of_scope
+        else ""
+    )
     return (
         f"<p id='headline'><b>{events:,}</b> events, <b>{rate}</b> match</p>"
-        f"<table id='totals'><tr><th>verdict</th><th>records</th></tr>{rows}</table>"
+        f"<table id='totals'><tr><th>verdict</th><th>records</th></tr>{rows}</table>{scope}"
+    )
+
+
+def _by_entity_op(summary: Summary) -> str:
+    """One row per write endpoint (entity/op), one column per verdict seen."""
+    if not summary.by_entity_op:
+        return ""
+    seen = {name for counts in summary.by_entity_op.values() for name in counts}
+    columns: list[str] = [v.value for v in Verdict if v.value in seen]
+    columns += [OUT_OF_SCOPE] if OUT_OF_SCOPE in seen else []
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = "".join(
+        f"<tr><td>{escape(key)}</td>"
+        + "".join(f"<td class='n'>{counts.get(c, 0):,}</td>" for c in columns)
+        + "</tr>"
+        for key, counts in sorted(summary.by_entity_op.items())
+    )
+    return (
+        "<h2>By entity and op</h2>"
+        f"<table id='by-entity-op'><tr><th>entity/op</th>{head}</tr>{rows}</table>"
+    )
+
+
+def _ignored(summary: Summary) -> str:
+    """What each --ignore-path hid: a normalisation must not hide a class of bugs unseen."""
+    if not summary.ignored:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{escape(path)}</code></td><td class='n'>{count:,}</td></tr>"
+        for path, count in summary.ignored.items()
+    )
+    return (
+        "<h2>Ignored paths</h2><table id='ignored'><tr><th>--ignore-path</th>"
+        f"<th>differences suppressed</th></tr>{rows}</table>"
     )
 
 
@@ -108,7 +150,11 @@ def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> st
 
 
 def _describe(group: Group) -> str:
-    _, side, error, differences = group.fingerprint
+    side, error, differences = (
+        group.fingerprint.side,
+        group.fingerprint.error,
+        group.fingerprint.differences,
+    )
     what = "; ".join(
         f"{path} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
         for path, kind, pw, sw in differences
@@ -120,7 +166,8 @@ def _groups_table(groups: list[Group]) -> str:
     if not groups:
         return "<p>No mismatches: every event matched.</p>"
     rows = "".join(
-        f"<tr><td class='n'>{g.count:,}</td><td>{escape(g.fingerprint[0])}</td>"
+        f"<tr><td class='n'>{g.count:,}</td><td>{escape(g.fingerprint.verdict)}</td>"
+        f"<td>{escape(g.fingerprint.entity)}/{escape(g.fingerprint.op)}</td>"
         f"<td>{escape(_describe(g))}</td><td>{escape(_iso(g.first_seen_ms))}</td>"
         f"<td>{escape(_iso(g.last_seen_ms))}</td>"
         f"<td><a href='#g{n}'>{escape(g.examples[0])}</a></td></tr>"
@@ -128,14 +175,15 @@ def _groups_table(groups: list[Group]) -> str:
     )
     more = f"<p>… and {len(groups) - MAX_GROUPS} smaller groups (see groups.json).</p>"
     return (
-        "<table id='group-table'><tr><th>count</th><th>verdict</th><th>what</th>"
+        "<table id='group-table'><tr><th>count</th><th>verdict</th><th>entity/op</th>"
+        "<th>what</th>"
         f"<th>first seen</th><th>last seen</th><th>example</th></tr>{rows}</table>"
         + (more if len(groups) > MAX_GROUPS else "")
     )
 
 
 def _group_detail(number: int, group: Group, decoder: LegacyDecoder) -> str:
-    paths = {path for path, *_ in group.fingerprint[3]}
+    paths = {path for path, *_ in group.fingerprint.differences}
     sides = []
     reference: Any = None  # the sister is shown in production's key order, line by line
     for side in (PRODUCTION, SISTER):
@@ -157,7 +205,8 @@ def _group_detail(number: int, group: Group, decoder: LegacyDecoder) -> str:
         sides.append(f"<div class='side {side.value}'><h4>{side.value}</h4>{body}</div>")
     return (
         f"<details id='g{number}'{' open' if number <= 3 else ''}><summary>"
-        f"<b>{group.count:,}</b> &times; {escape(group.fingerprint[0])}: "
+        f"<b>{group.count:,}</b> &times; {escape(group.fingerprint.verdict)} "
+        f"({escape(group.fingerprint.entity)}/{escape(group.fingerprint.op)}): "
         f"{escape(_describe(group))} (example {escape(group.examples[0])})</summary>"
         f"<div class='sides'>{''.join(sides)}</div></details>"
     )

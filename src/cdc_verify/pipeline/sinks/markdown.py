@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cdc_verify.pipeline.sinks.groups import Group
-from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Verdict
 
 TOP_GROUPS = 10
@@ -23,11 +23,30 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
         count = summary.verdicts.get(verdict, 0)
         if count or verdict in PRIMARY_VERDICTS:
             lines.append(f"| `{verdict.value}` | {count:,} |")
+    if summary.out_of_scope:
+        lines.append(f"| out of scope (no verdict) | {summary.out_of_scope:,} |")
+    if summary.by_entity_op:
+        lines += ["", "| entity/op | events | match | other verdicts | out of scope |",
+                  "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for key, counts in sorted(summary.by_entity_op.items()):
+            primary = sum(counts.get(v.value, 0) for v in PRIMARY_VERDICTS)
+            match = counts.get(Verdict.MATCH.value, 0)
+            others = sum(
+                n for v, n in counts.items() if v not in (Verdict.MATCH.value, OUT_OF_SCOPE)
+            )
+            lines.append(f"| {key} | {primary:,} | {match:,} | {others:,} "
+                         f"| {counts.get(OUT_OF_SCOPE, 0):,} |")  # fmt: skip
+    if summary.ignored:
+        lines += ["", "| --ignore-path | differences suppressed |", "| --- | ---: |"]
+        lines += [f"| `{path}` | {n:,} |" for path, n in summary.ignored.items()]
     if groups:
         lines += ["", f"**Top {min(len(groups), TOP_GROUPS)} of {len(groups)} groups**", ""]
-        lines += ["| count | verdict | what | example |", "| ---: | --- | --- | --- |"]
+        lines += [
+            "| count | verdict | entity/op | what | example |",
+            "| ---: | --- | --- | --- | --- |",
+        ]
         for group in groups[:TOP_GROUPS]:
-            group_verdict, side, error, differences = group.fingerprint
+            group_verdict, side, error, differences, entity, op = group.fingerprint
             what = "; ".join(
                 f"`{path}` {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
                 for path, kind, pw, sw in differences
@@ -35,7 +54,8 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
             if side:
                 what = f"{side}: {what}" if what else side
             lines.append(
-                f"| {group.count:,} | `{group_verdict}` | {_cell(what)} | `{group.examples[0]}` |"
+                f"| {group.count:,} | `{group_verdict}` | {entity}/{op} | {_cell(what)} "
+                f"| `{group.examples[0]}` |"
             )
     return "\n".join(lines) + "\n"
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from cdc_verify.pipeline.core.breakdown import OPS, entity_op
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -14,14 +16,36 @@ SIDES = (Side.PRODUCTION.value, Side.SISTER.value)
 
 
 class VerifierMetrics(Sink):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        ignore_paths: Iterable[str] = (),
+        entities: Iterable[str] = ("comment", "account"),
+    ) -> None:
+        """`entities`: whose series exist from the start (at 0), so that rate() sees the
+        first verdict of each; others appear when their first verdict comes."""
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.events_read = Counter(
             "cdc_verify_events_read", "Stream entries read, per side.", ["side"], registry=r
         )
         self.verdicts = Counter(
-            "cdc_verify_verdicts", "Verdict records written, per verdict.", ["verdict"], registry=r
+            "cdc_verify_verdicts",
+            "Verdict records written, per verdict, entity and op (the write endpoint).",
+            ["verdict", "entity", "op"],
+            registry=r,
+        )
+        self.out_of_scope = Counter(
+            "cdc_verify_out_of_scope",
+            "Production events outside --scope whose twin did not come: no verdict.",
+            ["entity", "op"],
+            registry=r,
+        )
+        self.ignored_differences = Counter(
+            "cdc_verify_ignored_differences",
+            "Differences an --ignore-path suppressed, per path.",
+            ["path"],
+            registry=r,
         )
         self.decode_errors = Counter(
             "cdc_verify_decode_errors",
@@ -91,8 +115,15 @@ class VerifierMetrics(Sink):
             self.pending_joins.labels(side=side)
             self.consumer_lag.labels(side=side)
         # Label children bound once: .labels() per outcome costs more than the count.
-        self._verdict = {v: self.verdicts.labels(verdict=v.value) for v in Verdict}
+        self._verdict: dict[tuple[Verdict, str, str], Any] = {}
         self._decode_error = {s: self.decode_errors.labels(side=s) for s in SIDES}
+        for path in ignore_paths:
+            self.ignored_differences.labels(path=path)
+        for entity in entities:
+            for op in OPS:
+                self.out_of_scope.labels(entity=entity, op=op)
+                for v in Verdict:
+                    self._verdict[v, entity, op] = self.verdicts.labels(v.value, entity, op)
 
     def read(self, side: str, count: int) -> None:
         if count:
@@ -105,9 +136,20 @@ class VerifierMetrics(Sink):
                 continue
             record = outcome.record
             if record is None:
-                self.skipped.inc(len(outcome.settles))
+                if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+                    entity, op = entity_op(outcome.settles)
+                    self.out_of_scope.labels(entity=entity, op=op).inc()
+                else:
+                    self.skipped.inc(len(outcome.settles))
                 continue
-            self._verdict[record.verdict].inc()
+            entity, op = entity_op(outcome.settles)
+            key = (record.verdict, entity, op)
+            child = self._verdict.get(key)
+            if child is None:
+                child = self._verdict[key] = self.verdicts.labels(record.verdict.value, entity, op)
+            child.inc()
+            for path, count in (record.ignored or {}).items():
+                self.ignored_differences.labels(path=path).inc(count)
             if record.verdict is Verdict.UNDECODABLE and record.side is not None:
                 sides = SIDES if record.side is Side.BOTH else (record.side.value,)
                 for side in sides:

@@ -1,23 +1,32 @@
-"""Counts verdict records into summary.json."""
+"""Counts verdict records into summary.json: per verdict, per entity/op, out of scope,
+and what each --ignore-path suppressed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
 
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.pipeline.core.breakdown import entity_op_key
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Summary
 
 
 class SummaryCounter(Sink):
-    def __init__(self) -> None:
-        self.summary = Summary.empty()
+    def __init__(self, ignore_paths: Iterable[str] = ()) -> None:
+        self.summary = Summary.empty(tuple(ignore_paths))
 
     def add(self, outcomes: Iterable[Outcome]) -> None:
+        summary = self.summary
         for outcome in outcomes:
-            if outcome.record is not None:
-                self.summary.add(outcome.record.verdict)
+            record = outcome.record
+            if record is not None:
+                summary.add(record.verdict, entity_op_key(outcome.settles))
+                if record.ignored:
+                    for path, count in record.ignored.items():
+                        summary.ignored[path] = summary.ignored.get(path, 0) + count
+            elif outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+                summary.add_out_of_scope(entity_op_key(outcome.settles))
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
