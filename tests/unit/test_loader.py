@@ -110,3 +110,78 @@ def test_reference_known_keys_is_not_callable() -> None:
 
 def test_consumer_load_error_is_a_value_error() -> None:
     assert issubclass(ConsumerLoadError, ValueError)
+
+
+# -- one consumer per entity --------------------------------------------------------
+
+
+def test_default_consumers_dispatch_comments_and_accounts() -> None:
+    from cdc_verify.consumers import account
+    from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, ConsumersByEntity, load_consumers
+
+    consumer = load_consumers(DEFAULT_CONSUMERS)
+    assert isinstance(consumer, ConsumersByEntity)
+    assert consumer.default is reference.decode_event
+    assert consumer.by_entity == {b"account": account.decode_event}
+
+
+def test_one_plain_consumer_is_the_callable_itself(user_modules: Path) -> None:
+    from cdc_verify.consumers.loader import load_consumers
+
+    assert load_consumers(["my_consumer:decode"])({}) == {"who": "top"}
+
+
+def test_an_entity_without_a_consumer_raises_naming_it(user_modules: Path) -> None:
+    from cdc_verify.consumers.loader import NoConsumerForEntity, load_consumers
+
+    consumer = load_consumers(
+        ["comment=my_consumer:decode", "link=my_consumer:Holder.Inner.decode"]
+    )
+    assert consumer({b"entity": b"comment"}) == {"who": "top"}
+    assert consumer({b"entity": b"link"}) == {"who": "inner"}
+    with pytest.raises(
+        NoConsumerForEntity, match=r"no consumer for entity 'account'.*comment, link"
+    ):
+        consumer({b"entity": b"account"})
+    with pytest.raises(NoConsumerForEntity, match="no entity field"):
+        consumer({})
+
+
+def test_a_default_serves_every_entity_without_its_own(user_modules: Path) -> None:
+    from cdc_verify.consumers.loader import load_consumers
+
+    consumer = load_consumers(["my_consumer:decode", "link=my_consumer:Holder.Inner.decode"])
+    assert consumer({b"entity": b"poll"}) == {"who": "top"}
+    assert consumer({}) == {"who": "top"}
+    assert consumer({b"entity": b"link"}) == {"who": "inner"}
+
+
+@pytest.mark.parametrize(
+    ("specs", "words"),
+    [
+        (["my_consumer:decode", "my_consumer:decode"], "default consumer is given twice"),
+        (["a=my_consumer:decode", "a=my_consumer:decode"], "entity 'a' is given twice"),
+        (["=my_consumer:decode"], "ENTITY=module:callable"),
+        (["a=my_consumer"], "no ':'"),
+    ],
+)
+def test_bad_consumer_lists_are_refused(user_modules: Path, specs: list[str], words: str) -> None:
+    from cdc_verify.consumers.loader import load_consumers
+
+    with pytest.raises(ConsumerLoadError, match=words):
+        load_consumers(specs)
+
+
+def test_an_entity_without_a_consumer_is_undecodable_in_the_verifier(user_modules: Path) -> None:
+    from cdc_verify.consumers.loader import load_consumers
+    from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+    from cdc_verify.pipeline.core.verifier import Verifier
+
+    verifier = Verifier(load_consumers(["comment=my_consumer:decode"]))
+    fields = {b"event_id": b"E1", b"entity": b"poll", b"op": b"create"}
+    [outcome] = verifier.ingest(
+        [StreamEntry(PRODUCTION, "1-0", fields), StreamEntry(SISTER, "2-0", fields)]
+    )
+    record = outcome.record.as_json()
+    assert record["verdict"] == "undecodable" and record["side"] == "both"
+    assert "NoConsumerForEntity: no consumer for entity 'poll'" in record["error"]
