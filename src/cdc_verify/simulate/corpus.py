@@ -8,16 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdc_verify.pipeline.core.breakdown import entity_of, op_of
 from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.simulate.account_faults import ACCOUNT_FAULTS
 from cdc_verify.simulate.faults import (
     FAULTS,
     MALFORMED_FIELDS,
     Change,
     Expected,
+    Fault,
     FaultContext,
 )
-from cdc_verify.simulate.ids import base36, ulid
-from cdc_verify.simulate.legacy_writer import sample_comment
+from cdc_verify.simulate.ids import ulid
+from cdc_verify.simulate.models import new_entity_id, sample
 
 EPOCH_MS = 1_700_000_000_000
 CLEAN_SHARE = 0.8
@@ -58,6 +61,31 @@ class Corpus:
         )
         counts[Verdict.MALFORMED] += malformed
         return dict(counts)
+
+    def expected_by_entity_op(self) -> dict[str, dict[str, int]]:
+        """summary.json's `by_entity_op` the corpus must produce: `entity/op` -> {verdict:
+        count} over every record (primary, duplicate, malformed), each counted under the
+        fields of its production entry when it has one, else its sister entry's."""
+        counts: dict[str, Counter[str]] = {}
+
+        def count(fields: Mapping[bytes, bytes], verdict: Verdict) -> None:
+            key = f"{entity_of(fields)}/{op_of(fields)}"
+            counts.setdefault(key, Counter())[verdict.value] += 1
+
+        first: dict[str, PlannedEntry] = {}  # event_id -> its first production, else sister
+        for side in (Side.PRODUCTION, Side.SISTER):
+            seen: set[str] = set()
+            for entry in self.side(side):
+                if entry.event_id is None:
+                    count(entry.fields, Verdict.MALFORMED)
+                elif entry.event_id in seen:
+                    count(entry.fields, Verdict.DUPLICATE)
+                else:
+                    seen.add(entry.event_id)
+                    first.setdefault(entry.event_id, entry)
+        for event_id, exp in self.expected.items():
+            count(first[event_id].fields, exp.verdict)
+        return {key: dict(by_verdict) for key, by_verdict in sorted(counts.items())}
 
     def entry_ids(self, side: Side, base_ms: int) -> list[str]:
         """The ids the entries get when written with explicit ids from `base_ms`."""
@@ -113,15 +141,21 @@ def generate(
     rate: float = 1000.0,
     mix: Mapping[str, float] | None = None,
     malformed: int | None = None,
+    entities: Mapping[str, float] | None = None,
+    increments: float = 0.0,
 ) -> Corpus:
     """`events` logical changes at `rate` per second of event time.
 
     Every fault in `mix` (default: all, with 80% clean) occurs at least once
     when there are enough events; `malformed` extra entries carry no usable id.
+    `entities` is the share of each model (default: comments only); an account's
+    faults are named `account:<fault>` in `mix` and `faults`. `increments` is the
+    share of the changes past version 1 whose op is `increment` (default: none, every
+    such change is an `update`).
     """
     rng = random.Random(seed)
     ctx = FaultContext(rng, grace_ms)
-    weights = dict(mix) if mix else _default_mix()
+    weights = dict(mix) if mix else _default_mix(entities or {"comment": 1.0})
     names = list(weights)
     plan = [n for n in names if weights[n] > 0][:events]
     rng.shuffle(plan)
@@ -132,16 +166,21 @@ def generate(
     start = grace_ms  # room for sister copies that land before their production twin
     spacing = 1000.0 / rate
     for i, name in enumerate(plan):
+        entity, fault = _entity_fault(name)
         at = start + int(i * spacing)
         change = Change(
             event_id=ulid(rng, EPOCH_MS + at),
-            entity_id="t1_" + base36(rng.randrange(36**6, 36**8)),
+            entity_id=new_entity_id(rng, entity),
             version=rng.randint(1, 30),
             ts_ms=EPOCH_MS + at,
             comment={},
+            entity=entity,
         )
-        change.comment = sample_comment(rng, change.entity_id)
-        corpus.expected[change.event_id] = FAULTS[name](change, ctx)
+        change.comment = sample(rng, entity, change.entity_id)
+        # Drawn only when asked for, so a corpus without increments stays as it was.
+        if increments and change.version > 1 and rng.random() < increments:
+            change.op = "increment"
+        corpus.expected[change.event_id] = fault(change, ctx)
         corpus.faults[name] += 1
         corpus.faults_by_event[change.event_id] = name
         for copy in change.production:
@@ -167,6 +206,28 @@ def generate(
     return corpus
 
 
-def _default_mix() -> dict[str, float]:
-    faults = [n for n in FAULTS if n != "clean"]
-    return {"clean": CLEAN_SHARE, **{n: (1 - CLEAN_SHARE) / len(faults) for n in faults}}
+# Each model's fault catalogue; a comment fault's name is bare, another's `entity:name`.
+CATALOGUES: dict[str, Mapping[str, Fault]] = {"comment": FAULTS, "account": ACCOUNT_FAULTS}
+
+
+def _entity_fault(name: str) -> tuple[str, Fault]:
+    entity, sep, fault = name.partition(":")
+    if not sep:
+        entity, fault = "comment", name
+    try:
+        return entity, CATALOGUES[entity][fault]
+    except KeyError:
+        raise ValueError(f"no fault {name!r} (entities: {', '.join(CATALOGUES)})") from None
+
+
+def _default_mix(entities: Mapping[str, float]) -> dict[str, float]:
+    """Per entity, its share: 80% clean, the rest spread evenly over its faults."""
+    out: dict[str, float] = {}
+    for entity, share in entities.items():
+        if entity not in CATALOGUES:
+            raise ValueError(f"no faults for entity {entity!r} (known: {', '.join(CATALOGUES)})")
+        prefix = "" if entity == "comment" else f"{entity}:"
+        faults = [n for n in CATALOGUES[entity] if n != "clean"]
+        out[prefix + "clean"] = share * CLEAN_SHARE
+        out.update({prefix + n: share * (1 - CLEAN_SHARE) / len(faults) for n in faults})
+    return out

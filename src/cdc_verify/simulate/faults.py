@@ -39,7 +39,10 @@ class Copy:
 
 @dataclass(slots=True)
 class Change:
-    """One logical change and what both services write for it."""
+    """One logical change and what both services write for it.
+
+    `comment` is the entity's map, whatever the `entity` (an account's too).
+    """
 
     event_id: str
     entity_id: str
@@ -48,6 +51,12 @@ class Change:
     comment: dict[str, Any]
     production: list[Copy] = field(default_factory=list)
     sister: list[Copy] = field(default_factory=list)
+    entity: str = "comment"
+    op: str = ""  # empty: create at version 1, else update
+
+    @property
+    def op_name(self) -> str:
+        return self.op or ("update" if self.version > 1 else "create")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +74,8 @@ def envelope(
 ) -> dict[bytes, bytes]:
     return {
         b"event_id": change.event_id.encode(),
-        b"entity": b"comment",
-        b"op": b"update" if change.version > 1 else b"create",
+        b"entity": change.entity.encode(),
+        b"op": change.op_name.encode(),
         b"entity_id": change.entity_id.encode(),
         b"version": str(version or change.version).encode(),
         b"ts_ms": str(change.ts_ms).encode(),
