@@ -47,6 +47,11 @@ def verdict_table(counts: dict[Verdict, int], expected: dict[Verdict, int] | Non
 def print_summary(summary: Summary, out_dir: Path, grace: float) -> None:
     """The verdict table, the grace window the verdicts depend on, and every file written."""
     Console().print(verdict_table(summary.verdicts))
+    if summary.out_of_scope:
+        print(f"{summary.out_of_scope:,} out of scope: production events outside --scope "
+              "whose twin never came (no verdict)")  # fmt: skip
+    for path, count in summary.ignored.items():
+        print(f"--ignore-path {path} suppressed {count:,} differences")
     print(f"{summary.events:,} events, grace window {grace:g} s; wrote:")
     for name in REPORT_FILES:
         path = out_dir / name

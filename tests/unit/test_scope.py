@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import zlib
 from collections import Counter
 
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.outcome import OutcomeKind
 from cdc_verify.pipeline.core.scope import Scope, ScopeError, in_sample
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
@@ -18,9 +17,8 @@ from cdc_verify.pipeline.sinks.base import CallbackSink
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.ids import base36
-from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
-GRACE = 1000
+from ..scoped_corpus import GRACE, entry, scoped_corpus
 
 
 @pytest.mark.parametrize(
@@ -62,60 +60,10 @@ def test_a_sampled_scope_reads_the_scope_key():
     assert Scope.parse("sample:0").expects({}), "no key: expected, so it is reported"
 
 
-def entry(side, ms, event_id, entity_id, region=b"eu"):
-    fields = {
-        b"event_id": event_id.encode(), b"entity": b"comment", b"op": b"update",
-        b"entity_id": entity_id.encode(), b"version": b"2", b"ts_ms": str(ms).encode(),
-        b"encoding": b"msgpack", b"region": region,
-        b"payload": encode_msgpack(sample_comment(random.Random(event_id), entity_id)),
-    }  # fmt: skip
-    return StreamEntry(side, f"{ms}-0", fields)
-
-
-def corpus(scope: Scope, seed: int = 3):
-    """Production events with a known in/out-of-scope split, and what each should give.
-
-    In scope: most twins come, some never (gaps). Out of scope: most twins never come
-    (no verdict), some do (verified), one comes after the grace window (late). And sister
-    events production never had.
-    """
-    rng = random.Random(seed)
-    production, sister, expected = [], [], {}
-    for n in range(3000):
-        ms = 10_000 + n * 3
-        event_id, entity_id = f"E{n:05d}", f"t1_{base36(rng.randrange(36**7))}"
-        p = entry(PRODUCTION, ms, event_id, entity_id, rng.choice([b"eu", b"us"]))
-        production.append(p)
-        roll = rng.random()
-        if scope.expects(p.fields):
-            if roll < 0.1:
-                expected[event_id] = Verdict.MISSING_IN_SISTER
-                continue
-            expected[event_id] = Verdict.MATCH
-        elif roll < 0.05:
-            expected[event_id] = Verdict.MATCH  # out of scope, but its twin came: verified
-        elif roll < 0.06:
-            expected[event_id] = "late"  # out of scope, twin after the grace window
-            sister.append(entry(SISTER, ms + GRACE + 500, event_id, entity_id, p.fields[b"region"]))
-            continue
-        else:
-            expected[event_id] = "out_of_scope"
-            continue
-        region = p.fields[b"region"]
-        sister.append(entry(SISTER, ms + rng.randrange(GRACE), event_id, entity_id, region))
-    for n in range(50):
-        ms = 10_000 + n * 170
-        event_id = f"S{n:04d}"
-        sister.append(entry(SISTER, ms, event_id, f"t1_s{n}"))
-        expected[event_id] = Verdict.MISSING_IN_PRODUCTION
-    sister.sort(key=lambda e: (e.arrival_ms, e.event_id))
-    return production, sister, expected
-
-
 @pytest.mark.parametrize("text", ["sample:5", "sample:30", "field:region=eu", "sister", "all"])
 def test_every_in_scope_gap_is_found_and_no_out_of_scope_event_reported(text):
     scope = Scope.parse(text)
-    production, sister, expected = corpus(scope)
+    production, sister, expected = scoped_corpus(scope)
     verifier = Verifier(decode_event, VerifierConfig(grace_ms=GRACE, scope=scope))
     outcomes = []
     summary = SummaryCounter()
