@@ -355,3 +355,38 @@ def test_the_partition_reader_reports_a_stretch_deleted_before_it_was_applied(ka
     with caplog.at_level(logging.WARNING):
         asyncio.run(scenario())
     assert "offsets 2..5 were deleted by the topic's retention" in caplog.text
+
+
+def test_a_faust_worker_applies_the_scope_like_the_single_engine(
+    kafka, redis_url, redis_client, tmp_path
+):
+    """--scope on the Faust engine: the same verdicts and out-of-scope counts."""
+    from cdc_verify.pipeline.core.scope import Scope
+    from cdc_verify.schemas.verdicts import Verdict
+
+    from ..scoped_corpus import scoped_corpus
+    from .test_scopes import counters
+
+    now_ms = int(redis_client.time()[0]) * 1000
+    production, sister, expected = scoped_corpus(
+        Scope.parse("sample:5"), base_ms=now_ms - 120_000, events=1500
+    )
+    for key, entries in ((PROD, production), (SIS, sister)):
+        with redis_client.pipeline(transaction=False) as pipe:
+            for e in entries:
+                pipe.xadd(key, e.fields, id=e.entry_id)
+            pipe.execute()
+    want = Counter(expected.values())
+    primaries = sum(n for v, n in want.items() if isinstance(v, Verdict))
+    faust = FaustWorkers(kafka.bootstrap, redis_url, "scoped", tmp_path, "--scope", "sample:5")
+    faust.start()
+    try:
+        wait_for_primaries(redis_client, primaries, faust, timeout=120)
+    finally:
+        codes = faust.stop()
+    assert codes == [0]
+    got = verdicts_by_event(verdict_records(redis_client))
+    assert got == {e: v.value for e, v in expected.items() if isinstance(v, Verdict)}
+    durable = counters(redis_client)
+    assert durable["out_of_scope|comment|update"] == want["out_of_scope"] + want["late"]
+    assert durable["late|comment|update"] == want["late"]
