@@ -179,12 +179,16 @@ func untaggedShape(c *ScenarioComment, v values) *CommentUntagged {
 //   - SetOmitEmpty(true) only for -untagged combined with -omitempty (an untagged
 //     struct has no tags to carry `omitempty`).
 func EncodeMsgpack(c *ScenarioComment, s Switches) ([]byte, error) {
+	return encodeMsgpack(BuildMsgpackValue(c, s), s.Untagged && s.OmitEmpty)
+}
+
+func encodeMsgpack(value any, omitEmpty bool) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
 	enc.UseCompactInts(true)
-	enc.SetOmitEmpty(s.Untagged && s.OmitEmpty)
-	if err := enc.Encode(BuildMsgpackValue(c, s)); err != nil {
+	enc.SetOmitEmpty(omitEmpty)
+	if err := enc.Encode(value); err != nil {
 		return nil, fmt.Errorf("msgpack: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -1,8 +1,9 @@
-// Command gowriter is the new (Go) comments service's CDC writer, for cdc-verify's
-// end-to-end tests: it reads a scenario of logical changes (JSON lines, the same file
-// the Python legacy writer reads) and XADDs one sister-stream entry per change, with
-// the payload encoded by the libraries a real Go service uses (vmihailenco/msgpack v5,
-// google.golang.org/protobuf) and written by go-redis v9.
+// Command gowriter is the new (Go) service's CDC writer, for cdc-verify's end-to-end
+// tests: it reads a scenario of logical changes to comments and accounts (JSON lines,
+// the same file the Python legacy writer reads) and XADDs one sister-stream entry per
+// change, with the payload encoded by the libraries a real Go service uses
+// (vmihailenco/msgpack v5, google.golang.org/protobuf) and written by go-redis v9.
+// With -share it writes only a sticky share of the changes, as a ramp's router sends it.
 //
 // The default output is correct: the legacy Python consumer decodes it to exactly
 // what the legacy writer's payload decodes to. Divergence switches reproduce classic
@@ -27,6 +28,8 @@ type options struct {
 	ids      string
 	batch    int
 	vectors  string
+	share    float64
+	shareKey string
 	switches Switches
 }
 
@@ -40,11 +43,14 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
 	fs.StringVar(&o.stream, "stream", "cdc:sister", "sister stream key")
 	fs.StringVar(&o.scenario, "scenario", "", "scenario file (JSON lines, one change per line; required)")
-	fs.StringVar(&o.encoding, "encoding", "msgpack", "payload encoding: msgpack or protobuf")
+	fs.StringVar(&o.encoding, "encoding", "msgpack", "comment payload encoding: msgpack or protobuf (accounts are always msgpack)")
 	fs.StringVar(&o.ids, "ids", "explicit", "stream entry ids: explicit (<ts_ms>-0 from the scenario) or auto (*)")
 	fs.IntVar(&o.batch, "pipeline", 1000, "XADDs per pipeline round trip")
+	fs.Float64Var(&o.share, "share", 100, "write only this percentage of the changes, sticky by -share-key: crc32(key) % 100000 < PCT*1000")
+	fs.StringVar(&o.shareKey, "share-key", ShareKeyEntityID, "what -share hashes: entity_id or event_id")
 	fs.StringVar(&o.vectors, "vectors", "", "write test vectors (first 3 changes, every variant) and manifest.json into this directory instead of XADDing")
 	s := &o.switches
+	// The switches change comment payloads only: accounts are always written correctly.
 	fs.BoolVar(&s.NilAwards, "nil-awards", false, "divergence: awards slice left nil (msgpack nil)")
 	fs.BoolVar(&s.TimeCreated, "time-created", false, "divergence: created_utc as time.Time (msgpack ext -1)")
 	fs.BoolVar(&s.Float32, "float32", false, "divergence: created_utc and a numeric edited as float32")
@@ -55,7 +61,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&s.Untagged, "untagged", false, "divergence: struct without msgpack tags (Go field names as keys)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: gowriter -scenario FILE [-redis URL] [-stream KEY] [-encoding msgpack|protobuf]\n"+
-			"                [-ids explicit|auto] [-pipeline N] [divergence switches]\n"+
+			"                [-ids explicit|auto] [-pipeline N] [-share PCT] [-share-key entity_id|event_id]\n"+
+			"                [divergence switches]\n"+
 			"       gowriter -scenario FILE -vectors DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -93,12 +100,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "gowriter: wrote %d vectors and manifest.json into %s\n", n, o.vectors)
 		return 0
 	}
+	changes, skipped := Share(changes, o.share, o.shareKey)
 	n, err := WriteStream(context.Background(), o, changes)
 	if err != nil {
 		fmt.Fprintf(stderr, "gowriter: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "gowriter: %d entries -> %s (%s)\n", n, o.stream, describe(o))
+	shared := ""
+	if o.share < 100 {
+		shared = fmt.Sprintf("; %d changes outside the share", skipped)
+	}
+	fmt.Fprintf(stdout, "gowriter: %d entries -> %s (%s%s)\n", n, o.stream, describe(o), shared)
 	return 0
 }
 
@@ -138,11 +150,17 @@ func validate(o *options, fs *flag.FlagSet) error {
 	if o.stream == "" {
 		return fmt.Errorf("-stream must not be empty")
 	}
+	if err := ValidateShare(o.share, o.shareKey); err != nil {
+		return err
+	}
 	return o.switches.Validate()
 }
 
 func describe(o options) string {
 	parts := []string{o.encoding, "ids " + o.ids}
+	if o.share < 100 {
+		parts = append(parts, fmt.Sprintf("share %v%% by %s", o.share, o.shareKey))
+	}
 	s := o.switches
 	for _, sw := range []struct {
 		on   bool

@@ -12,15 +12,23 @@ import (
 	"strings"
 )
 
+// Entities a scenario change can be of; the model sits under the key of its name.
+const (
+	EntityComment = "comment"
+	EntityAccount = "account"
+)
+
 // Change is one logical change of a scenario file (one JSON line).
 type Change struct {
 	EventID  string
+	Entity   string // EntityComment (also when the line has no "entity") or EntityAccount
 	EntityID string
 	Op       string
 	Version  int64
 	TsMs     int64
-	Comment  ScenarioComment
-	Line     int // 1-based line number in the scenario file, for messages
+	Comment  ScenarioComment // when Entity is EntityComment
+	Account  ScenarioAccount // when Entity is EntityAccount
+	Line     int             // 1-based line number in the scenario file, for messages
 }
 
 // ScenarioComment is the comment as the scenario carries it: the msgpack map of docs/wire-format.md
@@ -80,7 +88,36 @@ var commentKeys = []string{
 	"automod_filtered", "stickied", "distinguished", "edited", "created_utc",
 }
 
-var changeKeys = []string{"event_id", "entity_id", "op", "version", "ts_ms", "comment"}
+// ScenarioAccount is the account as the scenario carries it (docs/wire-format.md,
+// "Accounts"): the service's in-memory model of the second entity.
+type ScenarioAccount struct {
+	ID             string
+	Name           string
+	IconURL        *string // nil: JSON null
+	CreatedUTC     float64
+	LinkKarma      int64
+	CommentKarma   int64
+	IsSuspended    bool
+	SuspendedUntil *float64 // nil: JSON null
+	EmailVerified  bool
+	HasPremium     bool
+	Trophies       []ScenarioTrophy // never nil after parsing
+}
+
+// ScenarioTrophy is one trophy of an account.
+type ScenarioTrophy struct {
+	TrophyID   string
+	GrantedUTC float64
+}
+
+// accountKeys are the 11 documented keys, all required in a scenario account.
+var accountKeys = []string{
+	"id", "name", "icon_url", "created_utc", "link_karma", "comment_karma", "is_suspended",
+	"suspended_until", "email_verified", "has_premium", "trophies",
+}
+
+// changeKeys are required in every line, and the key named by "entity" as well.
+var changeKeys = []string{"event_id", "entity_id", "op", "version", "ts_ms"}
 
 // ReadScenario reads every change of a JSON-lines scenario file.
 func ReadScenario(path string) ([]Change, error) {
@@ -264,8 +301,94 @@ func parseChange(line []byte) (Change, error) {
 	if c.TsMs < 0 {
 		return c, fmt.Errorf("ts_ms %d < 0", c.TsMs)
 	}
-	c.Comment, err = parseComment(obj["comment"])
+	c.Entity = EntityComment // lines written before accounts existed have no "entity"
+	if raw, ok := obj["entity"]; ok {
+		if c.Entity, err = decodeString(raw, "entity"); err != nil {
+			return c, err
+		}
+	}
+	model, ok := obj[c.Entity]
+	switch {
+	case c.Entity != EntityComment && c.Entity != EntityAccount:
+		return c, fmt.Errorf("entity %q: want %s or %s", c.Entity, EntityComment, EntityAccount)
+	case !ok:
+		return c, fmt.Errorf("change: missing key %q (the %s entity's map)", c.Entity, c.Entity)
+	case c.Entity == EntityAccount:
+		c.Account, err = parseAccount(model)
+	default:
+		c.Comment, err = parseComment(model)
+	}
 	return c, err
+}
+
+func parseAccount(data json.RawMessage) (ScenarioAccount, error) {
+	var a ScenarioAccount
+	obj, err := rawObject(data, "account", accountKeys, nil, true)
+	if err != nil {
+		return a, err
+	}
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"id", &a.ID}, {"name", &a.Name}} {
+		if *s.dst, err = decodeString(obj[s.key], "account/"+s.key); err != nil {
+			return a, err
+		}
+	}
+	for _, i := range []struct {
+		key string
+		dst *int64
+	}{{"link_karma", &a.LinkKarma}, {"comment_karma", &a.CommentKarma}} {
+		if *i.dst, err = decodeInt(obj[i.key], "account/"+i.key); err != nil {
+			return a, err
+		}
+	}
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{"is_suspended", &a.IsSuspended}, {"email_verified", &a.EmailVerified}, {"has_premium", &a.HasPremium}} {
+		if *b.dst, err = decodeBool(obj[b.key], "account/"+b.key); err != nil {
+			return a, err
+		}
+	}
+	if a.CreatedUTC, err = decodeFloat(obj["created_utc"], "account/created_utc"); err != nil {
+		return a, err
+	}
+	if !isNull(obj["icon_url"]) {
+		icon, ierr := decodeString(obj["icon_url"], "account/icon_url")
+		if ierr != nil {
+			return a, ierr
+		}
+		a.IconURL = &icon
+	}
+	if !isNull(obj["suspended_until"]) {
+		until, uerr := decodeFloat(obj["suspended_until"], "account/suspended_until")
+		if uerr != nil {
+			return a, uerr
+		}
+		a.SuspendedUntil = &until
+	}
+	items, err := decodeList(obj["trophies"], "account/trophies")
+	if err != nil {
+		return a, err
+	}
+	a.Trophies = make([]ScenarioTrophy, 0, len(items))
+	for i, item := range items {
+		what := fmt.Sprintf("account/trophies/%d", i)
+		o, oerr := rawObject(item, what, []string{"trophy_id", "granted_utc"}, nil, true)
+		if oerr != nil {
+			return a, oerr
+		}
+		var t ScenarioTrophy
+		if t.TrophyID, err = decodeString(o["trophy_id"], what+"/trophy_id"); err != nil {
+			return a, err
+		}
+		if t.GrantedUTC, err = decodeFloat(o["granted_utc"], what+"/granted_utc"); err != nil {
+			return a, err
+		}
+		a.Trophies = append(a.Trophies, t)
+	}
+	return a, nil
 }
 
 func parseComment(data json.RawMessage) (ScenarioComment, error) {

@@ -22,7 +22,7 @@ func EntryID(c *Change, ids string) string {
 func EntryFields(c *Change, enc Encoding, payload []byte) []any {
 	return []any{
 		"event_id", c.EventID,
-		"entity", "comment",
+		"entity", c.Entity,
 		"op", c.Op,
 		"entity_id", c.EntityID,
 		"version", strconv.FormatInt(c.Version, 10),
@@ -51,14 +51,14 @@ func WriteStream(ctx context.Context, o options, changes []Change) (int, error) 
 		cmds := make([]*redis.StringCmd, 0, end-start)
 		for i := start; i < end; i++ {
 			c := &changes[i]
-			payload, err := EncodePayload(&c.Comment, enc, o.switches)
+			payload, writtenAs, err := EncodeChange(c, enc, o.switches)
 			if err != nil {
 				return written, fmt.Errorf("scenario line %d (event %s): %w", c.Line, c.EventID, err)
 			}
 			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
 				Stream: o.stream,
 				ID:     EntryID(c, o.ids),
-				Values: EntryFields(c, enc, payload),
+				Values: EntryFields(c, writtenAs, payload),
 			}))
 		}
 		_, execErr := pipe.Exec(ctx)

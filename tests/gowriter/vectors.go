@@ -162,6 +162,10 @@ func BuildVectors(changes []Change) ([]ManifestEntry, map[string][]byte, error) 
 	for _, v := range Variants {
 		for i := 0; i < VectorChanges; i++ {
 			c := &changes[i]
+			if c.Entity != EntityComment {
+				return nil, nil, fmt.Errorf("vectors cover comments; change %d (line %d) is of entity %q",
+					i, c.Line, c.Entity)
+			}
 			payload, err := EncodePayload(&c.Comment, v.Encoding, v.Switches)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s, event %s: %w", v.Name, c.EventID, err)
