@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 
 from cdc_verify.pipeline.core.scope import Scope
+from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
 
@@ -41,9 +42,12 @@ def records_of(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("scope", ["sample:5", "field:region=eu", "sister"])
+@pytest.mark.parametrize(
+    ("scope", "read_only"),
+    [("sample:5", False), ("field:region=eu", False), ("sister", False), ("sample:5", True)],
+)
 def test_live_worker_backfill_and_replay_agree_under_a_scope(
-    redis_url, redis_client, tmp_path, scope
+    redis_url, redis_client, tmp_path, scope, read_only
 ):
     now_ms = int(redis_client.time()[0]) * 1000
     production, sister, expected = scoped_corpus(
@@ -58,13 +62,17 @@ def test_live_worker_backfill_and_replay_agree_under_a_scope(
     primaries = sum(n for v, n in want.items() if isinstance(v, Verdict))
     assert want["out_of_scope"] > 100 and want["late"] > 0 and want[Verdict.MATCH] > 50
 
-    cfg = settings(redis_url, scope=scope)
+    cfg = settings(redis_url, scope=scope, production_read_only=read_only)
     worker = run_worker_until_done(cfg, redis_client, primaries)
     live = durable_records(redis_client)
     verdicts = {r["event_id"]: r["verdict"] for r in live}
     assert verdicts == {e: v.value for e, v in expected.items() if isinstance(v, Verdict)}
-    for stream in (PROD, SIS):  # out-of-scope entries are settled too
-        assert redis_client.xpending(stream, cfg.group)["pending"] == 0
+    # Out-of-scope entries are settled too: acked, or (read-only) out of the waiting set.
+    assert redis_client.xpending(SIS, cfg.group)["pending"] == 0
+    if read_only:
+        assert redis_client.zcard(WorkerKeys.from_settings(cfg).production_waiting) == 0
+    else:
+        assert redis_client.xpending(PROD, cfg.group)["pending"] == 0
     quiet = want["out_of_scope"] + want["late"]
     durable = counters(redis_client)
     assert durable["out_of_scope|comment|update"] == quiet
