@@ -50,8 +50,8 @@ def print_summary(summary: Summary, out_dir: Path, grace: float) -> None:
     if summary.out_of_scope:
         print(f"{summary.out_of_scope:,} out of scope: production events outside --scope "
               "whose twin never came (no verdict)")  # fmt: skip
-    for path, count in summary.ignored.items():
-        print(f"--ignore-path {path} suppressed {count:,} differences")
+    for pattern, count in summary.ignored.items():
+        print(f"--ignore-path {pattern} suppressed {count:,} differences")
     print(f"{summary.events:,} events, grace window {grace:g} s; wrote:")
     for name in REPORT_FILES:
         path = out_dir / name

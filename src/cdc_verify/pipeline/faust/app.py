@@ -94,7 +94,7 @@ class FaustVerifier:
     ) -> None:
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
-        self.metrics = metrics or VerifierMetrics()
+        self.metrics = metrics or VerifierMetrics(ignore_paths=settings.ignore_paths)
         self.partitions = partitions
         self._consumer = consumer
         self._redis_url = redis_url or settings.redis_url

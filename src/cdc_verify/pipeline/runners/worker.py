@@ -71,7 +71,7 @@ class StreamWorker:
             settings = settings.model_copy(update={"redis_url": redis_url})
         self.settings = settings
         self.keys = WorkerKeys.from_settings(settings)
-        self.metrics = metrics or VerifierMetrics()
+        self.metrics = metrics or VerifierMetrics(ignore_paths=settings.ignore_paths)
         self.status = StatusBoard()
         self.verifier = Verifier(
             consumer, VerifierConfig.from_settings(settings, durable_decisions=True)
