@@ -1,5 +1,9 @@
 """`cdc-verify demo`: embedded Redis servers, simulated streams with every fault, live report.
 
+The streams carry two models, comments and accounts, through all three write endpoints
+(create, update, increment); the worker decodes them through the default consumers, one
+per entity, and the run checks the verdicts per entity and op as well.
+
 The real topology (docs/topology.md): a production server and a sister server, the
 worker's state on the sister one, and production reached through a read-only ACL user
 (a random password per run, never printed) with `production_read_only`. A paced writer
@@ -23,9 +27,11 @@ from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
+from rich.table import Table
 
 from cdc_verify.api.service import WorkerService
-from cdc_verify.consumers.reference import decode_event
+from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
+from cdc_verify.pipeline.core.breakdown import entity_op_key
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
@@ -43,16 +49,25 @@ READ_COMMANDS = frozenset(
     {"xread", "xrange", "xrevrange", "xinfo", "xlen", "type", "time", "ping"}
     | {"hello", "auth", "client", "select", "command"}
 )
+ENTITIES = {"comment": 0.8, "account": 0.2}  # the share of each model's changes
+INCREMENTS = 0.3  # of the changes past version 1: the rest are updates
 
 
 def run_demo(
     events: int, rate: float, grace: float, seed: int, http_port: int = 0, linger: float = 0
 ) -> bool:
     console = Console()
-    corpus = generate(events, seed=seed, grace_ms=round(grace * 1000), rate=rate)
+    corpus = generate(
+        events, seed=seed, grace_ms=round(grace * 1000), rate=rate, entities=ENTITIES,
+        increments=INCREMENTS,
+    )  # fmt: skip
+    # Fault names are `fault` (comments) or `entity:fault`.
+    faulty = {n: k for n, k in corpus.faults.items() if n.rpartition(":")[2] != "clean"}
+    accounts = sum(k for n, k in corpus.faults.items() if n.startswith("account:"))
     console.print(
-        f"Generated {events:,} changes ({sum(corpus.faults.values()) - corpus.faults['clean']:,}"
-        f" with injected faults of {len(corpus.faults) - 1} kinds); writing them at {rate:,.0f}/s."
+        f"Generated {events:,} changes ({events - accounts:,} to comments, {accounts:,} to "
+        f"accounts; creates, updates and increments), {sum(faulty.values()):,} with injected "
+        f"faults of {len(faulty)} kinds; writing them at {rate:,.0f}/s."
     )
     with EmbeddedRedis() as production, EmbeddedRedis() as sister:
         password = secrets.token_urlsafe(24)  # this run's only; never printed
@@ -145,16 +160,20 @@ async def _demo(
     counts: Counter[Verdict] = Counter()
     examples: dict[Verdict, str] = {}
     primary: dict[str, Verdict] = {}  # event_id -> its verdict, to check event by event
+    by_entity_op: dict[str, Counter[str]] = {}  # as summary.json's by_entity_op
 
     def collect(outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
             if o.record is not None:
                 counts[o.record.verdict] += 1
                 examples.setdefault(o.record.verdict, record_to_json(o.record))
+                key = entity_op_key(o.settles)
+                by_entity_op.setdefault(key, Counter())[o.record.verdict.value] += 1
                 if o.kind is OutcomeKind.PRIMARY and o.record.event_id:
                     primary[o.record.event_id] = o.record.verdict
 
-    worker = StreamWorker(settings, decode_event, on_outcomes=collect)
+    # One consumer per entity, chosen by the entry's `entity`: dispatch on real data.
+    worker = StreamWorker(settings, load_consumers(DEFAULT_CONSUMERS), on_outcomes=collect)
     service = WorkerService(worker)
     if settings.http_port:
         base = service.bind_http()
@@ -214,7 +233,15 @@ async def _demo(
         for event_id, want in corpus.expected.items()
         if primary.get(event_id) is not want.verdict
     ]
-    ok = not wrong and all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
+    got_by_entity_op = {key: dict(c) for key, c in by_entity_op.items()}
+    expected_by_entity_op = corpus.expected_by_entity_op()
+    console.print("\nVerdict records by entity and op (write endpoint):")
+    console.print(_entity_op_table(got_by_entity_op, expected_by_entity_op))
+    ok = (
+        not wrong
+        and all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
+        and got_by_entity_op == expected_by_entity_op
+    )
     console.print("\nOne record of each verdict, as written to the verdict stream:")
     for verdict in Verdict:
         if verdict in examples:
@@ -222,6 +249,7 @@ async def _demo(
     if ok:
         console.print(
             f"\n[green]All {sum(counts.values()):,} verdict records match what was injected, "
+            "per entity and op too, "
             f"and each of the {len(corpus.expected):,} events got the verdict its fault implies.[/]"
         )
     else:
@@ -229,3 +257,21 @@ async def _demo(
         for event_id, fault, want, got in wrong[:10]:
             console.print(f"  {event_id} ({fault}): expected {want.value}, got {got}")
     return ok, paced
+
+
+def _entity_op_table(got: dict[str, dict[str, int]], expected: dict[str, dict[str, int]]) -> Table:
+    """Per `entity/op`: records, how many are not `match`, and whether every verdict's
+    count is the one injected."""
+    table = Table(show_edge=False)
+    table.add_column("entity/op")
+    for name in ("records", "match", "other verdicts", "injected"):
+        table.add_column(name, justify="right")
+    table.add_column("", justify="center")
+    for key in sorted(got.keys() | expected.keys()):
+        have, want = got.get(key, {}), expected.get(key, {})
+        total = sum(have.values())
+        table.add_row(
+            key, f"{total:,}", f"{have.get('match', 0):,}", f"{total - have.get('match', 0):,}",
+            f"{sum(want.values()):,}", "[green]ok[/]" if have == want else "[red]≠[/]",
+        )  # fmt: skip
+    return table

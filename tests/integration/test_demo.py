@@ -23,6 +23,13 @@ def test_demo_ends_with_a_summary_matching_the_injected_faults_on_the_real_topol
                     "missing_in_production", "duplicate", "malformed"):  # fmt: skip
         assert f"{verdict}:" in out  # an example record of every kind was shown
     assert "got the verdict its fault implies" in out and "≠" not in out
+    # Both models through every write endpoint, decoded by their own consumers, and
+    # counted per entity and op exactly as injected.
+    assert "per entity and op too" in out
+    for entity in ("comment", "account"):
+        for op in ("create", "update", "increment"):
+            row = re.search(rf"^ {entity}/{op} +│ +([\d,]+) .*│ ok $", out, re.MULTILINE)
+            assert row and int(row[1].replace(",", "")) > 0, (entity, op, out[-3000:])
     # Two servers: production reached through the read-only user, state on the sister's.
     topology = re.search(
         r"Topology \(2 embedded Redis servers\):\n"

@@ -9,6 +9,8 @@ independently of what the Go side claims.
 from __future__ import annotations
 
 import json
+import random
+import re
 import shutil
 import struct
 import subprocess
@@ -19,8 +21,10 @@ from typing import Any
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.pipeline.core.scope import in_sample
 from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.schemas.settings import Settings
+from cdc_verify.simulate.models import ENTITIES, new_entity_id
 from cdc_verify.simulate.scenario import (
     generate_changes,
     read_scenario,
@@ -45,12 +49,27 @@ def gowriter(tmp_path_factory) -> Path:
     return binary
 
 
-def go_write(binary: Path, url: str, scenario: Path, *flags: str) -> None:
+def go_write(binary: Path, url: str, scenario: Path, *flags: str) -> str:
     done = subprocess.run(
         [str(binary), "-redis", url, "-stream", SIS, "-scenario", str(scenario), *flags],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def cli_backfill(url: str, out: Path, *flags: str) -> tuple[dict[str, Any], list[dict]]:
+    """`cdc-verify backfill` in its own process, with the default consumers (one per
+    entity); summary.json and the records of verdicts.jsonl."""
+    done = subprocess.run(
+        cli_command("backfill", "--redis", url, "--production", PROD, "--sister", SIS,
+                    "--out", str(out), *flags),
+        env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
+    return summary, records
 
 
 def float32(x: float) -> float:
@@ -166,3 +185,99 @@ def test_committed_vectors_are_what_the_go_writer_writes(gowriter, tmp_path):
     assert fresh == committed
     for path in fresh:
         assert (tmp_path / path).read_bytes() == (vectors / path).read_bytes(), path
+
+
+def mixed_changes(count: int, seed: int, entities_per_model: int) -> list[dict]:
+    """Comments and accounts, creates, updates and increments, each entity changed many
+    times (a pool of `entities_per_model` ids per model), so a sticky share by entity_id
+    keeps or leaves all of an entity's changes together."""
+    changes = list(
+        generate_changes(count, seed=seed, entities=("comment", "account"), increments=0.3)
+    )
+    rng = random.Random(seed)
+    pools = {e: [new_entity_id(rng, e) for _ in range(entities_per_model)] for e in ENTITIES}
+    for change in changes:
+        entity_id = rng.choice(pools[change["entity"]])
+        change["entity_id"] = entity_id
+        change[change["entity"]]["id"] = entity_id[3:]
+    return changes
+
+
+def test_comments_and_accounts_with_three_ops_from_both_writers_all_match(
+    gowriter, redis_url, redis_client, tmp_path
+):
+    changes = mixed_changes(6000, seed=11, entities_per_model=800)
+    scenario = tmp_path / "scenario.jsonl"
+    write_scenario(scenario, changes)
+    write_production(redis_client, PROD, read_scenario(scenario))  # the legacy writer
+    go_write(gowriter, redis_url, scenario)  # the new service, every change
+
+    summary, records = cli_backfill(redis_url, tmp_path / "out")
+    assert Counter(r["verdict"] for r in records) == {"match": len(changes)}, records[:3]
+    expected = {
+        key: {"match": n} for key, n in Counter(f"{c['entity']}/{c['op']}" for c in changes).items()
+    }
+    assert set(expected) == {
+        f"{entity}/{op}" for entity in ("comment", "account")
+        for op in ("create", "update", "increment")
+    }  # fmt: skip
+    assert summary["by_entity_op"] == expected
+    assert summary["events"] == len(changes) and summary["out_of_scope"] == 0
+
+
+def test_protobuf_comments_beside_msgpack_accounts_all_match(
+    gowriter, redis_url, redis_client, tmp_path
+):
+    changes = mixed_changes(1000, seed=12, entities_per_model=100)
+    scenario = tmp_path / "scenario.jsonl"
+    write_scenario(scenario, changes)
+    write_production(redis_client, PROD, changes)
+    go_write(gowriter, redis_url, scenario, "-encoding", "protobuf")
+
+    encodings = Counter(
+        (f[b"entity"], f[b"encoding"]) for _, f in redis_client.xrange(SIS, count=len(changes))
+    )
+    assert set(encodings) == {(b"comment", b"protobuf"), (b"account", b"msgpack")}
+    summary, _ = cli_backfill(redis_url, tmp_path / "out")
+    assert summary["verdicts"]["match"] == len(changes), summary
+
+
+@pytest.mark.parametrize("share_key", ["entity_id", "event_id"])
+def test_the_go_router_share_and_the_verifier_scope_agree_event_by_event(
+    share_key, gowriter, redis_url, redis_client, tmp_path
+):
+    changes = mixed_changes(20_000, seed=13, entities_per_model=2000)
+    scenario = tmp_path / "scenario.jsonl"
+    write_scenario(scenario, changes)
+    write_production(redis_client, PROD, changes)  # the legacy service writes everything
+    out = go_write(gowriter, redis_url, scenario, "-share", "5", "-share-key", share_key)
+
+    # The router's sticky set, computed here with the verifier's own rule.
+    routed = [c for c in changes if in_sample(c[share_key].encode(), 5)]
+    routed_events = {c["event_id"] for c in routed}
+    left_out = len(changes) - len(routed)
+    assert 0.035 < len(routed) / len(changes) < 0.065
+    assert redis_client.xlen(SIS) == len(routed)
+    assert re.search(rf"\b{left_out} changes outside the share\b", out), out
+    if share_key == "entity_id":  # sticky: an entity's changes are all routed, or none
+        routed_ids = {c["entity_id"] for c in routed}
+        assert all(
+            c["entity_id"] not in routed_ids for c in changes if c["event_id"] not in routed_events
+        )
+        assert max(Counter(c["entity_id"] for c in routed).values()) > 1
+
+    # entity_id is --scope-key's default: left out, as an operator would.
+    flags = ["--scope", "sample:5"] + (
+        ["--scope-key", "event_id"] if share_key == "event_id" else []
+    )
+    summary, records = cli_backfill(redis_url, tmp_path / "out", *flags)
+    verdicts = Counter(r["verdict"] for r in records)
+    assert verdicts == {"match": len(routed)}, verdicts  # no missing_in_sister, nothing else
+    assert summary["out_of_scope"] == left_out
+    assert {r["event_id"] for r in records} == routed_events
+    expected: dict[str, dict[str, int]] = {}
+    for change in changes:
+        counts = expected.setdefault(f"{change['entity']}/{change['op']}", {})
+        name = "match" if change["event_id"] in routed_events else "out_of_scope"
+        counts[name] = counts.get(name, 0) + 1
+    assert summary["by_entity_op"] == expected
