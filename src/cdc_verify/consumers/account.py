@@ -30,7 +30,7 @@ from typing import Any
 import msgpack
 
 # The same error base and message helpers as the comment consumer, so both read alike.
-from cdc_verify.consumers.reference import LegacyDecodeError, _show, _type_name
+from cdc_verify.consumers.reference import LegacyDecodeError, show, type_name, unpack_map
 
 __all__ = ["KNOWN_KEYS", "TROPHY_KEYS", "AccountDecodeError", "decode_event"]
 
@@ -98,7 +98,6 @@ _TROPHY_SCHEMA: tuple[tuple[str, _Check], ...] = (
 KNOWN_KEYS: tuple[str, ...] = tuple(key for key, _ in _SCHEMA)
 TROPHY_KEYS: tuple[str, ...] = tuple(key for key, _ in _TROPHY_SCHEMA)
 
-_unpackb = msgpack.unpackb
 _Timestamp = msgpack.Timestamp
 
 
@@ -120,7 +119,7 @@ def decode_event(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
             raise AccountDecodeError(
                 "encoding 'protobuf' is not supported for accounts (msgpack only)"
             )
-        raise AccountDecodeError(f"unknown encoding {_show(encoding)}")
+        raise AccountDecodeError(f"unknown encoding {show(encoding)}")
     obj = _unpack(payload)
     account = _record(obj, _SCHEMA, "")
     trophies = account["trophies"]
@@ -133,7 +132,7 @@ def decode_event(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
 
 def _trophy(item: Any, index: int) -> dict[Any, Any]:
     if type(item) is not dict:
-        raise AccountDecodeError(f"trophies/{index}: {_type_name(item)} where a map is required")
+        raise AccountDecodeError(f"trophies/{index}: {type_name(item)} where a map is required")
     return item
 
 
@@ -155,7 +154,7 @@ def _record(
         for key in obj:
             if type(key) is not str:
                 where = prefix[:-1] or "payload"
-                raise AccountDecodeError(f"{where}: map key {_show(key)} is msgpack bin, not str")
+                raise AccountDecodeError(f"{where}: map key {show(key)} is msgpack bin, not str")
     return out
 
 
@@ -164,41 +163,12 @@ def _wrong_type(path: str, value: Any, wanted: str) -> str:
         return f"{path}: nil where a list is required"
     if type(value) is bytes and "str" in wanted:
         return f"{path}: msgpack bin where str is required"
-    return f"{path}: {_type_name(value)} {_show(value)} where {wanted} is required"
-
-
-def _reject_ext(code: int, data: bytes) -> Any:
-    raise AccountDecodeError(f"payload: msgpack ext type {code}")
+    return f"{path}: {type_name(value)} {show(value)} where {wanted} is required"
 
 
 def _unpack(payload: Any) -> dict[Any, Any]:
-    if type(payload) is not bytes:
-        try:
-            payload = bytes(payload)
-        except TypeError:
-            raise AccountDecodeError(
-                f"payload: {type(payload).__name__} where bytes are required"
-            ) from None
-    try:
-        # raw=False: str -> str (strict UTF-8), bin -> bytes; strict_map_key (the default)
-        # allows only str/bytes keys. ext -1 becomes msgpack.Timestamp, not ext_hook.
-        obj = _unpackb(payload, ext_hook=_reject_ext)
-    except AccountDecodeError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise AccountDecodeError(
-            f"payload: msgpack str is not valid UTF-8 ({exc.reason})"
-        ) from None
-    except Exception as exc:
-        msg = str(exc)
-        if msg.startswith("invalid timestamp data"):  # ext -1 with a bad length
-            raise AccountDecodeError(f"payload: msgpack ext type -1 ({msg})") from None
-        raise AccountDecodeError(
-            f"payload: not valid msgpack ({type(exc).__name__}: {_show(msg, 80)})"
-        ) from None
-    if type(obj) is not dict:
-        raise AccountDecodeError(f"payload: msgpack {_type_name(obj)} where a map is required")
-    if b"\xff" in payload:  # 0xff is the type byte of ext -1 and never occurs in UTF-8
+    obj = unpack_map(payload, AccountDecodeError)
+    if b"\xff" in bytes(payload):  # 0xff is the type byte of ext -1 and never occurs in UTF-8
         path = _timestamp_path(obj)
         if path is not None:
             raise AccountDecodeError(f"payload: msgpack ext type -1 (timestamp) at {path}")
@@ -211,7 +181,7 @@ def _timestamp_path(obj: Any) -> str | None:
     while stack:
         path, value = stack.pop()
         if type(value) is dict:
-            stack.extend((f"{path}/{_show(key, 80)[1:-1]}", item) for key, item in value.items())
+            stack.extend((f"{path}/{show(key, 80)[1:-1]}", item) for key, item in value.items())
         elif type(value) is list:
             stack.extend((f"{path}/{index}", item) for index, item in enumerate(value))
         elif type(value) is _Timestamp:

@@ -108,7 +108,7 @@ _Timestamp = msgpack.Timestamp
 _from_protobuf = _Comment.FromString
 
 
-def _show(value: Any, limit: int = 40) -> str:
+def show(value: Any, limit: int = 40) -> str:
     """Short printable rendering of an untrusted value for error messages."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         value = bytes(value).decode("utf-8", "backslashreplace")
@@ -116,7 +116,7 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "nil"
     if type(value) is bytes:
@@ -146,41 +146,54 @@ def decode_event(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
         return _decode_msgpack(payload)
     if encoding == b"protobuf":
         return _decode_protobuf(payload)
-    raise LegacyDecodeError(f"unknown encoding {_show(encoding)}")
+    raise LegacyDecodeError(f"unknown encoding {show(encoding)}")
 
 
 # --------------------------------------------------------------------------- msgpack
 
 
+class _ExtType(Exception):
+    pass
+
+
 def _reject_ext(code: int, data: bytes) -> Any:
-    raise LegacyDecodeError(f"payload: msgpack ext type {code}")
+    raise _ExtType(code)
 
 
-def _decode_msgpack(payload: Any) -> dict[str, Any]:
+def unpack_map(payload: Any, error: type[LegacyDecodeError] = LegacyDecodeError) -> dict[Any, Any]:
+    """A msgpack payload that must be a map, unpacked as the legacy consumers unpack it.
+
+    Raises `error` (a LegacyDecodeError) for a payload that is not bytes, not msgpack, not
+    UTF-8 in a str, an ext type (other than a well-formed ext -1, which msgpack turns into
+    a Timestamp: the caller looks for those) or not a map. Keys are str or, for a bin
+    key, bytes.
+    """
     if type(payload) is not bytes:
         try:
             payload = bytes(payload)
         except TypeError:
-            raise LegacyDecodeError(
-                f"payload: {type(payload).__name__} where bytes are required"
-            ) from None
+            raise error(f"payload: {type(payload).__name__} where bytes are required") from None
     try:
         # raw=False: str -> str (strict UTF-8), bin -> bytes; strict_map_key (default)
         # allows only str/bytes keys. ext -1 never reaches ext_hook (see below).
         obj = _unpackb(payload, ext_hook=_reject_ext)
-    except LegacyDecodeError:
-        raise
+    except _ExtType as ext:
+        raise error(f"payload: msgpack ext type {ext.args[0]}") from None
     except UnicodeDecodeError as exc:
-        raise LegacyDecodeError(f"payload: msgpack str is not valid UTF-8 ({exc.reason})") from None
+        raise error(f"payload: msgpack str is not valid UTF-8 ({exc.reason})") from None
     except Exception as exc:
         msg = str(exc)
         if msg.startswith("invalid timestamp data"):  # ext -1 with a bad length
-            raise LegacyDecodeError(f"payload: msgpack ext type -1 ({msg})") from None
-        raise LegacyDecodeError(
-            f"payload: not valid msgpack ({type(exc).__name__}: {_show(msg, 80)})"
-        ) from None
+            raise error(f"payload: msgpack ext type -1 ({msg})") from None
+        raise error(f"payload: not valid msgpack ({type(exc).__name__}: {show(msg, 80)})") from None
     if type(obj) is not dict:
-        raise LegacyDecodeError(f"payload: msgpack {_type_name(obj)} where a map is required")
+        raise error(f"payload: msgpack {type_name(obj)} where a map is required")
+    return obj
+
+
+def _decode_msgpack(payload: Any) -> dict[str, Any]:
+    obj = unpack_map(payload)
+    payload = bytes(payload)  # unpack_map took it as bytes: so can the marker search
 
     # ext -1 never reaches ext_hook: look for msgpack.Timestamp objects, but only when the
     # raw bytes could hold one (0xff never occurs in UTF-8 text, so this is rare).
@@ -196,7 +209,7 @@ def _decode_msgpack(payload: Any) -> dict[str, Any]:
                 raise LegacyDecodeError(f"missing required key {key!r}")
         for key in obj:
             if type(key) is not str:
-                raise LegacyDecodeError(f"payload: map key {_show(key)} is msgpack bin, not str")
+                raise LegacyDecodeError(f"payload: map key {show(key)} is msgpack bin, not str")
         comment = {key: obj[key] for key in KNOWN_KEYS}
 
     if bytes in map(type, _get_str_fields(comment)):
@@ -246,7 +259,7 @@ def _decode_msgpack(payload: Any) -> dict[str, Any]:
     edited = comment["edited"]
     if edited is not False and type(edited) is not float and type(edited) is not int:
         raise LegacyDecodeError(
-            f"edited: {_type_name(edited)} {_show(edited)} where false or a number is required"
+            f"edited: {type_name(edited)} {show(edited)} where false or a number is required"
         )
     return comment
 
@@ -257,7 +270,7 @@ def _explain_items(name: str, items: list[Any]) -> None:
     for index, item in enumerate(items):
         if type(item) is not dict:
             raise LegacyDecodeError(
-                f"{name}/{index}: {_type_name(item)} where a map is required "
+                f"{name}/{index}: {type_name(item)} where a map is required "
                 f"(missing required key {required[0]!r})"
             )
         for key in required:
@@ -267,7 +280,7 @@ def _explain_items(name: str, items: list[Any]) -> None:
             for key in item:
                 if type(key) is not str:
                     raise LegacyDecodeError(
-                        f"{name}/{index}: map key {_show(key)} is msgpack bin, not str"
+                        f"{name}/{index}: map key {show(key)} is msgpack bin, not str"
                     )
         for key in str_keys:
             if type(item.get(key)) is bytes:
@@ -327,10 +340,10 @@ def _decode_protobuf(payload: Any) -> dict[str, Any]:
         text = str(exc)
         if "UTF-8" in text:
             raise LegacyDecodeError("payload: protobuf string is not valid UTF-8") from None
-        raise LegacyDecodeError(f"payload: not valid protobuf ({_show(text, 100)})") from None
+        raise LegacyDecodeError(f"payload: not valid protobuf ({show(text, 100)})") from None
     except Exception as exc:
         raise LegacyDecodeError(
-            f"payload: not valid protobuf ({type(exc).__name__}: {_show(str(exc), 80)})"
+            f"payload: not valid protobuf ({type(exc).__name__}: {show(str(exc), 80)})"
         ) from None
     has = msg.HasField
     return {
