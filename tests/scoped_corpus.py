@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.scope import Scope
@@ -74,3 +76,37 @@ def scoped_corpus(
         sister[i] = StreamEntry(SISTER, f"{e.arrival_ms}-{seq[e.arrival_ms]}", e.fields)
         seq[e.arrival_ms] += 1
     return production, sister, expected
+
+
+def write_entries(client: Any, production: list[StreamEntry], sister: list[StreamEntry],
+                  keys: tuple[str, str] = ("t:production", "t:sister")) -> None:  # fmt: skip
+    """XADD both sides with their explicit entry ids."""
+    for key, entries in zip(keys, (production, sister), strict=True):
+        with client.pipeline(transaction=False) as pipe:
+            for e in entries:
+                pipe.xadd(key, e.fields, id=e.entry_id)
+            pipe.execute()
+
+
+@dataclass
+class Written:
+    """A scoped corpus written to Redis: what each event must give, and the counts."""
+
+    expected: dict[str, object]
+    counts: Counter[object]  # per verdict, and "out_of_scope", "late"
+    primaries: int  # events that must get a primary verdict
+
+
+def write_scoped_corpus(
+    client: Any, scope: str, events: int, ago_ms: int = 120_000,
+    keys: tuple[str, str] = ("t:production", "t:sister"),
+) -> Written:  # fmt: skip
+    """A scoped corpus ending about now on the server's clock, written to both streams."""
+    now_ms = int(client.time()[0]) * 1000
+    production, sister, expected = scoped_corpus(
+        Scope.parse(scope), base_ms=now_ms - ago_ms, events=events
+    )
+    write_entries(client, production, sister, keys)
+    counts = Counter(expected.values())
+    primaries = sum(n for v, n in counts.items() if isinstance(v, Verdict))
+    return Written(expected, counts, primaries)

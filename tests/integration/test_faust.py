@@ -361,23 +361,13 @@ def test_a_faust_worker_applies_the_scope_like_the_single_engine(
     kafka, redis_url, redis_client, tmp_path
 ):
     """--scope on the Faust engine: the same verdicts and out-of-scope counts."""
-    from cdc_verify.pipeline.core.scope import Scope
     from cdc_verify.schemas.verdicts import Verdict
 
-    from ..scoped_corpus import scoped_corpus
+    from ..scoped_corpus import write_scoped_corpus
     from .test_scopes import counters
 
-    now_ms = int(redis_client.time()[0]) * 1000
-    production, sister, expected = scoped_corpus(
-        Scope.parse("sample:5"), base_ms=now_ms - 120_000, events=1500
-    )
-    for key, entries in ((PROD, production), (SIS, sister)):
-        with redis_client.pipeline(transaction=False) as pipe:
-            for e in entries:
-                pipe.xadd(key, e.fields, id=e.entry_id)
-            pipe.execute()
-    want = Counter(expected.values())
-    primaries = sum(n for v, n in want.items() if isinstance(v, Verdict))
+    written = write_scoped_corpus(redis_client, "sample:5", 1500, keys=(PROD, SIS))
+    expected, want, primaries = written.expected, written.counts, written.primaries
     faust = FaustWorkers(kafka.bootstrap, redis_url, "scoped", tmp_path, "--scope", "sample:5")
     faust.start()
     try:

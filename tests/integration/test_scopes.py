@@ -13,13 +13,12 @@ from collections import Counter
 
 import pytest
 
-from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
 
 from ..conftest import cli_command, cli_env
-from ..scoped_corpus import scoped_corpus
+from ..scoped_corpus import write_scoped_corpus
 from .support import PROD, SIS, assert_records_match, run_worker_until_done, settings
 from .support import verdict_records as durable_records
 
@@ -49,17 +48,8 @@ def records_of(path) -> list[dict]:
 def test_live_worker_backfill_and_replay_agree_under_a_scope(
     redis_url, redis_client, tmp_path, scope, read_only
 ):
-    now_ms = int(redis_client.time()[0]) * 1000
-    production, sister, expected = scoped_corpus(
-        Scope.parse(scope), base_ms=now_ms - 120_000, events=2000
-    )
-    for key, entries in ((PROD, production), (SIS, sister)):
-        with redis_client.pipeline(transaction=False) as pipe:
-            for e in entries:
-                pipe.xadd(key, e.fields, id=e.entry_id)
-            pipe.execute()
-    want = Counter(expected.values())
-    primaries = sum(n for v, n in want.items() if isinstance(v, Verdict))
+    written = write_scoped_corpus(redis_client, scope, 2000, keys=(PROD, SIS))
+    expected, want, primaries = written.expected, written.counts, written.primaries
     assert want["out_of_scope"] > 100 and want["late"] > 0 and want[Verdict.MATCH] > 50
 
     cfg = settings(redis_url, scope=scope, production_read_only=read_only)
@@ -122,17 +112,8 @@ def test_sigkills_under_a_scope_lose_nothing_and_count_everything_once(
 
     from .support import primary_count
 
-    now_ms = int(redis_client.time()[0]) * 1000
-    production, sister, expected = scoped_corpus(
-        Scope.parse("sample:20"), base_ms=now_ms - 300_000, events=30_000
-    )
-    for key, entries in ((PROD, production), (SIS, sister)):
-        with redis_client.pipeline(transaction=False) as pipe:
-            for e in entries:
-                pipe.xadd(key, e.fields, id=e.entry_id)
-            pipe.execute()
-    want = Counter(expected.values())
-    primaries = sum(n for v, n in want.items() if isinstance(v, Verdict))
+    written = write_scoped_corpus(redis_client, "sample:20", 30_000, 300_000, (PROD, SIS))
+    expected, want, primaries = written.expected, written.counts, written.primaries
     args = cli_command(
         "run", "--redis", redis_url, "--production", PROD, "--sister", SIS, "--grace", "1",
         "--start-id", "0", "--lock-ttl", "1", "--http-port", "0", "--batch-size", "200",
@@ -141,9 +122,15 @@ def test_sigkills_under_a_scope_lose_nothing_and_count_everything_once(
     log = (tmp_path / "worker.log").open("w")
     rng = random.Random(8)
     worker = subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
-    at_kills = []
+    at_kills = [0]
     for _ in range(5):
-        time.sleep(rng.uniform(0.5, 1.5))
+        # Kill once this worker has committed something (a loaded machine starts it
+        # slowly), at a random moment after: mid-batch, mid-commit, mid-ack.
+        started = time.monotonic()
+        while primary_count(redis_client) <= at_kills[-1] < primaries:
+            assert time.monotonic() - started < 30, "the worker made no progress"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         at_kills.append(primary_count(redis_client))
