@@ -720,5 +720,158 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
     print_alerts(found, as_json, state.value, more)
 
 
+class _Window(click.ParamType):
+    """--since 10m / 2h / 1d, as seconds (the gate_since setting's unit)."""
+
+    name = "window"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from cdc_verify.report import parse_window
+
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_window(value).total_seconds()
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _Rate(click.ParamType):
+    """--max-mismatch-rate 0.001 or 0.1%."""
+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from cdc_verify.gate.criteria import parse_rate
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_rate(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _gate_ops() -> list[str]:
+    from cdc_verify.gate.criteria import OP_VALUES
+
+    return list(OP_VALUES)
+
+
+def _entity(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    import re
+
+    from cdc_verify.gate.criteria import ENTITY_PATTERN
+
+    if value is not None and not re.match(ENTITY_PATTERN, value):
+        raise click.BadParameter(f"{value!r} is not an entity name like comment or account")
+    return value
+
+
+@main.command()
+@redis_options(
+    "the Redis the worker keeps its counters on (its state server), unless --state-redis "
+    f"names it: {URL_FORMS}",
+    (Role.STATE,),
+)
+@setting("--group", help="consumer group of the worker")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="gate the output directory of a backfill or replay instead of the live counters",
+)
+@setting(
+    "--since",
+    "gate_since",
+    type=_Window(),
+    help="the window of live counters to gate, e.g. 10m, 2h, 1d; not with --report",
+)
+@setting(
+    "--max-mismatch-rate",
+    "gate_max_mismatch_rate",
+    type=_Rate(),
+    help="largest share of events with a mismatch verdict: 0.001 or 0.1%",
+)
+@setting("--max-undecodable", "gate_max_undecodable", type=int, help="most undecodable verdicts")
+@setting(
+    "--max-gaps",
+    "gate_max_gaps",
+    type=int,
+    help="most gaps (missing_in_sister + missing_in_production)",
+)
+@setting(
+    "--min-events",
+    "gate_min_events",
+    type=int,
+    help="fewest events (primary verdicts) to decide on; fewer: cannot decide (exit 2)",
+)
+@click.option("--entity", callback=_entity, help="gate this entity only, e.g. comment")
+@click.option("--op", type=click.Choice(_gate_ops()), help="gate this op (write endpoint) only")
+@click.option("--json", "as_json", is_flag=True, help="print the answer as a JSON object")
+@config_option("the redis_* settings, group, key_prefix and the gate_* settings")  # fmt: skip
+def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
+         config: Path | None, **kwargs: Any) -> None:  # fmt: skip
+    """Go / no-go: may the new service take more traffic? Exit 0 go, 1 no-go, 2 cannot decide.
+
+    Measures the live worker's durable counters over --since (or a report directory)
+    against each criterion; see docs/rollouts.md.
+    """
+    from cdc_verify.gate.criteria import (
+        CannotMeasure,
+        Criteria,
+        Measurement,
+        Scope,
+        cannot_measure,
+        judge,
+    )
+    from cdc_verify.gate.live import measure_server, redis_source, window_problem
+    from cdc_verify.gate.render import print_json, print_table
+    from cdc_verify.gate.report_dir import measure_report, report_source
+    from cdc_verify.pipeline.redis.counters import Window
+
+    if report is not None:
+        given = [f for f in ("redis_url", "state_redis_url", "gate_since") if kwargs[f] is not None]
+        if given:
+            flag = {"redis_url": "--redis", "state_redis_url": "--state-redis"}.get(given[0])
+            raise click.UsageError(
+                f"--report gates a report directory; {flag or '--since'} is for the live "
+                "counters: give one or the other"
+            )
+    settings = _settings(config, **kwargs)
+    criteria = Criteria.from_settings(settings)
+    scope = Scope(entity, op)
+    if report is not None:
+        source = report_source(report)
+
+        def measure() -> Measurement:
+            return measure_report(report, scope)
+
+    else:
+        server = settings.server(Role.STATE)
+        if not server.url:
+            raise click.UsageError(
+                "gate reads the worker's state server: give --state-redis URL or --redis URL "
+                f"(or {env_var('state_redis_url')}, {env_var('redis_url')}), or --report DIR"
+            )
+        window = Window.last(settings.gate_since)
+        source = redis_source(server.redacted_url(), settings.group, window, settings.gate_since)
+
+        def measure() -> Measurement:
+            problem = window_problem(settings.gate_since, settings)
+            if problem:
+                raise CannotMeasure(problem)
+            return measure_server(settings, window, scope)
+
+    try:
+        answer = judge(measure(), criteria, source, scope)
+    except CannotMeasure as exc:
+        answer = cannot_measure(str(exc), criteria, source, scope)
+        if not as_json:
+            click.echo(f"CANNOT DECIDE: {exc}", err=True)
+            sys.exit(answer.decision.exit_status)
+    (print_json if as_json else print_table)(answer)
+    sys.exit(answer.decision.exit_status)
+
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
@@ -13,7 +15,7 @@ import pytest
 import redis
 
 from cdc_verify.api.app import create_app
-from cdc_verify.api.models import AlertPage, EventVerdict, Health, MismatchGroups, Status
+from cdc_verify.api.models import AlertPage, EventVerdict, Gate, Health, MismatchGroups, Status
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
@@ -189,15 +191,93 @@ def test_groups_status_and_probes(verified):
     assert status.ready
     want = corpus.expected_counts()
     assert status.totals == {v.value: n for v, n in want.items() if n}
+    assert status.events == len(corpus.expected)
     assert status.open_alerts == len(expected_gaps(corpus, still_open=True))
-    assert round(sum(sum(p.per_second.values()) for p in status.rate) * 10) == sum(want.values())
+    # The durable counters: per minute, and by entity/op, they add up to the totals.
+    assert len(status.rate) == 10
+    per_minute = Counter(
+        name for p in status.rate for name, n in p.counts.items() for _ in range(n)
+    )
+    assert {v: per_minute[v] for v in status.totals} == status.totals
+    assert per_minute["late"] == status.late_arrivals == sum(1 for e in corpus.expected.values()
+                                                             if e.late)  # fmt: skip
+    by_entity_op = Counter()
+    for counts in status.by_entity_op.values():
+        by_entity_op.update(counts)
+    assert {v: by_entity_op[v] for v in status.totals} == status.totals
+    assert {"comment/update", "comment/create"} <= set(status.by_entity_op)
+    assert status.events_per_second["5m"] > 0
+    assert status.gate.decision == "no_go"  # the corpus has every fault
 
     for path in ("/healthz", "/readyz"):
         reply = httpx.get(served.url + path)
         assert reply.status_code == 200 and Health.model_validate(reply.json()).status == "ok"
     metrics = httpx.get(f"{served.url}/metrics").text
     assert "cdc_verify_open_alerts " in metrics and "cdc_verify_ready 1.0" in metrics
-    assert 'cdc_verify_verdicts_total{verdict="match",entity="comment"' in metrics
+    # Labels in any order: the client library sorts them.
+    assert re.search(r'cdc_verify_verdicts_total\{[^}]*verdict="match"[^}]*\} [1-9]', metrics)
+
+
+def test_the_gate_of_the_live_worker(verified):
+    served, corpus, _ = verified
+    want = {v.value: n for v, n in corpus.expected_counts().items()}
+
+    def gate(**params) -> dict:
+        reply = httpx.get(f"{served.url}/api/gate", params=params)
+        assert reply.status_code == 200, reply.text
+        return Gate.model_validate(reply.json()).model_dump(mode="json")
+
+    answer = gate()
+    assert answer["decision"] == "no_go" and answer["exit_status"] == 1
+    assert {v.value: answer["counts"][v.value] for v in Verdict} == want
+    assert answer["events"] == len(corpus.expected)
+    assert answer["source"]["kind"] == "redis" and answer["source"]["window_seconds"] == 86400
+    assert [c["threshold"] for c in answer["criteria"]] == [0.001, 0, 0, 1000]  # the settings'
+    lenient = {"max_mismatch_rate": 1, "max_undecodable": 10**6, "max_gaps": 10**6}
+    assert gate(**lenient)["decision"] == "go"
+    assert gate(**lenient, min_events=10**6)["decision"] == "cannot_decide"
+    # One endpoint: its counts are that row of the status page's table.
+    rows = httpx.get(f"{served.url}/api/status").json()["by_entity_op"]
+    update = gate(entity="comment", op="update")
+    assert update["scope"] == {"entity": "comment", "op": "update"}
+    assert {k: n for k, n in update["counts"].items() if n} == rows["comment/update"]
+    comment = gate(entity="comment")
+    assert comment["events"] == sum(
+        n for key, row in rows.items() if key.startswith("comment/")
+        for name, n in row.items() if name in GAPS | {"match", "mismatch", "race", "undecodable"}
+    )  # fmt: skip
+    nothing = gate(entity="link")
+    assert nothing["decision"] == "cannot_decide" and nothing["reason"].startswith(
+        "no events for link/* (there are counts for "
+    )
+    assert gate(since="1s")["events"] <= answer["events"]
+    beyond = gate(since="9d")  # past counter_retention (8 days): expired, no answer
+    assert beyond["decision"] == "cannot_decide" and beyond["events"] is None
+    assert "past counter_retention" in beyond["reason"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"max_mismatch_rate": "1.5"}, 422),
+        ({"max_mismatch_rate": "-0.1"}, 422),
+        ({"max_mismatch_rate": "0.1%"}, 422),  # the command takes 0.1%; a query takes 0.001
+        ({"max_gaps": "-1"}, 422),
+        ({"min_events": "many"}, 422),
+        ({"op": "delete"}, 422),
+        ({"entity": "Comment"}, 422),
+        ({"entity": "x" * 33}, 422),
+        ({"since": "soon"}, 422),
+        ({"sinse": "1h"}, 422),
+        ({"since": "8d", "entity": "comment", "op": "update", "max_gaps": "3"}, 200),
+    ],
+)
+def test_gate_queries_are_checked(verified, params, status):
+    served, _, _ = verified
+    reply = httpx.get(f"{served.url}/api/gate", params=params)
+    assert reply.status_code == status, (params, reply.text)
+    if status != 200:
+        assert "detail" in reply.json()
 
 
 def _entry(event_id: str, comment: dict) -> dict[bytes, bytes]:
@@ -250,7 +330,7 @@ def test_a_late_arrival_after_a_restart_is_compared_with_its_twin_from_the_strea
 def test_bearer_token_guards_the_api_but_not_the_probes(redis_url):
     cfg = settings(redis_url, http_token="s3cret-token")
     with ServedWorker(cfg) as served:
-        for path in ("/api/alerts", "/api/status", "/api/groups", "/metrics"):
+        for path in ("/api/alerts", "/api/status", "/api/groups", "/api/gate", "/metrics"):
             assert httpx.get(served.url + path).status_code == 401
             wrong = httpx.get(served.url + path, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"

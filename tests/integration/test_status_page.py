@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import httpx
 import redis
 
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.schemas.settings import Settings
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
@@ -107,13 +110,66 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     assert len(alert_rows) == min(10, open_gaps)
     group_rows = [r["data-verdict"] for r in page.rows["groups"] if "data-verdict" in r]
     assert group_rows == [g["verdict"] for g in status["top_groups"]] and group_rows
-    # One bar per 10-second bucket (the page may render a bucket later than /api/status).
-    assert (
-        1
-        <= len(status["rate"])
-        <= int(page.attrs["rate"]["data-points"])
-        <= len(status["rate"]) + 1
-    )
+    # One bar per minute of the last ten.
+    assert len(status["rate"]) == int(page.attrs["rate"]["data-points"]) == 10
+    # The banner: the worker's criteria over the durable counters.
+    assert page.attrs["gate"]["data-decision"] == status["gate"]["decision"] == "no_go"
+    assert page.text["gate-decision"] == "NO-GO"
+    assert page.text["gate-reason"] == status["gate"]["reason"]
+    criteria = [r["data-criterion"] for r in page.rows["gate-criteria"] if "data-criterion" in r]
+    assert criteria == ["max_mismatch_rate", "max_undecodable", "max_gaps", "min_events"]
+    # The table by entity and op, one row per endpoint the counters hold.
+    rows = [r["data-entity-op"] for r in page.rows["by-entity-op"] if "data-entity-op" in r]
+    assert rows == list(status["by_entity_op"]) and "comment/update" in rows
+    assert page.text["out-of-scope"] == "0"
+    assert page.text["late"] == f"{status['late_arrivals']:,}" != "0"
+    assert f"from {status['counts_window']['since']}" in page.text["counts-window"]
     # Without the token the page says why it shows nothing.
     assert "error" not in without_token.hidden
     assert "401" in without_token.text["error"]
+
+
+def hincrby(client: redis.Redis, minute: int, counts: dict[str, int]) -> None:
+    """Counters as the worker's commit writes them (another worker's, earlier)."""
+    keys = WorkerKeys.from_settings(Settings())
+    for field, n in counts.items():
+        client.hincrby(f"{keys.counts_prefix}{minute}", field, n)
+
+
+def test_the_banner_and_the_table_come_from_the_durable_counters(tmp_path):
+    """GO on clean traffic; after a restart, the same counts, judged again (CANNOT DECIDE
+    on stricter criteria): nothing of it lived in the first worker's memory."""
+    with EmbeddedRedis(data_dir=tmp_path / "redis") as server:
+        client = redis.Redis.from_url(server.url)
+        corpus = generate(1200, seed=24, grace_ms=500, mix={"clean": 1.0}, malformed=0)
+        write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
+        earlier = int(time.time() * 1000) // 60_000 - 20
+        hincrby(client, earlier, {"match|account|create": 40, "out_of_scope|account|create": 7})
+        cfg = settings(server.url, grace=0.5, gate_since=3600, gate_min_events=1000)
+        with ServedWorker(cfg) as served:
+            wait_for(lambda: primary_count(client) >= len(corpus.expected), what="all verdicts")
+            first = httpx.get(f"{served.url}/api/status").json()
+            go = Page(render(f"{served.url}/", tmp_path))
+        with ServedWorker(cfg.model_copy(update={"gate_min_events": 5000})) as served:
+            second = httpx.get(f"{served.url}/api/status").json()
+            undecided = Page(render(f"{served.url}/", tmp_path))
+        client.close()
+
+    assert go.attrs["gate"]["data-decision"] == "go" and go.text["gate-decision"] == "GO"
+    assert go.text["gate-reason"] == "every criterion passed on 1,240 events"
+    assert go.text["out-of-scope"] == "7"
+    rows = {r["data-entity-op"] for r in go.rows["by-entity-op"] if "data-entity-op" in r}
+    assert rows == set(first["by_entity_op"]) >= {"account/create", "comment/update"}
+    assert first["by_entity_op"]["account/create"] == {"match": 40, "out_of_scope": 7}
+    assert "1,240" in go.text["totals"]
+
+    assert second["totals"] == first["totals"] == {"match": 1240}
+    assert second["by_entity_op"] == first["by_entity_op"]
+    assert undecided.attrs["gate"]["data-decision"] == "cannot_decide"
+    assert undecided.text["gate-decision"] == "CANNOT DECIDE"
+    assert undecided.text["gate-reason"] == "1,240 events, fewer than --min-events 5,000"
+    shown = {
+        r["data-criterion"]: r for r in undecided.rows["gate-criteria"] if "data-criterion" in r
+    }
+    assert set(shown) == {"max_mismatch_rate", "max_undecodable", "max_gaps", "min_events"}
+    assert "≥ 5,000" in undecided.text["gate-criteria"]

@@ -12,7 +12,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +22,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from cdc_verify.api import models
+from cdc_verify.gate.criteria import (
+    ENTITY_PATTERN,
+    OP_VALUES,
+    Answer,
+    Criteria,
+    Scope,
+    cannot_measure,
+    judge,
+)
+from cdc_verify.gate.live import iso_ms, measurement, redis_source, window_problem
 from cdc_verify.pipeline.redis.alerts import (
     AlertFilter,
     AlertState,
@@ -30,14 +40,23 @@ from cdc_verify.pipeline.redis.alerts import (
     window_start_ms,
 )
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
+from cdc_verify.pipeline.redis.counters import (
+    LATE,
+    OUT_OF_SCOPE,
+    CounterReader,
+    Counts,
+    Window,
+    events_per_second,
+)
 from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.report import parse_window
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.schemas.verdicts import Side, Verdict
 
 # The run loop beats at least every few seconds (reads block for block_ms, backoff
 # and lock waits tick); a minute without a beat means it is wedged.
@@ -51,6 +70,10 @@ DURATION = r"^[0-9]{1,9}(\.[0-9]{1,3})?[smhd]$"
 # alerts.CURSOR_PATTERN (`<ms>:<event_id>`) in that syntax; alerts.decode_cursor accepts
 # every cursor this does.
 CURSOR = r"^[0-9]{1,16}:[^\n]{1,256}$"
+OpName = Literal["create", "update", "increment", "unknown", "other"]
+if get_args(OpName) != OP_VALUES:
+    raise RuntimeError("OpName and the ops the counters hold (gate.criteria.OP_VALUES) differ")
+RATE_MINUTES = 10  # the status page's chart
 
 
 class WorkerView(Protocol):
@@ -69,6 +92,10 @@ class WorkerView(Protocol):
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {name: n for name, n in counts.items() if n}
 
 
 BEARER = HTTPBearer(auto_error=False, description="the worker's CDC_VERIFY_HTTP_TOKEN")
@@ -132,6 +159,8 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     servers = {"state": client, **{side.value: r.client for side, r in streams.readers.items()}}
     alerts = AlertStore(client, keys)
     events = EventLookup(client, keys)
+    counters = CounterReader(client, keys, settings.counter_retention)
+    state_url = settings.server(Role.STATE).redacted_url()
     token = settings.http_token.get_secret_value() if settings.http_token else None
     guarded = [Depends(BearerToken(token))] if token else []
     errors: Responses = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}
@@ -213,11 +242,76 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             "ungrouped": board.groups.ungrouped,
         }
 
+    def gate_answer(
+        counts: Counts, window: Window, seconds: float, criteria: Criteria, scope: Scope
+    ) -> Answer:
+        source = redis_source(state_url, settings.group, window, seconds)
+        return judge(measurement(counts, scope), criteria, source, scope)
+
+    @api.get(
+        "/gate",
+        response_model=models.Gate,
+        tags=["gate"],
+    )
+    async def gate(
+        since: Annotated[
+            str | None,
+            Query(pattern=DURATION, description="the window, e.g. 10m, 2h, 1d (gate_since)"),
+        ] = None,
+        entity: Annotated[
+            str | None, Query(pattern=ENTITY_PATTERN, description="gate this entity only")
+        ] = None,
+        op: Annotated[OpName | None, Query(description="gate this op only")] = None,
+        max_mismatch_rate: Annotated[
+            float | None,
+            Query(ge=0, le=1, description="largest share of mismatches (gate_max_mismatch_rate)"),
+        ] = None,
+        max_undecodable: Annotated[
+            int | None, Query(ge=0, description="most undecodable (gate_max_undecodable)")
+        ] = None,
+        max_gaps: Annotated[
+            int | None, Query(ge=0, description="most gaps (gate_max_gaps)")
+        ] = None,
+        min_events: Annotated[
+            int | None, Query(ge=0, description="fewest events to decide on (gate_min_events)")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Go / no-go on the worker's durable counters: `cdc-verify gate --json`'s answer.
+
+        Criteria not given are the worker's gate_* settings. A `cannot_decide` answer (too
+        few events, or `since` past counter_retention) is a 200 like the others; Redis
+        away is a 503.
+        """
+        seconds = settings.gate_since if since is None else parse_window(since).total_seconds()
+        criteria = Criteria.from_settings(
+            settings, max_mismatch_rate=max_mismatch_rate, max_undecodable=max_undecodable,
+            max_gaps=max_gaps, min_events=min_events,
+        )  # fmt: skip
+        window, scope = Window.last(seconds), Scope(entity, op)
+        problem = window_problem(seconds, settings)
+        if problem:
+            source = redis_source(state_url, settings.group, window, seconds)
+            return cannot_measure(problem, criteria, source, scope).as_json()
+        counts, _ = await counters.read(window)
+        return gate_answer(counts, window, seconds, criteria, scope).as_json()
+
     @api.get("/status", response_model=models.Status, tags=["status"])
     async def status() -> dict[str, Any]:
         """What the status page shows."""
         board = worker.status
         count, oldest_age = await alerts.open_summary()
+        # Totals, rate and banner from the durable counters: they survive a restart.
+        # No counter outlives counter_retention: a longer gate_since reads no more.
+        seconds = min(settings.gate_since, settings.counter_retention)
+        window = Window.last(seconds)
+        counts, series = await counters.read(window, recent=RATE_MINUTES)
+        totals = counts.totals()
+        verdicts = _nonzero({v.value: totals[v.value] for v in Verdict})
+        criteria = Criteria.from_settings(settings)
+        banner = gate_answer(counts, window, settings.gate_since, criteria, Scope())
+        problem = window_problem(settings.gate_since, settings)
+        if problem:
+            banner = cannot_measure(problem, criteria, banner.source, Scope())
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
@@ -225,9 +319,21 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             "production": settings.production,
             "sister": settings.sister,
             "group": settings.group,
-            "totals": dict(board.totals),
-            "late_arrivals": board.late_arrivals,
-            "rate": board.rate(),
+            "counts_window": {
+                "since": iso_ms(window.start_ms),
+                "until": iso_ms(window.until_ms),
+                "seconds": seconds,
+            },
+            "totals": verdicts,
+            "events": counts.events,
+            "late_arrivals": totals[LATE],
+            "out_of_scope": totals[OUT_OF_SCOPE],
+            "by_entity_op": counts.by_entity_op(),
+            "rate": [{"at": minute * 60, "counts": _nonzero(c.totals())} for minute, c in series],
+            "events_per_second": {
+                f"{m}m": events_per_second(series, window.until_ms, m) for m in (1, 5)
+            },
+            "gate": banner.as_json(),
             "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
             "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
             "open_alerts": count,

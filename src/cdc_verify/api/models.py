@@ -76,9 +76,59 @@ class MismatchGroups(BaseModel):
     ungrouped: int = Field(description="records not grouped once the group limit was reached")
 
 
+class GateCriterion(BaseModel):
+    name: Literal["max_mismatch_rate", "max_undecodable", "max_gaps", "min_events"]
+    flag: str = Field(description="the `cdc-verify gate` flag that sets its threshold")
+    measured: int | float | None = Field(
+        description="a share of events for max_mismatch_rate, else a count; null: not measured"
+    )
+    threshold: int | float
+    passed: bool | None = Field(description="null: not measured")
+
+
+class GateRedisSource(BaseModel):
+    kind: Literal["redis"]
+    server: str | None = Field(description="the state server, its password as ***")
+    group: str
+    since: str = Field(description="ISO 8601 UTC start of the first minute counted")
+    until: str = Field(description="ISO 8601 UTC end of the window (now)")
+    window_seconds: float = Field(description="the window asked for (`since`), in seconds")
+
+
+class GateReportSource(BaseModel):
+    kind: Literal["report"]
+    dir: str
+
+
+class GateScope(BaseModel):
+    entity: str | None = Field(description="the entity gated; null: every entity")
+    op: str | None = Field(description="the op gated; null: every op")
+
+
+class Gate(BaseModel):
+    """The go / no-go answer: the same object as `cdc-verify gate --json`."""
+
+    decision: Literal["go", "no_go", "cannot_decide"]
+    exit_status: Literal[0, 1, 2] = Field(description="what `cdc-verify gate` exits with")
+    reason: str = Field(description="one line: what failed, or why there is no answer")
+    source: GateRedisSource | GateReportSource = Field(discriminator="kind")
+    scope: GateScope
+    events: int | None = Field(description="events with a primary verdict; null: not measured")
+    counts: dict[str, int] | None = Field(
+        description="count per verdict, `out_of_scope` and (live counters) `late`"
+    )
+    criteria: list[GateCriterion]
+
+
 class RatePoint(BaseModel):
-    at: int = Field(description="start of a 10-second bucket, seconds since epoch")
-    per_second: dict[str, float]
+    at: int = Field(description="start of a minute, seconds since epoch")
+    counts: dict[str, int] = Field(description="count per verdict (and out_of_scope, late)")
+
+
+class CountsWindow(BaseModel):
+    since: str = Field(description="ISO 8601 UTC start of the first minute counted")
+    until: str
+    seconds: float = Field(description="the worker's gate_since (at most counter_retention)")
 
 
 class Status(BaseModel):
@@ -88,15 +138,29 @@ class Status(BaseModel):
     production: str
     sister: str
     group: str
-    totals: dict[str, int] = Field(description="verdict records per verdict since start")
-    late_arrivals: int
-    rate: list[RatePoint]
+    counts_window: CountsWindow = Field(
+        description="the window of the durable counters that totals, by_entity_op and gate read"
+    )
+    totals: dict[str, int] = Field(
+        description="verdict records per verdict in counts_window (non-zero only); durable"
+    )
+    events: int = Field(description="events with a primary verdict in counts_window")
+    late_arrivals: int = Field(description="late arrivals in counts_window")
+    out_of_scope: int = Field(description="production events outside --scope in counts_window")
+    by_entity_op: dict[str, dict[str, int]] = Field(
+        description='"entity/op" -> {verdict or "out_of_scope" or "late": count}'
+    )
+    rate: list[RatePoint] = Field(description="the last 10 minutes, oldest first")
+    events_per_second: dict[str, float] = Field(
+        description='"1m", "5m": events a second over the last 1 (5) whole minutes and this one'
+    )
+    gate: Gate = Field(description="the worker's gate_* criteria over counts_window")
     consumer_lag_seconds: dict[str, float]
     pending_joins: dict[str, int]
     open_alerts: int
     oldest_open_alert_age_seconds: float | None
     recent_open_alerts: list[Alert]
-    top_groups: list[MismatchGroup]
+    top_groups: list[MismatchGroup] = Field(description="in memory, since the worker started")
 
 
 class Check(BaseModel):
@@ -113,4 +177,4 @@ class Problem(BaseModel):
     detail: str
 
 
-__all__ = ["Alert", "AlertPage", "DifferenceModel", "EventVerdict", "Health", "Status"]
+__all__ = ["Alert", "AlertPage", "DifferenceModel", "EventVerdict", "Gate", "Health", "Status"]
