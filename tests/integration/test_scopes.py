@@ -122,21 +122,21 @@ def test_sigkills_under_a_scope_lose_nothing_and_count_everything_once(
     log = (tmp_path / "worker.log").open("w")
     rng = random.Random(8)
     worker = subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
-    at_kills = [0]
-    for _ in range(5):
-        # Kill once this worker has committed something (a loaded machine starts it
-        # slowly), at a random moment after: mid-batch, mid-commit, mid-ack.
-        started = time.monotonic()
-        while primary_count(redis_client) <= at_kills[-1] < primaries:
-            assert time.monotonic() - started < 30, "the worker made no progress"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.3))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-        at_kills.append(primary_count(redis_client))
-        worker = subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
-    assert any(0 < n < primaries for n in at_kills), f"no kill mid-run: {at_kills}"
     try:
+        at_kills = [0]
+        for _ in range(5):
+            # Kill once this worker has committed something (a loaded machine starts it
+            # slowly), at a random moment after: mid-batch, mid-commit, mid-ack.
+            started = time.monotonic()
+            while primary_count(redis_client) <= at_kills[-1] < primaries:
+                assert time.monotonic() - started < 30, "the worker made no progress"
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0, 0.3))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            at_kills.append(primary_count(redis_client))
+            worker = subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
+        assert any(0 < n < primaries for n in at_kills), f"no kill mid-run: {at_kills}"
         deadline = time.monotonic() + 120
         while (
             primary_count(redis_client) < primaries
