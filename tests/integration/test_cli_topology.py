@@ -41,7 +41,7 @@ SISTER_ACL = (
 )
 STATE_ACL = (
     "-@all +@connection +ping +time +info +xadd +xtrim +type +exists +get +set +mget +del "
-    "+pexpire +hset +hget +hmget +hdel +zadd +zrem +zrange +zrangebyscore +zrevrange +zcard "
+    "+pexpire +pexpireat +hset +hget +hmget +hgetall +hincrby +hdel +zadd +zrem +zrange +zrangebyscore +zrevrange +zcard "
     "+zcount +zscore +zrank +eval +evalsha +script"
 )
 # The commands a read-only production server may receive: reads and the handshake.

@@ -213,8 +213,8 @@ def verdicts_counted(port: int) -> Counter[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
         text = reply.read().decode()
     counted: Counter[str] = Counter()
-    for verdict, value in re.findall(r'^cdc_verify_verdicts_total\{verdict="(\w+)",[^}]*\} (\S+)$',
-                                     text, re.M):  # fmt: skip
+    series = r'^cdc_verify_verdicts_total\{[^}]*\bverdict="(\w+)"[^}]*\} (\S+)$'
+    for verdict, value in re.findall(series, text, re.M):
         if float(value):  # summed over the entity and op labels
             counted[verdict] += int(float(value))
     return counted
