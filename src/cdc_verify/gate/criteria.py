@@ -186,7 +186,7 @@ def judge(
             f"no events for {scope.describe()}" if events == 0
             else f"{events:,} events, fewer than --min-events {criteria.min_events:,}"
         )  # fmt: skip
-        if events == 0 and scope.describe() != Scope().describe() and measured.seen:
+        if events == 0 and scope != Scope() and measured.seen:
             reason += f" (there are counts for {', '.join(measured.seen)})"
         if failed:
             reason += f" (failing so far: {what})"
