@@ -54,7 +54,6 @@ def test_the_single_worker_feeds_every_sink_every_record(redis_url, redis_client
     for verdict, count in per_verdict.items():
         sample = verdicts_metric(registry, verdict)
         assert sample == count, verdict
-    assert dict(worker.status.totals) == dict(per_verdict)
     assert worker.status.groups.sorted(), "the status board's groups saw the mismatches"
 
 
