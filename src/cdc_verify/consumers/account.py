@@ -27,10 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgpack
-
 # The same error base and message helpers as the comment consumer, so both read alike.
-from cdc_verify.consumers.reference import LegacyDecodeError, show, type_name, unpack_map
+from cdc_verify.consumers.reference import (
+    LegacyDecodeError,
+    show,
+    timestamp_path,
+    type_name,
+    unpack_map,
+)
 
 __all__ = ["KNOWN_KEYS", "TROPHY_KEYS", "AccountDecodeError", "decode_event"]
 
@@ -97,8 +101,6 @@ _TROPHY_SCHEMA: tuple[tuple[str, _Check], ...] = (
 )
 KNOWN_KEYS: tuple[str, ...] = tuple(key for key, _ in _SCHEMA)
 TROPHY_KEYS: tuple[str, ...] = tuple(key for key, _ in _TROPHY_SCHEMA)
-
-_Timestamp = msgpack.Timestamp
 
 
 def decode_event(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
@@ -169,21 +171,7 @@ def _wrong_type(path: str, value: Any, wanted: str) -> str:
 def _unpack(payload: Any) -> dict[Any, Any]:
     obj = unpack_map(payload, AccountDecodeError)
     if b"\xff" in bytes(payload):  # 0xff is the type byte of ext -1 and never occurs in UTF-8
-        path = _timestamp_path(obj)
+        path = timestamp_path(obj)
         if path is not None:
             raise AccountDecodeError(f"payload: msgpack ext type -1 (timestamp) at {path}")
     return obj
-
-
-def _timestamp_path(obj: Any) -> str | None:
-    """JSON pointer of a msgpack.Timestamp (ext -1) anywhere in ``obj``, or None."""
-    stack: list[tuple[str, Any]] = [("", obj)]
-    while stack:
-        path, value = stack.pop()
-        if type(value) is dict:
-            stack.extend((f"{path}/{show(key, 80)[1:-1]}", item) for key, item in value.items())
-        elif type(value) is list:
-            stack.extend((f"{path}/{index}", item) for index, item in enumerate(value))
-        elif type(value) is _Timestamp:
-            return path or "/"
-    return None

@@ -312,22 +312,22 @@ def _reject_timestamps(obj: Any) -> None:
             extend(value)
         elif kind is _Timestamp:
             raise LegacyDecodeError(
-                f"payload: msgpack ext type -1 (timestamp) at {_timestamp_path(obj)}"
+                f"payload: msgpack ext type -1 (timestamp) at {timestamp_path(obj) or '?'}"
             )
 
 
-def _timestamp_path(obj: Any) -> str:
-    """JSON pointer of the first Timestamp found in ``obj`` (only used for the message)."""
+def timestamp_path(obj: Any) -> str | None:
+    """JSON pointer of a msgpack.Timestamp (ext -1) anywhere in ``obj``, or None."""
     stack: list[tuple[str, Any]] = [("", obj)]
     while stack:
         path, value = stack.pop()
         if type(value) is dict:
-            stack.extend((f"{path}/{key}", item) for key, item in value.items())
+            stack.extend((f"{path}/{show(key, 80)[1:-1]}", item) for key, item in value.items())
         elif type(value) is list:
             stack.extend((f"{path}/{index}", item) for index, item in enumerate(value))
         elif type(value) is _Timestamp:
             return path or "/"
-    return "?"
+    return None
 
 
 # --------------------------------------------------------------------------- protobuf
