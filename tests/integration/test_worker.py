@@ -12,12 +12,14 @@ import redis
 
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.outcome import Decision
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
 from cdc_verify.pipeline.runners.worker import StreamWorker
+from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
@@ -88,7 +90,8 @@ def test_gap_opens_an_alert_and_a_late_arrival_resolves_it(redis_url, redis_clie
     assert resolved["resolution"] == "late" and resolved["late_by_ms"] >= 300
     assert resolved["verdict"] == "missing_in_sister" and resolved["opened_at"]
     # The remembered decision now knows both sides: another copy is a duplicate.
-    assert redis_client.get(keys.decided_prefix + "LATE1").startswith(b"missing_in_sister|ps|")
+    decision = Decision.decode(redis_client.get(keys.decided_prefix + "LATE1"))  # no ULID
+    assert (decision.verdict, decision.sides) == (Verdict.MISSING_IN_SISTER, "ps")
 
 
 def test_garbage_entries_never_stop_the_worker(redis_url, redis_client):

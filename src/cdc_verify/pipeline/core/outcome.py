@@ -10,7 +10,7 @@ from typing import Any
 from cdc_verify.pipeline.core.diff import Difference
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
 
 
 @dataclass(slots=True)
@@ -60,17 +60,32 @@ class Decision:
     first_seen_ms: int
 
     def encode(self) -> str:
-        verdict = OUT_OF_SCOPE if self.verdict is None else self.verdict.value
-        return f"{verdict}|{self.sides}|{self.first_seen_ms}"
+        """One decimal integer: first_seen_ms * 32 + verdict * 4 + sides. Redis keeps an
+        integer-looking value in 1 to 9 bytes of a hash's listpack (docs/reports.md)."""
+        return str(
+            self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _SIDES_CODE[self.sides]
+        )
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Decision:
+        """From `encode`'s integer, or the `verdict|sides|ms` text of earlier versions."""
         text = raw.decode() if isinstance(raw, bytes) else raw
+        if text.isdigit():
+            packed = int(text)
+            code, side_code = divmod(packed % 32, 4)
+            if code >= len(_VERDICTS) or side_code == 0:
+                raise ValueError(f"not a decision: {text!r}")
+            return cls(_VERDICTS[code], _SIDES[side_code], packed // 32)
         verdict, sides, first_seen = text.split("|")
         return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
 
 
 OUT_OF_SCOPE = "out_of_scope"
+# Decision.encode's codes: the primary verdicts, then None (out of scope); sides 1 to 3.
+_VERDICTS: tuple[Verdict | None, ...] = (*PRIMARY_VERDICTS, None)
+_VERDICT_CODE = {v: i for i, v in enumerate(_VERDICTS)}
+_SIDES = ("", "p", "s", "ps")
+_SIDES_CODE = {s: i for i, s in enumerate(_SIDES) if s}
 
 
 class OutcomeKind(Enum):

@@ -23,6 +23,7 @@ from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
+from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.script import ScriptContract
@@ -59,6 +60,8 @@ COMMIT = ScriptContract(
         "O": (
             "kind", "event_id", "verdict", "record", "decision", "alert", "settles",
             "entity", "op",  # what the counters count it under (core/breakdown.py)
+            # the hash of its decision ('' = a key of its own) and when that hash may go
+            "bucket", "bucket_expire_ms",
         ),
         # one settled entry: stream 1 (production) or 2 (sister), and its entry id
         "S": ("stream", "entry_id"),
@@ -68,6 +71,7 @@ COMMIT = ScriptContract(
 # The order `_arguments` packs an outcome and a settled entry in (checked at import).
 OUTCOME_FIELDS = (
     "kind", "event_id", "verdict", "record", "decision", "alert", "settles", "entity", "op",
+    "bucket", "bucket_expire_ms",
 )  # fmt: skip
 SETTLED_FIELDS = ("stream", "entry_id")
 if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
@@ -95,6 +99,10 @@ local kinds = {
   [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
   [K.positions] = 'hash', [K.production_waiting] = 'zset', [K.counts] = 'hash',
 }
+local batch = cmsgpack.unpack(A.outcomes)
+for _, o in ipairs(batch) do
+  if o[O.bucket] ~= '' then kinds[o[O.bucket]] = 'hash' end
+end
 for key, kind in pairs(kinds) do
   local found = redis.call('TYPE', key)['ok']
   if found ~= 'none' and found ~= kind then
@@ -108,6 +116,37 @@ local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
 local tally = {}  -- counter field -> increment: what this call made durable, counted once
+local expiring = {}  -- decision hash -> when it may go, for the hashes this call wrote
+-- A value we wrote: an encoded decision, or the text form of earlier versions.
+local function ours(v)
+  return v and (string.match(v, '^%d+$') or string.match(v, '^[a-z_]+|[ps]+|%d+$'))
+end
+-- Remembers the outcome's decision unless one is there already: true if this call did.
+local function decide(o)
+  local eid, value, bucket = o[O.event_id], o[O.decision], o[O.bucket]
+  if bucket == '' then
+    local key = A.decided_prefix .. eid
+    if redis.call('SET', key, value, 'NX', 'PX', ttl) then return true end
+    if ours(redis.call('GET', key)) then return false end
+    redis.call('SET', key, value, 'PX', ttl)  -- anything else is overwritten
+    return true
+  end
+  if redis.call('HSETNX', bucket, eid, value) == 0 then
+    if ours(redis.call('HGET', bucket, eid)) then return false end
+    redis.call('HSET', bucket, eid, value)
+  end
+  expiring[bucket] = o[O.bucket_expire_ms]
+  return true
+end
+-- A late arrival: the decision now has both sides.
+local function redecide(o)
+  local bucket = o[O.bucket]
+  if bucket ~= '' and redis.call('HEXISTS', bucket, o[O.event_id]) == 1 then
+    redis.call('HSET', bucket, o[O.event_id], o[O.decision])
+  else  -- no ULID, or decided by an earlier version
+    redis.call('SET', A.decided_prefix .. o[O.event_id], o[O.decision], 'XX', 'KEEPTTL')
+  end
+end
 local function count(name, o)
   local field = name .. '|' .. o[O.entity] .. '|' .. o[O.op]
   tally[field] = (tally[field] or 0) + 1
@@ -136,7 +175,7 @@ local function settle_quietly(s)
     redis.call('ZREM', K.production_waiting, s[S.entry_id])
   end
 end
-for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
+for i, o in ipairs(batch) do
   local kind, eid, verdict, record = o[O.kind], o[O.event_id], o[O.verdict], o[O.record]
   local decision, alert = o[O.decision], o[O.alert]
   local emit = false
@@ -145,21 +184,12 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
     -- Out of scope: no verdict, but remembered (a later twin is late, not a new event)
     -- and counted, once: the decision's SET NX guards a retried commit.
     for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
-    settled = redis.call('SET', A.decided_prefix .. eid, decision, 'NX', 'PX', ttl) ~= false
+    settled = decide(o)
     if settled then count('out_of_scope', o) end
   elseif kind == 'P' or kind == 'S' then
     for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
     if kind == 'P' then
-      local key = A.decided_prefix .. eid
-      emit = redis.call('SET', key, decision, 'NX', 'PX', ttl) ~= false
-      if not emit then
-        -- Only a decision of ours means "already written"; anything else is overwritten.
-        local old = redis.call('GET', key)
-        if not (old and string.match(old, '^[a-z_]+|[ps]+|%d+$')) then
-          redis.call('SET', key, decision, 'PX', ttl)
-          emit = true
-        end
-      end
+      emit = decide(o)
       if emit and alert ~= '' then
         redis.call('HSET', K.alerts_open, eid, alert)
         redis.call('ZADD', K.alerts_open_index, A.now_ms, eid)
@@ -178,7 +208,7 @@ for i, o in ipairs(cmsgpack.unpack(A.outcomes)) do
     elseif kind == 'L' and acked > 0 then
       table.insert(fresh, 1)
       count('late', o)
-      redis.call('SET', A.decided_prefix .. eid, decision, 'XX', 'KEEPTTL')
+      redecide(o)
       local open = redis.call('HGET', K.alerts_open, eid)
       if open then
         local merged = cjson.decode(open)
@@ -203,6 +233,7 @@ for field, n in pairs(tally) do
   counted = true
 end
 if counted then redis.call('PEXPIREAT', K.counts, A.counts_expire_at_ms) end
+for bucket, at in pairs(expiring) do redis.call('PEXPIREAT', bucket, at) end
 local waiting = cmsgpack.unpack(A.production_waiting_add)
 for j = 1, #waiting, 500 do
   local args = {}
@@ -329,6 +360,8 @@ class VerdictCommitter:
             lock_token=lock_token,
         )
         self._counter_retention_ms = counter_retention_ms
+        self._decided_retention_ms = decided_retention_ms
+        self._decisions = DecisionStore(client, keys)
         # A stream is a key of the script only when the script acks it; otherwise the
         # lock (a state key, never touched as a stream) holds its place, so that on a
         # Cluster every key of the script is in the state keys' slot.
@@ -369,18 +402,12 @@ class VerdictCommitter:
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
         """Decisions Redis remembers for these event_ids (from earlier runs)."""
-        if not event_ids:
-            return {}
-        prefix = self._keys.decided_prefix
-        values = await self._client.mget([prefix + e for e in event_ids])
         decisions = {}
-        for event_id, value in zip(event_ids, values, strict=True):
-            if not value:
-                continue
-            try:
-                decisions[event_id] = Decision.decode(value)
-            except ValueError:  # not written by us: treat the event_id as unknown
-                log.warning("ignoring unreadable decision %r for event %s", value[:80], event_id)
+        for event_id, found in (await self._decisions.lookup(event_ids)).items():
+            if isinstance(found, ValueError):  # not written by us: the event_id is unknown
+                log.warning("ignoring an unreadable decision for event %s: %s", event_id, found)
+            else:
+                decisions[event_id] = found
         return decisions
 
     async def commit(
@@ -426,8 +453,14 @@ class VerdictCommitter:
     ) -> list[Any]:
         now = _now_iso()
         batch = []
+        buckets, retention = self._keys.decisions_prefix, self._decided_retention_ms
         for o in outcomes:
             record = o.record
+            bucket, expire_ms = "", 0
+            if o.decision is not None and o.event_id:
+                bucket, second = bucket_of(buckets, o.event_id)
+                if bucket:
+                    expire_ms = bucket_expire_at_ms(second, now_ms, retention)
             alert = ""
             if o.kind is OutcomeKind.LATE:
                 alert = late_resolution(o, now)
@@ -445,6 +478,8 @@ class VerdictCommitter:
                     alert,
                     [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
                     *entity_op(o.settles),
+                    bucket,
+                    expire_ms,
                 )
             )
         minute_end = (now_ms // MINUTE_MS + 1) * MINUTE_MS

@@ -9,6 +9,7 @@ from typing import Any
 from cdc_verify.pipeline.core.outcome import Decision
 from cdc_verify.pipeline.redis.alerts import AlertState, AlertStore
 from cdc_verify.pipeline.redis.connection import AsyncClient
+from cdc_verify.pipeline.redis.decisions import DecisionStore
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 
@@ -26,18 +27,13 @@ class EventLookup:
         self._client = client
         self._keys = keys
         self._alerts = AlertStore(client, keys)
+        self._decisions = DecisionStore(client, keys)
 
     async def get(self, event_id: str) -> EventVerdict | None:
         """None: no verdict known (not yet decided, or older than the retentions)."""
-        decided, record = await self._client.mget(
-            self._keys.decided_prefix + event_id, self._keys.record_prefix + event_id
-        )
-        decision = None
-        if decided is not None:
-            try:
-                decision = Decision.decode(decided)
-            except ValueError:
-                decision = None
+        found = (await self._decisions.lookup([event_id])).get(event_id)
+        decision = found if isinstance(found, Decision) else None
+        record = await self._client.get(self._keys.record_prefix + event_id)
         if record is not None:
             body = json.loads(record)
         elif decision is not None and decision.verdict is not None:

@@ -18,7 +18,8 @@ class WorkerKeys:
     sister: str
     group: str
     verdicts: str
-    decided_prefix: str  # + event_id: the remembered verdict of an event
+    decided_prefix: str  # + event_id: the remembered verdict of an event that is no ULID
+    decisions_prefix: str  # + "<second>:<shard>": hashes of ULID events' verdicts
     record_prefix: str  # + event_id: its verdict record, unless a plain match
     settled_prefix: str  # + "<1|2>:<entry id>": entries settled (runners that cannot XACK)
     alive_prefix: str  # + consumer name: a forwarder's heartbeat (Faust runner)
@@ -55,6 +56,7 @@ class WorkerKeys:
             group=settings.group,
             verdicts=verdicts,
             decided_prefix=f"{base}:decided:",
+            decisions_prefix=f"{base}:decisions:",
             record_prefix=f"{base}:record:",
             settled_prefix=f"{base}:settled:",
             alive_prefix=f"{base}:alive:",
