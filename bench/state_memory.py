@@ -4,7 +4,8 @@ Commits N `match` outcomes through the real commit script (VerdictCommitter) to 
 embedded Redis, event_ids made at `--rate` per second of ULID time, and reports the
 growth of `used_memory` minus what the verdict stream itself holds (MEMORY USAGE), per
 decision. ULID event_ids are kept in per-second hashes (pipeline/redis/decisions.py);
-ids that are no ULID keep a key each, as every decision did before: both side by side.
+ids that are no ULID keep a key each, as every decision did before: both side by side,
+and once more with --compact-matches (a commit's matches as one verdict-stream entry).
 Target (issue 14): <= 64 bytes per decision. Prints figures; asserts nothing.
 
     .venv/bin/python bench/state_memory.py [--events 1000000] [--rate 10000]
@@ -70,10 +71,12 @@ async def commit_all(url: str, settings: Settings, batch: list[Outcome]) -> floa
     return elapsed
 
 
-def measure(kind: str, events: int, rate: float, seed: int) -> dict[str, float]:
+def measure(kind: str, events: int, rate: float, seed: int, compact: bool) -> dict[str, float]:
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
-        settings = Settings(redis_url=server.url, production="p", sister="s")
+        settings = Settings(
+            redis_url=server.url, production="p", sister="s", compact_matches=compact
+        )
         keys = WorkerKeys.from_settings(settings)
         start_ms = int(client.time()[0]) * 1000 - events * 1000 // int(rate)
         batch = outcomes(event_ids(kind, events, rate, start_ms, seed), start_ms, rate)
@@ -107,19 +110,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(f"{args.events:,} match decisions committed, {args.rate:,.0f} events/s of ULID time\n")
-    header = ("event_id", "used_memory growth", "verdict stream", "B/decision", "B/record",
-              "keys", "hashes", "commit/s")  # fmt: skip
-    widths = (8, 19, 15, 11, 9, 9, 7, 9)
-    rows = []
-    for kind in ("ulid", "other"):
-        m = measure(kind, args.events, args.rate, args.seed)
-        rows.append(m)
+    header = ("event_id", "matches", "used_memory growth", "verdict stream", "B/decision",
+              "B/record", "keys", "hashes", "commit/s")  # fmt: skip
+    widths = (8, 8, 19, 15, 11, 9, 9, 7, 9)
+    runs = (("ulid", False), ("ulid", True), ("other", False))
+    rows = [measure(kind, args.events, args.rate, args.seed, compact) for kind, compact in runs]
     print(versions_line())
     print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
-    for kind, m in zip(("ulid", "other"), rows, strict=True):
-        cells = (kind, f"{m['growth'] / 2**20:.1f} MiB", f"{m['stream'] / 2**20:.1f} MiB",
-                 f"{m['per_decision']:.1f}", f"{m['per_record']:.1f}", f"{m['keys']:,}",
-                 f"{m['buckets']:,}", f"{args.events / m['commit_s']:,.0f}")  # fmt: skip
+    for (kind, compact), m in zip(runs, rows, strict=True):
+        cells = (kind, "compact" if compact else "each", f"{m['growth'] / 2**20:.1f} MiB",
+                 f"{m['stream'] / 2**20:.1f} MiB", f"{m['per_decision']:.1f}",
+                 f"{m['per_record']:.1f}", f"{m['keys']:,}", f"{m['buckets']:,}",
+                 f"{args.events / m['commit_s']:,.0f}")  # fmt: skip
         print("  " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
 
 

@@ -34,6 +34,12 @@ def settings(url: str, **overrides: Any) -> Settings:
 def verdict_records(client: redis.Redis, stream: str = VERDICTS) -> list[dict[str, Any]]:
     out = []
     for _, fields in client.xrange(stream):
+        if b"event_ids" in fields:  # --compact-matches: one entry for a commit's matches
+            assert fields[b"verdict"] == b"match"
+            ids = fields[b"event_ids"].decode().split(" ")
+            assert int(fields[b"count"]) == len(ids)
+            out += [{"event_id": event_id, "verdict": "match"} for event_id in ids]
+            continue
         record = json.loads(fields[b"record"])
         VerdictRecordModel.model_validate(record)  # the promised shape
         assert fields[b"verdict"].decode() == record["verdict"]
@@ -42,8 +48,15 @@ def verdict_records(client: redis.Redis, stream: str = VERDICTS) -> list[dict[st
     return out
 
 
+def primaries_in(fields: dict[bytes, bytes]) -> int:
+    """Primary verdicts one verdict-stream entry holds (--compact-matches: many matches)."""
+    if fields[b"verdict"].decode() not in PRIMARY:
+        return 0
+    return int(fields[b"count"]) if b"event_ids" in fields else 1
+
+
 def primary_count(client: redis.Redis, stream: str = VERDICTS) -> int:
-    return sum(1 for _, f in client.xrange(stream) if f[b"verdict"].decode() in PRIMARY)
+    return sum(primaries_in(f) for _, f in client.xrange(stream))
 
 
 class PrimaryCounter:
@@ -56,7 +69,7 @@ class PrimaryCounter:
 
     def __call__(self) -> int:
         while entries := self._client.xrange(self._stream, self._after, "+", count=10_000):
-            self.count += sum(1 for _, f in entries if f[b"verdict"].decode() in PRIMARY)
+            self.count += sum(primaries_in(f) for _, f in entries)
             self._after = "(" + entries[-1][0].decode()  # exclusive start (Redis >= 6.2)
         return self.count
 

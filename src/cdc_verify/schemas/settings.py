@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     verdict_stream_maxlen: int = Field(
         10_000_000, ge=0, description="approximate trim length; 0 keeps everything"
     )
+    compact_matches: bool = Field(
+        False,
+        description="write the matches of each commit as one verdict-stream entry "
+        "(verdict=match, count, event_ids) instead of one entry each",
+    )
     key_prefix: str = Field("cdc-verify", min_length=1, description="prefix of the worker's keys")
     jsonl: Path | None = Field(None, description="also append verdict records to this file")
     create_streams: bool = Field(

@@ -55,6 +55,8 @@ COMMIT = ScriptContract(
         # '' for no lock; else the commit writes nothing unless K.lock holds this token
         "lock_token",
         "counts_expire_at_ms",  # K.counts lives until its minute ends plus the retention
+        # '1': this call's matches are one verdict-stream entry (event_ids, count)
+        "compact_matches",
     ),
     records={
         "O": (
@@ -114,6 +116,7 @@ local streams = {K.production, K.sister}
 local modes = {A.settle_production, A.settle_sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
 local written = 0
+local compact, matches = A.compact_matches == '1', {}  -- event_ids of matches, in order
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
 local tally = {}  -- counter field -> increment: what this call made durable, counted once
 local expiring = {}  -- decision hash -> when it may go, for the hashes this call wrote
@@ -221,11 +224,19 @@ for i, o in ipairs(batch) do
     end
   end
   if emit then
-    redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict, 'record', record)
+    if compact and verdict == 'match' then
+      table.insert(matches, eid)
+    else
+      redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict, 'record', record)
+    end
     written = written + 1
     count(verdict, o)
   end
   if #fresh < i then table.insert(fresh, (emit or settled or kind == 'S') and 1 or 0) end
+end
+if #matches > 0 then  -- event_ids never hold whitespace (wire-format.md): space separated
+  redis.call('XADD', K.verdicts, '*', 'verdict', 'match', 'count', #matches,
+             'event_ids', table.concat(matches, ' '))
 end
 local counted = false
 for field, n in pairs(tally) do
@@ -342,6 +353,7 @@ class VerdictCommitter:
         settle: SettleModes = ("ack", "ack"),
         lock_token: str = "",
         counter_retention_ms: int = 8 * 86_400_000,
+        compact_matches: bool = False,
     ) -> None:
         if not set(settle) <= set(SETTLE_MODES):
             raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
@@ -358,6 +370,7 @@ class VerdictCommitter:
             record_ttl_ms=record_retention_ms,
             settled_prefix=keys.settled_prefix,
             lock_token=lock_token,
+            compact_matches="1" if compact_matches else "0",
         )
         self._counter_retention_ms = counter_retention_ms
         self._decided_retention_ms = decided_retention_ms
@@ -398,6 +411,7 @@ class VerdictCommitter:
             settle=settle,
             lock_token=lock_token,
             counter_retention_ms=round(settings.counter_retention * 1000),
+            compact_matches=settings.compact_matches,
         )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
