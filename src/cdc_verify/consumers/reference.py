@@ -112,7 +112,10 @@ def show(value: Any, limit: int = 40) -> str:
     """Short printable rendering of an untrusted value for error messages."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         value = bytes(value).decode("utf-8", "backslashreplace")
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # msgpack nests 1,024 levels deep, deeper than repr() goes
+        text = f"<{type_name(value)} nested too deep to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -22,6 +22,8 @@ EXTRA = DifferenceKind.EXTRA
 
 # Types whose values can be compared with == once their types are known equal.
 _SCALARS = frozenset({str, int, bool, bytes, float, type(None)})
+# Containers whose items _same_types checks (the walk descends into the same ones).
+_CONTAINERS = frozenset({dict, list, tuple})
 _ABSENT = object()
 # Levels the diff descends into; below, two subtrees are compared whole (deep_same).
 MAX_WALK_DEPTH = 100
@@ -63,14 +65,14 @@ def _same_types(a: Any, b: Any) -> bool:
         for key, va in a.items():
             vb = b[key]
             tv = type(va)
-            if tv is not type(vb) or ((tv is dict or tv is list) and not _same_types(va, vb)):
+            if tv is not type(vb) or (tv in _CONTAINERS and not _same_types(va, vb)):
                 return False
-    elif ta is list:
+    elif ta is list or ta is tuple:
         for va, vb in zip(a, b, strict=True):
             tv = type(va)
-            if tv is not type(vb) or ((tv is dict or tv is list) and not _same_types(va, vb)):
+            if tv is not type(vb) or (tv in _CONTAINERS and not _same_types(va, vb)):
                 return False
-    elif ta is not tuple and isinstance(a, Mapping | tuple):
+    elif isinstance(a, Mapping | tuple):
         return False  # rare shapes: let the full walk decide
     return True
 

@@ -76,7 +76,7 @@ def resolve(document: Any, pointer: str) -> Any:
         key = token.replace("~1", "/").replace("~0", "~")
         if isinstance(value, Mapping):
             value = value.get(key, _ABSENT)
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        elif isinstance(value, list) and key.isascii() and key.isdigit() and int(key) < len(value):
             value = value[int(key)]
         else:
             return _ABSENT
@@ -89,7 +89,10 @@ def msgpack_wire_types(payload: bytes) -> dict[str, str]:
     """JSON pointer -> wire type ("int", "float32", "float64", "str", "bin", "nil",
     "bool", "array", "map", "ext<code>") of every value in the payload."""
     out: dict[str, str] = {}
-    end = _walk(memoryview(payload), out)
+    try:
+        end = _walk(memoryview(payload), out)
+    except struct.error:  # a length or an ext code cut off at the end of the payload
+        raise WireError("truncated") from None
     if end != len(payload):
         raise WireError(f"{len(payload) - end} bytes after the value")
     return out
