@@ -48,6 +48,41 @@ return {now[1], now[2], {}, last[1] and last[1][1] or '0-0'}
 """
 
 
+# Taking over a dead worker's entries is fenced the same way: a worker that stalls
+# between taking the lock and claiming, and resumes after the lock moved on, must not
+# claim the active worker's entries nor delete its consumer (which would drop the
+# entries it read in between from the pending list). JUSTID: only the count is needed.
+FENCED_CLAIM = ScriptContract(
+    keys=("stream", "lock"), args=("group", "consumer", "cursor", "token")
+)
+FENCED_CLAIM_SCRIPT = """
+if redis.call('GET', K.lock) ~= A.token then
+  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
+end
+local reply = redis.call('XAUTOCLAIM', K.stream, A.group, A.consumer, 0, A.cursor,
+                         'COUNT', 1000, 'JUSTID')
+return {reply[1], #reply[2]}
+"""
+# Forgets the other consumers once they hold nothing (XINFO's fields come as a flat
+# name, value list in a script).
+FENCED_FORGET = ScriptContract(keys=("stream", "lock"), args=("group", "consumer", "token"))
+FENCED_FORGET_SCRIPT = """
+if redis.call('GET', K.lock) ~= A.token then
+  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
+end
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', K.stream, A.group)) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  if info['name'] ~= A.consumer and info['pending'] == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', K.stream, A.group, info['name'])
+    removed = removed + 1
+  end
+end
+return removed
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """The lock a reader must hold to take new entries (the single-process worker)."""
@@ -71,6 +106,8 @@ class GroupStream:
         self.side, self.client, self.key = side, client, key
         self._group, self._me, self._fence = group, consumer, fence
         self._fenced = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
+        self._claim = FENCED_CLAIM.register(client, FENCED_CLAIM_SCRIPT) if fence else None
+        self._forget = FENCED_FORGET.register(client, FENCED_FORGET_SCRIPT) if fence else None
 
     async def kind(self) -> str:
         return as_text(await self.client.type(self.key))
@@ -92,11 +129,14 @@ class GroupStream:
         """Take over every entry other consumers of the group left pending.
 
         Only called while holding the worker lock, so those consumers are dead (or
-        frozen, and fenced off). Their entries join our pending list.
+        frozen, and fenced off). Their entries join our pending list. With a fence,
+        each step runs only while the lock is still ours (else LockLost).
         """
         owners = await self.client.xpending(self.key, self._group)
         if not [c for c in owners["consumers"] if as_text(c["name"]) != self._me]:
             return 0
+        if self._fence is not None:
+            return await self._claim_fenced(self._fence)
         claimed, cursor = 0, "0-0"
         while True:
             # Not JUSTID: redis-py drops the cursor from that reply.
@@ -111,6 +151,28 @@ class GroupStream:
             name = as_text(consumer["name"])
             if name != self._me and consumer["pending"] == 0:
                 await self.client.xgroup_delconsumer(self.key, self._group, name)
+        return claimed
+
+    async def _claim_fenced(self, fence: Fence) -> int:
+        assert self._claim is not None and self._forget is not None
+        keys = FENCED_CLAIM.keys_of(stream=self.key, lock=fence.lock_key)
+        claimed, cursor = 0, "0-0"
+        try:
+            while True:
+                args = FENCED_CLAIM.args_of(
+                    group=self._group, consumer=self._me, cursor=cursor, token=fence.token
+                )
+                next_cursor, count = await self._claim(keys=keys, args=args)
+                cursor, claimed = as_text(next_cursor), claimed + int(count)
+                if cursor == "0-0":
+                    break
+            args = FENCED_FORGET.args_of(group=self._group, consumer=self._me, token=fence.token)
+            await self._forget(keys=FENCED_FORGET.keys_of(stream=self.key, lock=fence.lock_key),
+                               args=args)  # fmt: skip
+        except ResponseError as exc:
+            if str(exc).startswith("LOCKLOST"):
+                raise LockLost(f"claim refused: {exc}") from None
+            raise
         return claimed
 
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
