@@ -822,8 +822,8 @@ def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
     from cdc_verify.gate.criteria import (
         CannotMeasure,
         Criteria,
+        Endpoint,
         Measurement,
-        Scope,
         cannot_measure,
         judge,
     )
@@ -842,7 +842,7 @@ def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
             )
     settings = _settings(config, **kwargs)
     criteria = Criteria.from_settings(settings)
-    scope = Scope(entity, op)
+    scope = Endpoint(entity, op)
     if report is not None:
         source = report_source(report)
 

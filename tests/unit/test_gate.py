@@ -15,8 +15,8 @@ from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
-from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
-from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
 from cdc_verify.simulate.corpus import generate
 
 PRIMARY = {v.value for v in PRIMARY_VERDICTS}

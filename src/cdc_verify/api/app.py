@@ -27,7 +27,7 @@ from cdc_verify.gate.criteria import (
     OP_VALUES,
     Answer,
     Criteria,
-    Scope,
+    Endpoint,
     cannot_measure,
     judge,
 )
@@ -41,8 +41,6 @@ from cdc_verify.pipeline.redis.alerts import (
 )
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import (
-    LATE,
-    OUT_OF_SCOPE,
     CounterReader,
     Counts,
     Window,
@@ -56,7 +54,7 @@ from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.report import parse_window
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Side, Verdict
 
 # The run loop beats at least every few seconds (reads block for block_ms, backoff
 # and lock waits tick); a minute without a beat means it is wedged.
@@ -243,7 +241,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         }
 
     def gate_answer(
-        counts: Counts, window: Window, seconds: float, criteria: Criteria, scope: Scope
+        counts: Counts, window: Window, seconds: float, criteria: Criteria, scope: Endpoint
     ) -> Answer:
         source = redis_source(state_url, settings.group, window, seconds)
         return judge(measurement(counts, scope), criteria, source, scope)
@@ -287,7 +285,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             settings, max_mismatch_rate=max_mismatch_rate, max_undecodable=max_undecodable,
             max_gaps=max_gaps, min_events=min_events,
         )  # fmt: skip
-        window, scope = Window.last(seconds), Scope(entity, op)
+        window, scope = Window.last(seconds), Endpoint(entity, op)
         problem = window_problem(seconds, settings)
         if problem:
             source = redis_source(state_url, settings.group, window, seconds)
@@ -308,10 +306,10 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         totals = counts.totals()
         verdicts = _nonzero({v.value: totals[v.value] for v in Verdict})
         criteria = Criteria.from_settings(settings)
-        banner = gate_answer(counts, window, settings.gate_since, criteria, Scope())
+        banner = gate_answer(counts, window, settings.gate_since, criteria, Endpoint())
         problem = window_problem(settings.gate_since, settings)
         if problem:
-            banner = cannot_measure(problem, criteria, banner.source, Scope())
+            banner = cannot_measure(problem, criteria, banner.source, Endpoint())
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),

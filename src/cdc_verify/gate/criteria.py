@@ -122,7 +122,7 @@ def unmeasured(criteria: Criteria) -> list[Result]:
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class Endpoint:
     """Which endpoint is gated: one entity, one op, both, or everything (None)."""
 
     entity: str | None = None
@@ -153,7 +153,7 @@ class Answer:
     decision: Decision
     reason: str
     source: dict[str, Any]
-    scope: Scope
+    scope: Endpoint
     criteria: list[Result]
     events: int | None = None
     counts: dict[str, int] | None = None
@@ -172,7 +172,7 @@ class Answer:
 
 
 def judge(
-    measured: Measurement, criteria: Criteria, source: dict[str, Any], scope: Scope
+    measured: Measurement, criteria: Criteria, source: dict[str, Any], scope: Endpoint
 ) -> Answer:
     """The decision on measured counts: too few events is no answer, whatever failed."""
     counts = measured.counts
@@ -186,7 +186,7 @@ def judge(
             f"no events for {scope.describe()}" if events == 0
             else f"{events:,} events, fewer than --min-events {criteria.min_events:,}"
         )  # fmt: skip
-        if events == 0 and scope != Scope() and measured.seen:
+        if events == 0 and scope != Endpoint() and measured.seen:
             reason += f" (there are counts for {', '.join(measured.seen)})"
         if failed:
             reason += f" (failing so far: {what})"
@@ -217,5 +217,7 @@ def percent(fraction: float | int | None) -> str:
     return f"{float(fraction) * 100:.6g}%"
 
 
-def cannot_measure(reason: str, criteria: Criteria, source: dict[str, Any], scope: Scope) -> Answer:
+def cannot_measure(
+    reason: str, criteria: Criteria, source: dict[str, Any], scope: Endpoint
+) -> Answer:
     return Answer(Decision.CANNOT_DECIDE, reason, source, scope, unmeasured(criteria))

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from cdc_verify.gate.criteria import CannotMeasure, Measurement, Scope
+from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.counters import Counts, Window, read_window
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -45,18 +45,18 @@ def window_problem(seconds: float, settings: Settings) -> str | None:
     )
 
 
-def measurement(counts: Counts, scope: Scope) -> Measurement:
+def measurement(counts: Counts, scope: Endpoint) -> Measurement:
     chosen = counts.only(scope.entity, scope.op)
     return Measurement(chosen.totals(), tuple(counts.by_entity_op()))
 
 
 async def measure_counters(
-    client: AsyncClient, keys: WorkerKeys, window: Window, scope: Scope
+    client: AsyncClient, keys: WorkerKeys, window: Window, scope: Endpoint
 ) -> Measurement:
     return measurement(await read_window(client, keys, window), scope)
 
 
-def measure_server(settings: Settings, window: Window, scope: Scope) -> Measurement:
+def measure_server(settings: Settings, window: Window, scope: Endpoint) -> Measurement:
     """The counters of the state server in `settings`; any Redis failure is CannotMeasure
     (the gate answers "cannot decide", it does not fail)."""
     server = settings.server(Role.STATE)

@@ -8,16 +8,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cdc_verify.gate.criteria import CannotMeasure, Measurement, Scope
-from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
-from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
 
 
 def report_source(directory: Path) -> dict[str, Any]:
     return {"kind": "report", "dir": str(directory)}
 
 
-def measure_report(directory: Path, scope: Scope) -> Measurement:
+def measure_report(directory: Path, scope: Endpoint) -> Measurement:
     """Name -> count (the eight verdicts and out_of_scope) of the run in `directory`."""
     path = directory / "summary.json"
     if not directory.is_dir():

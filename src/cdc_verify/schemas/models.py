@@ -10,7 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, DifferenceKind, Side, Verdict
+from cdc_verify.schemas.verdicts import (
+    OUT_OF_SCOPE,
+    PRIMARY_VERDICTS,
+    DifferenceKind,
+    Side,
+    Verdict,
+)
 
 
 class DifferenceModel(BaseModel):
@@ -45,9 +51,6 @@ class VerdictRecordModel(BaseModel):
         if self.verdict is Verdict.UNDECODABLE and not (self.side and self.error):
             raise ValueError("an undecodable record keeps side and error")
         return self
-
-
-OUT_OF_SCOPE = "out_of_scope"  # a count beside the verdicts: no verdict was given (outcome.py)
 
 
 class Summary(BaseModel):

@@ -34,6 +34,12 @@ GAP_VERDICTS: frozenset[Verdict] = frozenset(
 )
 
 
+# Counted beside the verdicts, never a verdict: a production event outside --scope whose
+# twin did not come, and a twin that came after its event's decision.
+OUT_OF_SCOPE = "out_of_scope"
+LATE = "late"
+
+
 class DifferenceKind(StrEnum):
     VALUE = "value"
     TYPE = "type"

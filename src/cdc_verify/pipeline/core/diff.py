@@ -264,9 +264,6 @@ class StructuralDiff:
             return
         out.append(Difference(path, kind, a, b))
 
-    def is_ignored(self, path: str) -> bool:
-        return bool(self._ignored) and self._covering(path) is not None
-
     def ignores(self, path: str, suppressed: dict[str, int] | None) -> bool:
         """Whether a difference at `path` is ignored; if so it is counted in `suppressed`."""
         if not self._ignored:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.diff import Difference
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
 
 
 @dataclass(slots=True)
@@ -80,7 +81,6 @@ class Decision:
         return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
 
 
-OUT_OF_SCOPE = "out_of_scope"
 # Decision.encode's codes: the primary verdicts, then None (out of scope); sides 1 to 3.
 _VERDICTS: tuple[Verdict | None, ...] = (*PRIMARY_VERDICTS, None)
 _VERDICT_CODE = {v: i for i, v in enumerate(_VERDICTS)}
@@ -106,6 +106,14 @@ class Outcome:
     # LATE only: the late pair compared, once its earlier twin is at hand. It is
     # recorded with the resolved alert; the event's first verdict stands.
     late_record: VerdictRecord | None = None
+    _entity_op: tuple[str, str] | None = None  # computed once: commit, metrics, reports
+
+    @property
+    def entity_op(self) -> tuple[str, str]:
+        """(entity, op) this outcome is counted under (core/breakdown.py)."""
+        if self._entity_op is None:
+            self._entity_op = entity_op(self.settles)
+        return self._entity_op
 
     @property
     def event_id(self) -> str | None:

@@ -53,10 +53,6 @@ class Scope:
             f"{text!r} is not a scope: expected all, sample:PCT, field:NAME=VALUE or sister"
         )
 
-    @property
-    def is_all(self) -> bool:
-        return self.kind == "all"
-
     def expects(self, fields: dict[bytes, bytes]) -> bool:
         """Whether the sister must deliver the production entry with these fields.
 

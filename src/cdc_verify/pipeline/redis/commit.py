@@ -19,10 +19,10 @@ from typing import Any
 import msgpack
 from redis.exceptions import ResponseError
 
-from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
+from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -491,7 +491,7 @@ class VerdictCommitter:
                     o.decision.encode() if o.decision else "",
                     alert,
                     [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
-                    *entity_op(o.settles),
+                    *o.entity_op,
                     bucket,
                     expire_ms,
                 )
@@ -505,14 +505,6 @@ class VerdictCommitter:
             production_waiting_add=msgpack.packb([[e.entry_id, e.arrival_ms] for e in waiting]),
             **self._fixed,
         )
-
-
-MINUTE_MS = 60_000
-
-
-def counts_key(keys: WorkerKeys, at_ms: int) -> str:
-    """The hash of verdict counters of the minute holding `at_ms` (docs/rollouts.md)."""
-    return f"{keys.counts_prefix}{at_ms // MINUTE_MS}"
 
 
 @dataclass(frozen=True, slots=True)

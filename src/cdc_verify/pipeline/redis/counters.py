@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Verdict
+from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
 
 MINUTE_MS = 60_000
-OUT_OF_SCOPE = "out_of_scope"  # a production event outside --scope: counted, no verdict
-LATE = "late"  # a late arrival after its gap verdict
+
+
+def counts_key(keys: WorkerKeys, at_ms: int) -> str:
+    """The hash of verdict counters of the minute holding `at_ms` (docs/rollouts.md)."""
+    return f"{keys.counts_prefix}{at_ms // MINUTE_MS}"
+
+
 NAMES = (*(v.value for v in Verdict), OUT_OF_SCOPE, LATE)
 PRIMARY = frozenset(v.value for v in PRIMARY_VERDICTS)
 # HGETALLs per pipeline round trip: bounds one reply's size on a long window.
@@ -102,7 +107,7 @@ async def read_hashes(
         chunk = minutes[start : start + CHUNK]
         async with client.pipeline(transaction=False) as pipe:
             for minute in chunk:
-                pipe.hgetall(keys.counts_prefix + str(minute))
+                pipe.hgetall(counts_key(keys, minute * MINUTE_MS))
             replies = await pipe.execute()
         out.update(zip(chunk, replies, strict=True))
     return out

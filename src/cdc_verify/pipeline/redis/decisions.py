@@ -78,21 +78,17 @@ class DecisionStore:
         self._route = [keys.lock]
         self._script = client.register_script(LOOKUP_SCRIPT)
 
-    async def raw(self, event_ids: Sequence[str]) -> list[bytes | None]:
-        """The stored value of each event's decision, None where there is none."""
+    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision | ValueError]:
+        """Each known decision; a ValueError for a value we did not write."""
         if not event_ids:
-            return []
+            return {}
         args: list[str] = [self._prefix]
         for event_id in event_ids:
             args += (bucket_of(self._buckets, event_id)[0], event_id)
         values = await self._script(keys=self._route, args=args)
-        return [v or None for v in values]
-
-    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision | ValueError]:
-        """Each known decision; a ValueError for a value we did not write."""
         found: dict[str, Decision | ValueError] = {}
-        for event_id, value in zip(event_ids, await self.raw(event_ids), strict=True):
-            if value is None:
+        for event_id, value in zip(event_ids, values, strict=True):
+            if not value:
                 continue
             try:
                 found[event_id] = Decision.decode(value)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.sinks.base import Sink
@@ -86,7 +85,7 @@ class MismatchGroups(Sink):
                     (_INDEX.sub("/*", d.path), d.kind.value, d.production_wire, d.sister_wire)
                     for d in record.differences or ()
                 ),
-                *entity_op(outcome.settles),
+                *outcome.entity_op,
             )
             group = self._groups.get(fingerprint)
             seen = min((e.arrival_ms for e in outcome.settles), default=0)

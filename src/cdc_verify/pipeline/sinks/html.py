@@ -19,8 +19,8 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.sinks.groups import Group
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
-from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
-from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
 
 COLORS = {
     Verdict.MATCH: "#4caf50", Verdict.MISMATCH: "#f44336", Verdict.RACE: "#ff9800",
@@ -150,16 +150,12 @@ def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> st
 
 
 def _describe(group: Group) -> str:
-    side, error, differences = (
-        group.fingerprint.side,
-        group.fingerprint.error,
-        group.fingerprint.differences,
-    )
+    fp = group.fingerprint
     what = "; ".join(
         f"{path} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
-        for path, kind, pw, sw in differences
+        for path, kind, pw, sw in fp.differences
     )
-    return " ".join(x for x in (side or "", what or (error or "")) if x)
+    return " ".join(x for x in (fp.side or "", what or (fp.error or "")) if x)
 
 
 def _groups_table(groups: list[Group]) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cdc_verify.pipeline.sinks.groups import Group
-from cdc_verify.schemas.models import OUT_OF_SCOPE, Summary
-from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Verdict
+from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
 
 TOP_GROUPS = 10
 

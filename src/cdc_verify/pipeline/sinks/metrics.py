@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from cdc_verify.pipeline.core.breakdown import OPS, entity_op
+from cdc_verify.pipeline.core.breakdown import OPS
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -137,12 +137,12 @@ class VerifierMetrics(Sink):
             record = outcome.record
             if record is None:
                 if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
-                    entity, op = entity_op(outcome.settles)
+                    entity, op = outcome.entity_op
                     self.out_of_scope.labels(entity=entity, op=op).inc()
                 else:
                     self.skipped.inc(len(outcome.settles))
                 continue
-            entity, op = entity_op(outcome.settles)
+            entity, op = outcome.entity_op
             key = (record.verdict, entity, op)
             child = self._verdict.get(key)
             if child is None:

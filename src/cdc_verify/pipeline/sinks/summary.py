@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cdc_verify.pipeline.core.breakdown import entity_op_key
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Summary
@@ -21,12 +20,12 @@ class SummaryCounter(Sink):
         for outcome in outcomes:
             record = outcome.record
             if record is not None:
-                summary.add(record.verdict, entity_op_key(outcome.settles))
+                summary.add(record.verdict, "/".join(outcome.entity_op))
                 if record.ignored:
                     for path, count in record.ignored.items():
                         summary.ignored[path] = summary.ignored.get(path, 0) + count
             elif outcome.kind is OutcomeKind.OUT_OF_SCOPE:
-                summary.add_out_of_scope(entity_op_key(outcome.settles))
+                summary.add_out_of_scope("/".join(outcome.entity_op))
 
     def write(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
