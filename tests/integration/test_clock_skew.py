@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import multiprocessing
+import threading
 import time
 
 import pytest
@@ -18,7 +19,10 @@ import redis
 import redis.asyncio as aioredis
 
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus, generate
@@ -33,6 +37,7 @@ from .support import (
     settings,
     verdict_records,
 )
+from .tcp_proxy import TcpProxy
 
 SKEW_MS = 1000
 GRACE_S = 2.0
@@ -113,3 +118,32 @@ def test_a_second_of_skew_stays_out_of_the_verdicts(ahead, tmp_path):
         assert_exactly_one_primary(records, corpus)
         assert_records_match(records, corpus.expected_records(0), with_entry_ids=False)
         state.close()
+
+
+def test_a_sample_held_up_mid_way_is_not_taken_for_skew(redis_server, redis_url):
+    """Found by the fault campaign (1 run in 12): a worker frozen between a stream's TIME
+    and its local clock reading measured a +902 ms skew on a single server, and the
+    verdicts it shifted were 142 false missing_in_production. Here the production
+    sample's XREVRANGE is held for 0.5 s by the proxy: a sample that slow is dropped."""
+
+    async def sample(url: str, proxy: TcpProxy | None) -> ClockSkew:
+        client = aioredis.Redis.from_url(url)
+        keys = WorkerKeys.from_settings(settings(url))
+        streams = StreamPair.on_one_server(client, keys, "w")
+        await client.xadd(PROD, {"x": "1"})
+        await client.xadd(SIS, {"x": "1"})
+        clock = ClockSkew()
+        if proxy is not None:
+            hold = proxy.hold(b"XREVRANGE")  # production's comes first
+            threading.Timer(0.5, hold.release).start()
+        await clock.sample(streams)
+        await client.aclose()
+        return clock
+
+    with TcpProxy(redis_server.port) as proxy:
+        held = asyncio.run(sample(proxy.url, proxy))
+    assert held.offset_ms(Side.PRODUCTION) is None, "the held sample was kept"
+    assert held.offset_ms(Side.SISTER) is not None
+    assert held.correction_ms() == 0
+    fair = asyncio.run(sample(redis_url, None))
+    assert abs(fair.skew_ms) < 50 and fair.correction_ms() == 0

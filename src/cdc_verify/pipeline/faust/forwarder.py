@@ -94,6 +94,12 @@ class RedisForwarder:
         due = time.monotonic() - self._marks_sent >= WATERMARK_EVERY_S
         await self._forward(read.entries, with_marks=due)
 
+    async def resend_pending(self) -> None:
+        """After a lost connection: a read Redis served but whose reply never came left
+        its entries pending to us, and a read of new entries (`>`) never returns them.
+        Sent before our marks move past them."""
+        await self._resend_pending()
+
     async def claim_dead(self) -> set[str]:
         """Re-sends the entries of forwarders gone quiet, then retires them everywhere."""
         dead = await self._streams.dead_consumers()

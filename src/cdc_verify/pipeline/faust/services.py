@@ -156,8 +156,9 @@ class ForwarderService(Service):
 
     on_start joins the consumer group and every partition's watermarks; a task runs
     the rounds (and now and then takes over silent forwarders) with backoff while
-    Redis is away; on_stop lets the round in hand finish while the producer can still
-    send. What it read and did not send stays pending in Redis for the other workers.
+    Redis is away, and re-sends its own pending entries once Redis is back; on_stop
+    lets the round in hand finish while the producer can still send. What it read
+    and did not send stays pending in Redis for the other workers.
     """
 
     def __init__(
@@ -207,9 +208,13 @@ class ForwarderService(Service):
         self._idle.clear()
         backoff = Backoff()
         next_claim = 0.0
+        lost = False
         try:
             while not self.should_stop:
                 try:
+                    if lost:
+                        await self.forwarder.resend_pending()
+                        lost = False
                     await self.forwarder.round()
                     if time.monotonic() >= next_claim:
                         await self.forwarder.claim_dead()
@@ -219,6 +224,7 @@ class ForwarderService(Service):
                     if not _lost_connection(exc):
                         await fail(self, "forwarding", exc)
                         return
+                    lost = True
                     await self._wait_for_redis(exc, backoff)
         finally:
             self._idle.set()

@@ -6,6 +6,12 @@ TIME (what XADD * uses) and the newest entry id (which a writer giving explicit 
 set from its own clock). A stream's offset is the largest of those over the last
 WINDOW_S: an idle stream's newest id is old and a read takes time, both only ever make a
 sample smaller. The skew is sister's offset minus production's.
+
+A sample is off by at most half its round trip, so one that took longer than
+MAX_SAMPLE_RTT_MS is dropped: a worker frozen (SIGSTOP, a long GC or VM pause) or a
+connection stalled between the TIME and the local reading once gave a 900 ms "skew" on a
+single server, and the verdicts it shifted were false gaps. So is one across which this
+machine's wall clock stepped.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from cdc_verify.schemas.verdicts import Side
 WINDOW_S = 30.0
 # Skews below this are noise (the RTT of a sample): verdicts are not shifted for them.
 SIGNIFICANT_MS = 100
+MAX_SAMPLE_RTT_MS = 100  # the most a kept sample can be off is half of this
 
 
 class ClockSkew:
@@ -58,11 +65,15 @@ class ClockSkew:
     async def sample(self, streams: StreamPair) -> None:
         """One sample per stream: its server's TIME and its newest entry id."""
         for side, reader in streams.readers.items():
-            before = time.time() * 1000
+            started, before = time.monotonic(), time.time() * 1000
             server_ms = await server_time_ms(reader.client, reader.key)
             newest = cast(list[tuple[bytes, object]], await reader.client.xrevrange(
                 reader.key, "+", "-", count=1))  # fmt: skip
-            local_ms = (before + time.time() * 1000) / 2  # the middle of the round trips
+            after = time.time() * 1000
+            took_ms = (time.monotonic() - started) * 1000
+            if took_ms > MAX_SAMPLE_RTT_MS or abs((after - before) - took_ms) > SIGNIFICANT_MS:
+                continue  # too slow to trust, or the wall clock stepped
+            local_ms = (before + after) / 2  # the middle of the round trips
             offset = server_ms - local_ms
             if newest:
                 offset = max(offset, entry_id_ms(as_text(newest[0][0])) - local_ms)
