@@ -53,7 +53,7 @@ def worker_command(url: str, production: str, sister: str, port: int, group: str
     return [
         sys.executable, "-m", "cdc_verify.cli", "run",
         "--redis", url, "--production", production, "--sister", sister,
-        "--grace", "86400", "--start-id", "0", "--metrics-port", str(port), "--lock-ttl", "2",
+        "--grace", "86400", "--start-id", "0", "--http-port", str(port), "--lock-ttl", "2",
         "--group", group, "--consumer-name", "bench-memory", "--log-level", "WARNING",
     ]  # fmt: skip
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
+from pydantic import ByteSize, ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
 from cdc_verify.logs import configure_logging
@@ -167,6 +167,8 @@ def _shown_default(name: str) -> str:
     """`default: 5.0; env CDC_VERIFY_GRACE`, from the Settings field itself."""
     value = Settings.model_fields[name].get_default(call_default_factory=True)
     shown = "none" if value in (None, []) else str(value)
+    if isinstance(value, ByteSize):
+        shown = value.human_readable(separator=" ")
     return f"default: {shown}; env {env_var(name)}"
 
 
@@ -456,6 +458,11 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
     help="partitions of the entries topic of --engine faust, fixed once created",
 )
 @setting("--batch-size", type=int, help="entries per XREADGROUP per stream")
+@setting("--read-max-bytes", help="about the most bytes one read takes, both streams (64MiB, 1GB)")
+@setting("--waiting-max-bytes", help="memory for big (64 KiB+) waiting entries; past it "
+         "they are spilled to files until their partner comes; 0: no cap")  # fmt: skip
+@setting("--spill-dir", type=click.Path(path_type=Path, file_okay=False),
+         help="where spill files go (a private directory is made in it)")  # fmt: skip
 @setting("--block-ms", type=int, help="XREADGROUP BLOCK when idle")
 @setting("--lock-ttl", type=float, help="seconds a dead worker's lock outlives it")
 @setting("--create-streams", is_flag=True, default=None,

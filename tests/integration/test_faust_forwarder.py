@@ -79,11 +79,11 @@ def test_a_round_sends_each_partition_its_entries_then_the_marks_that_cover_them
     async def scenario() -> Recorder:
         sent = Recorder()
         f0 = forwarder(client, "f0", sent)
+        await add(client, PROD, 40)  # before the start: its first read is sized by them
+        await add(client, SIS, 40)
         await f0.start("0", 1000)
         assert [p for p, _ in sent.order] == list(range(PARTITIONS)), "registration everywhere"
         assert all(m.entries == [] and len(m.marks) == 2 for _, m in sent.order)
-        await add(client, PROD, 40)
-        await add(client, SIS, 40)
         sent.order.clear()
         await asyncio.sleep(0.15)  # marks are due again
         await f0.round()
@@ -114,8 +114,8 @@ def test_entries_are_acked_in_redis_only_after_they_were_sent(client):
     async def scenario() -> tuple[int, int]:
         sent = Recorder()
         f0 = forwarder(client, "f0", sent)
-        await f0.start("0", 1000)
         await add(client, PROD, 10)
+        await f0.start("0", 1000)
         await f0.round()
         pending = (await client.xpending(PROD, "cdc-verify"))["pending"]
         await client.aclose()
@@ -172,8 +172,8 @@ def test_big_entries_are_cut_into_messages_of_about_a_megabyte(client):
     async def scenario() -> Recorder:
         sent = Recorder()
         f0 = forwarder(client, "f0", sent)
-        await f0.start("0", 1000)
         await add(client, PROD, 12, payload=b"y" * (CHUNK_BYTES // 3))
+        await f0.start("0", 1000)
         sent.order.clear()
         await f0.round()
         await client.aclose()

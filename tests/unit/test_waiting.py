@@ -1,5 +1,6 @@
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.waiting import STANDARD_FIELDS, WaitingRoom
+from cdc_verify.pipeline.runners.spill import SpillDirectory
 
 
 def standard(event_id: str, ms: int) -> StreamEntry:
@@ -36,3 +37,39 @@ def test_old_and_surplus_entries_are_packed_and_order_is_kept():
     assert room.take("E4") == entries[4]  # young
     assert room.take("E1") == entries[1]  # packed
     assert [e.event_id for e in room.drain()] == ["E0", "E2", "E3"]
+
+
+def big(event_id: str, ms: int, size: int = 100_000) -> StreamEntry:
+    entry = standard(event_id, ms)
+    entry.fields[b"payload"] = bytes([ms % 256]) * size
+    return entry
+
+
+def test_big_entries_past_the_byte_cap_are_spilled_oldest_first_and_come_back(tmp_path):
+    spill = SpillDirectory(tmp_path)
+    room = WaitingRoom(PRODUCTION, young_limit=3, max_bytes=250_000, spill=spill)
+    entries = [big(f"B{i}", 100 + i) for i in range(8)]
+    small = standard("S", 90)
+    room.put(small)  # small entries are not counted: never spilled
+    for entry in entries:
+        room.put(entry)
+    assert room.big_bytes <= 250_000 and room.spilled == 6 and spill.files == 6
+    assert spill.path is not None and (spill.path.stat().st_mode & 0o777) == 0o700
+    assert spill.bytes > 6 * 100_000
+    # Spilled entries keep their place and their id without being read back.
+    assert room.oldest_arrival() == 90 and room.entry_id("B0") == "100-3"
+    room.pack_older_than(103)  # spilled ones move from young to packed as they are
+    assert room.take("B2") == entries[2] and spill.files == 5
+    assert room.take("B7") == entries[7]  # in memory
+    assert [e.event_id for e in room.drain()] == ["S", "B0", "B1", "B3", "B4", "B5", "B6"]
+    assert spill.files == 0 and spill.bytes == 0 and room.big_bytes == 0
+    assert list(spill.path.iterdir()) == []
+    spill.close()
+    assert not any(tmp_path.iterdir())
+
+
+def test_without_a_spill_nothing_is_capped():
+    room = WaitingRoom(PRODUCTION, max_bytes=1)
+    for i in range(3):
+        room.put(big(f"B{i}", 100 + i))
+    assert room.spilled == 0 and len(room) == 3

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -176,6 +176,23 @@ class Settings(BaseSettings):
     )
 
     batch_size: int = Field(500, ge=1, le=100_000, description="entries per read per stream")
+    read_max_bytes: ByteSize = Field(
+        ByteSize(64 * 2**20),
+        ge=1024,
+        description="about the most bytes of entries one read takes (both streams), "
+        "e.g. 64MiB: fewer entries than --batch-size when they are big",
+    )
+    waiting_max_bytes: ByteSize = Field(
+        ByteSize(512 * 2**20),
+        ge=0,
+        description="memory for big waiting entries (64 KiB and more) of both sides; past "
+        "it the oldest go to files in --spill-dir until their partner comes; 0: no cap",
+    )
+    spill_dir: Path | None = Field(
+        None,
+        description="directory for the spill files (a private directory is made in it); "
+        "default: the system's temporary directory",
+    )
     block_ms: int = Field(100, ge=1, le=60_000, description="XREADGROUP BLOCK when idle")
     lock_ttl: float = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
     verdict_retention: float = Field(

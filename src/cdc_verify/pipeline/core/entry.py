@@ -58,6 +58,14 @@ class StreamEntry:
         return cls(side, entry_id, fields)
 
 
+ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names and values
+
+
+def entry_bytes(entry: StreamEntry) -> int:
+    """About how much memory the entry holds: what the byte caps count."""
+    return ENTRY_OVERHEAD_BYTES + sum(len(k) + len(v) for k, v in entry.fields.items())
+
+
 def fields_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """A flat [field, value, ...] list as a dict (a repeated name: the last one wins)."""
     return dict(zip(flat[::2], flat[1::2], strict=True))

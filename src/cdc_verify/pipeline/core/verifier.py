@@ -18,11 +18,17 @@ from dataclasses import dataclass
 
 from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, parse_version
+from cdc_verify.pipeline.core.entry import (
+    PRODUCTION,
+    SISTER,
+    StreamEntry,
+    entry_bytes,
+    parse_version,
+)
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.scope import ALL, Scope
-from cdc_verify.pipeline.core.waiting import WaitingRoom
+from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -36,6 +42,7 @@ MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING
 # Entries of the latest gap verdicts kept to compare with a late partner. Older
 # ones a runner fetches back from the stream (`compare_late`).
 GAP_TWINS_KEPT = 10_000
+GAP_TWINS_MAX_BYTES = 64 * 2**20
 # Decisions a runner with a durable store keeps in memory; older ones it looks up.
 # It must cover a commit in flight and the grace window; a minute does, cheaply.
 DECIDED_IN_MEMORY_MS = 60_000
@@ -59,6 +66,9 @@ class VerifierConfig:
     ordered_sides: bool = True
     # Which production events the sister must deliver (docs/rollouts.md).
     scope: Scope = ALL
+    # Bytes of big waiting entries held in memory; past it they go to the runner's
+    # spill (waiting.py). None, or no spill: no cap.
+    waiting_max_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
@@ -76,12 +86,16 @@ class VerifierConfig:
             ignored_paths=tuple(settings.ignore_paths),
             float_tolerance=settings.float_tolerance,
             scope=Scope.parse(settings.scope, settings.scope_key),
+            waiting_max_bytes=int(settings.waiting_max_bytes) or None,
         )
 
 
 class Verifier:
-    def __init__(self, consumer: Consumer, config: VerifierConfig | None = None) -> None:
+    def __init__(
+        self, consumer: Consumer, config: VerifierConfig | None = None, spill: Spill | None = None
+    ) -> None:
         self.config = config or VerifierConfig()
+        self._spill = spill
         if self.config.grace_ms < 0:
             raise ValueError("grace must be >= 0")
         self.decoder = LegacyDecoder(consumer)
@@ -107,11 +121,19 @@ class Verifier:
         """
         self.horizon_ms = horizon_ms
         # Waiting events per side, oldest first; an event_id waits on one side only.
-        self._waiting: dict[Side, WaitingRoom] = {s: WaitingRoom(s) for s in SIDES}
+        cap = self.config.waiting_max_bytes
+        if self._spill is not None:
+            self._spill.clear()
+        self._waiting: dict[Side, WaitingRoom] = {
+            s: WaitingRoom(s, max_bytes=None if cap is None else cap // 2, spill=self._spill)
+            for s in SIDES
+        }
         # Per side, how far its stream has been read (ReadPosition.before_ms).
         self._read_before: dict[Side, int] = {s: START.before_ms for s in SIDES}
         self._decided: OrderedDict[str, Decision] = OrderedDict()
-        self._gap_twins: OrderedDict[str, StreamEntry] = OrderedDict()
+        # The entry of each recent gap and its bytes, oldest first.
+        self._gap_twins: OrderedDict[str, tuple[StreamEntry, int]] = OrderedDict()
+        self._gap_twin_bytes = 0
 
     # -- queries ---------------------------------------------------------------
 
@@ -259,9 +281,10 @@ class Verifier:
             OutcomeKind.LATE, None, (entry,), updated,
             late_by_ms=entry.arrival_ms - decision.first_seen_ms,
         )  # fmt: skip
-        twin = self._gap_twins.pop(event_id, None)
-        if twin is not None:
-            self.compare_late(outcome, twin)
+        kept = self._gap_twins.pop(event_id, None)
+        if kept is not None:
+            self._gap_twin_bytes -= kept[1]
+            self.compare_late(outcome, kept[0])
         out.append(outcome)
 
     def _skip(self, *entries: StreamEntry) -> Outcome:
@@ -298,10 +321,11 @@ class Verifier:
         verdict = MISSING_ON[OTHER[present.side]]
         decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
         self._decided[event_id] = decision
-        twins = self._gap_twins
-        twins[event_id] = present
-        if len(twins) > GAP_TWINS_KEPT:
-            twins.popitem(last=False)
+        twins, size = self._gap_twins, entry_bytes(present)
+        twins[event_id] = (present, size)
+        self._gap_twin_bytes += size
+        while len(twins) > GAP_TWINS_KEPT or self._gap_twin_bytes > GAP_TWINS_MAX_BYTES:
+            self._gap_twin_bytes -= twins.popitem(last=False)[1][1]
         record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
         return Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
 

@@ -22,6 +22,7 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_retire, partition_of
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.schemas.verdicts import Side
 
@@ -45,11 +46,12 @@ class RedisForwarder:
         batch_size: int,
         block_ms: int,
         dead_after_ms: int,
+        read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
     ) -> None:
         self.name = name
         self._client = client
         self._keys = keys
-        self._streams = StreamPair.on_one_server(client, keys, name)
+        self._streams = StreamPair.on_one_server(client, keys, name, read_max_bytes=read_max_bytes)
         self._send = send
         self._partitions = partitions
         self._batch_size = batch_size
@@ -63,6 +65,7 @@ class RedisForwarder:
         """Creates the groups, re-sends what this name left pending, then joins every
         partition's watermarks. Returns the horizon."""
         horizon = await self._streams.ensure_groups(start_id, grace_ms)
+        await self._streams.size_reads()
         # Entries left pending by this name's previous life go first: the partitions
         # still hold that life's marks, which are below them.
         await self._resend_pending()

@@ -17,6 +17,7 @@ from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms, fields_dict
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
+from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.stream_reads import (
     RawEntries,
@@ -175,18 +176,24 @@ class GroupStream:
             raise
         return claimed
 
-    async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
-        """Our own pending entries (delivered, never acked), oldest first, in batches."""
+    async def read_pending(
+        self, count: int, budget: ReadBudget
+    ) -> AsyncIterator[list[StreamEntry]]:
+        """Our own pending entries (delivered, never acked), oldest first, in batches of
+        at most `count` (fewer when `budget` says they are big)."""
         cursor = "0"
         while True:
             streams: dict[KeyT, StreamIdT] = {self.key: cursor}
+            n = budget.count(count)
             reply = stream_entries(
-                await self.client.xreadgroup(self._group, self._me, streams, count=count)
+                await self.client.xreadgroup(self._group, self._me, streams, count=n)
             )
             if not reply:
                 return
-            yield [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in reply]
-            if len(reply) < count:
+            batch = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in reply]
+            budget.saw(batch)
+            yield batch
+            if len(reply) < n:
                 return
             cursor = as_text(reply[-1][0])
 

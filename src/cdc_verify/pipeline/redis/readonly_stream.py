@@ -25,6 +25,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
+from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text, fetch_entries, stream_entries
 from cdc_verify.schemas.verdicts import Side
 
@@ -61,15 +62,21 @@ class ReadOnlyStream:
         stored = await self._state.hget(self._positions, self.side.value)
         self.position = as_text(stored) if stored else just_before(first_id)
 
-    async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
+    async def read_pending(
+        self, count: int, budget: ReadBudget
+    ) -> AsyncIterator[list[StreamEntry]]:
         """The entries that were waiting at the last commit, fetched back by id."""
         # All ids first: the commits of the batches rebuilt meanwhile shrink the set.
         ids = [as_text(cast(bytes, i)) for i in await self._state.zrange(self.waiting_key, 0, -1)]
-        for start in range(0, len(ids), count):
-            chunk = ids[start : start + count]
+        start = 0
+        while start < len(ids):
+            chunk = ids[start : start + budget.count(count)]
+            start += len(chunk)
             found = await fetch_entries(self.client, self.side, self.key, chunk)
             # An entry trimmed away meanwhile comes back empty: a malformed record, not silence.
-            yield [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in chunk]
+            batch = [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in chunk]
+            budget.saw(batch)
+            yield batch
 
     async def read(self, count: int) -> SideRead:
         # Redis' clock before the read: if the read finds nothing new, every entry of an

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
@@ -18,8 +19,9 @@ from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, read_together
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES, ReadBudget
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
-from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text
+from cdc_verify.pipeline.redis.stream_reads import RawEntries, SideRead, as_text
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.verdicts import Side
@@ -57,15 +59,22 @@ class StreamPair:
         state: AsyncClient,
         keys: WorkerKeys,
         consumer_name: str,
+        read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
     ) -> None:
         self.readers = readers
         self._state = state
         self._keys = keys
         self._me = consumer_name
+        # Bounds the entries of one read by bytes as well as by count.
+        self.budget = ReadBudget(read_max_bytes, streams=len(readers))
 
     @classmethod
     def from_topology(
-        cls, topology: Topology, consumer_name: str, token: str | None = None
+        cls,
+        topology: Topology,
+        consumer_name: str,
+        token: str | None = None,
+        read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
     ) -> StreamPair:
         """Readers for the servers of `topology`; with a lock token, group reads are fenced
         by the lock beside their stream (the single worker)."""
@@ -81,7 +90,7 @@ class StreamPair:
             else:
                 fence = Fence(keys.fence_lock(key), token) if token else None
                 readers[side] = GroupStream(side, client, key, keys.group, consumer_name, fence)
-        return cls(readers, topology.state, keys, consumer_name)
+        return cls(readers, topology.state, keys, consumer_name, read_max_bytes)
 
     @classmethod
     def on_one_server(
@@ -90,13 +99,14 @@ class StreamPair:
         keys: WorkerKeys,
         consumer_name: str,
         fence: Fence | None = None,
+        read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
     ) -> StreamPair:
         """Both streams and the state on one server, both read through the group."""
         readers: dict[Side, SideReader] = {
             side: GroupStream(side, client, key, keys.group, consumer_name, fence)
             for side, key in ((PRODUCTION, keys.production), (SISTER, keys.sister))
         }
-        return cls(readers, client, keys, consumer_name)
+        return cls(readers, client, keys, consumer_name, read_max_bytes)
 
     def groups(self) -> list[GroupStream]:
         return [r for r in self.readers.values() if isinstance(r, GroupStream)]
@@ -149,18 +159,27 @@ class StreamPair:
                 present[side] = await reader.kind() == "stream"
         return present
 
+    async def size_reads(self) -> None:
+        """Sizes a session's first reads by the newest entry of each stream."""
+        newest: list[StreamEntry] = []
+        for reader in self.readers.values():
+            reply = cast(RawEntries, await reader.client.xrevrange(reader.key, "+", "-", count=1))
+            newest += [StreamEntry.from_redis(reader.side, eid, f) for eid, f in reply or []]
+        self.budget.seed(newest)
+
     async def claim_orphans(self) -> int:
         return sum([await r.claim_orphans() for r in self.groups()])
 
     async def read_pending(self, count: int) -> AsyncIterator[list[StreamEntry]]:
         """What each side held when this worker's last session ended, in batches."""
         for reader in self.readers.values():
-            async for batch in reader.read_pending(count):
+            async for batch in reader.read_pending(count, self.budget):
                 yield batch
 
     async def read_new(self, count: int, block_ms: int) -> ReadResult:
         """New entries of both sides; waits up to `block_ms` when neither has any."""
         production, sister = self.readers[PRODUCTION], self.readers[SISTER]
+        count = self.budget.count(count)
         if (
             isinstance(production, GroupStream)
             and isinstance(sister, GroupStream)
@@ -172,6 +191,7 @@ class StreamPair:
             reads = list(await asyncio.gather(*(r.read(count) for r in self.readers.values())))
         by_side: dict[Side, SideRead] = dict(zip(self.readers, reads, strict=True))
         entries = [e for read in reads for e in read.entries]
+        self.budget.saw(entries)
         if not entries:
             await self._wait(by_side, block_ms)
         return ReadResult(

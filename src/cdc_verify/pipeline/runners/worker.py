@@ -35,6 +35,7 @@ from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
@@ -73,8 +74,10 @@ class StreamWorker:
         self.keys = WorkerKeys.from_settings(settings)
         self.metrics = metrics or VerifierMetrics(ignore_paths=settings.ignore_paths)
         self.status = StatusBoard()
+        # Big waiting entries past --waiting-max-bytes; closed (removed) when run() ends.
+        self.spill = SpillDirectory(settings.spill_dir)
         self.verifier = Verifier(
-            consumer, VerifierConfig.from_settings(settings, durable_decisions=True)
+            consumer, VerifierConfig.from_settings(settings, durable_decisions=True), self.spill
         )
         self.servers = {role: settings.server(role) for role in Role}
         unset = [role.value for role, server in self.servers.items() if not server.url]
@@ -157,6 +160,7 @@ class StreamWorker:
             self.running = False
             self._set_ready(False)
             self.sinks.close()
+            self.spill.close()
         log.info("worker stopped")
 
     def _describe_servers(self) -> str:
@@ -200,6 +204,7 @@ class StreamWorker:
                     return
             streams = session.streams
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
+            await streams.size_reads()
             claimed = await streams.claim_orphans()
             if claimed:
                 log.info("claimed %d entries left pending by dead consumers", claimed)
@@ -343,6 +348,7 @@ class StreamWorker:
             self._inflight.add_done_callback(self._commit_done)
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
+        self.metrics.spilled_bytes.set(self.spill.bytes)
 
     def _checkpoint(self, session: Session, committing: bool) -> Checkpoint | None:
         """Read-only production's position and new waiting entries, due with every commit
@@ -419,7 +425,9 @@ class Session:
     def open(cls, topology: Topology, s: Settings, token: str) -> Session:
         ttl_ms = round(s.lock_ttl * 1000)
         state, keys = topology.state, topology.keys
-        streams = StreamPair.from_topology(topology, s.consumer_name, token)
+        streams = StreamPair.from_topology(
+            topology, s.consumer_name, token, read_max_bytes=int(s.read_max_bytes)
+        )
         # The state server's lock fences commits (and reads of a stream beside it); a
         # stream read through the group elsewhere is fenced by a lock beside it (same
         # name on another server; on a Cluster, in the stream's slot).

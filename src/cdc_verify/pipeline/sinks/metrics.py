@@ -65,6 +65,12 @@ class VerifierMetrics(Sink):
             ["side"],
             registry=r,
         )
+        self.spilled_bytes = Gauge(
+            "cdc_verify_spilled_bytes",
+            "Bytes of big waiting entries kept in spill files rather than memory "
+            "(--waiting-max-bytes).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "cdc_verify_consumer_lag_seconds",
             "Age of the newest stream entry minus age of the newest one read, per side.",
