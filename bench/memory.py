@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import clean_pairs, fresh_event_ids, versions, with_event_id
 
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, free_port
+from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 PROD, SIS = "bench:mem:production", "bench:mem:sister"
 CHUNK = 5_000
@@ -38,23 +39,38 @@ PENDING = re.compile(r'^cdc_verify_pending_joins\{side="production"\} (\S+)$', r
 MiB = 2**20
 
 
-def write_production(client: redis.Redis, events: int, templates: int, seed: int) -> None:
+def big_templates(payload_bytes: int, seed: int) -> list[dict[bytes, bytes]]:
+    """Production fields of one clean change whose comment body is `payload_bytes` long."""
+    [(fields, _)] = clean_pairs(1, seed)
+    comment = {**sample_comment(random.Random(seed), "t1_big"), "body": "x" * payload_bytes}
+    return [{**fields, b"payload": encode_msgpack(comment)}]
+
+
+def write_production(
+    client: redis.Redis, events: int, templates: int, seed: int, payload_bytes: int = 0
+) -> None:
     rng = random.Random(seed)
-    payloads = [p for p, _ in clean_pairs(templates, seed)]
+    if payload_bytes:
+        payloads = big_templates(payload_bytes, seed)
+    else:
+        payloads = [p for p, _ in clean_pairs(templates, seed)]
     ids = fresh_event_ids(rng)
-    for start in range(0, events, CHUNK):
+    chunk = max(1, min(CHUNK, (64 * MiB) // max(payload_bytes, 1)))
+    for start in range(0, events, chunk):
         pipe = client.pipeline(transaction=False)
-        for i in range(start, min(events, start + CHUNK)):
+        for i in range(start, min(events, start + chunk)):
             pipe.xadd(PROD, with_event_id(payloads[i % len(payloads)], next(ids)))
         pipe.execute()
 
 
-def worker_command(url: str, production: str, sister: str, port: int, group: str) -> list[str]:
+def worker_command(
+    url: str, production: str, sister: str, port: int, group: str, *extra: str
+) -> list[str]:
     return [
         sys.executable, "-m", "cdc_verify.cli", "run",
         "--redis", url, "--production", production, "--sister", sister,
         "--grace", "86400", "--start-id", "0", "--http-port", str(port), "--lock-ttl", "2",
-        "--group", group, "--consumer-name", "bench-memory", "--log-level", "WARNING",
+        "--group", group, "--consumer-name", "bench-memory", "--log-level", "WARNING", *extra,
     ]  # fmt: skip
 
 
@@ -102,6 +118,52 @@ def idle_rss(url: str) -> int:
         stop(proc)
 
 
+SPILLED = re.compile(r"^cdc_verify_spilled_bytes (\S+)$", re.M)
+
+
+def scrape(port: int, pattern: re.Pattern[str]) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return None
+    match = pattern.search(text)
+    return float(match.group(1)) if match else None
+
+
+def measure(
+    url: str, events: int, timeout: float, group: str, extra: tuple[str, ...]
+) -> tuple[int, int, float, float]:
+    """(peak RSS, RSS once all wait, seconds until they did, bytes spilled) of one worker."""
+    port = free_port()
+    proc = subprocess.Popen(worker_command(url, PROD, SIS, port, group, *extra))
+    ps = psutil.Process(proc.pid)
+    start = time.monotonic()
+    polled_peak, pending, last_scrape = 0, 0.0, 0.0
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}")
+            polled_peak = max(polled_peak, ps.memory_info().rss)
+            now = time.monotonic()
+            if now - last_scrape >= 0.25:
+                last_scrape = now
+                pending = scrape_pending(port) or pending
+                if pending >= events:
+                    break
+            if now - start > timeout:
+                raise RuntimeError(f"timed out with {pending:,.0f} pending")
+            time.sleep(0.05)
+        filled_s = time.monotonic() - start
+        time.sleep(1.0)  # settle: anything still allocated after the last batch
+        rss_now = ps.memory_info().rss
+        spilled = scrape(port, SPILLED) or 0.0
+        hwm = peak_rss(proc.pid)
+    finally:
+        stop(proc)
+    return max(hwm, polled_peak), rss_now, filled_s, spilled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -113,13 +175,24 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--payload-bytes",
+        type=int,
+        default=0,
+        help="instead of realistic payloads, one comment whose body has this many bytes",
+    )
+    parser.add_argument(
+        "--compare-uncapped",
+        action="store_true",
+        help="then run a worker without byte caps on the same entries, side by side",
+    )
     args = parser.parse_args()  # fmt: skip
 
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
         print(versions(client))
         t = time.perf_counter()
-        write_production(client, args.events, args.templates, args.seed)
+        write_production(client, args.events, args.templates, args.seed, args.payload_bytes)
         write_s = time.perf_counter() - t
         stream_bytes = client.memory_usage(PROD, samples=0) or 0
         print(
@@ -130,45 +203,29 @@ def main() -> None:
         baseline = idle_rss(server.url)
         print(f"idle worker RSS (empty streams): {baseline / MiB:,.1f} MiB")
 
-        port = free_port()
-        proc = subprocess.Popen(worker_command(server.url, PROD, SIS, port, "bench-memory"))
-        ps = psutil.Process(proc.pid)
-        start = time.monotonic()
-        polled_peak, pending, last_scrape = 0, 0.0, 0.0
-        try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited with {proc.returncode}")
-                polled_peak = max(polled_peak, ps.memory_info().rss)
-                now = time.monotonic()
-                if now - last_scrape >= 0.25:
-                    last_scrape = now
-                    pending = scrape_pending(port) or pending
-                    if pending >= args.events:
-                        break
-                if now - start > args.timeout:
-                    raise RuntimeError(f"timed out with {pending:,.0f} pending")
-                time.sleep(0.05)
-            filled_s = time.monotonic() - start
-            time.sleep(1.0)  # settle: anything still allocated after the last batch
-            rss_now = ps.memory_info().rss
-            hwm = peak_rss(proc.pid)
-        finally:
-            stop(proc)
+        runs = [("defaults", ())]
+        if args.compare_uncapped:
+            # What the worker did before its byte caps: a batch of --batch-size entries
+            # whatever their size, and every waiting entry in memory.
+            runs.append(("uncapped", ("--read-max-bytes", "1TB", "--waiting-max-bytes", "0")))
+        for n_run, (label, extra) in enumerate(runs):
+            peak, rss_now, filled_s, spilled = measure(
+                server.url, args.events, args.timeout, f"bench-memory-{n_run}", extra
+            )
+            n = args.events
+            print(f"[{label}] all {n:,} waiting {filled_s:.1f}s after the worker started")
+            print(
+                f"[{label}] peak RSS: {peak / MiB:,.0f} MiB; RSS once all wait: "
+                f"{rss_now / MiB:,.0f} MiB; spilled to files: {spilled / MiB:,.0f} MiB"
+            )
+            print(
+                f"[{label}] bytes per waiting event: {peak / n:,.0f} (peak RSS / N),"
+                f" {(peak - baseline) / n:,.0f} (peak above idle worker)"
+            )
         client.close()
 
-    peak = max(hwm, polled_peak)
-    n = args.events
-    print(f"pending joins: {pending:,.0f} (reached in {filled_s:.1f}s after worker start)")
-    print(
-        f"peak RSS: {peak / MiB:,.0f} MiB (VmHWM {hwm / MiB:,.0f},"
-        f" polled {polled_peak / MiB:,.0f}); RSS once all wait: {rss_now / MiB:,.0f} MiB"
-    )
-    print(
-        f"bytes per waiting event: {peak / n:,.0f} (peak RSS / N),"
-        f" {(peak - baseline) / n:,.0f} (peak above idle worker)"
-    )
-    print(f"target: {n:,} waiting events in < 1 GiB RSS -> {peak / 2**30:.2f} GiB")
+    if not args.payload_bytes:
+        print(f"target: {n:,} waiting events in < 1 GiB RSS -> {peak / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":
