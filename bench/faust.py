@@ -33,7 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PRIMARY, versions
 
+from cdc_verify.pipeline.core.entry import StreamEntry
+from cdc_verify.pipeline.faust.messages import encode_batches, partition_of
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
@@ -107,6 +110,24 @@ def run(mode: str, workers: int, corpus, args, kafka: str | None, logs: Path) ->
     }
 
 
+def message_bytes(corpus, partitions: int, batch: int = 500) -> tuple[int, int]:
+    """Bytes of the entries-topic messages a forwarder sends for `corpus` in reads of
+    `batch` entries a side (marks left out: a few bytes per partition per 0.1 s)."""
+    entries = [
+        StreamEntry(side, f"{e.at_ms}-{i}", dict(e.fields))
+        for side in (Side.PRODUCTION, Side.SISTER)
+        for i, e in enumerate(corpus.side(side))
+    ]
+    total = 0
+    for start in range(0, len(entries), batch):
+        by_partition: dict[int, list[StreamEntry]] = {}
+        for entry in entries[start : start + batch]:
+            by_partition.setdefault(partition_of(entry, partitions), []).append(entry)
+        for part in by_partition.values():
+            total += sum(len(m) for m in encode_batches("faust-0", part, None))
+    return total, len(entries)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -132,6 +153,10 @@ def main() -> None:
                   f"({time.monotonic() - started:.1f}s with fetch check)")  # fmt: skip
         try:
             print(f"{args.events:,} events, every fault; {args.partitions} partitions")
+            sent, entries = message_bytes(corpus, args.partitions)
+            print(f"entries topic: {sent / entries:,.0f} bytes per entry as the forwarders "
+                  f"encode them ({sent / 2**20:,.1f} MiB for {entries:,} entries; Kafka adds "
+                  f"its record-batch framing)")  # fmt: skip
             with EmbeddedRedis() as server:
                 print(versions(redis.Redis.from_url(server.url)))
             print(f"{'engine':<22}{'steady events/s':>16}{'total events/s':>16}"

@@ -70,7 +70,8 @@ def worker_command(
         sys.executable, "-m", "cdc_verify.cli", "run",
         "--redis", url, "--production", production, "--sister", sister,
         "--grace", "86400", "--start-id", "0", "--http-port", str(port), "--lock-ttl", "2",
-        "--group", group, "--consumer-name", "bench-memory", "--log-level", "WARNING", *extra,
+        "--group", group, "--consumer-name", "bench-memory", "--log-level", "WARNING",
+        "--create-streams", *extra,
     ]  # fmt: skip
 
 

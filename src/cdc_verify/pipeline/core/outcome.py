@@ -60,23 +60,29 @@ class Decision:
     sides: str
     first_seen_ms: int
 
+    def packed(self) -> int:
+        """One integer: first_seen_ms * 32 + verdict * 4 + sides. The core remembers
+        decisions so (an int is no object the garbage collector has to walk)."""
+        return self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _SIDES_CODE[self.sides]
+
+    @classmethod
+    def unpacked(cls, packed: int) -> Decision:
+        code, side_code = divmod(packed % 32, 4)
+        if code >= len(_VERDICTS) or side_code == 0:
+            raise ValueError(f"not a decision: {packed!r}")
+        return cls(_VERDICTS[code], _SIDES[side_code], packed // 32)
+
     def encode(self) -> str:
-        """One decimal integer: first_seen_ms * 32 + verdict * 4 + sides. Redis keeps an
-        integer-looking value in 1 to 9 bytes of a hash's listpack (docs/reports.md)."""
-        return str(
-            self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _SIDES_CODE[self.sides]
-        )
+        """`packed()` in decimal: Redis keeps an integer-looking value in 1 to 9 bytes of a
+        hash's listpack (docs/reports.md)."""
+        return str(self.packed())
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Decision:
         """From `encode`'s integer, or the `verdict|sides|ms` text of earlier versions."""
         text = raw.decode() if isinstance(raw, bytes) else raw
         if text.isdigit():
-            packed = int(text)
-            code, side_code = divmod(packed % 32, 4)
-            if code >= len(_VERDICTS) or side_code == 0:
-                raise ValueError(f"not a decision: {text!r}")
-            return cls(_VERDICTS[code], _SIDES[side_code], packed // 32)
+            return cls.unpacked(int(text))
         verdict, sides, first_seen = text.split("|")
         return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
 

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from cdc_verify.pipeline.core.decided import RecentDecisions
 from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
 from cdc_verify.pipeline.core.entry import (
@@ -130,7 +131,7 @@ class Verifier:
         }
         # Per side, how far its stream has been read (ReadPosition.before_ms).
         self._read_before: dict[Side, int] = {s: START.before_ms for s in SIDES}
-        self._decided: OrderedDict[str, Decision] = OrderedDict()
+        self._decided = RecentDecisions()
         # The entry of each recent gap and its bytes, oldest first.
         self._gap_twins: OrderedDict[str, tuple[StreamEntry, int]] = OrderedDict()
         self._gap_twin_bytes = 0
@@ -170,7 +171,7 @@ class Verifier:
     ) -> list[Outcome]:
         if prior:
             for event_id, decision in prior.items():
-                self._decided.setdefault(event_id, decision)
+                self._decided.remember_if_new(event_id, decision)
         out: list[Outcome] = []
         for entry in entries:
             self._ingest_one(entry, out)
@@ -270,13 +271,14 @@ class Verifier:
     def _arrived_after_verdict(self, entry: StreamEntry, out: list[Outcome]) -> None:
         event_id = entry.event_id
         assert event_id is not None
-        decision = self._decided[event_id]
+        decision = self._decided.get(event_id)
+        assert decision is not None
         char = SIDE_CHAR[entry.side]
         if char in decision.sides:
             out.append(self._duplicate(entry))
             return
         updated = Decision(decision.verdict, "ps", decision.first_seen_ms)
-        self._decided[event_id] = updated
+        self._decided.remember(event_id, updated)
         outcome = Outcome(
             OutcomeKind.LATE, None, (entry,), updated,
             late_by_ms=entry.arrival_ms - decision.first_seen_ms,
@@ -310,7 +312,8 @@ class Verifier:
             return self._skip(present)
         # Remembered like a verdict, so a twin that comes later is a late arrival, not
         # a sister event production never had.
-        decision = self._decided[event_id] = Decision(None, "p", present.arrival_ms)
+        decision = Decision(None, "p", present.arrival_ms)
+        self._decided.remember(event_id, decision)
         return Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
 
     def _gap(self, present: StreamEntry) -> Outcome:
@@ -320,7 +323,7 @@ class Verifier:
             return self._skip(present)
         verdict = MISSING_ON[OTHER[present.side]]
         decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
-        self._decided[event_id] = decision
+        self._decided.remember(event_id, decision)
         twins, size = self._gap_twins, entry_bytes(present)
         twins[event_id] = (present, size)
         self._gap_twin_bytes += size
@@ -336,7 +339,7 @@ class Verifier:
         record = self._judge(production, sister)
         first_seen = min(a.arrival_ms, b.arrival_ms)
         decision = Decision(record.verdict, "ps", first_seen)
-        self._decided[record.event_id] = decision  # type: ignore[index]
+        self._decided.remember(record.event_id, decision)  # type: ignore[arg-type]
         return Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
 
     def _judge(self, production: StreamEntry, sister: StreamEntry) -> VerdictRecord:
@@ -377,10 +380,4 @@ class Verifier:
         return record
 
     def _evict_decisions(self) -> None:
-        horizon = max(self._read_before.values()) - self._decided_window
-        decided = self._decided
-        while decided:
-            oldest = next(iter(decided.values()))
-            if oldest.first_seen_ms >= horizon:
-                break
-            decided.popitem(last=False)
+        self._decided.forget_older_than(max(self._read_before.values()) - self._decided_window)
