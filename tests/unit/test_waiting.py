@@ -73,3 +73,16 @@ def test_without_a_spill_nothing_is_capped():
     for i in range(3):
         room.put(big(f"B{i}", 100 + i))
     assert room.spilled == 0 and len(room) == 3
+
+
+def test_a_spill_that_cannot_write_keeps_the_entries_in_memory(tmp_path, caplog):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    spill = SpillDirectory(not_a_directory)
+    room = WaitingRoom(PRODUCTION, max_bytes=150_000, spill=spill)
+    entries = [big(f"B{i}", 100 + i) for i in range(4)]
+    for entry in entries:
+        room.put(entry)
+    assert spill.failed and room.spilled == 0 and spill.files == 0
+    assert "cannot spill waiting entries" in caplog.text
+    assert list(room.drain()) == entries

@@ -28,8 +28,9 @@ BIG_BYTES = 64 * 1024
 class Spill(Protocol):
     """Where a waiting room keeps the packed entries it has no room for."""
 
-    def put(self, blob: bytes) -> int:
-        """Keeps `blob`; returns the handle to take it back by."""
+    def put(self, blob: bytes) -> int | None:
+        """Keeps `blob`; returns the handle to take it back by, or None when it cannot
+        (the room then keeps its big entries in memory, past the cap)."""
         ...
 
     def take(self, handle: int) -> bytes:
@@ -122,7 +123,7 @@ class WaitingRoom:
             if size >= BIG_BYTES:
                 self._big[entry.event_id] = size
                 self.big_bytes += size
-                while self.big_bytes > self._max_bytes:
+                while self._max_bytes is not None and self.big_bytes > self._max_bytes:
                     self._spill_oldest_big()
         if len(self._young) > self._young_limit:
             self._pack_oldest(len(self._young) - self._young_limit)
@@ -143,20 +144,24 @@ class WaitingRoom:
 
     def _spill_oldest_big(self) -> None:
         assert self._spill is not None
-        event_id, size = self._big.popitem(last=False)
-        self.big_bytes -= size
+        event_id, size = next(iter(self._big.items()))
         young = self._young.get(event_id)
         if young is not None:
             assert isinstance(young, StreamEntry)
-            blob = _pack(young)
-            handle = self._spill.put(blob)
-            self._young[event_id] = Spilled(young.arrival_ms, young.entry_id, handle)
+            handle = self._spill.put(_pack(young))
+            spilled = None if handle is None else Spilled(young.arrival_ms, young.entry_id, handle)
         else:
             packed = self._packed[event_id]
             assert isinstance(packed, bytes)
-            entry_id = _unpack(self.side, event_id, packed).entry_id
             handle = self._spill.put(packed)
-            self._packed[event_id] = Spilled(_arrival(packed), entry_id, handle)
+            entry_id = _unpack(self.side, event_id, packed).entry_id if handle is not None else ""
+            spilled = None if handle is None else Spilled(_arrival(packed), entry_id, handle)
+        if spilled is None:  # the spill failed (it says why): no cap from now on
+            self._max_bytes = None
+            return
+        (self._young if young is not None else self._packed)[event_id] = spilled
+        del self._big[event_id]
+        self.big_bytes -= size
         self.spilled += 1
 
     def entry_id(self, event_id: str) -> str | None:

@@ -8,9 +8,12 @@ state is rebuilt from the streams' pending lists, so a crash leaves only litter.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class SpillDirectory:
@@ -20,6 +23,7 @@ class SpillDirectory:
         self._next = 0
         self.files = 0
         self.bytes = 0
+        self.failed = False  # a put could not write its file
         self._sizes: dict[int, int] = {}
 
     @property
@@ -27,11 +31,23 @@ class SpillDirectory:
         """The directory, once something was spilled."""
         return self._dir
 
-    def put(self, blob: bytes) -> int:
-        if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="cdc-verify-spill-", dir=self._parent))
+    def put(self, blob: bytes) -> int | None:
+        """None when the file cannot be written (the disk is full, say): logged once, and
+        the waiting entries stay in memory."""
         handle, self._next = self._next, self._next + 1
-        (self._dir / str(handle)).write_bytes(blob)
+        try:
+            if self._dir is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="cdc-verify-spill-", dir=self._parent))
+            (self._dir / str(handle)).write_bytes(blob)
+        except OSError as exc:
+            if not self.failed:
+                log.warning("cannot spill waiting entries to %s (%s): keeping them in memory, "
+                            "past --waiting-max-bytes", self._parent or "the temporary "
+                            "directory", exc)  # fmt: skip
+            self.failed = True
+            if self._dir is not None:
+                (self._dir / str(handle)).unlink(missing_ok=True)
+            return None
         self._sizes[handle] = len(blob)
         self.files += 1
         self.bytes += len(blob)
