@@ -68,10 +68,16 @@ class Plan:
     rate: float
     segment_s: float
     seed: int
+    epoch_ms: int  # the ULID time of the first segment's event ids
 
     def segment(self, n: int) -> Corpus:
+        """Segment n, its event ids (ULIDs) of about the time it is written: the state
+        server keeps decisions in per-second buckets of ULID time, which must age."""
         events = round(self.rate * self.segment_s)
-        return generate(events, seed=self.seed + n, grace_ms=GRACE_MS, rate=self.rate)
+        epoch_ms = self.epoch_ms + round(n * self.segment_s * 1000)
+        return generate(
+            events, seed=self.seed + n, grace_ms=GRACE_MS, rate=self.rate, epoch_ms=epoch_ms
+        )
 
 
 def write_segments(url: str, plan: Plan, go: Any, done: Any) -> None:
@@ -90,6 +96,30 @@ def write_segments(url: str, plan: Plan, go: Any, done: Any) -> None:
 
         done.put(asyncio.run(write()))
         n += 1
+
+
+class SoakCampaign(Campaign):
+    def restart_redis(self) -> None:
+        """The campaign's restart, with time for Redis to load a bigger append-only file."""
+        down = self.rng.uniform(0.2, 1.5)
+        self.note(f"Redis stopped for {down:.2f}s")
+        self.redis_server.stop()
+        if self.rng.random() < 0.5:  # a worker killed while Redis is away
+            slot = self.rng.choice("ab")
+            self.note(f"SIGKILL {self.workers.names[slot]} while Redis is away")
+            self.workers.kill(slot)
+            self.counts["kill"] += 1
+        time.sleep(down)
+        self.redis_server.start(timeout=300)
+        self.counts["redis_restart"] += 1
+
+
+def trim_inputs(client: redis.Redis, keep_s: float) -> None:
+    """Trims both input streams to their last `keep_s` seconds, as production streams are
+    trimmed: the soak's Redis would otherwise grow without end (and reload slower)."""
+    seconds, _ = client.time()
+    for key in (PROD, SIS):
+        client.xtrim(key, minid=f"{(int(seconds) - int(keep_s)) * 1000}-0", approximate=True)
 
 
 @dataclass
@@ -185,9 +215,15 @@ def main() -> None:
     parser.add_argument("--sample-s", type=float, default=30.0)
     parser.add_argument("--decided-retention", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--keep-inputs-s",
+        type=float,
+        default=180.0,
+        help="seconds of the input streams kept (XTRIM MINID): entries pending longer are lost",
+    )
     args = parser.parse_args()
 
-    plan = Plan(args.rate, args.segment_s, args.seed)
+    plan = Plan(args.rate, args.segment_s, args.seed, int(time.time() * 1000))
     rng = random.Random(args.seed)
     segments = max(1, round(args.minutes * 60 / (args.segment_s + 2)))
     tmp = Path(tempfile.mkdtemp(prefix="cdc-verify-soak-"))
@@ -203,7 +239,7 @@ def main() -> None:
         writer = context.Process(target=write_segments, args=(server.url, plan, go, done))
         writer.start()
         workers = SoakWorkers(proxy.url, tmp / "logs", decided_retention=args.decided_retention)
-        campaign = Campaign(server, proxy, workers, rng)
+        campaign = SoakCampaign(server, proxy, workers, rng)
         for slot in "ab":
             workers.start(slot)
         started = next_fault = next_sample = time.monotonic()
@@ -215,6 +251,7 @@ def main() -> None:
                     workers.check_running()
                     now = time.monotonic()
                     if now >= next_sample:
+                        trim_inputs(client, args.keep_inputs_s)
                         s = sample(client, workers)
                         samples.append(s | {"t": now - started})
                         print(

@@ -143,6 +143,7 @@ def generate(
     malformed: int | None = None,
     entities: Mapping[str, float] | None = None,
     increments: float = 0.0,
+    epoch_ms: int = EPOCH_MS,
 ) -> Corpus:
     """`events` logical changes at `rate` per second of event time.
 
@@ -151,7 +152,8 @@ def generate(
     `entities` is the share of each model (default: comments only); an account's
     faults are named `account:<fault>` in `mix` and `faults`. `increments` is the
     share of the changes past version 1 whose op is `increment` (default: none, every
-    such change is an `update`).
+    such change is an `update`). `epoch_ms` is the time of the event ids (ULIDs) and
+    `ts_ms` (a long soak gives each segment its own, as real ids would have).
     """
     rng = random.Random(seed)
     ctx = FaultContext(rng, grace_ms)
@@ -169,10 +171,10 @@ def generate(
         entity, fault = _entity_fault(name)
         at = start + int(i * spacing)
         change = Change(
-            event_id=ulid(rng, EPOCH_MS + at),
+            event_id=ulid(rng, epoch_ms + at),
             entity_id=new_entity_id(rng, entity),
             version=rng.randint(1, 30),
-            ts_ms=EPOCH_MS + at,
+            ts_ms=epoch_ms + at,
             comment={},
             entity=entity,
         )
