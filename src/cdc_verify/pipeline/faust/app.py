@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Awaitable, Iterable, Sequence, Set
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -39,6 +39,7 @@ from cdc_verify.pipeline.core.verifier import VerifierConfig
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
 from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
+from cdc_verify.pipeline.faust.record_batches import send_in_batches
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -241,31 +242,30 @@ class FaustVerifier:
         """Redis first (exactly once), then the verdict topic, then the state table."""
         if outcomes:
             fresh = await self.redis.commit(outcomes)  # and told to the sinks
-            verdicts = self.verdicts.get_topic_name()
             # Co-partitioned with the entries: an event's verdict lands in its join's partition.
-            sent = [
-                await self._produce(
-                    verdicts,
-                    (o.event_id or "").encode(),
-                    record_to_json(o.record).encode(),
-                    join.partition,
-                )
+            records = [
+                ((o.event_id or "").encode(), record_to_json(o.record).encode())
                 for o in fresh
                 if o.record is not None
             ]
-            await asyncio.gather(*sent)
+            producer = self._kafka_producer()
+            topic = self.verdicts.get_topic_name()
+            await asyncio.gather(*await send_in_batches(producer, topic, join.partition, records))
         # The changelog must hold this state before the offsets of the events that made
         # it can be committed, so it is sent and awaited here rather than buffered
         # (Faust flushes buffered table writes only best-effort before a commit).
-        changelog = self.table.changelog_topic.get_topic_name()
-        sent = []
-        for key, value in join.changes().items():
+        changes = join.changes()
+        for key, value in changes.items():
             if value is None:
                 self.table.data.pop(key, None)
             else:
                 self.table.data[key] = value
-            sent.append(await self._produce(changelog, key, value, join.partition))
-        await asyncio.gather(*sent)
+        if changes:
+            changelog = self.table.changelog_topic.get_topic_name()
+            sent = await send_in_batches(
+                self._kafka_producer(), changelog, join.partition, changes.items()
+            )
+            await asyncio.gather(*sent)
 
     def _join_for(self, partition: int) -> PartitionJoin:
         join = self._joins.get(partition)
@@ -318,6 +318,11 @@ class FaustVerifier:
 
     def _send(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         return self._produce(self.entries.get_topic_name(), key, value, partition)
+
+    def _kafka_producer(self) -> Any:
+        """The AIOKafkaProducer under Faust's producer (record batches need it)."""
+        # faust-streaming's aiokafka Producer keeps it there; it raises NotReady before start.
+        return cast(Any, self.app.producer)._ensure_producer()
 
     async def _produce(
         self, topic: str, key: bytes, value: bytes | None, partition: int | None = None
