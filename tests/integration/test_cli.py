@@ -9,6 +9,7 @@ import time
 
 import click
 import pytest
+from pydantic import ByteSize
 
 from cdc_verify.cli import SettingOption, main
 from cdc_verify.report import REPORT_FILES
@@ -43,6 +44,8 @@ def test_every_option_of_every_command_has_help_and_settings_show_their_default(
                 field = Settings.model_fields[param.name]
                 default = field.get_default(call_default_factory=True)
                 shown = "none" if default in (None, []) else str(default)
+                if isinstance(default, ByteSize):  # 64.0 MiB, not 67108864
+                    shown = default.human_readable(separator=" ")
                 assert f"(default: {shown}; env CDC_VERIFY_{param.name.upper()})" in param.help
     backfill = " ".join(cli("backfill", "--help").stdout.split())  # unwrapped
     grace = Settings.model_fields["grace"].default

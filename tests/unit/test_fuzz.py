@@ -709,7 +709,9 @@ def test_fuzz_inputs_reach_every_verdict() -> None:
     seen_verdicts: set[Verdict] = set()
     seen_kinds: set[OutcomeKind] = set()
 
-    @settings(FUZZ, max_examples=60)
+    # 400: 60 examples missed `race` in a full CI run, where other tests ran first in the
+    # process (alone it reached it); it is rare in these inputs, so take plenty.
+    @settings(FUZZ, max_examples=400)
     @given(copies=fz.stream_inputs())
     def collect(copies: list[fz.PlannedCopy]) -> None:
         for o in run_in_one_batch(CONFIGS["sample:50"], build_entries(copies)):
