@@ -76,13 +76,7 @@ def worker_command(
 
 
 def scrape_pending(port: int) -> float | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return None
-    match = PENDING.search(text)
-    return float(match.group(1)) if match else None
+    return scrape(port, PENDING)
 
 
 def peak_rss(pid: int) -> int:

@@ -365,6 +365,7 @@ class Campaign:
     counts: Counter[str] = field(default_factory=Counter)
     journal: list[str] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
+    redis_start_timeout: float = 30.0  # a bigger append-only file takes longer to load
 
     def note(self, what: str) -> None:
         self.journal.append(f"{time.monotonic() - self.t0:7.2f}s {what}")
@@ -432,7 +433,7 @@ class Campaign:
             self.workers.kill(slot)
             self.counts["kill"] += 1
         time.sleep(down)
-        self.redis_server.start(timeout=30)
+        self.redis_server.start(timeout=self.redis_start_timeout)
         self.note("Redis started")
         self.counts["redis_restart"] += 1
 
