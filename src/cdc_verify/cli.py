@@ -301,6 +301,9 @@ def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 help="JSON pointer not compared, e.g. /edited or /awards/*/count; repeatable, "
                      "* = any segment, comma separated in the environment"),
         setting("--float-tolerance", type=float, help="absolute tolerance for floats"),
+        setting("--decode-each-side", is_flag=True, default=None,
+                help="decode both entries of a pair even when their fields are "
+                     "byte-identical (default: once, for a deterministic consumer)"),
         config_option(),
         setting("--log-level", help="DEBUG, INFO, WARNING or ERROR"),
         setting("--log-format", type=click.Choice(["text", "json"]),

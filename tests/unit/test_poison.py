@@ -189,7 +189,8 @@ def test_values_that_cannot_be_compared_make_the_event_undecodable():
 
     v = Verifier(consumer, VerifierConfig(grace_ms=1000))
     v.ingest([entry(PRODUCTION, 1000, "E", b"")])
-    [outcome] = v.ingest([entry(SISTER, 1000, "E", b"")])
+    # 1 ms later: other ts_ms bytes, so both sides are decoded and compared.
+    [outcome] = v.ingest([entry(SISTER, 1001, "E", b"")])
     assert outcome.record.verdict is Verdict.UNDECODABLE
     assert "cannot be compared" in outcome.record.error
     assert "TypeError: cannot compare" in outcome.record.error

@@ -309,3 +309,54 @@ def test_bare_match_records_use_the_same_json_as_the_generic_encoder():
         record = VerdictRecord(event_id, Verdict.MATCH)
         generic = json.dumps(record.as_json(), ensure_ascii=False, separators=(",", ":"))
         assert record_to_json(record) == generic
+
+
+def identical_pair(event_id="E9", **overrides):
+    p = entry(PRODUCTION, 5000, event_id, **overrides)
+    return p, StreamEntry(SISTER, "5000-0", dict(p.fields))
+
+
+def test_a_pair_with_byte_identical_fields_is_decoded_once_and_matches():
+    calls = []
+
+    def counting(fields):
+        calls.append(fields)
+        return decode_event(fields)
+
+    v = Verifier(counting, VerifierConfig(grace_ms=GRACE))
+    v.ingest([identical_pair()[0]])
+    [record] = records(v.ingest([identical_pair()[1]]))
+    assert record == {"event_id": "E9", "verdict": "match"}
+    assert len(calls) == 1
+    # Fields that differ anywhere (here ts_ms) are decoded on both sides.
+    v.ingest([entry(PRODUCTION, 6000, "E10")])
+    v.ingest([entry(SISTER, 6001, "E10")])
+    assert len(calls) == 3
+
+
+def test_byte_identical_fields_a_consumer_rejects_are_undecodable_on_both_sides():
+    p, s = identical_pair()
+    p.fields[b"encoding"] = s.fields[b"encoding"] = b"xml"
+    v = verifier()
+    v.ingest([p])
+    [record] = records(v.ingest([s]))
+    assert record["verdict"] == "undecodable"
+    assert record["side"] == "both"
+    assert record["error"].startswith("production: LegacyDecodeError: unknown encoding")
+    assert "; sister: LegacyDecodeError: unknown encoding" in record["error"]
+
+
+def test_decode_each_side_runs_the_consumer_twice_and_catches_one_that_is_not_deterministic():
+    calls = []
+
+    def drifting(fields):  # a consumer whose output depends on more than its input
+        calls.append(fields)
+        return {**decode_event(fields), "decoded_at": len(calls)}
+
+    for each_side, verdict in ((False, "match"), (True, "mismatch")):
+        calls.clear()
+        v = Verifier(drifting, VerifierConfig(grace_ms=GRACE, decode_each_side=each_side))
+        p, s = identical_pair()
+        v.ingest([p])
+        [record] = records(v.ingest([s]))
+        assert (record["verdict"], len(calls)) == (verdict, 1 + each_side)

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         default_factory=list, description="JSON pointers not compared"
     )
     float_tolerance: float = Field(0.0, ge=0, description="absolute tolerance for floats")
+    decode_each_side: bool = Field(
+        False,
+        description="decode both entries of a pair even when their fields are byte-identical "
+        "(a consumer whose output is not a function of its input)",
+    )
 
     counter_retention: float = Field(
         8 * 86400.0, ge=60, description="seconds the per-minute verdict counters are kept"

@@ -63,7 +63,8 @@ ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names a
 
 def entry_bytes(entry: StreamEntry) -> int:
     """About how much memory the entry holds: what the byte caps count."""
-    return ENTRY_OVERHEAD_BYTES + sum(len(k) + len(v) for k, v in entry.fields.items())
+    fields = entry.fields
+    return ENTRY_OVERHEAD_BYTES + sum(map(len, fields)) + sum(map(len, fields.values()))
 
 
 def fields_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -61,6 +61,9 @@ class VerifierConfig:
     decided_in_memory_ms: int | None = None
     ignored_paths: tuple[str, ...] = ()
     float_tolerance: float = 0.0
+    # False: a pair whose fields are byte-identical is decoded once, on the assumption
+    # that the consumer's output depends on its input alone (docs/verdicts.md).
+    decode_each_side: bool = False
     # True: each side's entries come in stream order, so an entry also says the stream
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.
@@ -86,6 +89,7 @@ class VerifierConfig:
             ),
             ignored_paths=tuple(settings.ignore_paths),
             float_tolerance=settings.float_tolerance,
+            decode_each_side=settings.decode_each_side,
             scope=Scope.parse(settings.scope, settings.scope_key),
             waiting_max_bytes=int(settings.waiting_max_bytes) or None,
         )
@@ -104,6 +108,7 @@ class Verifier:
             IgnoredPaths(self.config.ignored_paths), self.config.float_tolerance
         )
         self._grace = self.config.grace_ms
+        self._decode_identical_once = not self.config.decode_each_side
         self._ordered = self.config.ordered_sides
         self._scope = self.config.scope
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
@@ -344,6 +349,13 @@ class Verifier:
 
     def _judge(self, production: StreamEntry, sister: StreamEntry) -> VerdictRecord:
         event_id = production.event_id
+        if self._decode_identical_once and production.fields == sister.fields:
+            # The same bytes through a deterministic consumer: the same value on both sides.
+            _, error = self.decoder.decode(production.fields)
+            if error is None:
+                return VerdictRecord(event_id, Verdict.MATCH)
+            both = f"production: {error}; sister: {error}"
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=both)
         p_value, p_error = self.decoder.decode(production.fields)
         s_value, s_error = self.decoder.decode(sister.fields)
         if p_error is not None and s_error is not None:
