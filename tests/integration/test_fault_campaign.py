@@ -493,24 +493,32 @@ def writer_timing(client: redis.Redis, corpora: list[Corpus]) -> WriterTiming:
         for side, ids in landed.items():
             mine[side] = ids[at[side] : at[side] + len(corpus.side(side))]
             at[side] += len(corpus.side(side))
-        offsets = [
-            got - entry.at_ms
-            for side in mine
-            for got, entry in zip(mine[side], corpus.side(side), strict=True)
-        ]
-        worst = max(worst, max(offsets) - min(offsets))
-        first: dict[tuple[Side, str], tuple[int, int]] = {}  # -> (planned, landed) ms
-        for side in mine:
-            for got, entry in zip(mine[side], corpus.side(side), strict=True):
-                if entry.event_id is not None:
-                    first.setdefault((side, entry.event_id), (entry.at_ms, got))
-        for event_id in corpus.expected:
-            p, s = first.get((Side.PRODUCTION, event_id)), first.get((Side.SISTER, event_id))
-            if p and s:
-                planned_pair = abs(s[0] - p[0]) <= corpus.grace_ms
-                if planned_pair != (abs(s[1] - p[1]) <= corpus.grace_ms):
-                    flipped.append(event_id)
+        timing = segment_timing(corpus, mine)
+        worst = max(worst, timing.worst_late_ms)
+        flipped += timing.flipped
     return WriterTiming(worst, flipped)
+
+
+def segment_timing(corpus: Corpus, landed: dict[Side, list[int]]) -> WriterTiming:
+    """How one corpus landed: `landed` holds each side's entry-id times, in plan order."""
+    offsets = [
+        got - entry.at_ms
+        for side in landed
+        for got, entry in zip(landed[side], corpus.side(side), strict=True)
+    ]
+    first: dict[tuple[Side, str], tuple[int, int]] = {}  # -> (planned, landed) ms
+    for side in landed:
+        for got, entry in zip(landed[side], corpus.side(side), strict=True):
+            if entry.event_id is not None:
+                first.setdefault((side, entry.event_id), (entry.at_ms, got))
+    flipped = []
+    for event_id in corpus.expected:
+        p, s = first.get((Side.PRODUCTION, event_id)), first.get((Side.SISTER, event_id))
+        if p and s:
+            planned_pair = abs(s[0] - p[0]) <= corpus.grace_ms
+            if planned_pair != (abs(s[1] - p[1]) <= corpus.grace_ms):
+                flipped.append(event_id)
+    return WriterTiming(max(offsets) - min(offsets), flipped)
 
 
 @pytest.fixture()

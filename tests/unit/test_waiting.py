@@ -86,3 +86,16 @@ def test_a_spill_that_cannot_write_keeps_the_entries_in_memory(tmp_path, caplog)
     assert spill.failed and room.spilled == 0 and spill.files == 0
     assert "cannot spill waiting entries" in caplog.text
     assert list(room.drain()) == entries
+
+
+def test_a_packed_entry_gives_its_id_without_its_fields_being_unpacked():
+    room = WaitingRoom(PRODUCTION, young_limit=0)
+    longest = f"{2**64 - 1}-{2**64 - 1}"  # the longest id Redis makes: 41 characters
+    big = standard("A", 100)
+    big.fields[b"payload"] = bytes(1_000_000)
+    odd = StreamEntry(PRODUCTION, longest, {b"event_id": b"B", b"\xff": b"\x00"})
+    room.put(big)
+    room.put(odd)
+    assert len(room._packed) == 2
+    assert (room.entry_id("A"), room.entry_id("B")) == ("100-3", longest)
+    assert room.take("A") == big and room.take("B") == odd
