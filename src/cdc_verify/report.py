@@ -17,7 +17,9 @@ from cdc_verify.schemas.verdicts import Verdict
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 # What backfill and replay write into their --out directory (runners/bounded.py).
-REPORT_FILES = ("verdicts.jsonl", "summary.json", "groups.json", "summary.md", "report.html")
+REPORT_FILES = (
+    "verdicts.jsonl", "summary.json", "groups.json", "coverage.json", "summary.md", "report.html"
+)  # fmt: skip
 
 
 def parse_window(text: str) -> timedelta:

@@ -53,6 +53,30 @@ class VerdictRecordModel(BaseModel):
         return self
 
 
+class CoverageFigures(BaseModel):
+    """Shape coverage of one entity, or of all (docs/coverage.md)."""
+
+    shapes: int = Field(0, description="shapes of event production sent")
+    verified: int = Field(0, description="shapes with a match and no mismatch")
+    mismatched: int = Field(0, description="shapes with at least one mismatch or race")
+    never_verified: int = Field(0, description="shapes with neither")
+    ratio: float | None = Field(None, description="verified / shapes; null without shapes")
+    overflow_events: int = Field(0, description="events of shapes past the cap, not counted")
+    undecodable_events: int = Field(0, description="production events with no shape")
+
+    @classmethod
+    def of(cls, verified: int, mismatched: int, shapes: int, **rest: int) -> CoverageFigures:
+        return cls(
+            shapes=shapes, verified=verified, mismatched=mismatched,
+            never_verified=shapes - verified - mismatched,
+            ratio=round(verified / shapes, 4) if shapes else None, **rest,
+        )  # fmt: skip
+
+
+class Coverage(CoverageFigures):
+    by_entity: dict[str, CoverageFigures] = Field(default_factory=dict)
+
+
 class Summary(BaseModel):
     """summary.json: how many distinct event_ids, and how many records per verdict."""
 
@@ -68,6 +92,7 @@ class Summary(BaseModel):
     ignored: dict[str, int] = Field(
         default_factory=dict, description="--ignore-path -> differences it suppressed"
     )
+    coverage: Coverage | None = Field(None, description="shape coverage; coverage.json lists them")
 
     @classmethod
     def empty(cls, ignore_paths: tuple[str, ...] | list[str] = ()) -> Summary:

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         default_factory=list, description="JSON pointers not compared"
     )
     float_tolerance: float = Field(0.0, ge=0, description="absolute tolerance for floats")
+    coverage: bool = Field(
+        True,
+        description="backfill and replay: count each production event's shape "
+        "(coverage.json, docs/coverage.md); false saves a walk of every event",
+    )
     decode_each_side: bool = Field(
         False,
         description="decode both entries of a pair even when their fields are byte-identical "

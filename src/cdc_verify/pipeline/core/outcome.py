@@ -11,6 +11,7 @@ from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.diff import Difference
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
+from cdc_verify.pipeline.core.shape import Shape
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
 
 
@@ -112,6 +113,9 @@ class Outcome:
     # LATE only: the late pair compared, once its earlier twin is at hand. It is
     # recorded with the resolved alert; the event's first verdict stands.
     late_record: VerdictRecord | None = None
+    # The shape of the production event (core/shape.py), when the verifier takes shapes;
+    # None also when production's entry could not be decoded.
+    shape: Shape | None = None
     _entity_op: tuple[str, str] | None = None  # computed once: commit, metrics, reports
 
     @property

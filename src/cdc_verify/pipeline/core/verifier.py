@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cdc_verify.pipeline.core.decided import RecentDecisions
 from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
@@ -29,6 +30,7 @@ from cdc_verify.pipeline.core.entry import (
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.scope import ALL, Scope
+from cdc_verify.pipeline.core.shape import Shape, shape_of
 from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
@@ -47,6 +49,7 @@ GAP_TWINS_MAX_BYTES = 64 * 2**20
 # Decisions a runner with a durable store keeps in memory; older ones it looks up.
 # It must cover a commit in flight and the grace window; a minute does, cheaply.
 DECIDED_IN_MEMORY_MS = 60_000
+UNDECODED = object()  # _judge's production value when production could not be decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,9 @@ class VerifierConfig:
     # False: a pair whose fields are byte-identical is decoded once, on the assumption
     # that the consumer's output depends on its input alone (docs/verdicts.md).
     decode_each_side: bool = False
+    # True: every outcome with a production event carries that event's shape (coverage),
+    # which also decodes the production side of gaps and out-of-scope events.
+    shapes: bool = False
     # True: each side's entries come in stream order, so an entry also says the stream
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.
@@ -75,11 +81,14 @@ class VerifierConfig:
     waiting_max_bytes: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, durable_decisions: bool = False) -> VerifierConfig:
+    def from_settings(
+        cls, settings: Settings, durable_decisions: bool = False, shapes: bool = False
+    ) -> VerifierConfig:
         """The core's rules from a command's settings.
 
         `durable_decisions`: the runner keeps decisions in Redis and looks older
-        event_ids up there, so memory holds only a short window of them.
+        event_ids up there, so memory holds only a short window of them. `shapes`: the
+        runner counts coverage (when `settings.coverage` allows it).
         """
         return cls(
             grace_ms=settings.grace_ms,
@@ -90,6 +99,7 @@ class VerifierConfig:
             ignored_paths=tuple(settings.ignore_paths),
             float_tolerance=settings.float_tolerance,
             decode_each_side=settings.decode_each_side,
+            shapes=shapes and settings.coverage,
             scope=Scope.parse(settings.scope, settings.scope_key),
             waiting_max_bytes=int(settings.waiting_max_bytes) or None,
         )
@@ -109,6 +119,7 @@ class Verifier:
         )
         self._grace = self.config.grace_ms
         self._decode_identical_once = not self.config.decode_each_side
+        self._shapes = self.config.shapes
         self._ordered = self.config.ordered_sides
         self._scope = self.config.scope
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
@@ -226,7 +237,7 @@ class Verifier:
         if outcome.kind is not OutcomeKind.LATE or twin.side is late.side:
             raise ValueError("compare_late needs a late outcome and the entry on the other side")
         production, sister = (twin, late) if twin.side is PRODUCTION else (late, twin)
-        outcome.late_record = self._judge(production, sister)
+        outcome.late_record = self._judge(production, sister)[0]
 
     # -- internals -------------------------------------------------------------
 
@@ -319,7 +330,10 @@ class Verifier:
         # a sister event production never had.
         decision = Decision(None, "p", present.arrival_ms)
         self._decided.remember(event_id, decision)
-        return Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
+        outcome = Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
+        if self._shapes:
+            outcome.shape = self._shape_of(present)
+        return outcome
 
     def _gap(self, present: StreamEntry) -> Outcome:
         event_id = present.event_id
@@ -335,38 +349,57 @@ class Verifier:
         while len(twins) > GAP_TWINS_KEPT or self._gap_twin_bytes > GAP_TWINS_MAX_BYTES:
             self._gap_twin_bytes -= twins.popitem(last=False)[1][1]
         record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
-        return Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
+        outcome = Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
+        if self._shapes and present.side is PRODUCTION:
+            outcome.shape = self._shape_of(present)
+        return outcome
+
+    def _shape_of(self, production: StreamEntry) -> Shape | None:
+        value, error = self.decoder.decode(production.fields)
+        return None if error is not None else shape_of(value)
 
     def _pair(self, a: StreamEntry, b: StreamEntry) -> Outcome:
         if max(a.arrival_ms, b.arrival_ms) < self.horizon_ms:
             return self._skip(a, b)
         production, sister = (a, b) if a.side is PRODUCTION else (b, a)
-        record = self._judge(production, sister)
+        record, value = self._judge(production, sister)
         first_seen = min(a.arrival_ms, b.arrival_ms)
         decision = Decision(record.verdict, "ps", first_seen)
         self._decided.remember(record.event_id, decision)  # type: ignore[arg-type]
-        return Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
+        outcome = Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
+        if self._shapes and value is not UNDECODED:
+            outcome.shape = shape_of(value)
+        return outcome
 
-    def _judge(self, production: StreamEntry, sister: StreamEntry) -> VerdictRecord:
+    def _judge(self, production: StreamEntry, sister: StreamEntry) -> tuple[VerdictRecord, Any]:
+        """The pair's record, and production's decoded value (UNDECODED if it has none)."""
         event_id = production.event_id
         if self._decode_identical_once and production.fields == sister.fields:
             # The same bytes through a deterministic consumer: the same value on both sides.
-            _, error = self.decoder.decode(production.fields)
+            value, error = self.decoder.decode(production.fields)
             if error is None:
-                return VerdictRecord(event_id, Verdict.MATCH)
+                return VerdictRecord(event_id, Verdict.MATCH), value
             both = f"production: {error}; sister: {error}"
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=both)
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=both), UNDECODED
         p_value, p_error = self.decoder.decode(production.fields)
         s_value, s_error = self.decoder.decode(sister.fields)
         if p_error is not None and s_error is not None:
             error = f"production: {p_error}; sister: {s_error}"
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)
+            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error), UNDECODED
         if p_error is not None:
-            return VerdictRecord(
+            record = VerdictRecord(
                 event_id, Verdict.UNDECODABLE, PRODUCTION, production.entry_id, p_error
             )
+            return record, UNDECODED
         if s_error is not None:
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
+            record = VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
+            return record, p_value
+        return self._compare(production, sister, p_value, s_value), p_value
+
+    def _compare(
+        self, production: StreamEntry, sister: StreamEntry, p_value: Any, s_value: Any
+    ) -> VerdictRecord:
+        event_id = production.event_id
         suppressed: dict[str, int] = {}
         diff = self._diff
         try:

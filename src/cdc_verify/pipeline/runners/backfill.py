@@ -63,7 +63,7 @@ def run_backfill(
         sister_end = last_entry_id(sister, settings.sister)
         if on_start:
             on_start(prod.xlen(settings.production) + sister.xlen(settings.sister))
-        verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
+        verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
         # Two servers, two clocks: what their TIMEs say now is the best a bounded run can
         # know of the skew of the ids they gave (the live worker also watches the ids).
         skew = server_skew_ms(prod, sister)

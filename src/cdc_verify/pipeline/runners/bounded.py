@@ -16,12 +16,14 @@ from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.sinks.base import Sink, Sinks
+from cdc_verify.pipeline.sinks.coverage import CoverageSink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
 from cdc_verify.pipeline.sinks.html import render_html
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
+from cdc_verify.report import REPORT_FILES
 from cdc_verify.schemas.models import Summary
 
 BATCH = 2000
@@ -57,23 +59,33 @@ class ReportSinks(Sinks):
     """What a bounded run writes into DIR: verdicts.jsonl while it runs, then
     summary.json, groups.json, summary.md and report.html at the end."""
 
-    FILES = ("verdicts.jsonl", "summary.json", "groups.json", "summary.md", "report.html")
+    FILES = REPORT_FILES
 
     def __init__(
-        self, out_dir: Path, decoder: LegacyDecoder, ignore_paths: Iterable[str] = ()
+        self,
+        out_dir: Path,
+        decoder: LegacyDecoder,
+        ignore_paths: Iterable[str] = (),
+        coverage: bool = False,
     ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         verdicts = out_dir / "verdicts.jsonl"
         verdicts.unlink(missing_ok=True)
+        (out_dir / "coverage.json").unlink(missing_ok=True)  # not a stale one of another run
         self.out_dir = out_dir
         self.counter = SummaryCounter(ignore_paths)
         self.groups = MismatchGroups()
         self.timeline = VerdictTimeline()
+        self.coverage = CoverageSink() if coverage else None
         self._decoder = decoder
-        super().__init__([JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline])
+        sinks = [JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline]
+        super().__init__([*sinks, self.coverage] if self.coverage else sinks)
 
     def write_reports(self) -> Summary:
         out = self.out_dir
+        if self.coverage is not None:
+            self.coverage.write(out / "coverage.json")
+            self.counter.summary.coverage = self.coverage.tally.totals()
         self.counter.write(out / "summary.json")
         ordered = self.groups.sorted()
         (out / "groups.json").write_text(
@@ -96,7 +108,8 @@ def verify_to_reports(
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Verify a bounded input into DIR (ReportSinks.FILES)."""
-    sinks = ReportSinks(out_dir, verifier.decoder, verifier.config.ignored_paths)
+    config = verifier.config
+    sinks = ReportSinks(out_dir, verifier.decoder, config.ignored_paths, coverage=config.shapes)
     with sinks:
         verify_bounded(verifier, production, sister, sinks, on_progress)
     return sinks.write_reports()

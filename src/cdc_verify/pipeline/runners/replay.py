@@ -36,7 +36,7 @@ def run_replay(
 ) -> Summary:
     # Both files are opened (and their headers checked) before any work is done.
     with CaptureReader(production) as prod, CaptureReader(sister) as sis:
-        verifier = Verifier(consumer, VerifierConfig.from_settings(settings))
+        verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
         return verify_to_reports(
             verifier,
             read_capture(prod, PRODUCTION),

@@ -1,0 +1,53 @@
+"""Counts each production event's shape with what became of it (coverage/tally.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
+from cdc_verify.pipeline.core.entry import PRODUCTION
+from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.sinks.base import Sink
+from cdc_verify.schemas.verdicts import Verdict
+
+MATCH = ShapeCounts(production=1, match=1)
+MISMATCH = ShapeCounts(production=1, mismatch=1)
+UNVERIFIED = ShapeCounts(production=1, unverified=1)
+
+
+class CoverageSink(Sink):
+    """Needs outcomes of a verifier that takes shapes (VerifierConfig.shapes)."""
+
+    def __init__(self, tally: CoverageTally | None = None) -> None:
+        self.tally = tally or CoverageTally()
+
+    def add(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            counts = _counts(outcome)
+            if counts is not None:
+                self.tally.add(outcome.entity_op[0], outcome.shape, counts)
+
+    def write(self, path: Path) -> None:
+        """coverage.json: every shape, by entity, the most frequent first."""
+        rows = [row.as_json() for row in self.tally.rows()]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def _counts(outcome: Outcome) -> ShapeCounts | None:
+    """What the outcome says of its production event; None when it has none."""
+    if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+        return UNVERIFIED
+    record = outcome.record
+    if outcome.kind is not OutcomeKind.PRIMARY or record is None:
+        return None
+    if not any(e.side is PRODUCTION for e in outcome.settles):
+        return None  # missing in production: production never sent it
+    if record.verdict is Verdict.MATCH:
+        return MATCH
+    if record.verdict in (Verdict.MISMATCH, Verdict.RACE):
+        return MISMATCH
+    return UNVERIFIED

@@ -1,0 +1,204 @@
+"""Shapes (pipeline/core/shape.py), their tally (coverage/tally.py) and coverage.json on a
+corpus whose shapes are known."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.coverage.tally import CoverageTally, ShapeCounts, describe, shape_id
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.scope import Scope
+from cdc_verify.pipeline.core.shape import MAX_SHAPE_DEPTH, MAX_SHAPE_PARTS, shape_of
+from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.runners.bounded import verify_to_reports
+from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
+
+MATCH = ShapeCounts(production=1, match=1)
+
+
+def test_a_shape_names_paths_types_and_short_values():
+    shape = shape_of(
+        {
+            "body": "x" * 41,
+            "state": "approved",
+            "flag": False,
+            "media": [{"type": "gif", "w": 1}, {"type": "image", "w": 2}],
+            "none": None,
+            "a/b~c": 1.5,
+            b"raw": b"\x00",
+            "empty": [],
+        }
+    )
+    assert sorted(map(describe, shape)) == [
+        "/ map",
+        "/a~1b~0c float",
+        "/b'raw' bin",
+        "/body str",  # too long to be an enum value
+        "/empty list",  # and no /empty/*: an empty list has no items
+        "/flag bool=false",
+        "/media list",
+        "/media/* map",
+        "/media/*/type str=gif",
+        "/media/*/type str=image",
+        "/media/*/w int",  # numbers never carry their value
+        "/none null",
+        "/state str=approved",
+    ]
+    assert shape_of([3, 1, 2]) == shape_of([7]) != shape_of([])
+
+
+def test_a_shape_is_bounded_whatever_the_value():
+    deep: object = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    assert max(p[0].count("*") for p in shape_of(deep)) == MAX_SHAPE_DEPTH
+
+    class Hostile:
+        def __str__(self):
+            raise RuntimeError("no")
+
+        __hash__ = object.__hash__
+
+    assert ("/<Hostile>", "int", None) in shape_of({Hostile(): 1})
+    wide = shape_of({"items": list(range(1_000_000)), "map": {str(i): i for i in range(10**5)}})
+    assert len(wide) == MAX_SHAPE_PARTS
+    assert shape_of(object())  # a consumer's own type: one part, named by the type
+
+
+def test_values_stay_only_on_enum_like_paths_and_the_result_does_not_depend_on_order():
+    events = [{"kind": f"k{i % 3}", "id": f"id{i}"} for i in range(30)]
+    results = []
+    for order in (events, list(reversed(events)), random.Random(3).sample(events, 30)):
+        tally = CoverageTally(enum_values=8)
+        for value in order:
+            tally.add("comment", shape_of(value), MATCH)
+        results.append([(r.shape_id, r.counts.production) for r in tally.rows()])
+    assert results[0] == results[1] == results[2]
+    assert [c for _, c in results[0]] == [10, 10, 10]  # /kind kept its 3 values; /id went wide
+    tally = CoverageTally(enum_values=8)
+    for value in events:
+        tally.add("comment", shape_of(value), MATCH)
+    assert {describe(p) for r in tally.rows() for p in r.parts} == {
+        "/ map", "/id str", "/kind str=k0", "/kind str=k1", "/kind str=k2",
+    }  # fmt: skip
+
+
+def test_statuses_totals_and_the_shape_cap():
+    tally = CoverageTally(max_shapes=3)
+    add = tally.add
+    add("comment", shape_of({"a": 1}), ShapeCounts(production=1, match=1))
+    add("comment", shape_of({"a": 1}), ShapeCounts(production=1, mismatch=1))
+    add("comment", shape_of({"b": 1}), ShapeCounts(production=1, match=1))
+    add("comment", shape_of({"c": 1}), ShapeCounts(production=1, unverified=1))
+    add("comment", shape_of({"d": 1}), ShapeCounts(production=1, match=1))  # past the cap
+    add("comment", None, ShapeCounts(production=1, unverified=1))  # production undecodable
+    add("account", shape_of({"a": 1}), ShapeCounts(production=1, match=1))
+    statuses = {(r.entity, describe(r.parts[1])): r.counts.status for r in tally.rows()}
+    assert statuses == {
+        ("account", "/a int"): "verified",
+        ("comment", "/a int"): "mismatched",
+        ("comment", "/b int"): "verified",
+        ("comment", "/c int"): "never_verified",
+    }
+    totals = tally.totals()
+    assert (totals.shapes, totals.verified, totals.mismatched, totals.never_verified) == (
+        4,
+        2,
+        1,
+        1,
+    )
+    assert totals.ratio == 0.5 and totals.overflow_events == 1 and totals.undecodable_events == 1
+    assert totals.by_entity["account"].ratio == 1.0
+    assert shape_id(shape_of({"a": 1})) == shape_id(reversed(sorted(shape_of({"a": 1}))))
+
+
+# A corpus of known shapes: four kinds of comment, ten events each, ids and texts
+# all different (so they are no part of any shape).
+KINDS = {
+    "plain": {},
+    "gif": {"media": [{"type": "gif", "url": "u", "width": 1, "height": 1,
+                       "content_type": "image/gif"}]},
+    "link": {"rich_text": [{"e": "link", "t": "see", "u": "https://example.com"}]},
+    "removed": {"approval_state": "removed"},
+}  # fmt: skip
+
+
+def comment(kind: str, n: int) -> dict:
+    base = sample_comment(random.Random(n), f"t1_{kind}{n}")
+    base.update(
+        rich_text=None, media=None, awards=[], distinguished=None, edited=False, gilded=0,
+        approval_state="approved", automod_filtered=False, stickied=False,
+    )  # fmt: skip
+    base.update(KINDS[kind])
+    return base
+
+
+def entry(side, ms: int, event_id: str, value: dict) -> StreamEntry:
+    fields = {
+        b"event_id": event_id.encode(), b"entity": b"comment", b"op": b"update",
+        b"entity_id": b"t1_x", b"version": b"1", b"ts_ms": str(ms).encode(),
+        b"encoding": b"msgpack", b"payload": encode_msgpack(value),
+    }  # fmt: skip
+    return StreamEntry(side, f"{ms}-0", fields)
+
+
+def test_coverage_of_a_corpus_with_known_shapes_is_exact(tmp_path):
+    production, sister = [], []
+    ms = 1000
+    for kind in KINDS:
+        for n in range(10):
+            ms += 10
+            event_id = f"{kind}-{n}"
+            value = comment(kind, n)
+            production.append(entry(PRODUCTION, ms, event_id, value))
+            if kind == "gif":
+                continue  # the sister never delivers comments with a GIF
+            twin = dict(value)
+            if kind == "link" and n == 3:
+                twin["score"] = value["score"] + 1  # one link comment mismatches
+            if kind == "removed" and n >= 5:
+                twin["body"] = twin["body"][:-1] + "?"  # half of them mismatch
+            sister.append(entry(SISTER, ms + 1, event_id, twin))
+    verifier = Verifier(decode_event, VerifierConfig(grace_ms=100, shapes=True))
+    summary = verify_to_reports(verifier, production, sister, tmp_path)
+
+    rows = json.loads((tmp_path / "coverage.json").read_text())
+    by_kind = {}
+    for row in rows:
+        parts = set(row["parts"])
+        kind = ("gif" if "/media/*/type str=gif" in parts else
+                "link" if "/rich_text/*/e str=link" in parts else
+                "removed" if "/approval_state str=removed" in parts else "plain")  # fmt: skip
+        by_kind[kind] = {k: row[k] for k in ("status", "production", "match", "mismatch",
+                                              "unverified")}  # fmt: skip
+    assert by_kind == {
+        "plain": {"status": "verified", "production": 10, "match": 10, "mismatch": 0,
+                  "unverified": 0},
+        "gif": {"status": "never_verified", "production": 10, "match": 0, "mismatch": 0,
+                "unverified": 10},
+        "link": {"status": "mismatched", "production": 10, "match": 9, "mismatch": 1,
+                 "unverified": 0},
+        "removed": {"status": "mismatched", "production": 10, "match": 5, "mismatch": 5,
+                    "unverified": 0},
+    }  # fmt: skip
+    assert len(rows) == 4 and all(len(r["shape"]) == 12 for r in rows)
+    coverage = summary.coverage
+    assert coverage is not None
+    assert (coverage.shapes, coverage.verified, coverage.mismatched, coverage.ratio) == (
+        4, 1, 2, 0.25,
+    )  # fmt: skip
+    saved = json.loads((tmp_path / "summary.json").read_text())["coverage"]
+    assert saved["by_entity"]["comment"]["never_verified"] == 1
+
+
+def test_out_of_scope_production_counts_as_seen_but_not_verified(tmp_path):
+    value = comment("plain", 1)
+    production = [entry(PRODUCTION, 1000 + i, f"e{i}", value) for i in range(20)]
+    sister = [entry(SISTER, 1000 + i, f"e{i}", value) for i in range(0, 20, 2)]
+    config = VerifierConfig(grace_ms=50, shapes=True, scope=Scope.parse("sister", "entity_id"))
+    summary = verify_to_reports(Verifier(decode_event, config), production, sister, tmp_path)
+    [row] = json.loads((tmp_path / "coverage.json").read_text())
+    assert (row["production"], row["match"], row["unverified"]) == (20, 10, 10)
+    assert summary.out_of_scope == 10
