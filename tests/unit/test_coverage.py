@@ -6,16 +6,29 @@ from __future__ import annotations
 import json
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.coverage.tally import CoverageTally, ShapeCounts, describe, shape_id
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.scope import Scope
-from cdc_verify.pipeline.core.shape import MAX_SHAPE_DEPTH, MAX_SHAPE_PARTS, shape_of
+from cdc_verify.pipeline.core.shape import (
+    MAX_SHAPE_DEPTH,
+    MAX_SHAPE_PARTS,
+    ShapeRules,
+    part_fields,
+    shape_of,
+)
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 MATCH = ShapeCounts(production=1, match=1)
+
+
+def describe_all(shape) -> list[str]:
+    return sorted(map(describe, shape))
 
 
 def test_a_shape_names_paths_types_and_short_values():
@@ -31,7 +44,7 @@ def test_a_shape_names_paths_types_and_short_values():
             "empty": [],
         }
     )
-    assert sorted(map(describe, shape)) == [
+    assert describe_all(shape) == [
         "/ map",
         "/a~1b~0c float",
         "/b'raw' bin",
@@ -53,7 +66,7 @@ def test_a_shape_is_bounded_whatever_the_value():
     deep: object = "leaf"
     for _ in range(5000):
         deep = [deep]
-    assert max(p[0].count("*") for p in shape_of(deep)) == MAX_SHAPE_DEPTH
+    assert max(part_fields(p)[0].count("*") for p in shape_of(deep)) == MAX_SHAPE_DEPTH
 
     class Hostile:
         def __str__(self):
@@ -61,7 +74,9 @@ def test_a_shape_is_bounded_whatever_the_value():
 
         __hash__ = object.__hash__
 
-    assert ("/<Hostile>", "int", None) in shape_of({Hostile(): 1})
+    assert describe_all(shape_of({Hostile(): 1, "a\x00b": 2})) == [
+        "/ map", "/<Hostile> int", "/a\\u0000b int",
+    ]  # fmt: skip
     wide = shape_of({"items": list(range(1_000_000)), "map": {str(i): i for i in range(10**5)}})
     assert len(wide) == MAX_SHAPE_PARTS
     assert shape_of(object())  # a consumer's own type: one part, named by the type
@@ -71,22 +86,23 @@ def test_values_stay_only_on_enum_like_paths_and_the_result_does_not_depend_on_o
     events = [{"kind": f"k{i % 3}", "id": f"id{i}"} for i in range(30)]
     results = []
     for order in (events, list(reversed(events)), random.Random(3).sample(events, 30)):
-        tally = CoverageTally(enum_values=8)
+        rules = ShapeRules(enum_values=8)
+        tally = CoverageTally(rules)
         for value in order:
-            tally.add("comment", shape_of(value), MATCH)
+            tally.add("comment", rules.shape("comment", value), MATCH)
         results.append([(r.shape_id, r.counts.production) for r in tally.rows()])
+        # /kind kept its 3 values; /id went wide at its 9th value
+        assert rules.wide == {"comment": {"/id"}}
+        assert {describe(p) for r in tally.rows() for p in r.parts} == {
+            "/ map", "/id str", "/kind str=k0", "/kind str=k1", "/kind str=k2",
+        }  # fmt: skip
     assert results[0] == results[1] == results[2]
-    assert [c for _, c in results[0]] == [10, 10, 10]  # /kind kept its 3 values; /id went wide
-    tally = CoverageTally(enum_values=8)
-    for value in events:
-        tally.add("comment", shape_of(value), MATCH)
-    assert {describe(p) for r in tally.rows() for p in r.parts} == {
-        "/ map", "/id str", "/kind str=k0", "/kind str=k1", "/kind str=k2",
-    }  # fmt: skip
+    assert [c for _, c in results[0]] == [10, 10, 10]
+    assert ShapeRules().shape("account", {"id": "x"}) == shape_of({"id": "x"})  # per entity
 
 
 def test_statuses_totals_and_the_shape_cap():
-    tally = CoverageTally(max_shapes=3)
+    tally = CoverageTally(ShapeRules(), max_shapes=3)
     add = tally.add
     add("comment", shape_of({"a": 1}), ShapeCounts(production=1, match=1))
     add("comment", shape_of({"a": 1}), ShapeCounts(production=1, mismatch=1))
@@ -164,7 +180,8 @@ def test_coverage_of_a_corpus_with_known_shapes_is_exact(tmp_path):
     verifier = Verifier(decode_event, VerifierConfig(grace_ms=100, shapes=True))
     summary = verify_to_reports(verifier, production, sister, tmp_path)
 
-    rows = json.loads((tmp_path / "coverage.json").read_text())
+    document = json.loads((tmp_path / "coverage.json").read_text())
+    rows = document["shapes"]
     by_kind = {}
     for row in rows:
         parts = set(row["parts"])
@@ -191,6 +208,11 @@ def test_coverage_of_a_corpus_with_known_shapes_is_exact(tmp_path):
     )  # fmt: skip
     saved = json.loads((tmp_path / "summary.json").read_text())["coverage"]
     assert saved["by_entity"]["comment"]["never_verified"] == 1
+    # Each part on its own: a GIF was never verified in any shape, a link mismatched once.
+    parts = {p["part"]: p for p in document["parts"]}
+    assert parts["/media/*/type str=gif"]["status"] == "never_verified"
+    assert parts["/rich_text/*/e str=link"]["mismatch"] == 1
+    assert parts["/ map"]["production"] == 40
 
 
 def test_out_of_scope_production_counts_as_seen_but_not_verified(tmp_path):
@@ -199,6 +221,31 @@ def test_out_of_scope_production_counts_as_seen_but_not_verified(tmp_path):
     sister = [entry(SISTER, 1000 + i, f"e{i}", value) for i in range(0, 20, 2)]
     config = VerifierConfig(grace_ms=50, shapes=True, scope=Scope.parse("sister", "entity_id"))
     summary = verify_to_reports(Verifier(decode_event, config), production, sister, tmp_path)
-    [row] = json.loads((tmp_path / "coverage.json").read_text())
+    [row] = json.loads((tmp_path / "coverage.json").read_text())["shapes"]
     assert (row["production"], row["match"], row["unverified"]) == (20, 10, 10)
     assert summary.out_of_scope == 10
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text() | st.binary() | st.integers(), inner, max_size=5)
+    ),
+    max_leaves=60,
+)
+
+
+@given(VALUES)
+@settings(max_examples=300, deadline=None)
+def test_any_value_a_consumer_returns_has_a_bounded_shape_and_the_same_one_again(value):
+    shape = shape_of(value)
+    assert 1 <= len(shape) <= MAX_SHAPE_PARTS
+    assert shape == shape_of(value) == ShapeRules(enum_values=10**6).shape("comment", value)
+    assert all(describe(p).startswith("/") for p in shape)
+
+
+def test_a_root_that_is_no_container_is_a_shape_of_one_part():
+    assert [describe_all(shape_of(v)) for v in ("abc", 5, True, None)] == [
+        ["/ str=abc"], ["/ int"], ["/ bool=true"], ["/ null"],
+    ]  # fmt: skip

@@ -1,12 +1,15 @@
 """Coverage: which shapes of event production sent, and how far each was verified.
 
-Shapes come from the core (`pipeline/core/shape.py`), with the value of every short
-string and bool. Here those values are kept only where they look like an enum: a path
-(per entity) whose values stay within ENUM_VALUES distinct ones. Once a path passes
-that, it is "wide" (an id, a name, a body) and its values leave every shape, earlier
-ones included, which may merge shapes. So the result depends on the events seen, not on
-their order. At most MAX_SHAPES shapes are counted per entity; events of shapes past
-that are counted together as the entity's `overflow`.
+Shapes come from the core (`pipeline/core/shape.py`), each with the values of the paths
+that were enum-like when it was taken. Counts are kept per shape as taken; a report
+first takes out the values of every path that has become wide since (`ShapeRules`), which
+may merge shapes, so the figures do not depend on the order of the events. At most
+MAX_SHAPES shapes are counted per entity; events of shapes past that are counted
+together as the entity's `overflow_events`.
+
+Each part of a shape (`/media/*/type str=gif`) is also reported on its own, with the sum
+of the counts of the shapes that have it: which parts were never verified in any
+combination.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from cdc_verify.pipeline.core.shape import Part, Shape
+from cdc_verify.pipeline.core.shape import Part, Shape, ShapeRules, part_fields, project
 from cdc_verify.schemas.models import Coverage, CoverageFigures
 
-ENUM_VALUES = 8
 MAX_SHAPES = 2_000
 
 
@@ -39,20 +41,28 @@ class ShapeCounts:
 
     @property
     def status(self) -> str:
-        """ "mismatched" once one event of the shape mismatched; else "verified" once one
-        matched; else "never_verified"."""
+        """`mismatched` once one event mismatched; else `verified` once one matched;
+        else `never_verified`."""
         if self.mismatch:
             return "mismatched"
         return "verified" if self.match else "never_verified"
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "production": self.production,
+            "match": self.match,
+            "mismatch": self.mismatch,
+            "unverified": self.unverified,
+        }
+
 
 @dataclass
 class EntityShapes:
-    values: dict[str, set[str | bool]] = field(default_factory=dict)  # path -> values so far
-    wide: set[str] = field(default_factory=set)
     shapes: dict[Shape, ShapeCounts] = field(default_factory=dict)
     overflow: ShapeCounts = field(default_factory=ShapeCounts)
     undecodable: int = 0  # production events the consumer could not decode: no shape
+    merged_at: int = 0  # how many wide paths the shapes were last merged by
 
 
 @dataclass(frozen=True)
@@ -66,18 +76,16 @@ class ShapeRow:
         return {
             "entity": self.entity,
             "shape": self.shape_id,
-            "status": self.counts.status,
-            "production": self.counts.production,
-            "match": self.counts.match,
-            "mismatch": self.counts.mismatch,
-            "unverified": self.counts.unverified,
+            **self.counts.as_json(),
             "parts": [describe(p) for p in self.parts],
         }
 
 
 class CoverageTally:
-    def __init__(self, enum_values: int = ENUM_VALUES, max_shapes: int = MAX_SHAPES) -> None:
-        self._enum_values = enum_values
+    """`rules`: those the verifier takes its shapes with (it learns the wide paths)."""
+
+    def __init__(self, rules: ShapeRules, max_shapes: int = MAX_SHAPES) -> None:
+        self._rules = rules
         self._max_shapes = max_shapes
         self.entities: dict[str, EntityShapes] = {}
 
@@ -89,45 +97,62 @@ class CoverageTally:
         if shape is None:
             state.undecodable += counts.production
             return
-        if self._learn(state, shape):
-            state.shapes = _reprojected(state.shapes, state.wide)
-        key = _project(shape, state.wide)
-        held = state.shapes.get(key)
+        held = state.shapes.get(shape)
         if held is None:
+            if len(state.shapes) >= self._max_shapes:
+                self._merge(entity, state)  # paths gone wide since may free room
             if len(state.shapes) >= self._max_shapes:
                 state.overflow.merge(counts)
                 return
-            held = state.shapes[key] = ShapeCounts()
+            held = state.shapes[shape] = ShapeCounts()
         held.merge(counts)
 
-    def _learn(self, state: EntityShapes, shape: Shape) -> bool:
-        """Takes note of the shape's values; True when a path just became wide."""
-        widened = False
-        for path, _, value in shape:
-            if value is None or path in state.wide:
-                continue
-            seen = state.values.setdefault(path, set())
-            seen.add(value)
-            if len(seen) > self._enum_values:
-                state.wide.add(path)
-                del state.values[path]
-                widened = True
-        return widened
+    def _merge(self, entity: str, state: EntityShapes) -> None:
+        wide = self._rules.wide.get(entity, set())
+        if len(wide) == state.merged_at:
+            return  # no path went wide since: nothing would merge
+        state.merged_at = len(wide)
+        merged: dict[Shape, ShapeCounts] = {}
+        for shape, counts in state.shapes.items():
+            key = project(shape, wide)
+            held = merged.get(key)
+            if held is None:
+                merged[key] = counts
+            else:
+                held.merge(counts)
+        state.shapes = merged
 
     def rows(self) -> list[ShapeRow]:
         """Every shape, by entity, the most frequent first."""
         out = []
         for entity in sorted(self.entities):
             state = self.entities[entity]
+            self._merge(entity, state)
             for shape, counts in state.shapes.items():
                 parts = tuple(sorted(shape, key=_sort_key))
                 out.append(ShapeRow(entity, shape_id(parts), parts, counts))
         out.sort(key=lambda r: (r.entity, -r.counts.production, r.shape_id))
         return out
 
+    def parts(self) -> list[dict[str, object]]:
+        """Every part of every shape, with the summed counts of the shapes that have it."""
+        by_part: dict[tuple[str, Part], ShapeCounts] = {}
+        for row in self.rows():
+            for part in row.parts:
+                held = by_part.get((row.entity, part))
+                if held is None:
+                    held = by_part[(row.entity, part)] = ShapeCounts()
+                held.merge(row.counts)
+        ordered = sorted(by_part.items(), key=lambda kv: (kv[0][0], _sort_key(kv[0][1])))
+        return [
+            {"entity": entity, "part": describe(part), **counts.as_json()}
+            for (entity, part), counts in ordered
+        ]
+
     def totals(self) -> Coverage:
         """The figures summary.json carries (docs/coverage.md)."""
         by_entity = {}
+        self.rows()  # merges every entity's shapes
         for entity in sorted(self.entities):
             state = self.entities[entity]
             statuses = [c.status for c in state.shapes.values()]
@@ -145,37 +170,15 @@ class CoverageTally:
         return Coverage(**every.model_dump(), by_entity=by_entity)
 
 
-def _project(shape: Shape, wide: set[str]) -> Shape:
-    if not wide:
-        return shape
-    return frozenset(
-        (path, kind, None) if value is not None and path in wide else (path, kind, value)
-        for path, kind, value in shape
-    )
-
-
-def _reprojected(shapes: dict[Shape, ShapeCounts], wide: set[str]) -> dict[Shape, ShapeCounts]:
-    out: dict[Shape, ShapeCounts] = {}
-    for shape, counts in shapes.items():
-        key = _project(shape, wide)
-        held = out.get(key)
-        if held is None:
-            out[key] = counts
-        else:
-            held.merge(counts)
-    return out
-
-
 def _sort_key(part: Part) -> tuple[str, str, str]:
-    return part[0], part[1], repr(part[2])
+    path, kind, value = part_fields(part)
+    return path, kind, value or ""
 
 
 def describe(part: Part) -> str:
     """`/media/*/type str=gif`, `/edited float`, `/stickied bool=false`."""
-    path, kind, value = part
+    path, kind, value = part_fields(part)
     text = f"{path or '/'} {kind}"
-    if isinstance(value, bool):
-        return f"{text}={'true' if value else 'false'}"
     return text if value is None else f"{text}={value}"
 
 

@@ -7,24 +7,31 @@ with rich text, or an approved one and a removed one, do not. A shape is the set
 - its JSON-pointer path, list indices written `*` (all items of a list share their parts,
   so a list of three awards and one of five have the same shape);
 - its type: map, list, str, int, float, bool, null, bin, or another type's name;
-- for a string of up to SHAPE_VALUE_CHARS characters and for a bool, its value: the
-  candidates for enum-like fields (approval_state, media type, rich-text kinds).
-  Which candidates stay in a shape is decided where shapes are counted
-  (coverage/tally.py): a path with more distinct values than a few is not enum-like.
+- for a string of up to SHAPE_VALUE_CHARS characters and for a bool, its value, when
+  the path is enum-like (approval_state, media type, rich-text kinds): `ShapeRules`
+  learns, per entity, which paths are, from the values seen. A path past ENUM_VALUES
+  distinct values is "wide" (an id, a name, a body) and carries no value from then on;
+  where shapes are counted (coverage/tally.py) it loses its values in the shapes taken
+  before, too, so the counts do not depend on the order of the events.
 
 So the parts present say which optional parts an event has (an absent key or an empty
-list has no parts below it). Nothing deeper than MAX_SHAPE_DEPTH levels, no more than
-MAX_SHAPE_PARTS parts and no more than MAX_SHAPE_NODES values are taken: a hostile or
-huge payload cannot make a shape unbounded, or slow.
+list has no parts below it). A part is one string, `path NUL type [NUL value]`: strings
+are no objects the garbage collector walks, and a run keeps thousands of shapes.
+
+Nothing deeper than MAX_SHAPE_DEPTH levels, no more than MAX_SHAPE_PARTS parts and no
+more than MAX_SHAPE_NODES values are taken: a hostile or huge payload cannot make a
+shape unbounded, or slow.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from cdc_verify.pipeline.core.diff import escape_token
 
 SHAPE_VALUE_CHARS = 40
+ENUM_VALUES = 8
 MAX_SHAPE_DEPTH = 16
 MAX_SHAPE_PARTS = 256
 MAX_SHAPE_NODES = 10_000
@@ -33,21 +40,73 @@ _TYPE_NAMES = {
     dict: "map", list: "list", tuple: "list", str: "str", int: "int", float: "float",
     bool: "bool", type(None): "null", bytes: "bin",
 }  # fmt: skip
+SEP = "\x00"  # between a part's path, type and value; a NUL in a key is written \u0000
 
-
-# (path, type, value): value is a short string or a bool, None for other types. Plain
-# tuples, not a NamedTuple: building one per part of every production event shows.
-Part = tuple[str, str, str | bool | None]
+Part = str
 Shape = frozenset[Part]
 
 
-def shape_of(value: Any) -> Shape:
-    """The parts of a decoded event (any value a consumer returns; never raises).
+def part_fields(part: Part) -> tuple[str, str, str | None]:
+    """(path, type, value or None) of a part."""
+    path, kind, *value = part.split(SEP, 2)
+    return path, kind, value[0] if value else None
+
+
+class ShapeRules:
+    """The enum-like paths of each entity, learnt from the shapes taken so far."""
+
+    def __init__(self, enum_values: int = ENUM_VALUES) -> None:
+        self._enum_values = enum_values
+        self._values: dict[tuple[str, str], set[str]] = {}
+        self.wide: dict[str, set[str]] = {}  # entity -> paths that carry no value
+
+    def shape(self, entity: str, value: Any) -> Shape:
+        wide = self.wide.get(entity)
+        if wide is None:
+            wide = self.wide[entity] = set()
+        parts, valued = _walk(value, wide)
+        widened = False
+        for path, part_value in valued:
+            seen = self._values.get((entity, path))
+            if seen is None:
+                seen = self._values[(entity, path)] = set()
+            seen.add(part_value)
+            if len(seen) > self._enum_values:
+                wide.add(path)
+                del self._values[(entity, path)]
+                widened = True
+        shape = frozenset(parts)
+        return project(shape, wide) if widened else shape
+
+
+def project(shape: Shape, wide: set[str] | frozenset[str]) -> Shape:
+    """The shape without the values of `wide` paths."""
+    if not wide:
+        return shape
+    out = set()
+    for part in shape:
+        if part.count(SEP) == 2:
+            path, kind, _ = part.split(SEP, 2)
+            if path in wide:
+                part = path + SEP + kind
+        out.add(part)
+    return frozenset(out)
+
+
+def shape_of(value: Any, wide: set[str] | frozenset[str] = frozenset()) -> Shape:
+    """The parts of a decoded event (any value a consumer returns; never raises); the
+    paths in `wide` carry no value."""
+    return frozenset(_walk(value, wide)[0])
+
+
+def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[tuple[str, str]]]:
+    """The parts, and (path, value) of those that carry a value.
 
     This runs once per production event, so leaves (most of an event) are handled in
-    line and only containers go on the stack.
+    the loop over a container's items, and only containers go on the stack.
     """
-    parts: set[Part] = set()
+    parts: set[str] = set()
+    valued: list[tuple[str, str]] = []
     add = parts.add
     stack: list[tuple[str, Any, int]] = [("", value, 0)]
     budget = MAX_SHAPE_NODES
@@ -55,54 +114,74 @@ def shape_of(value: Any) -> Shape:
         path, node, depth = stack.pop()
         kind = type(node)
         if kind is dict:
-            add((path, "map", None))
+            add(path + SEP + "map")
             children: Any = node.items()
-            prefix = path + "/"
         elif kind is list or kind is tuple:
-            add((path, "list", None))
-            prefix = path + "/*"
-            children = ((None, item) for item in node)
-        else:
-            _leaf(add, path, node)
+            add(path + SEP + "list")
+            children = zip(_REPEAT_NONE, node, strict=False)
+        elif depth == 0:  # a root that is no container: the one child of itself
+            children = ((_HERE, node),)
+        else:  # only containers are put on the stack
             continue
         if depth >= MAX_SHAPE_DEPTH:
             continue
         depth += 1
+        # The paths below `path`, and their parts by type, are the same in most events.
+        below = _BELOW.get(path)
+        if below is None:
+            if len(_BELOW) >= _MAX_CACHED:
+                _BELOW.clear()
+            below = _BELOW[path] = {}
         for key, item in children:
             budget -= 1
             if budget < 0 or len(parts) >= MAX_SHAPE_PARTS:
                 break
-            if key is None:
-                child = prefix
-            elif type(key) is str and "/" not in key and "~" not in key:
-                child = prefix + key
-            else:
-                child = prefix + _token(key)
+            try:
+                child, typed = below[key]
+            except (KeyError, TypeError):  # new, or a key that cannot be hashed again
+                child, typed = _child(path, key), {}
+                if len(below) < _MAX_CACHED:
+                    below[key] = (child, typed)
             t = type(item)
             if t is dict or t is list or t is tuple:
                 stack.append((child, item, depth))
-            elif t is str:
-                add((child, "str", item if len(item) <= SHAPE_VALUE_CHARS else None))
-            elif t is bool:
-                add((child, "bool", item))
+            elif t is str and len(item) <= SHAPE_VALUE_CHARS and child not in wide:
+                add(child + "\x00str\x00" + item)
+                valued.append((child, item))
+            elif t is bool and child not in wide:
+                text = "true" if item else "false"
+                add(child + "\x00bool\x00" + text)
+                valued.append((child, text))
             else:
-                add((child, _TYPE_NAMES.get(t) or t.__name__, None))
-    return frozenset(parts)
+                part = typed.get(t)
+                if part is None:
+                    part = typed[t] = child + SEP + (_TYPE_NAMES.get(t) or t.__name__)
+                add(part)
+    return parts, valued
 
 
-def _leaf(add: Any, path: str, node: Any) -> None:
-    kind = type(node)
-    if kind is str:
-        add((path, "str", node if len(node) <= SHAPE_VALUE_CHARS else None))
-    elif kind is bool:
-        add((path, "bool", node))
-    else:
-        add((path, _TYPE_NAMES.get(kind) or kind.__name__, None))
+_REPEAT_NONE = itertools.repeat(None)  # the "key" of every list item: its path ends in *
+_HERE = object()  # the "key" of a root that is no container
+# Path -> key -> (child path, type -> part): a bounded cache of the strings every event
+# of the same structure would otherwise build again.
+_BELOW: dict[str, dict[Any, tuple[str, dict[type, str]]]] = {}
+_MAX_CACHED = 4096
+
+
+def _child(path: str, key: Any) -> str:
+    if key is None:
+        return path + "/*"
+    if key is _HERE:
+        return path
+    if type(key) is str and "/" not in key and "~" not in key and SEP not in key:
+        return path + "/" + key
+    return path + "/" + _token(key)
 
 
 def _token(key: Any) -> str:
     """A map key as a path token; a key whose str() raises is named by its type."""
     try:
-        return escape_token(key)
+        token = escape_token(key)
     except Exception:  # a consumer's object with a hostile __str__
-        return f"<{type(key).__name__}>"
+        token = f"<{type(key).__name__}>"
+    return token.replace(SEP, "\\u0000")

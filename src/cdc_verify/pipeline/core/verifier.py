@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cdc_verify.pipeline.core.breakdown import entity_of
 from cdc_verify.pipeline.core.decided import RecentDecisions
 from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
 from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
@@ -30,7 +31,7 @@ from cdc_verify.pipeline.core.entry import (
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.scope import ALL, Scope
-from cdc_verify.pipeline.core.shape import Shape, shape_of
+from cdc_verify.pipeline.core.shape import Shape, ShapeRules
 from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
@@ -119,7 +120,8 @@ class Verifier:
         )
         self._grace = self.config.grace_ms
         self._decode_identical_once = not self.config.decode_each_side
-        self._shapes = self.config.shapes
+        # What takes the shapes of production events, when the runner counts coverage.
+        self.shape_rules = ShapeRules() if self.config.shapes else None
         self._ordered = self.config.ordered_sides
         self._scope = self.config.scope
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms
@@ -331,7 +333,7 @@ class Verifier:
         decision = Decision(None, "p", present.arrival_ms)
         self._decided.remember(event_id, decision)
         outcome = Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
-        if self._shapes:
+        if self.shape_rules is not None:
             outcome.shape = self._shape_of(present)
         return outcome
 
@@ -350,13 +352,18 @@ class Verifier:
             self._gap_twin_bytes -= twins.popitem(last=False)[1][1]
         record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
         outcome = Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
-        if self._shapes and present.side is PRODUCTION:
+        if self.shape_rules is not None and present.side is PRODUCTION:
             outcome.shape = self._shape_of(present)
         return outcome
 
-    def _shape_of(self, production: StreamEntry) -> Shape | None:
-        value, error = self.decoder.decode(production.fields)
-        return None if error is not None else shape_of(value)
+    def _shape_of(self, production: StreamEntry, value: Any = UNDECODED) -> Shape | None:
+        """The shape of production's event; decoded here unless `value` is at hand."""
+        assert self.shape_rules is not None
+        if value is UNDECODED:
+            value, error = self.decoder.decode(production.fields)
+            if error is not None:
+                return None
+        return self.shape_rules.shape(entity_of(production.fields), value)
 
     def _pair(self, a: StreamEntry, b: StreamEntry) -> Outcome:
         if max(a.arrival_ms, b.arrival_ms) < self.horizon_ms:
@@ -367,8 +374,8 @@ class Verifier:
         decision = Decision(record.verdict, "ps", first_seen)
         self._decided.remember(record.event_id, decision)  # type: ignore[arg-type]
         outcome = Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
-        if self._shapes and value is not UNDECODED:
-            outcome.shape = shape_of(value)
+        if self.shape_rules is not None and value is not UNDECODED:
+            outcome.shape = self._shape_of(production, value)
         return outcome
 
     def _judge(self, production: StreamEntry, sister: StreamEntry) -> tuple[VerdictRecord, Any]:

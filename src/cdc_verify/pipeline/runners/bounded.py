@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.sinks.base import Sink, Sinks
 from cdc_verify.pipeline.sinks.coverage import CoverageSink
@@ -66,7 +67,7 @@ class ReportSinks(Sinks):
         out_dir: Path,
         decoder: LegacyDecoder,
         ignore_paths: Iterable[str] = (),
-        coverage: bool = False,
+        shape_rules: ShapeRules | None = None,
     ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         verdicts = out_dir / "verdicts.jsonl"
@@ -76,7 +77,7 @@ class ReportSinks(Sinks):
         self.counter = SummaryCounter(ignore_paths)
         self.groups = MismatchGroups()
         self.timeline = VerdictTimeline()
-        self.coverage = CoverageSink() if coverage else None
+        self.coverage = CoverageSink(shape_rules) if shape_rules is not None else None
         self._decoder = decoder
         sinks = [JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline]
         super().__init__([*sinks, self.coverage] if self.coverage else sinks)
@@ -108,8 +109,9 @@ def verify_to_reports(
     on_progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Verify a bounded input into DIR (ReportSinks.FILES)."""
-    config = verifier.config
-    sinks = ReportSinks(out_dir, verifier.decoder, config.ignored_paths, coverage=config.shapes)
+    sinks = ReportSinks(
+        out_dir, verifier.decoder, verifier.config.ignored_paths, verifier.shape_rules
+    )
     with sinks:
         verify_bounded(verifier, production, sister, sinks, on_progress)
     return sinks.write_reports()

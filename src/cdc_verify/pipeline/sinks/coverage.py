@@ -9,6 +9,7 @@ from pathlib import Path
 from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.entry import PRODUCTION
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
 
@@ -18,10 +19,10 @@ UNVERIFIED = ShapeCounts(production=1, unverified=1)
 
 
 class CoverageSink(Sink):
-    """Needs outcomes of a verifier that takes shapes (VerifierConfig.shapes)."""
+    """Counts the outcomes of a verifier that takes shapes (VerifierConfig.shapes)."""
 
-    def __init__(self, tally: CoverageTally | None = None) -> None:
-        self.tally = tally or CoverageTally()
+    def __init__(self, rules: ShapeRules) -> None:
+        self.tally = CoverageTally(rules)
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
@@ -30,10 +31,14 @@ class CoverageSink(Sink):
                 self.tally.add(outcome.entity_op[0], outcome.shape, counts)
 
     def write(self, path: Path) -> None:
-        """coverage.json: every shape, by entity, the most frequent first."""
-        rows = [row.as_json() for row in self.tally.rows()]
+        """coverage.json: every shape, by entity, the most frequent first; every part."""
+        document = {
+            "shapes": [row.as_json() for row in self.tally.rows()],
+            "parts": self.tally.parts(),
+        }
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
 
 
