@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -884,6 +885,47 @@ def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
             sys.exit(answer.decision.exit_status)
     (print_json if as_json else print_table)(answer)
     sys.exit(answer.decision.exit_status)
+
+
+@main.command()
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="the --out directory of a backfill or replay",
+)
+@click.option("--entity", callback=_entity, help="this entity only, e.g. comment")
+@click.option(
+    "--status",
+    type=click.Choice(["never_verified", "mismatched", "verified"]),
+    help="only the shapes and parts of this status",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="shapes to list, the most frequent first (0: all); every part is listed",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the figures, shapes and parts as JSON")
+def coverage(
+    report: Path, entity: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """Which kinds (shapes) of production event were verified; see docs/coverage.md.
+
+    Exit 0, or 2 when the directory holds no coverage.
+    """
+    from cdc_verify.coverage.report_dir import CoverageUnavailable, print_report, read_report
+
+    try:
+        found = read_report(report).only(entity, status)
+    except CoverageUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print_report(found, limit)
 
 
 if __name__ == "__main__":
