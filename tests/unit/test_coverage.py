@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.coverage.tally import CoverageTally, ShapeCounts, describe, shape_id
+from cdc_verify.pipeline.core import shape as shape_module
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import (
@@ -80,6 +81,9 @@ def test_a_shape_is_bounded_whatever_the_value():
     wide = shape_of({"items": list(range(1_000_000)), "map": {str(i): i for i in range(10**5)}})
     assert len(wide) == MAX_SHAPE_PARTS
     assert shape_of(object())  # a consumer's own type: one part, named by the type
+    for start in range(0, 400 * 200, 200):  # maps keyed by ids: the path cache stays bounded
+        shape_of({f"k{i}": i for i in range(start, start + 200)})
+    assert sum(map(len, shape_module._BELOW.values())) <= shape_module._MAX_CACHED_KEYS < 80_000
 
 
 def test_values_stay_only_on_enum_like_paths_and_the_result_does_not_depend_on_order():

@@ -129,8 +129,9 @@ def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[t
         # The paths below `path`, and their parts by type, are the same in most events.
         below = _BELOW.get(path)
         if below is None:
-            if len(_BELOW) >= _MAX_CACHED:
+            if len(_BELOW) >= _MAX_CACHED_PATHS:
                 _BELOW.clear()
+                _cached[0] = 0
             below = _BELOW[path] = {}
         for key, item in children:
             budget -= 1
@@ -140,8 +141,9 @@ def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[t
                 child, typed = below[key]
             except (KeyError, TypeError):  # new, or a key that cannot be hashed again
                 child, typed = _child(path, key), {}
-                if len(below) < _MAX_CACHED:
+                if _cached[0] < _MAX_CACHED_KEYS:
                     below[key] = (child, typed)
+                    _cached[0] += 1
             t = type(item)
             if t is dict or t is list or t is tuple:
                 stack.append((child, item, depth))
@@ -163,9 +165,12 @@ def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[t
 _REPEAT_NONE = itertools.repeat(None)  # the "key" of every list item: its path ends in *
 _HERE = object()  # the "key" of a root that is no container
 # Path -> key -> (child path, type -> part): a bounded cache of the strings every event
-# of the same structure would otherwise build again.
+# of the same structure would otherwise build again. Past the bounds (hostile keys, a
+# model with a map per id) new keys are not cached, and new paths start it afresh.
 _BELOW: dict[str, dict[Any, tuple[str, dict[type, str]]]] = {}
-_MAX_CACHED = 4096
+_cached = [0]  # keys cached in all of _BELOW
+_MAX_CACHED_PATHS = 4096
+_MAX_CACHED_KEYS = 65_536
 
 
 def _child(path: str, key: Any) -> str:
