@@ -33,7 +33,7 @@ def report(tmp_path_factory) -> tuple[Path, dict]:
         ids = corpus.entry_ids(side, 1_790_000_000_000)
         return [StreamEntry(side, i, e.fields) for e, i in zip(corpus.side(side), ids, strict=True)]
 
-    verifier = Verifier(decode_event, VerifierConfig(grace_ms=1000))
+    verifier = Verifier(decode_event, VerifierConfig(grace_ms=1000, shapes=True))
     verify_to_reports(verifier, entries(Side.PRODUCTION), entries(Side.SISTER), out)
     return out, json.loads((out / "summary.json").read_text())
 
@@ -93,3 +93,13 @@ def test_the_report_shows_totals_chart_groups_and_highlighted_examples(report, t
     # The side-by-side example of the int-for-float group highlights created_utc, both sides.
     assert sum("created_utc" in h for h in text.highlighted) >= 2
     assert any("/awards/*/count" in t for t in text.text)
+    # Coverage: the figures of summary.json, and the parts to look at first.
+    c = summary["coverage"]
+    assert (
+        f"{c['shapes']:,} shapes of production event: {c['verified']:,} verified, "
+        f"{c['mismatched']:,} mismatched, {c['never_verified']:,} never verified "
+        f"(coverage {c['ratio']:.1%})"
+    ) in visible
+    parts = json.loads((out / "coverage.json").read_text())["parts"]
+    mismatched = max((p for p in parts if p["status"] == "mismatched"), key=lambda p: p["mismatch"])
+    assert mismatched["part"] in visible

@@ -96,7 +96,8 @@ class ReportSinks(Sinks):
         )
         summary = self.counter.summary
         (out / "summary.md").write_text(render_markdown(summary, ordered), "utf-8")
-        html = render_html(summary, ordered, self.timeline, self._decoder)
+        parts = self.coverage.tally.parts() if self.coverage is not None else None
+        html = render_html(summary, ordered, self.timeline, self._decoder, coverage_parts=parts)
         (out / "report.html").write_text(html, "utf-8")
         return summary
 

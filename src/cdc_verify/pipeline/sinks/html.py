@@ -1,8 +1,8 @@
 """report.html: one self-contained page (no scripts, no fetches) a person reads first.
 
-Totals, a chart of verdicts over event time, the mismatch groups, and for each
-group one example's decoded production and sister events side by side with the
-differing paths highlighted.
+Totals, shape coverage, a chart of verdicts over event time, the mismatch groups, and
+for each group one example's decoded production and sister events side by side with
+the differing paths highlighted.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def render_html(
     timeline: VerdictTimeline,
     decoder: LegacyDecoder,
     title: str = "cdc-verify report",
+    coverage_parts: list[dict[str, Any]] | None = None,
 ) -> str:
+    """`coverage_parts`: CoverageTally.parts(), when the run counted shapes."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
@@ -55,6 +57,7 @@ def render_html(
         _totals(summary),
         _by_entity_op(summary),
         _ignored(summary),
+        _coverage(summary, coverage_parts),
         "<h2>Verdicts over event time</h2>",
         _chart(timeline),
         f"<h2 id='groups'>Mismatch groups ({len(groups)})</h2>",
@@ -119,6 +122,50 @@ def _ignored(summary: Summary) -> str:
         "<h2>Ignored paths</h2><table id='ignored'><tr><th>--ignore-path</th>"
         f"<th>differences suppressed</th></tr>{rows}</table>"
     )
+
+
+MAX_COVERAGE_PARTS = 50
+_STATUS_ORDER = {"never_verified": 0, "mismatched": 1, "verified": 2}
+
+
+def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
+    """How many shapes were verified, and the parts to look at first (docs/coverage.md)."""
+    c = summary.coverage
+    if c is None or parts is None:
+        return ""
+    ratio = "n/a" if c.ratio is None else f"{c.ratio:.1%}"
+    headline = (
+        f"<p id='coverage-headline'><b>{c.shapes:,}</b> shapes of production event: "
+        f"<b>{c.verified:,}</b> verified, <b>{c.mismatched:,}</b> mismatched, "
+        f"<b>{c.never_verified:,}</b> never verified (coverage <b>{ratio}</b>)</p>"
+    )
+    worst = sorted(
+        (p for p in parts if p["status"] != "verified"),
+        key=lambda p: (_STATUS_ORDER[p["status"]], -int(p["mismatch"]), -int(p["production"])),
+    )[:MAX_COVERAGE_PARTS]
+    rows = "".join(
+        f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['part'])}</code></td>"
+        f"<td>{p['status']}</td>"
+        + "".join(f"<td class='n'>{int(p[k]):,}</td>" for k in _PART_COUNTS)
+        + "</tr>"
+        for p in worst
+    )
+    table = (
+        "<table id='coverage-parts'><tr><th>entity</th><th>part</th><th>status</th>"
+        + "".join(f"<th>{k}</th>" for k in _PART_COUNTS)
+        + f"</tr>{rows}</table>"
+        if worst
+        else "<p>Every part of every shape was verified.</p>"
+    )
+    return (
+        "<h2 id='coverage'>Coverage</h2>" + headline
+        + "<p>Parts never verified first, then those that mismatched most; "
+        "<code>coverage.json</code> and <code>cdc-verify coverage</code> list them all.</p>"
+        + table
+    )  # fmt: skip
+
+
+_PART_COUNTS = ("production", "match", "mismatch", "unverified")
 
 
 def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> str:
