@@ -11,12 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from cdc_verify import __version__
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import generate
+from cdc_verify.simulate.writer import past_base_ms, write_corpus
+
+from .support import PROD, SIS, settings
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -103,3 +108,30 @@ def test_the_report_shows_totals_chart_groups_and_highlighted_examples(report, t
     parts = json.loads((out / "coverage.json").read_text())["parts"]
     mismatched = max((p for p in parts if p["status"] == "mismatched"), key=lambda p: p["mismatch"])
     assert mismatched["part"] in visible
+
+
+def test_the_report_says_where_it_came_from_and_what_every_group_is(
+    redis_url, redis_client, tmp_path
+):
+    corpus = generate(600, seed=5, grace_ms=1000)
+    write_corpus(redis_client, corpus, PROD, SIS, past_base_ms(redis_client, corpus))
+    out = tmp_path / "out"
+    run_backfill(settings(redis_url, scope="sample:50", ignore_paths=["/edited"]), decode_event,
+                 out)  # fmt: skip
+    text = Text()
+    text.feed(rendered_dom(out / "report.html", tmp_path))
+    visible = re.sub(r"\s+", " ", "".join(text.text))
+    last = {key: redis_client.xrevrange(key, count=1)[0][0].decode() for key in (PROD, SIS)}
+    for role, key in (("production", PROD), ("sister", SIS)):
+        assert f"{role}{key} on {redis_url}, up to {last[key]}" in visible
+    for shown in ("grace1 s", "scopesample:50 (by entity_id)", "ignored paths/edited",
+                  f"toolcdc-verify {__version__}", "generated at", "event time"):  # fmt: skip
+        assert shown in visible, shown
+    assert "consumerscdc_verify.consumers.reference:decode_event" in visible
+    # Every group says what it is: gaps have no differences and no error.
+    groups = json.loads((out / "groups.json").read_text())
+    verdicts = {g["verdict"] for g in groups}
+    assert {"missing_in_sister", "missing_in_production", "duplicate"} <= verdicts
+    assert "only on the sister: no production event within the grace window" in visible
+    assert "only on production: no sister event within the grace window" in visible
+    assert "another copy of an event on" in visible

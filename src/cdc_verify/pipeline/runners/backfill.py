@@ -20,7 +20,7 @@ from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.clock import SIGNIFICANT_MS
 from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
-from cdc_verify.pipeline.runners.bounded import verify_to_reports
+from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
@@ -69,10 +69,22 @@ def run_backfill(
         skew = server_skew_ms(prod, sister)
         if abs(skew) >= SIGNIFICANT_MS:
             verifier.set_skew(skew)
+        provenance = [
+            (
+                role.value,
+                f"{key} on {settings.server(role).redacted_url()}, up to {end or 'its end'}",
+            )
+            for role, key, end in (
+                (Role.PRODUCTION, settings.production, prod_end),
+                (Role.SISTER, settings.sister, sister_end),
+            )
+        ]
+        provenance += settings_provenance(settings)
         return verify_to_reports(
             verifier,
             read_stream(prod, PRODUCTION, settings.production, prod_end),
             read_stream(sister, SISTER, settings.sister, sister_end),
             out_dir,
             on_progress,
+            provenance,
         )

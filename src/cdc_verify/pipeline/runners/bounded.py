@@ -19,13 +19,14 @@ from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.sinks.base import Sink, Sinks
 from cdc_verify.pipeline.sinks.coverage import CoverageSink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
-from cdc_verify.pipeline.sinks.html import render_html
+from cdc_verify.pipeline.sinks.html import Provenance, render_html
 from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.report import REPORT_FILES
 from cdc_verify.schemas.models import Summary
+from cdc_verify.schemas.settings import Settings
 
 BATCH = 2000
 
@@ -68,6 +69,7 @@ class ReportSinks(Sinks):
         decoder: LegacyDecoder,
         ignore_paths: Iterable[str] = (),
         shape_rules: ShapeRules | None = None,
+        provenance: Provenance = (),
     ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         verdicts = out_dir / "verdicts.jsonl"
@@ -79,6 +81,7 @@ class ReportSinks(Sinks):
         self.timeline = VerdictTimeline()
         self.coverage = CoverageSink(shape_rules) if shape_rules is not None else None
         self._decoder = decoder
+        self._provenance = provenance
         sinks = [JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline]
         super().__init__([*sinks, self.coverage] if self.coverage else sinks)
 
@@ -97,9 +100,29 @@ class ReportSinks(Sinks):
         summary = self.counter.summary
         (out / "summary.md").write_text(render_markdown(summary, ordered), "utf-8")
         parts = self.coverage.tally.parts() if self.coverage is not None else None
-        html = render_html(summary, ordered, self.timeline, self._decoder, coverage_parts=parts)
+        html = render_html(
+            summary, ordered, self.timeline, self._decoder,
+            coverage_parts=parts, provenance=self._provenance,
+        )  # fmt: skip
         (out / "report.html").write_text(html, "utf-8")
         return summary
+
+
+def settings_provenance(settings: Settings) -> list[tuple[str, str]]:
+    """The settings a bounded run's verdicts depend on, as report.html lists them."""
+    scope = settings.scope
+    if scope.startswith("sample:"):
+        scope += f" (by {settings.scope_key})"
+    rows = [
+        ("grace", f"{settings.grace:g} s"),
+        ("scope", scope),
+        ("consumers", ", ".join(settings.consumer)),
+    ]
+    if settings.ignore_paths:
+        rows.append(("ignored paths", ", ".join(settings.ignore_paths)))
+    if settings.float_tolerance:
+        rows.append(("float tolerance", f"{settings.float_tolerance:g}"))
+    return rows
 
 
 def verify_to_reports(
@@ -108,11 +131,14 @@ def verify_to_reports(
     sister: Iterable[StreamEntry],
     out_dir: Path,
     on_progress: Callable[[int], None] | None = None,
+    provenance: Provenance = (),
 ) -> Summary:
-    """Verify a bounded input into DIR (ReportSinks.FILES)."""
+    """Verify a bounded input into DIR (ReportSinks.FILES); `provenance` says where it came
+    from and with which settings (report.html shows it)."""
     sinks = ReportSinks(
-        out_dir, verifier.decoder, verifier.config.ignored_paths, verifier.shape_rules
-    )
+        out_dir, verifier.decoder, verifier.config.ignored_paths, verifier.shape_rules,
+        provenance,
+    )  # fmt: skip
     with sinks:
         verify_bounded(verifier, production, sister, sinks, on_progress)
     return sinks.write_reports()

@@ -13,7 +13,7 @@ from cdc_verify.capture.format import CaptureError, CaptureReader
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.runners.bounded import verify_to_reports
+from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
@@ -37,10 +37,16 @@ def run_replay(
     # Both files are opened (and their headers checked) before any work is done.
     with CaptureReader(production) as prod, CaptureReader(sister) as sis:
         verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
+        provenance = [
+            ("production", f"capture {production}"),
+            ("sister", f"capture {sister}"),
+            *settings_provenance(settings),
+        ]
         return verify_to_reports(
             verifier,
             read_capture(prod, PRODUCTION),
             read_capture(sis, SISTER),
             out_dir,
             on_progress,
+            provenance,
         )

@@ -8,11 +8,12 @@ the differing paths highlighted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from cdc_verify import __version__
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
@@ -48,12 +49,15 @@ def render_html(
     decoder: LegacyDecoder,
     title: str = "cdc-verify report",
     coverage_parts: list[dict[str, Any]] | None = None,
+    provenance: Provenance = (),
 ) -> str:
-    """`coverage_parts`: CoverageTally.parts(), when the run counted shapes."""
+    """`coverage_parts`: CoverageTally.parts(), when the run counted shapes; `provenance`:
+    (name, value) rows saying where the input came from and how it was verified."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
+        _provenance(provenance, timeline),
         _totals(summary),
         _by_entity_op(summary),
         _ignored(summary),
@@ -67,6 +71,34 @@ def render_html(
         parts.append(_group_detail(number, group, decoder))
     parts.append("</body></html>")
     return "".join(parts)
+
+
+# (name, value) rows: the servers (passwords redacted) or files, the streams, the settings.
+Provenance = Sequence[tuple[str, str]]
+
+
+def _provenance(rows: Provenance, timeline: VerdictTimeline) -> str:
+    """Where the report came from: what a reader needs to trust it, or to run it again."""
+    span = timeline.span_ms()
+    seen = [("event time", f"{_iso(span[0])} to {_iso(span[1])} (entry ids)")] if span else []
+    made = [
+        ("tool", f"cdc-verify {__version__}"),
+        ("generated at", datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+    ]
+    cells = "".join(
+        f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>"
+        for name, value in (*rows, *seen, *made)
+    )
+    return f"<table id='provenance'>{cells}</table>"
+
+
+# What a group is about when it has no differences and no error: the gaps and copies.
+GAP_WHAT = {
+    Verdict.MISSING_IN_SISTER.value: "only on production: no sister event within the grace window",
+    Verdict.MISSING_IN_PRODUCTION.value: (
+        "only on the sister: no production event within the grace window"
+    ),
+}
 
 
 def _totals(summary: Summary) -> str:
@@ -197,11 +229,16 @@ def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> st
 
 
 def _describe(group: Group) -> str:
+    """The group's "what": its differences, its error, or what kind of gap or copy it is."""
     fp = group.fingerprint
     what = "; ".join(
         f"{path} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
         for path, kind, pw, sw in fp.differences
     )
+    if fp.verdict in GAP_WHAT:
+        return GAP_WHAT[fp.verdict]
+    if fp.verdict == Verdict.DUPLICATE.value and not what:
+        return f"another copy of an event on {fp.side or 'one side'}"
     return " ".join(x for x in (fp.side or "", what or (fp.error or "")) if x)
 
 

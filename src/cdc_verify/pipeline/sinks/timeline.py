@@ -24,6 +24,12 @@ class VerdictTimeline(Sink):
                 second = min(e.arrival_ms for e in outcome.settles) // SECOND
                 self._seconds[second][outcome.record.verdict] += 1
 
+    def span_ms(self) -> tuple[int, int] | None:
+        """The first and last second of event time with a record, in ms; None if none."""
+        if not self._seconds:
+            return None
+        return min(self._seconds) * SECOND, max(self._seconds) * SECOND
+
     def buckets(self, at_most: int = 120) -> list[tuple[int, Counter[Verdict]]]:
         """(start ms, counts) of at most `at_most` equal buckets spanning the data."""
         if not self._seconds:
