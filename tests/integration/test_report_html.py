@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -98,6 +99,14 @@ def test_the_report_shows_totals_chart_groups_and_highlighted_examples(report, t
     # The side-by-side example of the int-for-float group highlights created_utc, both sides.
     assert sum("created_utc" in h for h in text.highlighted) >= 2
     assert any("/awards/*/count" in t for t in text.text)
+    # Every side-by-side example is valid JSON as shown (a reader copies it), and every
+    # group's example can be opened.
+    examples = re.findall(r"<pre>(.*?)</pre>", dom, re.DOTALL)
+    assert len(examples) > 20  # decoded sides (an undecodable side shows its error)
+    for shown in examples:
+        parsed = json.loads(unescape(re.sub(r"<[^>]+>", "", shown)))
+        assert isinstance(parsed, dict) and parsed
+    assert dom.count("<details") == min(len(groups), 50)
     # Coverage: the figures of summary.json, and the parts to look at first.
     c = summary["coverage"]
     assert (

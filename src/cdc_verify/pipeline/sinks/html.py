@@ -304,9 +304,10 @@ def _ordered_like(value: Any, reference: Any) -> Any:
 
 
 def _json_lines(value: Any, paths: set[str]) -> str:
-    """Pretty JSON of a decoded event; lines at a differing path (list index as *) marked."""
+    """Pretty JSON of a decoded event, valid as it stands (a reader copies it); lines at
+    a differing path (list index as *) marked."""
     lines: list[str] = []
-    _emit(value, "", "", 0, lines, paths, _star)
+    _emit(value, "", "", 0, lines, paths, _star, "")
     return "\n".join(lines)
 
 
@@ -315,24 +316,28 @@ def _star(path: str) -> str:
 
 
 def _emit(value: Any, path: str, label: str, depth: int, lines: list[str], paths: set[str],
-          norm: Callable[[str], str]) -> None:  # fmt: skip
+          norm: Callable[[str], str], comma: str) -> None:  # fmt: skip
+    """Appends `value`'s lines; `comma` ends its last line unless it is the last item."""
     pad = "  " * depth
     hit = norm(path) in paths and path != ""
     mark = (lambda s: f"<span class='diff'>{s}</span>") if hit else (lambda s: s)
     if isinstance(value, dict) and value:
         lines.append(mark(f"{pad}{label}{{"))
-        for key, item in value.items():
+        last = len(value) - 1
+        for i, (key, item) in enumerate(value.items()):
             _emit(item, f"{path}/{escape_token(key)}", f"{escape(json.dumps(str(key)))}: ",
-                  depth + 1, lines, paths, norm)  # fmt: skip
-        lines.append(f"{pad}}}")
+                  depth + 1, lines, paths, norm, "" if i == last else ",")  # fmt: skip
+        lines.append(f"{pad}}}{comma}")
     elif isinstance(value, list) and value:
         lines.append(mark(f"{pad}{label}["))
+        last = len(value) - 1
         for i, item in enumerate(value):
-            _emit(item, f"{path}/{i}", "", depth + 1, lines, paths, norm)
-        lines.append(f"{pad}]")
+            _emit(item, f"{path}/{i}", "", depth + 1, lines, paths, norm,
+                  "" if i == last else ",")  # fmt: skip
+        lines.append(f"{pad}]{comma}")
     else:
         text = json.dumps(value, ensure_ascii=False, default=repr)
-        lines.append(mark(f"{pad}{label}{escape(text)}"))
+        lines.append(mark(f"{pad}{label}{escape(text)}{comma}"))
 
 
 def _iso(ms: int) -> str:
