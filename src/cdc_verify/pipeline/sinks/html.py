@@ -173,7 +173,12 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
     )
     worst = sorted(
         (p for p in parts if p["status"] != "verified"),
-        key=lambda p: (_STATUS_ORDER[p["status"]], -int(p["mismatch"]), -int(p["production"])),
+        # Mismatched parts by their share of mismatches: a part in every event says little.
+        key=lambda p: (
+            _STATUS_ORDER[p["status"]],
+            -int(p["mismatch"]) / max(int(p["production"]), 1),
+            -int(p["production"]),
+        ),
     )[:MAX_COVERAGE_PARTS]
     rows = "".join(
         f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['part'])}</code></td>"
@@ -191,7 +196,7 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
     )
     return (
         "<h2 id='coverage'>Coverage</h2>" + headline
-        + "<p>Parts never verified first, then those that mismatched most; "
+        + "<p>Parts never verified first, then those most often in a mismatch; "
         "<code>coverage.json</code> and <code>cdc-verify coverage</code> list them all.</p>"
         + table
     )  # fmt: skip
@@ -200,14 +205,22 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
 _PART_COUNTS = ("production", "match", "mismatch", "unverified")
 
 
+CHART_LEFT, CHART_BOTTOM = 70, 34  # room for the axes' labels
+
+
 def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> str:
+    """Stacked bars of records per verdict over event time, with both axes labelled."""
     buckets = timeline.buckets()
     if not buckets:
         return "<p>No verdicts.</p>"
     peak = max(sum(c.values()) for _, c in buckets) or 1
-    bar = width / len(buckets)
+    step_ms = buckets[1][0] - buckets[0][0] if len(buckets) > 1 else 1000
+    # Bars sit at their bucket's place in time: a bucket with no records leaves a gap.
+    slots = (buckets[-1][0] - buckets[0][0]) // step_ms + 1
+    bar = (width - CHART_LEFT) / slots
     rects = []
-    for i, (start_ms, counts) in enumerate(buckets):
+    for start_ms, counts in buckets:
+        x = CHART_LEFT + (start_ms - buckets[0][0]) // step_ms * bar
         y = float(height)
         for verdict in Verdict:
             n = counts.get(verdict, 0)
@@ -215,16 +228,40 @@ def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> st
                 continue
             h = n / peak * height
             y -= h
-            tip = f"{_iso(start_ms)} {verdict.value}: {n:,}"
+            tip = f"{_iso(start_ms)} UTC {verdict.value}: {n:,}"
             rects.append(
-                f"<rect x='{i * bar:.1f}' y='{y:.1f}' width='{max(bar - 1, 1):.1f}' "
+                f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(bar - 1, 1):.1f}' "
                 f"height='{h:.1f}' fill='{COLORS[verdict]}'><title>{tip}</title></rect>"
             )
-    first, last = _iso(buckets[0][0]), _iso(buckets[-1][0])
+    axes = [
+        f"<line x1='{CHART_LEFT - 4}' y1='{height}' x2='{width}' y2='{height}' stroke='#888'/>",
+        f"<line x1='{CHART_LEFT - 4}' y1='0' x2='{CHART_LEFT - 4}' y2='{height}' stroke='#888'/>",
+    ]
+    for fraction in (0.0, 0.5, 1.0):  # records per bar
+        y = height - fraction * height
+        axes.append(
+            f"<text class='y-tick' x='{CHART_LEFT - 8}' y='{min(max(y, 10), height):.0f}' "
+            f"text-anchor='end' font-size='11'>{round(fraction * peak):,}</text>"
+        )
+    ticks = min(6, slots)
+    for k in range(ticks):  # times of day, UTC, under evenly spaced bars
+        slot = round(k * (slots - 1) / max(ticks - 1, 1))
+        x = CHART_LEFT + slot * bar
+        label = datetime.fromtimestamp((buckets[0][0] + slot * step_ms) / 1000, UTC)
+        axes.append(
+            f"<text class='x-tick' x='{x:.0f}' y='{height + 16}' font-size='11'>"
+            f"{label:%H:%M:%S}</text>"
+        )
+    legend = " ".join(
+        f"<span class='swatch' style='background:{COLORS[v]}'></span> {v.value}" for v in Verdict
+    )
+    first, last = _iso(buckets[0][0]), _iso(buckets[-1][0] + step_ms)
     return (
-        f"<svg id='chart' width='{width}' height='{height}' role='img' "
-        f"aria-label='verdicts over event time'>{''.join(rects)}</svg>"
-        f"<p>{first} … {last}; highest bar {peak:,} records</p>"
+        f"<svg id='chart' width='{width}' height='{height + CHART_BOTTOM}' role='img' "
+        f"aria-label='verdicts over event time'>{''.join(axes)}{''.join(rects)}</svg>"
+        f"<p id='chart-caption'>Records per {step_ms / 1000:g} s of event time (entry ids), "
+        f"from {first} to {last} UTC; the highest bar has {peak:,} records.</p>"
+        f"<p>{legend}</p>"
     )
 
 
