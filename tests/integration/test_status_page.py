@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -87,7 +88,11 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
             status = httpx.get(
                 f"{served.url}/api/status", headers={"Authorization": f"Bearer {TOKEN}"}
             ).json()
-            page = Page(render(f"{served.url}/#token={TOKEN}", tmp_path))
+            dom = render(f"{served.url}/#token={TOKEN}", tmp_path)
+            page = Page(dom)
+            example = status["top_groups"][0]["examples"][0]
+            event = httpx.get(f"{served.url}/api/events/{example}",
+                              headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
             without_token = Page(render(f"{served.url}/", tmp_path))
         client.close()
 
@@ -124,6 +129,26 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     assert page.text["out-of-scope"] == "0"
     assert page.text["late"] == f"{status['late_arrivals']:,}" != "0"
     assert f"from {status['counts_window']['since']}" in page.text["counts-window"]
+    # Events and match %, pending joins, alerts by the side they are missing on.
+    assert page.text["events"] == f"{status['events']:,}"
+    share = 100 * status["totals"].get("match", 0) / status["events"]
+    assert page.text["match-rate"] == f"{float(f'{share:.6g}'):g}%"
+    assert page.text["pending"] == ", ".join(
+        f"{side} {n:,}" for side, n in status["pending_joins"].items()
+    )
+    sides = [r["data-side"] for r in page.rows["alerts"] if "data-side" in r]
+    assert sides == [a["verdict"].removeprefix("missing_in_") for a in status["recent_open_alerts"]]
+    assert page.text["alerts-by-side"] == (
+        f"of the {len(sides)} newest: {sides.count('sister')} missing on the sister, "
+        f"{sides.count('production')} missing on production"
+    )
+    # Every event id links to its record (the page fetches it with the token on a click).
+    links = re.findall(r'<a href="api/events/([^"]+)" class="event-link">', dom)
+    assert links == alert_rows + [g["examples"][0] for g in status["top_groups"] if g["examples"]]
+    assert event.status_code == 200 and event.json()["event_id"] == example
+    # The rate chart's axes: verdicts per minute and minutes of UTC.
+    assert dom.count('class="y-tick"') == 2 and dom.count('class="x-tick"') >= 4
+    assert "UTC; the highest bar has" in page.text["rate-caption"]
     # Without the token the page says why it shows nothing.
     assert "error" not in without_token.hidden
     assert "401" in without_token.text["error"]
