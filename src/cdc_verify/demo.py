@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 import redis
@@ -196,16 +196,33 @@ async def _demo(
         nonlocal written
         written += n
 
-    def view() -> Panel:
-        waiting = worker.verifier.waiting_count
-        status = (
-            f"written {written:,}/{total:,} entries   "
-            f"waiting for partner: {waiting(Side.PRODUCTION):,} production, "
-            f"{waiting(Side.SISTER):,} sister   {time.monotonic() - started:5.1f}s"
-        )
-        return Panel(Group(verdict_table(dict(counts), expected), status), title="cdc-verify demo")
-
     primaries = sum(expected[v] for v in PRIMARY_VERDICTS)
+
+    history: deque[tuple[float, int]] = deque()  # (when, events verified) of the last 2 s
+
+    def view(done: bool = False) -> Panel:
+        waiting = worker.verifier.waiting_count
+        now = time.monotonic()
+        verified = sum(counts[v] for v in PRIMARY_VERDICTS)
+        history.append((now, verified))
+        while now - history[0][0] > 2.0:
+            history.popleft()
+        then, before = history[0]
+        rate = (verified - before) / (now - then) if now > then else 0.0
+        pace = (
+            f"in {now - started:.1f} s, {verified / max(now - started, 0.1):,.0f} events/s"
+            if done
+            else f"{rate:,.0f} events/s now, {now - started:.1f} s"
+        )
+        status = (
+            f"written {written:,}/{total:,} entries\n"
+            f"verified {verified:,}/{primaries:,} events ({verified / max(primaries, 1):.0%}), "
+            f"{pace}\nwaiting for partner: {waiting(Side.PRODUCTION):,} production, "
+            f"{waiting(Side.SISTER):,} sister"
+        )
+        table = verdict_table(dict(counts), expected, done=done)
+        return Panel(Group(table, status), title="cdc-verify demo")
+
     with Live(view(), console=console, refresh_per_second=4) as live:
         writer = asyncio.create_task(write_paced(writers, corpus, PRODUCTION, SISTER, on_written))
         while not writer.done():
@@ -218,7 +235,7 @@ async def _demo(
             live.update(view())
             await asyncio.sleep(0.25)
         await asyncio.sleep(0.5)  # let stray records (there should be none) show up
-        live.update(view())
+        live.update(view(done=True))
     if linger:
         console.print(f"Done; the status page stays up {linger:.0f}s more (Ctrl-C ends).")
         with contextlib.suppress(asyncio.CancelledError):

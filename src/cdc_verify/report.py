@@ -30,18 +30,29 @@ def parse_window(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
-def verdict_table(counts: dict[Verdict, int], expected: dict[Verdict, int] | None = None) -> Table:
+def verdict_table(
+    counts: dict[Verdict, int], expected: dict[Verdict, int] | None = None, done: bool = True
+) -> Table:
+    """Records per verdict; against `expected`, ok or ≠ per row, or while the run is not
+    `done` how far each row has come (only a count past what was injected is ≠ then)."""
     table = Table(show_edge=False)
     table.add_column("verdict")
     table.add_column("records", justify="right")
     if expected is not None:
         table.add_column("injected", justify="right")
-        table.add_column("", justify="center")
+        table.add_column("", justify="right")
     for verdict in Verdict:
-        row = [verdict.value, f"{counts.get(verdict, 0):,}"]
+        have = counts.get(verdict, 0)
+        row = [verdict.value, f"{have:,}"]
         if expected is not None:
             want = expected.get(verdict, 0)
-            row += [f"{want:,}", "[green]ok[/]" if want == counts.get(verdict, 0) else "[red]≠[/]"]
+            if have == want:
+                mark = "[green]ok[/]"
+            elif done or have > want:
+                mark = "[red]≠[/]"
+            else:
+                mark = f"[dim]{have / want:.0%}[/]"
+            row += [f"{want:,}", mark]
         table.add_row(*row)
     return table
 
