@@ -134,10 +134,11 @@ class CoverageTally:
         out.sort(key=lambda r: (r.entity, -r.counts.production, r.shape_id))
         return out
 
-    def parts(self) -> list[dict[str, object]]:
-        """Every part of every shape, with the summed counts of the shapes that have it."""
+    def parts(self, rows: list[ShapeRow] | None = None) -> list[dict[str, object]]:
+        """Every part of every shape (of `rows`, if given: what `rows()` returned), with the
+        summed counts of the shapes that have it."""
         by_part: dict[tuple[str, Part], ShapeCounts] = {}
-        for row in self.rows():
+        for row in self.rows() if rows is None else rows:
             for part in row.parts:
                 held = by_part.get((row.entity, part))
                 if held is None:
@@ -152,7 +153,8 @@ class CoverageTally:
     def totals(self) -> Coverage:
         """The figures summary.json carries (docs/coverage.md)."""
         by_entity = {}
-        self.rows()  # merges every entity's shapes
+        for entity, state in self.entities.items():
+            self._merge(entity, state)
         for entity in sorted(self.entities):
             state = self.entities[entity]
             statuses = [c.status for c in state.shapes.values()]

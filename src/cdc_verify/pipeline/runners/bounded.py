@@ -99,7 +99,7 @@ class ReportSinks(Sinks):
         )
         summary = self.counter.summary
         (out / "summary.md").write_text(render_markdown(summary, ordered), "utf-8")
-        parts = self.coverage.tally.parts() if self.coverage is not None else None
+        parts = self.coverage.parts if self.coverage is not None else None
         html = render_html(
             summary, ordered, self.timeline, self._decoder,
             coverage_parts=parts, provenance=self._provenance,

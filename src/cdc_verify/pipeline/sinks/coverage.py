@@ -23,6 +23,7 @@ class CoverageSink(Sink):
 
     def __init__(self, rules: ShapeRules) -> None:
         self.tally = CoverageTally(rules)
+        self.parts: list[dict[str, object]] = []  # as last written
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
@@ -32,10 +33,9 @@ class CoverageSink(Sink):
 
     def write(self, path: Path) -> None:
         """coverage.json: every shape, by entity, the most frequent first; every part."""
-        document = {
-            "shapes": [row.as_json() for row in self.tally.rows()],
-            "parts": self.tally.parts(),
-        }
+        rows = self.tally.rows()
+        self.parts = self.tally.parts(rows)  # report.html lists them too
+        document = {"shapes": [row.as_json() for row in rows], "parts": self.parts}
         tmp = path.with_suffix(".tmp")
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         tmp.write_text(text, encoding="utf-8")
