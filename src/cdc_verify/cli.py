@@ -819,12 +819,18 @@ def _entity(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     type=int,
     help="fewest events (primary verdicts) to decide on; fewer: cannot decide (exit 2)",
 )
+@click.option(
+    "--min-coverage",
+    type=_Rate(),
+    help="fewest verified shapes of all production sent (docs/coverage.md): 0.9 or 90%; "
+    "with --report only (the live worker counts no shapes yet); default: not judged",
+)
 @click.option("--entity", callback=_entity, help="gate this entity only, e.g. comment")
 @click.option("--op", type=click.Choice(_gate_ops()), help="gate this op (write endpoint) only")
 @click.option("--json", "as_json", is_flag=True, help="print the answer as a JSON object")
 @config_option("the redis_* settings, group, key_prefix and the gate_* settings")  # fmt: skip
-def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
-         config: Path | None, **kwargs: Any) -> None:  # fmt: skip
+def gate(report: Path | None, min_coverage: float | None, entity: str | None, op: str | None,
+         as_json: bool, config: Path | None, **kwargs: Any) -> None:  # fmt: skip
     """Go / no-go: may the new service take more traffic? Exit 0 go, 1 no-go, 2 cannot decide.
 
     Measures the live worker's durable counters over --since (or a report directory)
@@ -851,8 +857,12 @@ def gate(report: Path | None, entity: str | None, op: str | None, as_json: bool,
                 f"--report gates a report directory; {flag or '--since'} is for the live "
                 "counters: give one or the other"
             )
+    if min_coverage is not None and report is None:
+        raise click.UsageError(
+            "--min-coverage needs --report DIR: the live worker counts no shapes yet"
+        )
     settings = _settings(config, **kwargs)
-    criteria = Criteria.from_settings(settings)
+    criteria = Criteria.from_settings(settings, min_coverage=min_coverage)
     scope = Endpoint(entity, op)
     if report is not None:
         source = report_source(report)

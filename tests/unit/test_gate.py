@@ -281,3 +281,43 @@ def test_without_a_report_or_a_server_it_says_what_to_give():
         "CANNOT DECIDE: the window reaches 777600 s back, past counter_retention "
         "(691200 s): older counters have expired\n"
     )
+
+
+def with_coverage(directory: Path, ratio: float | None, comment: float | None = None) -> Path:
+    """`directory`'s summary.json with these shape coverage ratios (None: no shapes)."""
+    path = directory / "summary.json"
+    raw = json.loads(path.read_text())
+    if ratio is not None:
+        figures = {"shapes": 100, "verified": round(ratio * 100), "ratio": ratio}
+        by_entity = {"comment": {**figures, "ratio": comment if comment is not None else ratio}}
+        raw["coverage"] = {**figures, "by_entity": by_entity}
+    path.write_text(json.dumps(raw))
+    return directory
+
+
+def test_min_coverage_at_its_threshold_passes_and_below_fails(tmp_path):
+    dir_ = with_coverage(report(tmp_path, {"comment/update": clean(2000)}), 0.8, comment=0.5)
+    passed = gate("--report", dir_, "--min-coverage", "80%")
+    assert passed.exit_code == 0, passed.output
+    assert "--min-coverage" in passed.stdout and "≥ 80%" in passed.stdout
+    failed = gate("--report", dir_, "--min-coverage", "0.81")
+    assert failed.exit_code == 1
+    assert ("NO-GO: --min-coverage: 80% of production's shapes verified, below 81% "
+            "(cdc-verify coverage lists them)") in failed.stdout  # fmt: skip
+    body = answer(gate("--report", dir_, "--min-coverage", "0.81", "--json"))
+    assert body["criteria"][-1] == {
+        "name": "min_coverage", "flag": "--min-coverage", "measured": 0.8, "threshold": 0.81,
+        "passed": False,
+    }  # fmt: skip
+    # --entity gates that entity's shapes.
+    assert gate("--report", dir_, "--min-coverage", "0.6", "--entity", "comment").exit_code == 1
+    assert gate("--report", dir_).exit_code == 0  # not judged unless asked for
+
+
+def test_min_coverage_on_a_run_without_shapes_cannot_decide_and_needs_a_report(tmp_path):
+    dir_ = with_coverage(report(tmp_path, {"comment/update": clean(2000)}), None)
+    result = gate("--report", dir_, "--min-coverage", "0.5")
+    assert result.exit_code == 2
+    assert "CANNOT DECIDE: --min-coverage: the source has no shape coverage" in result.stdout
+    live = gate("--redis", "redis://127.0.0.1:1/0", "--min-coverage", "0.5")
+    assert live.exit_code == 2 and "--min-coverage needs --report DIR" in live.output

@@ -77,10 +77,11 @@ class MismatchGroups(BaseModel):
 
 
 class GateCriterion(BaseModel):
-    name: Literal["max_mismatch_rate", "max_undecodable", "max_gaps", "min_events"]
+    name: Literal["max_mismatch_rate", "max_undecodable", "max_gaps", "min_events", "min_coverage"]
     flag: str = Field(description="the `cdc-verify gate` flag that sets its threshold")
     measured: int | float | None = Field(
-        description="a share of events for max_mismatch_rate, else a count; null: not measured"
+        description="a share of events for max_mismatch_rate, of shapes for min_coverage "
+        "(`gate --report` only), else a count; null: not measured"
     )
     threshold: int | float
     passed: bool | None = Field(description="null: not measured")

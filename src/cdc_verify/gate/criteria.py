@@ -47,6 +47,9 @@ class Criteria:
     max_undecodable: int
     max_gaps: int
     min_events: int
+    # Verified shapes over production's shapes (docs/coverage.md), 0..1; None: not judged.
+    # Only a report directory has shapes today.
+    min_coverage: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **given: Any) -> Criteria:
@@ -57,6 +60,7 @@ class Criteria:
             max_undecodable=chosen.get("max_undecodable", settings.gate_max_undecodable),
             max_gaps=chosen.get("max_gaps", settings.gate_max_gaps),
             min_events=chosen.get("min_events", settings.gate_min_events),
+            min_coverage=chosen.get("min_coverage"),
         )
 
 
@@ -95,15 +99,17 @@ def _at_most(value: Fraction | int, bound: float | int) -> bool:
     return value <= Fraction(repr(bound))
 
 
-def measure(counts: Mapping[str, int], criteria: Criteria) -> list[Result]:
-    """Every criterion against `counts` (name -> count)."""
+def measure(
+    counts: Mapping[str, int], criteria: Criteria, coverage: float | None = None
+) -> list[Result]:
+    """Every criterion against `counts` (name -> count) and the coverage ratio."""
     events = sum(counts.get(name, 0) for name in PRIMARY)
     mismatches = counts.get(Verdict.MISMATCH.value, 0)
     undecodable = counts.get(Verdict.UNDECODABLE.value, 0)
     gaps = sum(counts.get(name, 0) for name in GAPS)
     rate = Fraction(mismatches, events) if events else Fraction(0)
     c = criteria
-    return [
+    results = [
         Result("max_mismatch_rate", "--max-mismatch-rate", float(rate), c.max_mismatch_rate,
                _at_most(rate, c.max_mismatch_rate)),
         Result("max_undecodable", "--max-undecodable", undecodable, c.max_undecodable,
@@ -111,6 +117,10 @@ def measure(counts: Mapping[str, int], criteria: Criteria) -> list[Result]:
         Result("max_gaps", "--max-gaps", gaps, c.max_gaps, gaps <= c.max_gaps),
         Result("min_events", "--min-events", events, c.min_events, events >= c.min_events),
     ]  # fmt: skip
+    if c.min_coverage is not None:
+        passed = None if coverage is None else coverage >= c.min_coverage
+        results.append(Result("min_coverage", "--min-coverage", coverage, c.min_coverage, passed))
+    return results
 
 
 def unmeasured(criteria: Criteria) -> list[Result]:
@@ -144,6 +154,7 @@ class Measurement:
 
     counts: dict[str, int]
     seen: tuple[str, ...] = ()
+    coverage: float | None = None  # verified shapes / shapes, where the source has shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +187,15 @@ def judge(
 ) -> Answer:
     """The decision on measured counts: too few events is no answer, whatever failed."""
     counts = measured.counts
-    results = measure(counts, criteria)
+    results = measure(counts, criteria, measured.coverage)
     events = sum(counts.get(name, 0) for name in PRIMARY)
     failed = [r for r in results if r.passed is False and r.name != "min_events"]
     what = "; ".join(_failure(r, counts) for r in failed)
-    if events == 0 or events < criteria.min_events:
+    unknown = [r for r in results if r.passed is None]
+    if unknown:  # a criterion asked for that the source cannot measure
+        decision = Decision.CANNOT_DECIDE
+        reason = f"{unknown[0].flag}: the source has no shape coverage (a run without shapes)"
+    elif events == 0 or events < criteria.min_events:
         decision = Decision.CANNOT_DECIDE
         reason = (
             f"no events for {scope.describe()}" if events == 0
@@ -207,6 +222,11 @@ def _failure(result: Result, counts: Mapping[str, int]) -> str:
     if result.name == "max_gaps":
         parts = ", ".join(f"{name} {counts.get(name, 0):,}" for name in GAPS)
         return f"{result.flag}: {result.measured:,} gaps ({parts}), more than {result.threshold:,}"
+    if result.name == "min_coverage":
+        return (
+            f"{result.flag}: {percent(result.measured)} of production's shapes verified, "
+            f"below {percent(result.threshold)} (cdc-verify coverage lists them)"
+        )
     return f"{result.flag}: {result.measured:,} undecodable, more than {result.threshold:,}"
 
 

@@ -35,6 +35,8 @@ def _shown(result: Result) -> tuple[str, str]:
     """(measured, threshold) as a person reads them."""
     if result.name == "max_mismatch_rate":
         return percent(result.measured), f"≤ {percent(result.threshold)}"
+    if result.name == "min_coverage":
+        return percent(result.measured), f"≥ {percent(result.threshold)}"
     measured = "n/a" if result.measured is None else f"{result.measured:,}"
     bound = "≥" if result.name == "min_events" else "≤"
     return measured, f"{bound} {result.threshold:,}"

@@ -35,9 +35,10 @@ def measure_report(directory: Path, scope: Endpoint) -> Measurement:
     except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
         first = str(exc).splitlines()[0]
         raise CannotMeasure(f"{path} is not a valid summary.json: {first}") from None
+    coverage = _coverage(summary, scope)
     if scope.entity is None and scope.op is None:
         counts = {v.value: summary.verdicts.get(v, 0) for v in Verdict}
-        return Measurement({**counts, OUT_OF_SCOPE: summary.out_of_scope})
+        return Measurement({**counts, OUT_OF_SCOPE: summary.out_of_scope}, coverage=coverage)
     if "by_entity_op" not in raw and summary.events:
         raise CannotMeasure(
             f"{path} has no by_entity_op breakdown (written by an older cdc-verify): "
@@ -49,4 +50,15 @@ def measure_report(directory: Path, scope: Endpoint) -> Measurement:
         if scope.entity in (None, entity) and scope.op in (None, op):
             for name, count in row.items():
                 counts[name] = counts.get(name, 0) + count
-    return Measurement(counts, tuple(sorted(summary.by_entity_op)))
+    return Measurement(counts, tuple(sorted(summary.by_entity_op)), coverage)
+
+
+def _coverage(summary: Summary, scope: Endpoint) -> float | None:
+    """The run's shape coverage ratio: of every entity, or of the one gated (shapes are
+    per entity, not per op). None without shapes, or with no shape at all."""
+    if summary.coverage is None:
+        return None
+    if scope.entity is None:
+        return summary.coverage.ratio
+    figures = summary.coverage.by_entity.get(scope.entity)
+    return None if figures is None else figures.ratio
