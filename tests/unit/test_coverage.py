@@ -212,6 +212,10 @@ def test_coverage_of_a_corpus_with_known_shapes_is_exact(tmp_path):
     )  # fmt: skip
     saved = json.loads((tmp_path / "summary.json").read_text())["coverage"]
     assert saved["by_entity"]["comment"]["never_verified"] == 1
+    markdown = (tmp_path / "summary.md").read_text()
+    assert ("**Coverage:** 4 shapes of production event, 1 verified, 2 mismatched, "
+            "1 never verified (25.0%)") in markdown  # fmt: skip
+    assert "only on production: no sister event within the grace window" in markdown
     # Each part on its own: a GIF was never verified in any shape, a link mismatched once.
     parts = {p["part"]: p for p in document["parts"]}
     assert parts["/media/*/type str=gif"]["status"] == "never_verified"

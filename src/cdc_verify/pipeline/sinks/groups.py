@@ -9,7 +9,7 @@ Fixing a bug in the new service empties its group.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -31,6 +31,30 @@ class Fingerprint(NamedTuple):
     differences: tuple[tuple[str, str, str | None, str | None], ...]
     entity: str
     op: str
+
+
+# What a group is about when it has no differences and no error: the gaps and copies.
+GAP_WHAT = {
+    Verdict.MISSING_IN_SISTER.value: "only on production: no sister event within the grace window",
+    Verdict.MISSING_IN_PRODUCTION.value: (
+        "only on the sister: no production event within the grace window"
+    ),
+}
+
+
+def describe(fp: Fingerprint, code: Callable[[str], str] = str) -> str:
+    """A group's "what": its differences (paths through `code`), its error, or what kind of
+    gap or copy it is. report.html and summary.md show it."""
+    what = "; ".join(
+        f"{code(path)} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
+        for path, kind, pw, sw in fp.differences
+    )
+    if fp.verdict in GAP_WHAT:
+        return GAP_WHAT[fp.verdict]
+    if fp.verdict == Verdict.DUPLICATE.value and not what:
+        return f"another copy of an event on {fp.side or 'one side'}"
+    what = what or (fp.error or "")
+    return f"{fp.side}: {what}" if fp.side and what else (what or fp.side or "")
 
 
 @dataclass(slots=True)

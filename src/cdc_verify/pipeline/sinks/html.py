@@ -18,7 +18,7 @@ from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.pipeline.sinks.groups import Group
+from cdc_verify.pipeline.sinks.groups import Group, describe
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
@@ -90,15 +90,6 @@ def _provenance(rows: Provenance, timeline: VerdictTimeline) -> str:
         for name, value in (*rows, *seen, *made)
     )
     return f"<table id='provenance'>{cells}</table>"
-
-
-# What a group is about when it has no differences and no error: the gaps and copies.
-GAP_WHAT = {
-    Verdict.MISSING_IN_SISTER.value: "only on production: no sister event within the grace window",
-    Verdict.MISSING_IN_PRODUCTION.value: (
-        "only on the sister: no production event within the grace window"
-    ),
-}
 
 
 def _totals(summary: Summary) -> str:
@@ -266,17 +257,7 @@ def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> st
 
 
 def _describe(group: Group) -> str:
-    """The group's "what": its differences, its error, or what kind of gap or copy it is."""
-    fp = group.fingerprint
-    what = "; ".join(
-        f"{path} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
-        for path, kind, pw, sw in fp.differences
-    )
-    if fp.verdict in GAP_WHAT:
-        return GAP_WHAT[fp.verdict]
-    if fp.verdict == Verdict.DUPLICATE.value and not what:
-        return f"another copy of an event on {fp.side or 'one side'}"
-    return " ".join(x for x in (fp.side or "", what or (fp.error or "")) if x)
+    return describe(group.fingerprint)
 
 
 def _groups_table(groups: list[Group]) -> str:

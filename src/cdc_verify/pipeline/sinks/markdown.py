@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc_verify.pipeline.sinks.groups import Group
+from cdc_verify.pipeline.sinks.groups import Group, describe
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
 
@@ -39,6 +39,12 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
     if summary.ignored:
         lines += ["", "| --ignore-path | differences suppressed |", "| --- | ---: |"]
         lines += [f"| `{path}` | {n:,} |" for path, n in summary.ignored.items()]
+    if summary.coverage is not None:
+        c = summary.coverage
+        ratio = "n/a" if c.ratio is None else f"{c.ratio:.1%}"
+        lines += ["", f"**Coverage:** {c.shapes:,} shapes of production event, "
+                  f"{c.verified:,} verified, {c.mismatched:,} mismatched, "
+                  f"{c.never_verified:,} never verified ({ratio})"]  # fmt: skip
     if groups:
         lines += ["", f"**Top {min(len(groups), TOP_GROUPS)} of {len(groups)} groups**", ""]
         lines += [
@@ -46,13 +52,8 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
             "| ---: | --- | --- | --- | --- |",
         ]
         for group in groups[:TOP_GROUPS]:
-            group_verdict, side, error, differences, entity, op = group.fingerprint
-            what = "; ".join(
-                f"`{path}` {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
-                for path, kind, pw, sw in differences
-            ) or (error or "")
-            if side:
-                what = f"{side}: {what}" if what else side
+            group_verdict, _, _, _, entity, op = group.fingerprint
+            what = describe(group.fingerprint, lambda path: f"`{path}`")
             lines.append(
                 f"| {group.count:,} | `{group_verdict}` | {entity}/{op} | {_cell(what)} "
                 f"| `{group.examples[0]}` |"
