@@ -938,5 +938,54 @@ def coverage(
         print_report(found, limit)
 
 
+@main.command()
+@click.option(
+    "--production",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="capture file of the production stream: the events the cases are taken from",
+)
+@click.option(
+    "--sister",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="capture file of the sister stream, to cover every mismatch group too",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="directory to write cases.json into (created if missing)",
+)
+@click.option(
+    "--redact",
+    "redact_pointers",
+    multiple=True,
+    help="JSON pointer whose value is replaced in every case, e.g. /body or /awards/*/award_id; "
+    "repeatable",
+)
+@verify_options
+def cases(production: Path, sister: Path | None, out: Path, redact_pointers: tuple[str, ...],
+          config: Path | None, **kwargs: Any) -> None:  # fmt: skip
+    """The fewest production events that cover every shape (and, with --sister, every
+    mismatch group), redacted, as test vectors; see docs/coverage.md."""
+    from cdc_verify.capture.format import CaptureError
+    from cdc_verify.coverage.cases import CASES_FILE, write_cases
+
+    settings = _settings(config, **_flags(kwargs))
+    _setup_logging(settings)
+    consumer = _consumer(settings)
+    try:
+        figures = write_cases(settings, consumer, production, sister, out, redact_pointers)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(
+        f"{figures['events']:,} production events, {figures['shapes']:,} shapes, "
+        f"{figures['groups']:,} mismatch groups: {figures['cases']:,} cases in "
+        f"{out / CASES_FILE}"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -86,6 +86,23 @@ class Group:
         }
 
 
+def fingerprint_of(outcome: Outcome) -> Fingerprint | None:
+    """The group of the outcome's record; None for a match or an outcome without a record."""
+    record = outcome.record
+    if record is None or record.verdict is Verdict.MATCH:
+        return None
+    return Fingerprint(
+        record.verdict.value,
+        record.side.value if record.side else None,
+        record.error,
+        tuple(
+            (_INDEX.sub("/*", d.path), d.kind.value, d.production_wire, d.sister_wire)
+            for d in record.differences or ()
+        ),
+        *outcome.entity_op,
+    )
+
+
 class MismatchGroups(Sink):
     """Groups every verdict other than `match`."""
 
@@ -99,18 +116,9 @@ class MismatchGroups(Sink):
     def add(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
             record = outcome.record
-            if record is None or record.verdict is Verdict.MATCH:
+            fingerprint = fingerprint_of(outcome)
+            if record is None or fingerprint is None:
                 continue
-            fingerprint = Fingerprint(
-                record.verdict.value,
-                record.side.value if record.side else None,
-                record.error,
-                tuple(
-                    (_INDEX.sub("/*", d.path), d.kind.value, d.production_wire, d.sister_wire)
-                    for d in record.differences or ()
-                ),
-                *outcome.entity_op,
-            )
             group = self._groups.get(fingerprint)
             seen = min((e.arrival_ms for e in outcome.settles), default=0)
             if group is None:
