@@ -24,6 +24,7 @@ type options struct {
 	redisURL string
 	stream   string
 	scenario string
+	cases    string
 	encoding string
 	ids      string
 	batch    int
@@ -42,7 +43,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
 	fs.StringVar(&o.stream, "stream", "cdc:sister", "sister stream key")
-	fs.StringVar(&o.scenario, "scenario", "", "scenario file (JSON lines, one change per line; required)")
+	fs.StringVar(&o.scenario, "scenario", "", "scenario file (JSON lines, one change per line; this or -cases)")
+	fs.StringVar(&o.cases, "cases", "", "cases.json of `cdc-verify cases`: write its real production events again (this or -scenario)")
 	fs.StringVar(&o.encoding, "encoding", "msgpack", "comment payload encoding: msgpack or protobuf (accounts are always msgpack)")
 	fs.StringVar(&o.ids, "ids", "explicit", "stream entry ids: explicit (<ts_ms>-0 from the scenario) or auto (*)")
 	fs.IntVar(&o.batch, "pipeline", 1000, "XADDs per pipeline round trip")
@@ -86,9 +88,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gowriter: %v\n", err)
 		return 2
 	}
-	changes, err := ReadScenario(o.scenario)
+	read, what := ReadScenario, "scenario"
+	if o.cases != "" {
+		read, what = ReadCases, "cases"
+	}
+	changes, err := read(o.scenario + o.cases) // one of them is empty
 	if err != nil {
-		fmt.Fprintf(stderr, "gowriter: scenario: %v\n", err)
+		fmt.Fprintf(stderr, "gowriter: %s: %v\n", what, err)
 		return 1
 	}
 	if o.vectors != "" {
@@ -115,14 +121,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func validate(o *options, fs *flag.FlagSet) error {
-	if o.scenario == "" {
-		return fmt.Errorf("-scenario FILE is required")
+	if (o.scenario == "") == (o.cases == "") {
+		return fmt.Errorf("give -scenario FILE or -cases FILE (one of them)")
 	}
 	if o.vectors != "" {
 		// Vectors cover every variant by themselves: stream and variant flags make no sense.
 		var conflicting []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "vectors" && f.Name != "scenario" {
+			if f.Name != "vectors" && f.Name != "scenario" && f.Name != "cases" {
 				conflicting = append(conflicting, "-"+f.Name)
 			}
 		})

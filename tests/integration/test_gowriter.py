@@ -8,6 +8,7 @@ independently of what the Go side claims.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import re
@@ -281,3 +282,40 @@ def test_the_go_router_share_and_the_verifier_scope_agree_event_by_event(
         name = "match" if change["event_id"] in routed_events else "out_of_scope"
         counts[name] = counts.get(name, 0) + 1
     assert summary["by_entity_op"] == expected
+
+
+def test_cases_from_production_written_again_by_the_go_writer_all_match(
+    gowriter, redis_url, redis_client, tmp_path
+):
+    # Real production data from the legacy writer, captured as an operator would.
+    changes = mixed_changes(3000, seed=12, entities_per_model=400)
+    scenario = tmp_path / "scenario.jsonl"
+    write_scenario(scenario, changes)
+    write_production(redis_client, PROD, read_scenario(scenario))
+    capture = tmp_path / "production.capture"
+    for args in (("capture", "--redis", redis_url, "--stream", PROD, "--out", str(capture)),
+                 ("cases", "--production", str(capture), "--out", str(tmp_path / "cases"),
+                  "--redact", "/body", "--redact", "/name")):  # fmt: skip
+        done = subprocess.run(cli_command(*args), env=cli_env(), capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    document = json.loads((tmp_path / "cases" / "cases.json").read_text())
+    cases = document["cases"]
+    assert {c["entity"] for c in cases} == {"comment", "account"}
+    assert len(cases) == document["shapes"] < len(changes)  # one per shape, no sister given
+
+    # The cases' production entries, and the same events written by the Go service.
+    redis_client.delete(PROD, SIS)
+    for case in cases:
+        fields = {k.encode(): base64.b64decode(v) for k, v in case["fields"].items()}
+        redis_client.xadd(PROD, fields)
+    go_write_cases = subprocess.run(
+        [str(gowriter), "-redis", redis_url, "-stream", SIS, "-cases",
+         str(tmp_path / "cases" / "cases.json"), "-ids", "auto"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert go_write_cases.returncode == 0, go_write_cases.stderr
+    summary, records = cli_backfill(redis_url, tmp_path / "out", "--grace", "30")
+    assert Counter(r["verdict"] for r in records) == {"match": len(cases)}, records[:3]
+    assert summary["events"] == len(cases) > 10
+    assert all(c["decoded"].get("body", "<redacted>") == "<redacted>" for c in cases)
