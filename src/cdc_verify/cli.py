@@ -635,19 +635,19 @@ def _capture_role(settings: Settings, side: str | None) -> Role:
     return Role.SISTER if only_sister else Role.PRODUCTION
 
 
+def capture_file_option(
+    flag: str, help_text: str, required: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A capture file to read (replay, cases)."""
+    return click.option(
+        flag, type=click.Path(path_type=Path, dir_okay=False, exists=True), required=required,
+        help=help_text,
+    )  # fmt: skip
+
+
 @main.command()
-@click.option(
-    "--production",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    required=True,
-    help="capture file of the production stream",
-)
-@click.option(
-    "--sister",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    required=True,
-    help="capture file of the sister stream",
-)
+@capture_file_option("--production", "capture file of the production stream")
+@capture_file_option("--sister", "capture file of the sister stream")
 @click.option(
     "--out", type=click.Path(path_type=Path, file_okay=False), required=True, help=REPORT_HELP
 )
@@ -939,17 +939,13 @@ def coverage(
 
 
 @main.command()
-@click.option(
-    "--production",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    required=True,
-    help="capture file of the production stream: the events the cases are taken from",
+@capture_file_option(
+    "--production", "capture file of the production stream: the events the cases are taken from"
 )
-@click.option(
-    "--sister",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="capture file of the sister stream, to cover every mismatch group too",
-)
+@capture_file_option(
+    "--sister", "capture file of the sister stream, to cover every mismatch group too",
+    required=False,
+)  # fmt: skip
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgpack
 
@@ -24,20 +24,39 @@ from cdc_verify import __version__
 from cdc_verify.capture.format import CaptureReader
 from cdc_verify.coverage.tally import describe, shape_id
 from cdc_verify.pipeline.core.decoder import Consumer
+from cdc_verify.pipeline.core.diff import unescape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.core.outcome import Outcome
 from cdc_verify.pipeline.core.shape import Shape, project
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.runners.replay import read_capture
-from cdc_verify.pipeline.sinks.base import Sink
+from cdc_verify.pipeline.sinks.base import Sink, replace_file
+from cdc_verify.pipeline.sinks.coverage import counts_of
 from cdc_verify.pipeline.sinks.groups import Fingerprint, fingerprint_of
 from cdc_verify.pipeline.sinks.groups import describe as describe_group
 from cdc_verify.schemas.settings import Settings
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE
 
+K = TypeVar("K")
 CASES_FILE = "cases.json"
 REDACTED = "<redacted>"
+
+
+class Numbered(Generic[K]):
+    """Keys numbered in the order they were first seen."""
+
+    def __init__(self) -> None:
+        self.keys: list[K] = []
+        self._numbers: dict[K, int] = {}
+
+    def number(self, key: K) -> int:
+        n = self._numbers.get(key)
+        if n is None:
+            n = self._numbers[key] = len(self.keys)
+            self.keys.append(key)
+        return n
 
 
 @dataclass(slots=True)
@@ -45,8 +64,8 @@ class Seen:
     """What the first pass keeps of a production event (shapes and groups by number)."""
 
     entity: str
-    shape: int  # index into Notes.shapes, as taken (before the final projection)
-    group: int | None  # index into Notes.groups; None for a match
+    shape: int  # number in Notes.shapes, as taken (before the final projection)
+    group: int | None  # number in Notes.groups; None for a match
     verdict: str
 
 
@@ -54,31 +73,22 @@ class Notes(Sink):
     """The first pass: each production event's shape and group."""
 
     def __init__(self) -> None:
-        self.shapes: list[tuple[str, Shape]] = []
-        self._shape_ids: dict[tuple[str, Shape], int] = {}
-        self.groups: list[Fingerprint] = []
-        self._group_ids: dict[Fingerprint, int] = {}
+        self.shapes: Numbered[tuple[str, Shape]] = Numbered()
+        self.groups: Numbered[Fingerprint] = Numbered()
         self.events: dict[str, Seen] = {}
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
-            if outcome.kind not in (OutcomeKind.PRIMARY, OutcomeKind.OUT_OF_SCOPE):
+            # The production events coverage counts, those with a shape (decodable).
+            if counts_of(outcome) is None or outcome.shape is None:
                 continue
-            production = next((e for e in outcome.settles if e.side is PRODUCTION), None)
-            if production is None or production.event_id is None or outcome.shape is None:
-                continue  # missing in production, or production undecodable: no shape
+            production = next(e for e in outcome.settles if e.side is PRODUCTION)
+            assert production.event_id is not None
             entity = outcome.entity_op[0]
-            key = (entity, outcome.shape)
-            shape = self._shape_ids.setdefault(key, len(self.shapes))
-            if shape == len(self.shapes):
-                self.shapes.append(key)
+            shape = self.shapes.number((entity, outcome.shape))
             fingerprint = fingerprint_of(outcome)
-            group = None
-            if fingerprint is not None:
-                group = self._group_ids.setdefault(fingerprint, len(self.groups))
-                if group == len(self.groups):
-                    self.groups.append(fingerprint)
-            verdict = outcome.record.verdict.value if outcome.record else "out_of_scope"
+            group = None if fingerprint is None else self.groups.number(fingerprint)
+            verdict = outcome.record.verdict.value if outcome.record else OUT_OF_SCOPE
             self.events[production.event_id] = Seen(entity, shape, group, verdict)
 
 
@@ -109,7 +119,7 @@ def redact(value: Any, pointers: Iterable[str]) -> Any:
 def _redact(value: Any, tokens: list[str]) -> Any:
     if not tokens:
         return _placeholder(value)
-    head, rest = tokens[0].replace("~1", "/").replace("~0", "~"), tokens[1:]
+    head, rest = unescape_token(tokens[0]), tokens[1:]
     if isinstance(value, dict):
         return {k: _redact(v, rest) if head in ("*", str(k)) else v for k, v in value.items()}
     if isinstance(value, list):
@@ -188,12 +198,11 @@ def write_cases(
         sis = _sister(sister)
         verify_bounded(verifier, read_capture(prod, PRODUCTION), sis, notes)
     # Shapes as they are once every wide path is known; their final numbers.
-    final: dict[tuple[str, Shape], int] = {}
-    final_shape = []
-    for entity, taken in notes.shapes:
-        key = (entity, project(taken, rules.wide.get(entity, set())))
-        final_shape.append(final.setdefault(key, len(final)))
-    shapes_by_number = {n: key[1] for key, n in final.items()}
+    final: Numbered[tuple[str, Shape]] = Numbered()
+    final_shape = [
+        final.number((entity, project(taken, rules.wide.get(entity, set()))))
+        for entity, taken in notes.shapes.keys
+    ]
     chosen = set(choose(notes.events, final_shape))
     cases = []
     with CaptureReader(production) as prod:
@@ -201,22 +210,21 @@ def write_cases(
             if entry.event_id in chosen:
                 chosen.discard(entry.event_id)  # the first copy only
                 seen = notes.events[entry.event_id]
-                shape = tuple(shapes_by_number[final_shape[seen.shape]])
-                group = None if seen.group is None else describe_group(notes.groups[seen.group])
+                shape = tuple(final.keys[final_shape[seen.shape]][1])
+                group = (
+                    None if seen.group is None else describe_group(notes.groups.keys[seen.group])
+                )
                 cases.append(vector(entry, seen, shape, group, consumer, redact_pointers))
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "events": len(notes.events),
-        "shapes": len(final),
-        "groups": len(notes.groups),
+        "shapes": len(final.keys),
+        "groups": len(notes.groups.keys),
         "cases": len(cases),
     }
     document = {"cdc_verify": __version__, **figures, "redacted": list(redact_pointers),
                 "cases": cases}  # fmt: skip
-    path = out_dir / CASES_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    replace_file(out_dir / CASES_FILE, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return figures
 
 

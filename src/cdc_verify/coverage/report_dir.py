@@ -13,9 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cdc_verify.coverage.tally import STATUSES
 from cdc_verify.schemas.models import Coverage, Summary
-
-STATUSES = ("never_verified", "mismatched", "verified")
 
 
 class CoverageUnavailable(Exception):

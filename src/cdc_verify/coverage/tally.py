@@ -22,6 +22,8 @@ from cdc_verify.pipeline.core.shape import Part, Shape, ShapeRules, part_fields,
 from cdc_verify.schemas.models import Coverage, CoverageFigures
 
 MAX_SHAPES = 2_000
+# The statuses of a shape or a part, in the order to look at them.
+STATUSES = ("never_verified", "mismatched", "verified")
 
 
 @dataclass

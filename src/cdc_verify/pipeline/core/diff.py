@@ -120,6 +120,11 @@ def escape_token(token: object) -> str:
     return text
 
 
+def unescape_token(token: str) -> str:
+    """A JSON-pointer reference token back to the key it names (RFC 6901)."""
+    return token.replace("~1", "/").replace("~0", "~")
+
+
 class IgnoredPaths:
     """JSON pointers to leave out of the comparison; `*` matches one segment."""
 

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cdc_verify.pipeline.core.diff import TYPE, Difference, escape_token
+from cdc_verify.pipeline.core.diff import TYPE, Difference, escape_token, unescape_token
 
 FLOAT32_MARKER = 0xCA
 
@@ -73,7 +73,7 @@ def resolve(document: Any, pointer: str) -> Any:
     """The value at a JSON pointer, or _ABSENT."""
     value = document
     for token in pointer.split("/")[1:]:
-        key = token.replace("~1", "/").replace("~0", "~")
+        key = unescape_token(token)
         if isinstance(value, Mapping):
             value = value.get(key, _ABSENT)
         elif isinstance(value, list) and key.isascii() and key.isdigit() and int(key) < len(value):

@@ -63,6 +63,13 @@ class Sinks(Sink):
             sink.close()
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Writes `path` whole or not at all: a reader never sees half a report file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def live_sinks(
     *first: Sink, jsonl: Path | None = None, on_outcomes: OutcomeCallback | None = None
 ) -> Sinks:

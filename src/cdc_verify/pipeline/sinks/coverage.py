@@ -10,7 +10,7 @@ from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.entry import PRODUCTION
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.shape import ShapeRules
-from cdc_verify.pipeline.sinks.base import Sink
+from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.schemas.verdicts import Verdict
 
 MATCH = ShapeCounts(production=1, match=1)
@@ -27,7 +27,7 @@ class CoverageSink(Sink):
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
-            counts = _counts(outcome)
+            counts = counts_of(outcome)
             if counts is not None:
                 self.tally.add(outcome.entity_op[0], outcome.shape, counts)
 
@@ -36,14 +36,12 @@ class CoverageSink(Sink):
         rows = self.tally.rows()
         self.parts = self.tally.parts(rows)  # report.html lists them too
         document = {"shapes": [row.as_json() for row in rows], "parts": self.parts}
-        tmp = path.with_suffix(".tmp")
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        replace_file(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
-def _counts(outcome: Outcome) -> ShapeCounts | None:
-    """What the outcome says of its production event; None when it has none."""
+def counts_of(outcome: Outcome) -> ShapeCounts | None:
+    """What the outcome says of its production event; None when it has none (no primary
+    outcome, or missing in production). `cdc-verify cases` counts by the same rule."""
     if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
         return UNVERIFIED
     record = outcome.record

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from cdc_verify import __version__
+from cdc_verify.coverage.tally import STATUSES
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
@@ -148,7 +149,6 @@ def _ignored(summary: Summary) -> str:
 
 
 MAX_COVERAGE_PARTS = 50
-_STATUS_ORDER = {"never_verified": 0, "mismatched": 1, "verified": 2}
 
 
 def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
@@ -166,7 +166,7 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
         (p for p in parts if p["status"] != "verified"),
         # Mismatched parts by their share of mismatches: a part in every event says little.
         key=lambda p: (
-            _STATUS_ORDER[p["status"]],
+            STATUSES.index(p["status"]),
             -int(p["mismatch"]) / max(int(p["production"]), 1),
             -int(p["production"]),
         ),

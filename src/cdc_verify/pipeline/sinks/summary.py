@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
-from cdc_verify.pipeline.sinks.base import Sink
+from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.schemas.models import Summary
 
 
@@ -28,6 +28,4 @@ class SummaryCounter(Sink):
                 summary.add_out_of_scope("/".join(outcome.entity_op))
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.summary.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        replace_file(path, self.summary.to_json())
