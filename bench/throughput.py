@@ -47,6 +47,7 @@ from _common import verdict_stream_summary, versions
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
+from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side, Verdict
@@ -103,15 +104,20 @@ async def run_verifier(
     profiler: str | None,
     timeout: float,
     servers: dict[str, Any] | None = None,
+    coverage: bool = True,
+    group: str = VERIFIER_GROUP,
+    verdicts: str = VERDICTS,
 ) -> VerifierRun:
-    """`servers`: settings of a topology other than everything on `url` (see ThreeServers)."""
+    """`servers`: settings of a topology other than everything on `url` (see ThreeServers);
+    `coverage`: count shapes (the setting); `group`, `verdicts`: a second run's own."""
     settings = Settings(
         **(servers or {}),
         redis_url=url,
         production=PROD,
         sister=SIS,
-        group=VERIFIER_GROUP,
-        verdict_stream=VERDICTS,
+        group=group,
+        verdict_stream=verdicts,
+        coverage=coverage,
         consumer_name="bench-verifier",
         create_streams=True,
         start_id="0",
@@ -263,8 +269,19 @@ class ThreeServers:
         )
 
 
-def check_verdicts(client: redis.Redis, expected: dict[Verdict, int], primaries: int) -> None:
-    stream, primary_records, distinct = verdict_stream_summary(client, VERDICTS)
+def shape_memory(client: redis.Redis) -> str:
+    """What shape coverage holds on the state server after the run with shapes."""
+    keys = WorkerKeys.from_settings(Settings(group=VERIFIER_GROUP))
+    shapes = client.hlen(keys.shapes)
+    held = sum(client.memory_usage(k, samples=0) or 0 for k in (keys.shapes, keys.shape_counts))
+    per = f", {held / shapes:,.0f} B a shape" if shapes else ""
+    return f"shape coverage on Redis: {shapes:,} shapes in {held / 2**20:,.2f} MiB{per}"
+
+
+def check_verdicts(
+    client: redis.Redis, expected: dict[Verdict, int], primaries: int, verdicts: str = VERDICTS
+) -> None:
+    stream, primary_records, distinct = verdict_stream_summary(client, verdicts)
     got = {v.value: stream[v.value] for v in Verdict}
     want = {v.value: expected[v] for v in Verdict}
     same = "as expected" if got == want else f"EXPECTED {want}"
@@ -316,6 +333,13 @@ def main() -> None:
         help="one server for everything, three (production read-only, sister, state), or "
         "both side by side on the same corpus",
     )
+    parser.add_argument(
+        "--coverage",
+        choices=("on", "off", "both"),
+        default="on",
+        help="count shapes (the worker's default), not, or both side by side (one server): "
+        "what shape coverage costs",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()  # fmt: skip
 
@@ -352,13 +376,30 @@ def main() -> None:
         print(f"raw drain:  {raw_read:,} entries in {raw_s:.2f}s = {raw_rate:,.0f} entries/s")
         print(f"            {raw_cpu.describe(raw_s)}")
 
+        if args.topology in ("one", "both") and args.coverage == "both":
+            # Shapes off first, on its own group and verdict stream; the run below has them.
+            with CpuMeter(server.pid) as cpu:
+                off = asyncio.run(
+                    run_verifier(
+                        server.url, args.batch, entries, primaries, None, args.timeout,
+                        coverage=False, group="bench-no-shapes", verdicts="bench:no-shapes",
+                    )
+                )  # fmt: skip
+            off_rate = entries / off.seconds
+            print(
+                f"verifier without shapes: {off.entries:,} entries in {off.seconds:.2f}s ="
+                f" {off_rate:,.0f} entries/s ({args.events / off.seconds:,.0f} events/s)"
+            )
+            print(f"            {cpu.describe(off.seconds)}")
+            check_verdicts(client, expected, primaries, "bench:no-shapes")
         if args.topology in ("one", "both"):
             with CpuMeter(server.pid) as cpu:
                 run = asyncio.run(
                     run_verifier(
-                        server.url, args.batch, entries, primaries, args.profile, args.timeout
+                        server.url, args.batch, entries, primaries, args.profile, args.timeout,
+                        coverage=args.coverage != "off",
                     )
-                )
+                )  # fmt: skip
             one_rate = rate = entries / run.seconds
             tail = f"; all entries read at {run.read_all_s:.2f}s" if run.read_all_s else ""
             print(
@@ -367,7 +408,11 @@ def main() -> None:
             )
             print(f"            {cpu.describe(run.seconds)}")
             print(f"ratio verifier/raw: {rate / raw_rate:.2f}  (target: >= 0.5)")
+            if args.coverage == "both":
+                print(f"with shapes / without: {rate / off_rate:.2f}")
             check_verdicts(client, expected, primaries)
+            if args.coverage != "off":
+                print(shape_memory(client))
             info = client.info("memory")
             print(f"redis used_memory after both runs: {info['used_memory'] / 2**20:,.0f} MiB")
         client.close()
@@ -380,7 +425,7 @@ def main() -> None:
                 run3 = asyncio.run(
                     run_verifier(
                         three.sister.url, args.batch, entries, primaries, profiler,
-                        args.timeout, three.settings(),
+                        args.timeout, three.settings(), args.coverage != "off",
                     )
                 )  # fmt: skip
             rate = entries / run3.seconds

@@ -16,6 +16,7 @@ import click
 from pydantic import ByteSize, ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
+from cdc_verify.coverage.tally import STATUSES
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
@@ -823,7 +824,7 @@ def _entity(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     "--min-coverage",
     type=_Rate(),
     help="fewest verified shapes of all production sent (docs/coverage.md): 0.9 or 90%; "
-    "with --report only (the live worker counts no shapes yet); default: not judged",
+    "live, counted since the worker's state began, not over --since; default: not judged",
 )
 @click.option("--entity", callback=_entity, help="gate this entity only, e.g. comment")
 @click.option("--op", type=click.Choice(_gate_ops()), help="gate this op (write endpoint) only")
@@ -857,10 +858,6 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
                 f"--report gates a report directory; {flag or '--since'} is for the live "
                 "counters: give one or the other"
             )
-    if min_coverage is not None and report is None:
-        raise click.UsageError(
-            "--min-coverage needs --report DIR: the live worker counts no shapes yet"
-        )
     settings = _settings(config, **kwargs)
     criteria = Criteria.from_settings(settings, min_coverage=min_coverage)
     scope = Endpoint(entity, op)
@@ -884,7 +881,7 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
             problem = window_problem(settings.gate_since, settings)
             if problem:
                 raise CannotMeasure(problem)
-            return measure_server(settings, window, scope)
+            return measure_server(settings, window, scope, coverage=min_coverage is not None)
 
     try:
         answer = judge(measure(), criteria, source, scope)
@@ -898,16 +895,21 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
 
 
 @main.command()
+@redis_options(
+    "the Redis the live worker counts shapes on (its state server), unless --state-redis "
+    f"names it: {URL_FORMS}",
+    (Role.STATE,),
+)
+@setting("--group", help="consumer group of the worker")
 @click.option(
     "--report",
     type=click.Path(path_type=Path),
-    required=True,
-    help="the --out directory of a backfill or replay",
+    help="the --out directory of a backfill or replay, instead of the live worker's counts",
 )
 @click.option("--entity", callback=_entity, help="this entity only, e.g. comment")
 @click.option(
     "--status",
-    type=click.Choice(["never_verified", "mismatched", "verified"]),
+    type=click.Choice(list(STATUSES)),
     help="only the shapes and parts of this status",
 )
 @click.option(
@@ -918,20 +920,42 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
     help="shapes to list, the most frequent first (0: all); every part is listed",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the figures, shapes and parts as JSON")
-def coverage(
-    report: Path, entity: str | None, status: str | None, limit: int, as_json: bool
-) -> None:
-    """Which kinds (shapes) of production event were verified; see docs/coverage.md.
+@config_option("the redis_* settings, group and key_prefix")
+def coverage(report: Path | None, entity: str | None, status: str | None, limit: int,
+             as_json: bool, config: Path | None, **kwargs: Any) -> None:  # fmt: skip
+    """Which kinds (shapes) of production event were verified: the live worker's counts on
+    its state server, or a report directory's; see docs/coverage.md.
 
-    Exit 0, or 2 when the directory holds no coverage.
+    Exit 0, or 2 when there is no coverage to show (the reason is printed).
     """
-    from cdc_verify.coverage.report_dir import CoverageUnavailable, print_report, read_report
+    from cdc_verify.coverage.live import read_live
+    from cdc_verify.coverage.report_dir import read_report
+    from cdc_verify.coverage.view import CoverageUnavailable, print_report
 
+    if report is not None:
+        given = [f for f in ("redis_url", "state_redis_url") if kwargs[f] is not None]
+        if given:
+            flag = {"redis_url": "--redis", "state_redis_url": "--state-redis"}[given[0]]
+            raise click.UsageError(
+                f"--report shows a report directory; {flag} is for the live worker's "
+                "counts: give one or the other"
+            )
     try:
-        found = read_report(report).only(entity, status)
+        if report is not None:
+            found = read_report(report)
+        else:
+            settings = _settings(config, **kwargs)
+            if not settings.server(Role.STATE).url:
+                raise click.UsageError(
+                    "coverage reads the worker's state server: give --state-redis URL or "
+                    f"--redis URL (or {env_var('state_redis_url')}, {env_var('redis_url')}), "
+                    "or --report DIR"
+                )
+            found = read_live(settings)
     except CoverageUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    found = found.only(entity, status)
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
     else:

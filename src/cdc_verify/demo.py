@@ -33,9 +33,13 @@ from cdc_verify.api.service import WorkerService
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
 from cdc_verify.pipeline.core.breakdown import entity_op_key
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
+from cdc_verify.pipeline.redis.connection import is_cluster, open_client
 from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.report import verdict_table
+from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
@@ -240,6 +244,7 @@ async def _demo(
         console.print(f"Done; the status page stays up {linger:.0f}s more (Ctrl-C ends).")
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(linger)
+    coverage = await _coverage(settings)
     worker.stop()
     await worker_task
     for client in writers.values():
@@ -254,6 +259,14 @@ async def _demo(
     expected_by_entity_op = corpus.expected_by_entity_op()
     console.print("\nVerdict records by entity and op (write endpoint):")
     console.print(_entity_op_table(got_by_entity_op, expected_by_entity_op))
+    if coverage is not None:
+        ratio = "-" if coverage.ratio is None else f"{coverage.ratio:.1%}"
+        console.print(
+            f"\nShape coverage (docs/coverage.md): {coverage.shapes:,} shapes of production "
+            f"event, {coverage.verified:,} verified, {coverage.mismatched:,} mismatched, "
+            f"{coverage.never_verified:,} never verified ({ratio}); the status page lists the "
+            "parts never verified"
+        )
     ok = (
         not wrong
         and all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
@@ -274,6 +287,17 @@ async def _demo(
         for event_id, fault, want, got in wrong[:10]:
             console.print(f"  {event_id} ({fault}): expected {want.value}, got {got}")
     return ok, paced
+
+
+async def _coverage(settings: Settings) -> Coverage | None:
+    """The shape coverage the worker counted on its state server."""
+    client = await open_client(settings.server(Role.STATE))
+    try:
+        keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
+        tally = await ShapeReader(client, keys).tally()
+    finally:
+        await client.aclose()
+    return tally.totals() if tally.entities else None
 
 
 def _entity_op_table(got: dict[str, dict[str, int]], expected: dict[str, dict[str, int]]) -> Table:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cdc_verify.cli import main
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.models import Coverage, CoverageFigures
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -71,8 +72,12 @@ def parse_run_args(args: list[str]) -> dict[str, Any]:
 def exposition() -> tuple[frozenset[str], dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     """What a real VerifierMetrics exposes: sample names, label names per sample name, and
     every value of each label."""
-    # With an --ignore-path, so that its per-path counter has a series too.
-    text = generate_latest(VerifierMetrics(ignore_paths=("/edited",)).registry).decode()
+    # With an --ignore-path, so that its per-path counter has a series too, and shape
+    # coverage as /metrics reads it from the state server.
+    metrics = VerifierMetrics(ignore_paths=("/edited",))
+    figures = CoverageFigures.of(3, 1, 5)
+    metrics.set_coverage(Coverage(**figures.model_dump(), by_entity={"comment": figures}))
+    text = generate_latest(metrics.registry).decode()
     names: set[str] = set()
     labels: dict[str, set[str]] = {}
     values: dict[str, set[str]] = {}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -179,3 +181,35 @@ def verdicts_metric(registry: Any, verdict: str) -> float:
         for sample in metric.samples
         if sample.name == "cdc_verify_verdicts_total" and sample.labels["verdict"] == verdict
     )
+
+
+def coverage_env() -> dict[str, str]:
+    """The CLI's environment with room for every shape: the simulator's comments come in
+    thousands, and the live count and a backfill's are compared shape by shape."""
+    from ..conftest import cli_env
+
+    return cli_env() | {"CDC_VERIFY_COVERAGE_MAX_SHAPES": "20000"}
+
+
+def coverage_rows(shapes: list[dict]) -> Counter:
+    keys = ("entity", "status", "production", "match", "mismatch", "unverified")
+    return Counter((tuple(sorted(s["parts"])), *(s[k] for k in keys)) for s in shapes)
+
+
+def assert_live_coverage_is_a_backfills(url: str, out: Path, group: str = "cdc-verify") -> int:
+    """`cdc-verify coverage` of the live workers' counts equals, shape by shape, the
+    coverage.json of a backfill of the same streams; how many shapes."""
+    from ..conftest import cli_command
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(cli_command(*args), env=coverage_env(), capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    live = json.loads(cli("coverage", "--redis", url, "--group", group, "--json").stdout)
+    cli("backfill", "--redis", url, "--production", PROD, "--sister", SIS, "--grace", "1",
+        "--out", str(out))  # fmt: skip
+    bounded = json.loads((out / "coverage.json").read_text())["shapes"]
+    assert coverage_rows(live["shapes"]) == coverage_rows(bounded)
+    return len(bounded)

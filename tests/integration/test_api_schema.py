@@ -55,7 +55,7 @@ def test_every_operation_keeps_to_the_openapi_document(tmp_path):
                 tested.append(operation.label)
         client.close()
     assert sorted(tested) == [
-        "GET /api/alerts", "GET /api/events/{event_id}", "GET /api/gate", "GET /api/groups",
-        "GET /api/status",
+        "GET /api/alerts", "GET /api/coverage", "GET /api/events/{event_id}", "GET /api/gate",
+        "GET /api/groups", "GET /api/status",
         "GET /healthz", "GET /metrics", "GET /readyz",
     ]  # fmt: skip

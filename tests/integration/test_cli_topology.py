@@ -42,8 +42,8 @@ SISTER_ACL = (
 STATE_ACL = (
     "-@all +@connection +ping +time +info +xadd +xtrim +type +exists +get +set +mget +del "
     "+pexpire +pexpireat +hset +hget +hmget +hgetall +hincrby +hsetnx +hexists +hdel +zadd "
-    "+zrem +zrange +zrangebyscore +zrevrange +zcard +zcount +zscore +zrank +eval +evalsha "
-    "+script"
+    "+zrem +zrange +zrangebyscore +zrevrange +zcard +zcount +zscore +zrank +sadd +smembers "
+    "+eval +evalsha +script"
 )
 # The commands a read-only production server may receive: reads and the handshake.
 READ_COMMANDS = {"xread", "xrange", "xrevrange", "xinfo", "xlen", "type", "time", "ping"}

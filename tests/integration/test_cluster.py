@@ -20,7 +20,13 @@ from cdc_verify.simulate.writer import write_paced
 
 from ..conftest import cli_command, cli_env
 from .redis_cluster import LocalCluster
-from .support import PRIMARY, assert_exactly_one_primary, assert_records_match
+from .support import (
+    PRIMARY,
+    assert_exactly_one_primary,
+    assert_live_coverage_is_a_backfills,
+    assert_records_match,
+    coverage_env,
+)
 
 PROD, SIS = "t:production", "t:sister"  # on two different masters (checked below)
 STATE_TAG = "{cdc-verify:cdc-verify}"
@@ -39,7 +45,7 @@ def start_worker(url: str, log, *extra: str) -> subprocess.Popen:
         "--start-id", "0", "--lock-ttl", "1", "--http-port", "0", "--batch-size", "200",
         "--create-streams", "--consumer-name", f"worker-{random.randrange(10**6)}", *extra,
     )  # fmt: skip
-    return subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
+    return subprocess.Popen(args, env=coverage_env(), stdout=log, stderr=log)
 
 
 def records(client) -> list[dict]:
@@ -97,6 +103,8 @@ def test_sigkills_on_a_cluster_with_the_streams_on_two_nodes_lose_nothing(cluste
     assert not {k for k in outside if not k.endswith(":lock")}, outside
     assert Counter(r["verdict"] for r in got)["duplicate"] == corpus.expected_counts()["duplicate"]
     client.close()
+    # Shape coverage, counted in the slot of the state keys: a backfill's, shape by shape.
+    assert assert_live_coverage_is_a_backfills(url, tmp_path / "backfill") > 500
 
 
 def node_keys(port: int) -> list[bytes]:

@@ -14,12 +14,14 @@ import redis.asyncio as aioredis
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus, write_paced
 
-from ..conftest import cli_command, cli_env
+from ..conftest import cli_command
 from .support import (
     PROD,
     SIS,
     assert_exactly_one_primary,
+    assert_live_coverage_is_a_backfills,
     assert_records_match,
+    coverage_env,
     primary_count,
     run_worker_until_done,
     settings,
@@ -33,7 +35,7 @@ def start_worker(url: str, log) -> subprocess.Popen:
         "--start-id", "0", "--lock-ttl", "1", "--http-port", "0", "--batch-size", "200",
         "--consumer-name", f"worker-{random.randrange(10**6)}",  # new name: exercises XAUTOCLAIM
     )  # fmt: skip
-    return subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log)
+    return subprocess.Popen(args, env=coverage_env(), stdout=log, stderr=log)
 
 
 def paced_writer(url: str, corpus) -> threading.Thread:
@@ -81,6 +83,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_invents_no_gap(
     assert_records_match(records, corpus.expected_records(0), with_entry_ids=False)
     for stream in (PROD, SIS):
         assert redis_client.xpending(stream, "cdc-verify")["pending"] == 0
+    # Shape coverage is counted in the commit too: exactly what a backfill of the same
+    # streams counts, though six workers each learnt the enum-like paths afresh.
+    assert assert_live_coverage_is_a_backfills(redis_url, tmp_path / "backfill") > 1000
 
 
 def test_redis_restart_mid_run_loses_nothing(own_redis):

@@ -26,6 +26,11 @@ def test_demo_ends_with_a_summary_matching_the_injected_faults_on_the_real_topol
     # Both models through every write endpoint, decoded by their own consumers, and
     # counted per entity and op exactly as injected.
     assert "per entity and op too" in out
+    # The shapes the live worker counted on its state server.
+    said = " ".join(out.split())  # the console wraps long lines
+    shapes = re.search(r"Shape coverage \(docs/coverage.md\): ([\d,]+) shapes of production "
+                       r"event, ([\d,]+) verified", said)  # fmt: skip
+    assert shapes and int(shapes[1].replace(",", "")) >= int(shapes[2].replace(",", "")) > 0
     for entity in ("comment", "account"):
         for op in ("create", "update", "increment"):
             row = re.search(rf"^ {entity}/{op} +│ +([\d,]+) .*│ ok $", out, re.MULTILINE)

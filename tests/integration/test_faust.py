@@ -41,7 +41,9 @@ from .support import (
     VERDICTS,
     PrimaryCounter,
     assert_exactly_one_primary,
+    assert_live_coverage_is_a_backfills,
     assert_records_match,
+    coverage_env,
     run_worker_until_done,
     settings,
     verdict_records,
@@ -72,13 +74,14 @@ class FaustWorkers:
         ]  # fmt: skip
         self._logs = logs
         self.procs: list[subprocess.Popen] = []
+        self.env = cli_env()
 
     def start(self, count: int = 1) -> None:
         for _ in range(count):
             name = f"faust-{len(self.procs)}"
             log = (self._logs / f"{name}.log").open("w")
             args = cli_command(*self._args, "--consumer-name", name)
-            self.procs.append(subprocess.Popen(args, env=cli_env(), stdout=log, stderr=log))
+            self.procs.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=log))
 
     def check_alive(self) -> None:
         for i, proc in enumerate(self.procs):
@@ -181,6 +184,7 @@ def test_a_faust_worker_killed_mid_stream_loses_nothing_and_invents_no_gap(
 ):
     corpus = generate(12_000, seed=62, grace_ms=1000, rate=1500)
     faust = FaustWorkers(kafka.bootstrap, redis_url, "kill", tmp_path)
+    faust.env = coverage_env()
     faust.start(2)
     time.sleep(8)  # both workers in the group and reading
     writer = paced_writer(redis_url, corpus)
@@ -201,6 +205,8 @@ def test_a_faust_worker_killed_mid_stream_loses_nothing_and_invents_no_gap(
         assert redis_client.xpending(stream, "kill")["pending"] == 0
     log = (tmp_path / "faust-1.log").read_text()
     assert "faust-0" in log and "retired them" in log
+    # The shapes the two workers counted, one of them killed: a backfill's, exactly.
+    assert_live_coverage_is_a_backfills(redis_url, tmp_path / "backfill", group="kill")
 
 
 def free_port() -> int:

@@ -149,6 +149,18 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     # The rate chart's axes: verdicts per minute and minutes of UTC.
     assert dom.count('class="y-tick"') == 2 and dom.count('class="x-tick"') >= 4
     assert "UTC; the highest bar has" in page.text["rate-caption"]
+    # Shape coverage: the card, the headline and the parts to look at first.
+    c = status["coverage"]
+    assert c["shapes"] == c["verified"] + c["mismatched"] + c["never_verified"] > 10
+    covered = 100 * c["ratio"]
+    assert page.text["coverage"] == f"{float(f'{covered:.6g}'):g}%"
+    assert page.text["coverage-headline"].startswith(
+        f"{c['shapes']:,} shapes of production event: {c['verified']:,} verified, "
+        f"{c['mismatched']:,} mismatched, {c['never_verified']:,} never verified"
+    )
+    statuses = [r["data-status"] for r in page.rows["parts-to-verify"] if "data-status" in r]
+    assert statuses == [p["status"] for p in status["parts_to_verify"]] and statuses
+    assert "verified" not in statuses and statuses == sorted(statuses, reverse=True)
     # Without the token the page says why it shows nothing.
     assert "error" not in without_token.hidden
     assert "401" in without_token.text["error"]

@@ -14,9 +14,8 @@ from cdc_verify.capture.format import CaptureWriter
 from cdc_verify.cli import main
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.coverage.cases import Seen, choose, redact
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 
-from .test_coverage import KINDS, comment, entry
+from ..shape_corpus import known_shapes
 
 
 def capture(path: Path, entries) -> Path:
@@ -28,22 +27,9 @@ def capture(path: Path, entries) -> Path:
 
 
 def corpus(tmp_path: Path) -> tuple[Path, Path]:
-    """Four kinds of comment, ten each; GIFs never reach the sister, one link comment and
-    half of the removed ones mismatch (two groups: /score and /body)."""
-    production, sister, ms = [], [], 1000
-    for kind in KINDS:
-        for n in range(10):
-            ms += 10
-            value = comment(kind, n)
-            production.append(entry(PRODUCTION, ms, f"{kind}-{n}", value))
-            if kind == "gif":
-                continue
-            twin = dict(value)
-            if kind == "link" and n == 3:
-                twin["score"] = value["score"] + 1
-            if kind == "removed" and n >= 5:
-                twin["body"] = twin["body"][:-1] + "?"
-            sister.append(entry(SISTER, ms + 1, f"{kind}-{n}", twin))
+    """The known shapes (tests/shape_corpus.py) as two capture files: two mismatch groups
+    (/score and /body) besides the GIF comments' gaps."""
+    production, sister = known_shapes()
     return capture(tmp_path / "p.cap", production), capture(tmp_path / "s.cap", sister)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.coverage.tally import CoverageTally, ShapeCounts, describe, shape_id
 from cdc_verify.pipeline.core import shape as shape_module
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import (
     MAX_SHAPE_DEPTH,
@@ -23,7 +23,8 @@ from cdc_verify.pipeline.core.shape import (
 )
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
-from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
+
+from ..shape_corpus import EXPECTED, by_kind, comment, entry, known_shapes
 
 MATCH = ShapeCounts(production=1, match=1)
 
@@ -134,76 +135,14 @@ def test_statuses_totals_and_the_shape_cap():
     assert shape_id(shape_of({"a": 1})) == shape_id(reversed(sorted(shape_of({"a": 1}))))
 
 
-# A corpus of known shapes: four kinds of comment, ten events each, ids and texts
-# all different (so they are no part of any shape).
-KINDS = {
-    "plain": {},
-    "gif": {"media": [{"type": "gif", "url": "u", "width": 1, "height": 1,
-                       "content_type": "image/gif"}]},
-    "link": {"rich_text": [{"e": "link", "t": "see", "u": "https://example.com"}]},
-    "removed": {"approval_state": "removed"},
-}  # fmt: skip
-
-
-def comment(kind: str, n: int) -> dict:
-    base = sample_comment(random.Random(n), f"t1_{kind}{n}")
-    base.update(
-        rich_text=None, media=None, awards=[], distinguished=None, edited=False, gilded=0,
-        approval_state="approved", automod_filtered=False, stickied=False,
-    )  # fmt: skip
-    base.update(KINDS[kind])
-    return base
-
-
-def entry(side, ms: int, event_id: str, value: dict) -> StreamEntry:
-    fields = {
-        b"event_id": event_id.encode(), b"entity": b"comment", b"op": b"update",
-        b"entity_id": b"t1_x", b"version": b"1", b"ts_ms": str(ms).encode(),
-        b"encoding": b"msgpack", b"payload": encode_msgpack(value),
-    }  # fmt: skip
-    return StreamEntry(side, f"{ms}-0", fields)
-
-
 def test_coverage_of_a_corpus_with_known_shapes_is_exact(tmp_path):
-    production, sister = [], []
-    ms = 1000
-    for kind in KINDS:
-        for n in range(10):
-            ms += 10
-            event_id = f"{kind}-{n}"
-            value = comment(kind, n)
-            production.append(entry(PRODUCTION, ms, event_id, value))
-            if kind == "gif":
-                continue  # the sister never delivers comments with a GIF
-            twin = dict(value)
-            if kind == "link" and n == 3:
-                twin["score"] = value["score"] + 1  # one link comment mismatches
-            if kind == "removed" and n >= 5:
-                twin["body"] = twin["body"][:-1] + "?"  # half of them mismatch
-            sister.append(entry(SISTER, ms + 1, event_id, twin))
+    production, sister = known_shapes()
     verifier = Verifier(decode_event, VerifierConfig(grace_ms=100, shapes=True))
     summary = verify_to_reports(verifier, production, sister, tmp_path)
 
     document = json.loads((tmp_path / "coverage.json").read_text())
     rows = document["shapes"]
-    by_kind = {}
-    for row in rows:
-        parts = set(row["parts"])
-        kind = ("gif" if "/media/*/type str=gif" in parts else
-                "link" if "/rich_text/*/e str=link" in parts else
-                "removed" if "/approval_state str=removed" in parts else "plain")  # fmt: skip
-        by_kind[kind] = {k: row[k] for k in ("status", "production", "match", "mismatch",
-                                              "unverified")}  # fmt: skip
-    assert by_kind == {
-        "plain": {"status": "verified", "production": 10, "match": 10, "mismatch": 0,
-                  "unverified": 0},
-        "gif": {"status": "never_verified", "production": 10, "match": 0, "mismatch": 0,
-                "unverified": 10},
-        "link": {"status": "mismatched", "production": 10, "match": 9, "mismatch": 1,
-                 "unverified": 0},
-        "removed": {"status": "mismatched", "production": 10, "match": 5, "mismatch": 5,
-                    "unverified": 0},
-    }  # fmt: skip
+    assert by_kind(rows) == EXPECTED
     assert len(rows) == 4 and all(len(r["shape"]) == 12 for r in rows)
     coverage = summary.coverage
     assert coverage is not None

@@ -314,10 +314,10 @@ def test_min_coverage_at_its_threshold_passes_and_below_fails(tmp_path):
     assert gate("--report", dir_).exit_code == 0  # not judged unless asked for
 
 
-def test_min_coverage_on_a_run_without_shapes_cannot_decide_and_needs_a_report(tmp_path):
+def test_min_coverage_on_a_run_without_shapes_cannot_decide(tmp_path):
     dir_ = with_coverage(report(tmp_path, {"comment/update": clean(2000)}), None)
     result = gate("--report", dir_, "--min-coverage", "0.5")
     assert result.exit_code == 2
     assert "CANNOT DECIDE: --min-coverage: the source has no shape coverage" in result.stdout
     live = gate("--redis", "redis://127.0.0.1:1/0", "--min-coverage", "0.5")
-    assert live.exit_code == 2 and "--min-coverage needs --report DIR" in live.output
+    assert live.exit_code == 2 and "CANNOT DECIDE: cannot reach the state server" in live.output

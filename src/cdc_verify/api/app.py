@@ -8,6 +8,8 @@ no data (its script sends the token it finds in the page's #token= fragment).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import secrets
 import time
 from datetime import UTC, datetime
@@ -22,6 +24,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from cdc_verify.api import models
+from cdc_verify.coverage.tally import look_first
+from cdc_verify.coverage.view import CoverageReport
 from cdc_verify.gate.criteria import (
     ENTITY_PATTERN,
     OP_VALUES,
@@ -31,7 +35,13 @@ from cdc_verify.gate.criteria import (
     cannot_measure,
     judge,
 )
-from cdc_verify.gate.live import iso_ms, measurement, redis_source, window_problem
+from cdc_verify.gate.live import (
+    iso_ms,
+    measure_coverage,
+    measurement,
+    redis_source,
+    window_problem,
+)
 from cdc_verify.pipeline.redis.alerts import (
     AlertFilter,
     AlertState,
@@ -48,6 +58,7 @@ from cdc_verify.pipeline.redis.counters import (
 )
 from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
@@ -72,6 +83,7 @@ OpName = Literal["create", "update", "increment", "unknown", "other"]
 if get_args(OpName) != OP_VALUES:
     raise RuntimeError("OpName and the ops the counters hold (gate.criteria.OP_VALUES) differ")
 RATE_MINUTES = 10  # the status page's chart
+COVERAGE_MAX_AGE_S = 10.0  # coverage on the status page and /metrics may be this old
 
 
 class WorkerView(Protocol):
@@ -158,6 +170,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     alerts = AlertStore(client, keys)
     events = EventLookup(client, keys)
     counters = CounterReader(client, keys, settings.counter_retention)
+    shapes = ShapeReader(client, keys)
     state_url = settings.server(Role.STATE).redacted_url()
     token = settings.http_token.get_secret_value() if settings.http_token else None
     guarded = [Depends(BearerToken(token))] if token else []
@@ -241,10 +254,36 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         }
 
     def gate_answer(
-        counts: Counts, window: Window, seconds: float, criteria: Criteria, scope: Endpoint
+        counts: Counts,
+        window: Window,
+        seconds: float,
+        criteria: Criteria,
+        scope: Endpoint,
+        coverage: float | None = None,
     ) -> Answer:
         source = redis_source(state_url, settings.group, window, seconds)
-        return judge(measurement(counts, scope), criteria, source, scope)
+        measured = dataclasses.replace(measurement(counts, scope), coverage=coverage)
+        return judge(measured, criteria, source, scope)
+
+    @api.get("/coverage", response_model=models.CoverageReport, tags=["coverage"])
+    async def coverage(
+        entity: Annotated[
+            str | None, Query(pattern=ENTITY_PATTERN, description="this entity only")
+        ] = None,
+        status: Annotated[
+            models.CoverageStatus | None, Query(description="only shapes and parts of this status")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="shapes to list")] = 50,
+    ) -> dict[str, Any]:
+        """Which kinds (shapes) of production event were verified, since the worker's
+        state began: `cdc-verify coverage --json` (docs/coverage.md)."""
+        found = CoverageReport.of_tally(await shapes.tally()).only(entity, status)
+        return {
+            "coverage": found.totals.model_dump(mode="json"),
+            "shapes": found.shapes[:limit],
+            "shapes_listed": len(found.shapes),
+            "parts": found.parts,
+        }
 
     @api.get(
         "/gate",
@@ -273,6 +312,15 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         min_events: Annotated[
             int | None, Query(ge=0, description="fewest events to decide on (gate_min_events)")
         ] = None,
+        min_coverage: Annotated[
+            float | None,
+            Query(
+                ge=0,
+                le=1,
+                description="fewest verified shapes of all production sent, "
+                "since the worker's state began (not over `since`); default: not judged",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Go / no-go on the worker's durable counters: `cdc-verify gate --json`'s answer.
 
@@ -283,7 +331,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         seconds = settings.gate_since if since is None else parse_window(since).total_seconds()
         criteria = Criteria.from_settings(
             settings, max_mismatch_rate=max_mismatch_rate, max_undecodable=max_undecodable,
-            max_gaps=max_gaps, min_events=min_events,
+            max_gaps=max_gaps, min_events=min_events, min_coverage=min_coverage,
         )  # fmt: skip
         window, scope = Window.last(seconds), Endpoint(entity, op)
         problem = window_problem(seconds, settings)
@@ -291,7 +339,10 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             source = redis_source(state_url, settings.group, window, seconds)
             return cannot_measure(problem, criteria, source, scope).as_json()
         counts, _ = await counters.read(window)
-        return gate_answer(counts, window, seconds, criteria, scope).as_json()
+        ratio = None
+        if min_coverage is not None:
+            ratio = await measure_coverage(client, keys, scope, shapes)
+        return gate_answer(counts, window, seconds, criteria, scope, ratio).as_json()
 
     @api.get("/status", response_model=models.Status, tags=["status"])
     async def status() -> dict[str, Any]:
@@ -310,6 +361,12 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         problem = window_problem(settings.gate_since, settings)
         if problem:
             banner = cannot_measure(problem, criteria, banner.source, Endpoint())
+        tally = await shapes.tally(COVERAGE_MAX_AGE_S)
+        rows = tally.rows()
+        figures = tally.totals() if rows else None
+        to_verify = sorted(
+            (p for p in tally.parts(rows) if p["status"] != "verified"), key=look_first
+        )
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
@@ -332,6 +389,8 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
                 f"{m}m": events_per_second(series, window.until_ms, m) for m in (1, 5)
             },
             "gate": banner.as_json(),
+            "coverage": figures.model_dump(mode="json") if figures else None,
+            "parts_to_verify": to_verify[:10],
             "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
             "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
             "open_alerts": count,
@@ -353,6 +412,12 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         tags=["probes"],
     )
     async def metrics() -> Response:
+        # The coverage gauges are read from the state server when scraped (at most every
+        # COVERAGE_MAX_AGE_S); with Redis away they keep their last values.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                coverage = (await shapes.tally(COVERAGE_MAX_AGE_S)).totals()
+            worker.metrics.set_coverage(coverage)
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def health(checks: dict[str, models.Check]) -> JSONResponse:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cdc_verify.schemas.models import DifferenceModel, VerdictRecordModel
+from cdc_verify.schemas.models import Coverage, DifferenceModel, VerdictRecordModel
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 
@@ -80,8 +80,8 @@ class GateCriterion(BaseModel):
     name: Literal["max_mismatch_rate", "max_undecodable", "max_gaps", "min_events", "min_coverage"]
     flag: str = Field(description="the `cdc-verify gate` flag that sets its threshold")
     measured: int | float | None = Field(
-        description="a share of events for max_mismatch_rate, of shapes for min_coverage "
-        "(`gate --report` only), else a count; null: not measured"
+        description="a share of events for max_mismatch_rate, of shapes for min_coverage, "
+        "else a count; null: not measured"
     )
     threshold: int | float
     passed: bool | None = Field(description="null: not measured")
@@ -121,6 +121,39 @@ class Gate(BaseModel):
     criteria: list[GateCriterion]
 
 
+CoverageStatus = Literal["never_verified", "mismatched", "verified"]
+
+
+class CoverageCounts(BaseModel):
+    status: CoverageStatus = Field(
+        description="mismatched once one event mismatched, else verified once one matched"
+    )
+    production: int = Field(description="production events, in scope or not")
+    match: int
+    mismatch: int = Field(description="mismatch or race verdicts")
+    unverified: int = Field(description="gaps, undecodable on the sister, out of scope")
+
+
+class CoverageShape(CoverageCounts):
+    entity: str
+    shape: str = Field(description="12 hex digits that name the shape")
+    parts: list[str] = Field(description="its parts: `path type[=value]`")
+
+
+class CoveragePart(CoverageCounts):
+    entity: str
+    part: str = Field(description="`path type[=value]`, counted over every shape with it")
+
+
+class CoverageReport(BaseModel):
+    """Shape coverage since the worker's state began: `cdc-verify coverage --json`."""
+
+    coverage: Coverage
+    shapes: list[CoverageShape] = Field(description="the most frequent first, up to `limit`")
+    shapes_listed: int = Field(description="shapes that match the query, listed or not")
+    parts: list[CoveragePart] = Field(description="every part that matches the query")
+
+
 class RatePoint(BaseModel):
     at: int = Field(description="start of a minute, seconds since epoch")
     counts: dict[str, int] = Field(description="count per verdict (and out_of_scope, late)")
@@ -156,6 +189,12 @@ class Status(BaseModel):
         description='"1m", "5m": events a second over the last 1 (5) whole minutes and this one'
     )
     gate: Gate = Field(description="the worker's gate_* criteria over counts_window")
+    coverage: Coverage | None = Field(
+        description="shape coverage since the worker's state began; null: none counted"
+    )
+    parts_to_verify: list[CoveragePart] = Field(
+        description="up to 10 parts never verified or mismatched, the most frequent first"
+    )
     consumer_lag_seconds: dict[str, float]
     pending_joins: dict[str, int]
     open_alerts: int

@@ -15,13 +15,22 @@ combination.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from cdc_verify.pipeline.core.shape import Part, Shape, ShapeRules, part_fields, project
+from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES
+from cdc_verify.pipeline.core.shape import (
+    SHAPES_COUNTED,
+    Part,
+    Shape,
+    ShapeRules,
+    part_fields,
+    project,
+)
 from cdc_verify.schemas.models import Coverage, CoverageFigures
 
-MAX_SHAPES = 2_000
+MAX_SHAPES = SHAPES_COUNTED
 # The statuses of a shape or a part, in the order to look at them.
 STATUSES = ("never_verified", "mismatched", "verified")
 
@@ -34,6 +43,16 @@ class ShapeCounts:
     match: int = 0
     mismatch: int = 0  # mismatch or race
     unverified: int = 0  # the sister missed it, could not decode it, or it was out of scope
+
+    @classmethod
+    def one(cls, status: str, events: int = 1) -> ShapeCounts:
+        """`events` production events of one coverage status (core.outcome.COVERAGE_STATUSES:
+        match, mismatch or unverified)."""
+        if status not in _STATUS_FIELDS:
+            raise ValueError(f"not a coverage status: {status!r}")
+        counts = cls(production=events)
+        setattr(counts, status, events)
+        return counts
 
     def merge(self, other: ShapeCounts) -> None:
         self.production += other.production
@@ -57,6 +76,9 @@ class ShapeCounts:
             "mismatch": self.mismatch,
             "unverified": self.unverified,
         }
+
+
+_STATUS_FIELDS = frozenset(COVERAGE_STATUSES)
 
 
 @dataclass
@@ -108,6 +130,13 @@ class CoverageTally:
                 return
             held = state.shapes[shape] = ShapeCounts()
         held.merge(counts)
+
+    def add_overflow(self, entity: str, counts: ShapeCounts) -> None:
+        """Counts production events of shapes another tally had no room for."""
+        state = self.entities.get(entity)
+        if state is None:
+            state = self.entities[entity] = EntityShapes()
+        state.overflow.merge(counts)
 
     def _merge(self, entity: str, state: EntityShapes) -> None:
         wide = self._rules.wide.get(entity, set())
@@ -172,6 +201,18 @@ class CoverageTally:
             undecodable_events=sum(f.undecodable_events for f in figures),
         )  # fmt: skip
         return Coverage(**every.model_dump(), by_entity=by_entity)
+
+
+def look_first(part: Mapping[str, Any]) -> tuple[int, float, int]:
+    """Sort key of `CoverageTally.parts()` rows, in the order to look at them: never
+    verified, then mismatched, then verified; mismatched parts by their share of
+    mismatches (a part in every event says little); the most frequent first."""
+    production = int(part["production"])
+    return (
+        STATUSES.index(str(part["status"])),
+        -int(part["mismatch"]) / max(production, 1),
+        -production,
+    )
 
 
 def _sort_key(part: Part) -> tuple[str, str, str]:

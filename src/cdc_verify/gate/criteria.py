@@ -48,7 +48,6 @@ class Criteria:
     max_gaps: int
     min_events: int
     # Verified shapes over production's shapes (docs/coverage.md), 0..1; None: not judged.
-    # Only a report directory has shapes today.
     min_coverage: float | None = None
 
     @classmethod
@@ -194,7 +193,10 @@ def judge(
     unknown = [r for r in results if r.passed is None]
     if unknown:  # a criterion asked for that the source cannot measure
         decision = Decision.CANNOT_DECIDE
-        reason = f"{unknown[0].flag}: the source has no shape coverage (a run without shapes)"
+        reason = (
+            f"{unknown[0].flag}: the source has no shape coverage (coverage = false, or no "
+            "production event counted yet)"
+        )
     elif events == 0 or events < criteria.min_events:
         decision = Decision.CANNOT_DECIDE
         reason = (

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-
 from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
-from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import Counts, Window, read_window
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.schemas.servers import Role
+from cdc_verify.pipeline.redis.shapes import ShapeReader
+from cdc_verify.pipeline.redis.state_read import read_state_server
 from cdc_verify.schemas.settings import Settings
 
 
@@ -56,27 +55,27 @@ async def measure_counters(
     return measurement(await read_window(client, keys, window), scope)
 
 
-def measure_server(settings: Settings, window: Window, scope: Endpoint) -> Measurement:
-    """The counters of the state server in `settings`; any Redis failure is CannotMeasure
-    (the gate answers "cannot decide", it does not fail)."""
-    server = settings.server(Role.STATE)
+async def measure_coverage(
+    client: AsyncClient, keys: WorkerKeys, scope: Endpoint, reader: ShapeReader | None = None
+) -> float | None:
+    """Verified shapes over shapes since the worker's state began (not over a window:
+    docs/coverage.md); None without shapes."""
+    tally = await (reader or ShapeReader(client, keys)).tally()
+    return tally.totals().ratio_of(scope.entity)
 
-    async def read() -> Measurement:
-        client = await open_client(server)
-        try:
-            keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
-            return await measure_counters(client, keys, window, scope)
-        finally:
-            await client.aclose()
 
-    url = server.redacted_url()
-    try:
-        return asyncio.run(read())
-    except redis.AuthenticationError as exc:
-        raise CannotMeasure(f"the state server {url} refused the credentials: {exc}") from None
-    except redis.exceptions.NoPermissionError as exc:
-        raise CannotMeasure(f"the state server {url} denies reading the counters: {exc}") from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise CannotMeasure(f"cannot reach the state server {url}: {exc}") from None
-    except redis.RedisError as exc:
-        raise CannotMeasure(f"the state server {url} failed: {exc}") from None
+def measure_server(
+    settings: Settings, window: Window, scope: Endpoint, coverage: bool = False
+) -> Measurement:
+    """The counters of the state server in `settings`, and its shape coverage when
+    `coverage`; any Redis failure is CannotMeasure (the gate answers "cannot decide", it
+    does not fail)."""
+
+    async def read(client: AsyncClient, keys: WorkerKeys) -> Measurement:
+        measured = await measure_counters(client, keys, window, scope)
+        if coverage:
+            ratio = await measure_coverage(client, keys, scope)
+            measured = dataclasses.replace(measured, coverage=ratio)
+        return measured
+
+    return read_state_server(settings, read, "the counters", CannotMeasure)

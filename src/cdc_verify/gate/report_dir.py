@@ -54,11 +54,5 @@ def measure_report(directory: Path, scope: Endpoint) -> Measurement:
 
 
 def _coverage(summary: Summary, scope: Endpoint) -> float | None:
-    """The run's shape coverage ratio: of every entity, or of the one gated (shapes are
-    per entity, not per op). None without shapes, or with no shape at all."""
-    if summary.coverage is None:
-        return None
-    if scope.entity is None:
-        return summary.coverage.ratio
-    figures = summary.coverage.by_entity.get(scope.entity)
-    return None if figures is None else figures.ratio
+    """The run's shape coverage ratio; None without shapes."""
+    return None if summary.coverage is None else summary.coverage.ratio_of(scope.entity)

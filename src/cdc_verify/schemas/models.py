@@ -76,6 +76,14 @@ class CoverageFigures(BaseModel):
 class Coverage(CoverageFigures):
     by_entity: dict[str, CoverageFigures] = Field(default_factory=dict)
 
+    def ratio_of(self, entity: str | None) -> float | None:
+        """Verified shapes over shapes, of every entity or of one (shapes are per entity,
+        not per op); None with no shape at all."""
+        if entity is None:
+            return self.ratio
+        figures = self.by_entity.get(entity)
+        return None if figures is None else figures.ratio
+
 
 class Summary(BaseModel):
     """summary.json: how many distinct event_ids, and how many records per verdict."""

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
 from cdc_verify.pipeline.core.scope import Scope
+from cdc_verify.pipeline.core.shape import SHAPES_COUNTED
 from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
 
 ENV_PREFIX = "CDC_VERIFY_"
@@ -143,8 +144,16 @@ class Settings(BaseSettings):
     float_tolerance: float = Field(0.0, ge=0, description="absolute tolerance for floats")
     coverage: bool = Field(
         True,
-        description="backfill and replay: count each production event's shape "
-        "(coverage.json, docs/coverage.md); false saves a walk of every event",
+        description="count each production event's shape (docs/coverage.md): coverage.json "
+        "of backfill and replay, the live worker's on its state server; false saves "
+        "decoding and walking every production event",
+    )
+    coverage_max_shapes: int = Field(
+        SHAPES_COUNTED,
+        ge=1,
+        le=100_000,
+        description="the most shapes counted per entity; the events of shapes past it are "
+        "counted together as overflow (docs/coverage.md)",
     )
     decode_each_side: bool = Field(
         False,

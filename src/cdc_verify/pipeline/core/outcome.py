@@ -9,7 +9,7 @@ from typing import Any
 
 from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.diff import Difference
-from cdc_verify.pipeline.core.entry import StreamEntry
+from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.core.shape import Shape
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
@@ -130,6 +130,30 @@ class Outcome:
         if self.record is not None:
             return self.record.event_id
         return self.settles[0].event_id if self.settles else None
+
+
+# What became of a production event, for coverage (docs/coverage.md).
+COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED = "match", "mismatch", "unverified"
+COVERAGE_STATUSES = (COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED)
+
+
+def coverage_status(outcome: Outcome) -> str | None:
+    """What the outcome says of its production event: matched, mismatched (or raced), or
+    unverified (the sister missed it, could not decode it, or it was out of scope). None
+    when it has none: no primary outcome, or missing in production (production never sent
+    it). Bounded runs, the live commit and `cdc-verify cases` all count by this rule."""
+    if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+        return COVERAGE_UNVERIFIED
+    record = outcome.record
+    if outcome.kind is not OutcomeKind.PRIMARY or record is None:
+        return None
+    if not any(e.side is PRODUCTION for e in outcome.settles):
+        return None
+    if record.verdict is Verdict.MATCH:
+        return COVERAGE_MATCH
+    if record.verdict in (Verdict.MISMATCH, Verdict.RACE):
+        return COVERAGE_MISMATCH
+    return COVERAGE_UNVERIFIED
 
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode

@@ -35,6 +35,7 @@ ENUM_VALUES = 8
 MAX_SHAPE_DEPTH = 16
 MAX_SHAPE_PARTS = 256
 MAX_SHAPE_NODES = 10_000
+SHAPES_COUNTED = 2_000  # per entity, by default: coverage_max_shapes
 
 _TYPE_NAMES = {
     dict: "map", list: "list", tuple: "list", str: "str", int: "int", float: "float",
@@ -59,6 +60,16 @@ class ShapeRules:
         self._enum_values = enum_values
         self._values: dict[tuple[str, str], set[str]] = {}
         self.wide: dict[str, set[str]] = {}  # entity -> paths that carry no value
+        self.widened = 0  # how many paths went wide so far: a cheap "anything new?"
+
+    def add_wide(self, entity: str, path: str) -> None:
+        """Takes `path` as wide, as another run learnt it (the live worker's state server
+        keeps the wide paths, so a restarted worker does not learn them again)."""
+        wide = self.wide.setdefault(entity, set())
+        if path not in wide:
+            wide.add(path)
+            self._values.pop((entity, path), None)
+            self.widened += 1
 
     def shape(self, entity: str, value: Any) -> Shape:
         wide = self.wide.get(entity)
@@ -75,6 +86,7 @@ class ShapeRules:
                 wide.add(path)
                 del self._values[(entity, path)]
                 widened = True
+                self.widened += 1
         shape = frozenset(parts)
         return project(shape, wide) if widened else shape
 

@@ -31,7 +31,7 @@ from cdc_verify.pipeline.core.entry import (
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.scope import ALL, Scope
-from cdc_verify.pipeline.core.shape import Shape, ShapeRules
+from cdc_verify.pipeline.core.shape import SHAPES_COUNTED, Shape, ShapeRules
 from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
@@ -71,6 +71,9 @@ class VerifierConfig:
     # True: every outcome with a production event carries that event's shape (coverage),
     # which also decodes the production side of gaps and out-of-scope events.
     shapes: bool = False
+    # The most shapes counted per entity (coverage/tally.py); the core takes shapes, the
+    # runners count them, by this cap.
+    max_shapes: int = SHAPES_COUNTED
     # True: each side's entries come in stream order, so an entry also says the stream
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.
@@ -101,6 +104,7 @@ class VerifierConfig:
             float_tolerance=settings.float_tolerance,
             decode_each_side=settings.decode_each_side,
             shapes=shapes and settings.coverage,
+            max_shapes=settings.coverage_max_shapes,
             scope=Scope.parse(settings.scope, settings.scope_key),
             waiting_max_bytes=int(settings.waiting_max_bytes) or None,
         )
@@ -108,8 +112,14 @@ class VerifierConfig:
 
 class Verifier:
     def __init__(
-        self, consumer: Consumer, config: VerifierConfig | None = None, spill: Spill | None = None
+        self,
+        consumer: Consumer,
+        config: VerifierConfig | None = None,
+        spill: Spill | None = None,
+        shape_rules: ShapeRules | None = None,
     ) -> None:
+        """`shape_rules`: those to take shapes by when the config takes shapes (the joins
+        of one Faust worker share theirs); by default, rules of its own."""
         self.config = config or VerifierConfig()
         self._spill = spill
         if self.config.grace_ms < 0:
@@ -121,7 +131,7 @@ class Verifier:
         self._grace = self.config.grace_ms
         self._decode_identical_once = not self.config.decode_each_side
         # What takes the shapes of production events, when the runner counts coverage.
-        self.shape_rules = ShapeRules() if self.config.shapes else None
+        self.shape_rules = (shape_rules or ShapeRules()) if self.config.shapes else None
         self._ordered = self.config.ordered_sides
         self._scope = self.config.scope
         retention, in_memory = self.config.decided_retention_ms, self.config.decided_in_memory_ms

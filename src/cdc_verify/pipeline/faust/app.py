@@ -35,6 +35,7 @@ from prometheus_client import start_http_server
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.core.verifier import VerifierConfig
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
@@ -105,8 +106,11 @@ class FaustVerifier:
         self.sinks = live_sinks(self.metrics, jsonl=settings.jsonl, on_outcomes=on_outcomes)
         # Several forwarders feed each partition: only watermarks say how far a side is read.
         self._config = replace(
-            VerifierConfig.from_settings(settings, durable_decisions=True), ordered_sides=False
+            VerifierConfig.from_settings(settings, durable_decisions=True, shapes=True),
+            ordered_sides=False,
         )
+        # One set of shape rules for every join of this worker, and its commits.
+        self._shape_rules = ShapeRules() if self._config.shapes else None
         self._joins: dict[int, PartitionJoin] = {}
         self._lock = asyncio.Lock()
         self._kafka = kafka
@@ -157,7 +161,7 @@ class FaustVerifier:
         # `reader`; the forwarder sends through the app's producer (see VerifierWorker).
         self.redis = RedisService(
             settings, self._redis_url, self.metrics, self.sinks,
-            stopping=lambda: self.app.should_stop,
+            stopping=lambda: self.app.should_stop, shape_rules=self._shape_rules,
         )  # fmt: skip
         self.reader = PartitionReader(
             bootstrap_servers(kafka), self.entries.get_topic_name(), MAX_MESSAGE_BYTES
@@ -270,7 +274,9 @@ class FaustVerifier:
     def _join_for(self, partition: int) -> PartitionJoin:
         join = self._joins.get(partition)
         if join is None:
-            join = self._joins[partition] = PartitionJoin(partition, self._consumer, self._config)
+            join = self._joins[partition] = PartitionJoin(
+                partition, self._consumer, self._config, self._shape_rules
+            )
             prefix = partition_prefix(partition)
             items = [(k, v) for k, v in list(self.table.data.items()) if k.startswith(prefix)]
             join.restore(items, self.redis.horizon)

@@ -22,6 +22,7 @@ from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome
 from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.faust.messages import SIDE_CODE, SIDE_OF, Retire, Watermark
 from cdc_verify.schemas.verdicts import Side
@@ -49,9 +50,15 @@ def partition_prefix(partition: int) -> bytes:
 
 
 class PartitionJoin:
-    def __init__(self, partition: int, consumer: Consumer, config: VerifierConfig) -> None:
+    def __init__(
+        self,
+        partition: int,
+        consumer: Consumer,
+        config: VerifierConfig,
+        shape_rules: ShapeRules | None = None,
+    ) -> None:
         self.partition = partition
-        self.verifier = Verifier(consumer, config)
+        self.verifier = Verifier(consumer, config, shape_rules=shape_rules)
         self._marks: dict[tuple[str, Side], int] = {}
         self.next_offset: int | None = None  # None: nothing applied yet
         self._stored: set[bytes] = set()  # waiting keys now in the table

@@ -27,11 +27,13 @@ from mode import Service
 from redis.exceptions import AuthenticationError
 
 from cdc_verify.pipeline.core.outcome import Decision, Outcome
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder, Send
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import Sinks
@@ -70,9 +72,12 @@ class RedisService(Service):
         sinks: Sinks,
         *,
         stopping: Callable[[], bool],
+        shape_rules: ShapeRules | None = None,
     ) -> None:
+        """`shape_rules`: the joins' rules, when they take shapes (coverage)."""
         super().__init__()
         self.settings = settings
+        self._shape_rules = shape_rules
         self.sinks = sinks
         self.horizon = 0
         self._url = url
@@ -94,7 +99,9 @@ class RedisService(Service):
         # One server for both streams and the state (the CLI refuses other topologies).
         self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
         # Forwarders acked each entry once Kafka had it: markers guard the commit.
-        self._committer = VerdictCommitter.from_settings(self._client, s, settle=("mark", "mark"))
+        self._committer = VerdictCommitter.from_settings(
+            self._client, s, settle=("mark", "mark"), shapes=self._shape_rules
+        )
         streams = StreamPair.on_one_server(
             self._client, WorkerKeys.from_settings(s), s.consumer_name
         )
@@ -107,6 +114,10 @@ class RedisService(Service):
             if self.should_stop:
                 return  # stopped while waiting for Redis: mode starts nothing after us
             raise
+        if self._shape_rules is not None:  # the paths other workers found wide
+            rules = self._shape_rules
+            keys = WorkerKeys.from_settings(s)
+            await self.call("reading the wide paths", lambda: load_wide(self.client, keys, rules))
         log.info("Redis %s: consumer group %s ready", redact(self._url), s.group)
 
     async def on_stop(self) -> None:

@@ -19,14 +19,17 @@ from typing import Any
 import msgpack
 from redis.exceptions import ResponseError
 
+from cdc_verify.coverage.tally import MAX_SHAPES
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.script import ScriptContract
+from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
 
@@ -38,6 +41,7 @@ COMMIT = ScriptContract(
         "alerts_open_index", "alerts_resolved_index", "lock",
         "positions", "production_waiting",
         "counts",  # this minute's verdict counters (hash "<name>|<entity>|<op>" -> count)
+        "shapes", "shape_counts", "shape_wide",  # shape coverage (shapes.py)
     ),
     args=(
         "group",  # the consumer group whose entries are XACKed
@@ -57,6 +61,9 @@ COMMIT = ScriptContract(
         "counts_expire_at_ms",  # K.counts lives until its minute ends plus the retention
         # '1': this call's matches are one verdict-stream entry (event_ids, count)
         "compact_matches",
+        # shape coverage: the most shapes kept per entity, and the paths newly wide
+        # (msgpack array of shapes.py's members)
+        "max_shapes", "shape_wide_add",
     ),
     records={
         "O": (
@@ -64,6 +71,10 @@ COMMIT = ScriptContract(
             "entity", "op",  # what the counters count it under (core/breakdown.py)
             # the hash of its decision ('' = a key of its own) and when that hash may go
             "bucket", "bucket_expire_ms",
+            # the production event's shape: its key ('' = none), its coverage status
+            # ('' = the outcome says nothing of one) and its parts (sent with the first
+            # outcomes of a shape only)
+            "shape", "shape_status", "shape_parts",
         ),
         # one settled entry: stream 1 (production) or 2 (sister), and its entry id
         "S": ("stream", "entry_id"),
@@ -73,7 +84,7 @@ COMMIT = ScriptContract(
 # The order `_arguments` packs an outcome and a settled entry in (checked at import).
 OUTCOME_FIELDS = (
     "kind", "event_id", "verdict", "record", "decision", "alert", "settles", "entity", "op",
-    "bucket", "bucket_expire_ms",
+    "bucket", "bucket_expire_ms", "shape", "shape_status", "shape_parts",
 )  # fmt: skip
 SETTLED_FIELDS = ("stream", "entry_id")
 if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
@@ -100,6 +111,7 @@ local kinds = {
   [K.verdicts] = 'stream', [K.alerts_open] = 'hash', [K.alerts_resolved] = 'hash',
   [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
   [K.positions] = 'hash', [K.production_waiting] = 'zset', [K.counts] = 'hash',
+  [K.shapes] = 'hash', [K.shape_counts] = 'hash', [K.shape_wide] = 'set',
 }
 local batch = cmsgpack.unpack(A.outcomes)
 for _, o in ipairs(batch) do
@@ -154,6 +166,42 @@ local function count(name, o)
   local field = name .. '|' .. o[O.entity] .. '|' .. o[O.op]
   tally[field] = (tally[field] or 0) + 1
 end
+-- Shape coverage (shapes.py). A shape's parts are stored from the first outcome that
+-- carries them, under the cap, whether or not this call makes that outcome durable (the
+-- writer sends them once); counts are taken only for what this call made durable.
+local max_shapes = tonumber(A.max_shapes)
+local shape_known = {}  -- shape key -> whether K.shapes holds it
+local shape_tally = {}  -- K.shape_counts field -> increment
+local function hold_shape(o)
+  local key = o[O.shape]
+  local known = shape_known[key]
+  if known == nil then
+    known = redis.call('HEXISTS', K.shapes, key) == 1
+  end
+  if not known and o[O.shape_parts] ~= '' then
+    local held = o[O.entity] .. '|+shapes'
+    if tonumber(redis.call('HGET', K.shape_counts, held) or '0') < max_shapes then
+      redis.call('HSET', K.shapes, key, o[O.shape_parts])
+      redis.call('HINCRBY', K.shape_counts, held, 1)
+      known = true
+    end
+  end
+  shape_known[key] = known
+end
+local function count_shape(o)
+  local status, key = o[O.shape_status], o[O.shape]
+  if status == '' then return end
+  local field
+  if key == '' then
+    field = o[O.entity] .. '|+undecodable'
+  elseif shape_known[key] then
+    field = key
+  else
+    field = o[O.entity] .. '|+overflow'
+  end
+  field = field .. '|' .. status
+  shape_tally[field] = (shape_tally[field] or 0) + 1
+end
 local function mark(s)
   local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
   return redis.call('SET', marker, 1, 'NX', 'PX', ttl) and 1 or 0
@@ -183,12 +231,16 @@ for i, o in ipairs(batch) do
   local decision, alert = o[O.decision], o[O.alert]
   local emit = false
   local settled = nil  -- kinds without a verdict entry: whether this call settled them
+  if o[O.shape] ~= '' then hold_shape(o) end
   if kind == 'O' then
     -- Out of scope: no verdict, but remembered (a later twin is late, not a new event)
     -- and counted, once: the decision's SET NX guards a retried commit.
     for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
     settled = decide(o)
-    if settled then count('out_of_scope', o) end
+    if settled then
+      count('out_of_scope', o)
+      count_shape(o)
+    end
   elseif kind == 'P' or kind == 'S' then
     for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
     if kind == 'P' then
@@ -231,6 +283,7 @@ for i, o in ipairs(batch) do
     end
     written = written + 1
     count(verdict, o)
+    count_shape(o)
   end
   if #fresh < i then table.insert(fresh, (emit or settled or kind == 'S') and 1 or 0) end
 end
@@ -244,6 +297,13 @@ for field, n in pairs(tally) do
   counted = true
 end
 if counted then redis.call('PEXPIREAT', K.counts, A.counts_expire_at_ms) end
+for field, n in pairs(shape_tally) do
+  redis.call('HINCRBY', K.shape_counts, field, n)
+end
+local wide = cmsgpack.unpack(A.shape_wide_add)
+for j = 1, #wide, 500 do
+  redis.call('SADD', K.shape_wide, unpack(wide, j, math.min(j + 499, #wide)))
+end
 for bucket, at in pairs(expiring) do redis.call('PEXPIREAT', bucket, at) end
 local waiting = cmsgpack.unpack(A.production_waiting_add)
 for j = 1, #waiting, 500 do
@@ -354,7 +414,11 @@ class VerdictCommitter:
         lock_token: str = "",
         counter_retention_ms: int = 8 * 86_400_000,
         compact_matches: bool = False,
+        shapes: ShapeRules | None = None,
+        max_shapes: int = MAX_SHAPES,
     ) -> None:
+        """`shapes`: the rules of a verifier that takes shapes; its outcomes' shapes are
+        counted (shapes.py), at most `max_shapes` per entity."""
         if not set(settle) <= set(SETTLE_MODES):
             raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
         self._client = client
@@ -372,6 +436,8 @@ class VerdictCommitter:
             lock_token=lock_token,
             compact_matches="1" if compact_matches else "0",
         )
+        self._shapes = ShapeWrites(shapes) if shapes is not None else None
+        self._max_shapes = max_shapes
         self._counter_retention_ms = counter_retention_ms
         self._decided_retention_ms = decided_retention_ms
         self._decisions = DecisionStore(client, keys)
@@ -387,6 +453,7 @@ class VerdictCommitter:
             alerts_resolved_index=keys.alerts_resolved_index, lock=keys.lock,
             positions=keys.positions, production_waiting=keys.production_waiting,
             counts=keys.lock,  # a placeholder: the key of the minute is set per call
+            shapes=keys.shapes, shape_counts=keys.shape_counts, shape_wide=keys.shape_wide,
         )  # fmt: skip
         self._counts_slot = COMMIT.keys.index("counts")
         self._script = COMMIT.register(client, COMMIT_SCRIPT)
@@ -399,9 +466,11 @@ class VerdictCommitter:
         *,
         settle: SettleModes = ("ack", "ack"),
         lock_token: str = "",
+        shapes: ShapeRules | None = None,
     ) -> VerdictCommitter:
         """`settle`: the production and sister SETTLE_MODES; `lock_token`: commit only
-        while the worker lock holds it (the single engine)."""
+        while the worker lock holds it (the single engine); `shapes`: the verifier's
+        shape rules, when it takes shapes."""
         return cls(
             client,
             WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
@@ -412,6 +481,8 @@ class VerdictCommitter:
             lock_token=lock_token,
             counter_retention_ms=round(settings.counter_retention * 1000),
             compact_matches=settings.compact_matches,
+            shapes=shapes,
+            max_shapes=settings.coverage_max_shapes,
         )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
@@ -467,6 +538,7 @@ class VerdictCommitter:
     ) -> list[Any]:
         now = _now_iso()
         batch = []
+        shapes = self._shapes
         buckets, retention = self._keys.decisions_prefix, self._decided_retention_ms
         for o in outcomes:
             record = o.record
@@ -494,6 +566,7 @@ class VerdictCommitter:
                     *o.entity_op,
                     bucket,
                     expire_ms,
+                    *(shapes.fields(o) if shapes is not None else NO_SHAPE),
                 )
             )
         minute_end = (now_ms // MINUTE_MS + 1) * MINUTE_MS
@@ -503,6 +576,10 @@ class VerdictCommitter:
             counts_expire_at_ms=minute_end + self._counter_retention_ms,
             production_position=position,
             production_waiting_add=msgpack.packb([[e.entry_id, e.arrival_ms] for e in waiting]),
+            max_shapes=self._max_shapes,
+            shape_wide_add=msgpack.packb(
+                shapes.wide_to_send() if shapes is not None else [], use_bin_type=False
+            ),
             **self._fixed,
         )
 

@@ -16,3 +16,17 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 
 class LockLost(RuntimeError):
     """This worker no longer holds the group's lock: another one may be active."""
+
+
+def failure_reason(exc: Exception, url: str, reading: str) -> str | None:
+    """One line saying why reading `reading` from the server at `url` failed; None for an
+    exception that is no Redis failure (a bug: let it raise)."""
+    if isinstance(exc, redis_errors.AuthenticationError):
+        return f"the state server {url} refused the credentials: {exc}"
+    if isinstance(exc, redis_errors.NoPermissionError):
+        return f"the state server {url} denies reading {reading}: {exc}"
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError):
+        return f"cannot reach the state server {url}: {exc}"
+    if isinstance(exc, redis_errors.RedisError):
+        return f"the state server {url} failed: {exc}"
+    return None

@@ -34,6 +34,11 @@ class WorkerKeys:
     production_waiting: str  # sorted set: read-only production's waiting entry ids
     # + minute (epoch ms // 60000): hash "<verdict>|<entity>|<op>" -> count (docs/rollouts.md)
     counts_prefix: str
+    # Shape coverage (pipeline/redis/shapes.py): hash "<entity>|<shape id>" -> its parts;
+    # hash "<entity>|<shape id>|<status>" -> events; set of the paths gone wide
+    shapes: str
+    shape_counts: str
+    shape_wide: str
     cluster: bool = False
 
     @classmethod
@@ -70,6 +75,9 @@ class WorkerKeys:
             positions=f"{base}:positions",
             production_waiting=f"{base}:waiting:production",
             counts_prefix=f"{base}:counts:",
+            shapes=f"{base}:shapes",
+            shape_counts=f"{base}:shapes:counts",
+            shape_wide=f"{base}:shapes:wide",
             cluster=cluster,
         )
 

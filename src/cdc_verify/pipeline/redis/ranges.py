@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 CHUNK = 2000
 
@@ -20,24 +21,32 @@ def _raw(response: Any, **_: Any) -> Any:
     return response
 
 
-def _keep_raw(client: redis.Redis) -> None:
-    # redis-py turns each entry's fields into a dict, which loses order and repeats.
+def _reader(client: redis.Redis | RedisCluster, key: str) -> redis.Redis:
+    """The client that reads `key` with its replies kept raw: redis-py turns each entry's
+    fields into a dict, which loses order and repeats. A Cluster client parses a reply on
+    the node first, so on a Cluster it is the client of the node that holds the key."""
+    if isinstance(client, RedisCluster):
+        client = client.get_redis_connection(client.get_node_from_key(key))
     client.set_response_callback("XRANGE", _raw)
     client.set_response_callback("XREVRANGE", _raw)
+    return client
 
 
-def last_entry_id(client: redis.Redis, key: str) -> str | None:
+def last_entry_id(client: redis.Redis | RedisCluster, key: str) -> str | None:
     """The stream's newest entry id now (None: empty or absent), to pin a bounded read."""
-    _keep_raw(client)
-    last = client.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
+    last = _reader(client, key).execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
     return last[0][0].decode() if last else None
 
 
 def read_range(
-    client: redis.Redis, key: str, start: str = "-", end: str = "+", chunk: int = CHUNK
+    client: redis.Redis | RedisCluster,
+    key: str,
+    start: str = "-",
+    end: str = "+",
+    chunk: int = CHUNK,
 ) -> Iterator[list[RawEntry]]:
     """Pages of at most `chunk` entries from `start` to `end` (both inclusive)."""
-    _keep_raw(client)
+    client = _reader(client, key)
     cursor = start
     while True:
         page = client.execute_command("XRANGE", key, cursor, end, "COUNT", chunk)

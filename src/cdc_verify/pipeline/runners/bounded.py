@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from cdc_verify.coverage.tally import MAX_SHAPES
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
 from cdc_verify.pipeline.core.shape import ShapeRules
@@ -70,6 +71,7 @@ class ReportSinks(Sinks):
         ignore_paths: Iterable[str] = (),
         shape_rules: ShapeRules | None = None,
         provenance: Provenance = (),
+        max_shapes: int = MAX_SHAPES,
     ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         verdicts = out_dir / "verdicts.jsonl"
@@ -79,7 +81,7 @@ class ReportSinks(Sinks):
         self.counter = SummaryCounter(ignore_paths)
         self.groups = MismatchGroups()
         self.timeline = VerdictTimeline()
-        self.coverage = CoverageSink(shape_rules) if shape_rules is not None else None
+        self.coverage = CoverageSink(shape_rules, max_shapes) if shape_rules is not None else None
         self._decoder = decoder
         self._provenance = provenance
         sinks = [JsonlVerdictWriter(verdicts), self.counter, self.groups, self.timeline]
@@ -137,7 +139,7 @@ def verify_to_reports(
     from and with which settings (report.html shows it)."""
     sinks = ReportSinks(
         out_dir, verifier.decoder, verifier.config.ignored_paths, verifier.shape_rules,
-        provenance,
+        provenance, verifier.config.max_shapes,
     )  # fmt: skip
     with sinks:
         verify_bounded(verifier, production, sister, sinks, on_progress)

@@ -22,6 +22,7 @@ from redis import exceptions as redis_errors
 from cdc_verify.pipeline.core.decoder import Consumer
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
@@ -32,6 +33,7 @@ from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
+from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff
@@ -77,7 +79,9 @@ class StreamWorker:
         # Big waiting entries past --waiting-max-bytes; closed (removed) when run() ends.
         self.spill = SpillDirectory(settings.spill_dir)
         self.verifier = Verifier(
-            consumer, VerifierConfig.from_settings(settings, durable_decisions=True), self.spill
+            consumer,
+            VerifierConfig.from_settings(settings, durable_decisions=True, shapes=True),
+            self.spill,
         )
         self.servers = {role: settings.server(role) for role in Role}
         unset = [role.value for role, server in self.servers.items() if not server.url]
@@ -196,7 +200,8 @@ class StreamWorker:
         self._servers_seen_up(topology)
         try:
             self.keys = topology.keys
-            session = Session.open(topology, s, self._lock_token)
+            rules = self.verifier.shape_rules
+            session = Session.open(topology, s, self._lock_token, rules)
             # The state server's lock first: it fences commits; then one on each other
             # server whose stream is read through the group: it fences the reads there.
             for lock in session.locks:
@@ -205,6 +210,8 @@ class StreamWorker:
             streams = session.streams
             horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
             await streams.size_reads()
+            if rules is not None:  # the paths earlier sessions (or workers) found wide
+                await load_wide(topology.state, topology.keys, rules)
             claimed = await streams.claim_orphans()
             if claimed:
                 log.info("claimed %d entries left pending by dead consumers", claimed)
@@ -422,7 +429,9 @@ class Session:
     read_only_production: bool
 
     @classmethod
-    def open(cls, topology: Topology, s: Settings, token: str) -> Session:
+    def open(
+        cls, topology: Topology, s: Settings, token: str, shapes: ShapeRules | None = None
+    ) -> Session:
         ttl_ms = round(s.lock_ttl * 1000)
         state, keys = topology.state, topology.keys
         streams = StreamPair.from_topology(
@@ -447,7 +456,7 @@ class Session:
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
                     locks.append(WorkerLock(reader.client, fence, token, ttl_ms))
         committer = VerdictCommitter.from_settings(
-            state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token
+            state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes
         )
         return cls(
             streams,

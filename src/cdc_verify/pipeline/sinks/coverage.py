@@ -6,23 +6,19 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
-from cdc_verify.pipeline.core.entry import PRODUCTION
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts
+from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
 from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
-from cdc_verify.schemas.verdicts import Verdict
 
-MATCH = ShapeCounts(production=1, match=1)
-MISMATCH = ShapeCounts(production=1, mismatch=1)
-UNVERIFIED = ShapeCounts(production=1, unverified=1)
+_COUNTS = {status: ShapeCounts.one(status) for status in COVERAGE_STATUSES}
 
 
 class CoverageSink(Sink):
     """Counts the outcomes of a verifier that takes shapes (VerifierConfig.shapes)."""
 
-    def __init__(self, rules: ShapeRules) -> None:
-        self.tally = CoverageTally(rules)
+    def __init__(self, rules: ShapeRules, max_shapes: int = MAX_SHAPES) -> None:
+        self.tally = CoverageTally(rules, max_shapes)
         self.parts: list[dict[str, object]] = []  # as last written
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
@@ -40,17 +36,7 @@ class CoverageSink(Sink):
 
 
 def counts_of(outcome: Outcome) -> ShapeCounts | None:
-    """What the outcome says of its production event; None when it has none (no primary
-    outcome, or missing in production). `cdc-verify cases` counts by the same rule."""
-    if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
-        return UNVERIFIED
-    record = outcome.record
-    if outcome.kind is not OutcomeKind.PRIMARY or record is None:
-        return None
-    if not any(e.side is PRODUCTION for e in outcome.settles):
-        return None  # missing in production: production never sent it
-    if record.verdict is Verdict.MATCH:
-        return MATCH
-    if record.verdict in (Verdict.MISMATCH, Verdict.RACE):
-        return MISMATCH
-    return UNVERIFIED
+    """What the outcome says of its production event (core.outcome.coverage_status);
+    None when it has none."""
+    status = coverage_status(outcome)
+    return None if status is None else _COUNTS[status]

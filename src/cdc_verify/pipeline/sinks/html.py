@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from cdc_verify import __version__
-from cdc_verify.coverage.tally import STATUSES
+from cdc_verify.coverage.tally import look_first
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
@@ -162,15 +162,8 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
         f"<b>{c.verified:,}</b> verified, <b>{c.mismatched:,}</b> mismatched, "
         f"<b>{c.never_verified:,}</b> never verified (coverage <b>{ratio}</b>)</p>"
     )
-    worst = sorted(
-        (p for p in parts if p["status"] != "verified"),
-        # Mismatched parts by their share of mismatches: a part in every event says little.
-        key=lambda p: (
-            STATUSES.index(p["status"]),
-            -int(p["mismatch"]) / max(int(p["production"]), 1),
-            -int(p["production"]),
-        ),
-    )[:MAX_COVERAGE_PARTS]
+    worst = sorted((p for p in parts if p["status"] != "verified"), key=look_first)
+    worst = worst[:MAX_COVERAGE_PARTS]
     rows = "".join(
         f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['part'])}</code></td>"
         f"<td>{p['status']}</td>"

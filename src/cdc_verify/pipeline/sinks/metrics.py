@@ -7,9 +7,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from cdc_verify.coverage.tally import STATUSES
 from cdc_verify.pipeline.core.breakdown import OPS
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
+from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (Side.PRODUCTION.value, Side.SISTER.value)
@@ -108,6 +110,19 @@ class VerifierMetrics(Sink):
             "Age of the oldest open missing-event alert; 0 when none is open.",
             registry=r,
         )
+        self.shapes = Gauge(
+            "cdc_verify_shapes",
+            "Shapes of production event, per entity and coverage status (verified, "
+            "mismatched, never_verified), since the worker's state began (docs/coverage.md).",
+            ["entity", "status"],
+            registry=r,
+        )
+        self.shape_coverage = Gauge(
+            "cdc_verify_shape_coverage_ratio",
+            "Verified shapes over the shapes production sent, per entity (docs/coverage.md).",
+            ["entity"],
+            registry=r,
+        )
         self.ready = Gauge(
             "cdc_verify_ready",
             "1 while the worker is connected, has rebuilt its state and is reading.",
@@ -130,6 +145,15 @@ class VerifierMetrics(Sink):
                 self.out_of_scope.labels(entity=entity, op=op)
                 for v in Verdict:
                     self._verdict[v, entity, op] = self.verdicts.labels(v.value, entity, op)
+
+    def set_coverage(self, coverage: Coverage) -> None:
+        """The shape coverage the state server holds now (read by the worker's
+        housekeeping)."""
+        for entity, figures in coverage.by_entity.items():
+            for status in STATUSES:
+                self.shapes.labels(entity=entity, status=status).set(getattr(figures, status))
+            if figures.ratio is not None:
+                self.shape_coverage.labels(entity=entity).set(figures.ratio)
 
     def read(self, side: str, count: int) -> None:
         if count:

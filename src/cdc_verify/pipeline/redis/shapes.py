@@ -1,0 +1,233 @@
+"""Shape coverage on the state server: what the live worker's commit writes, read back.
+
+The commit script (commit.py) counts each production event's shape in the same atomic
+call that makes its verdict durable, so a retried or repeated commit counts it once, and
+a SIGKILLed worker loses no count. Three keys (WorkerKeys, docs/coverage.md):
+
+- `shapes`, a hash `<entity>|<shape id>` -> the shape's parts (a msgpack array of
+  strings), written once per shape; at most `max_shapes` shapes per entity;
+- `shape_counts`, a hash of counters: `<entity>|<shape id>|<status>` (status: match,
+  mismatch, unverified), `<entity>|+overflow|<status>` for the events of shapes past the
+  cap, `<entity>|+undecodable|unverified` for production events with no shape, and
+  `<entity>|+shapes`, the entity's shapes so far;
+- `shape_wide`, a set of msgpack [entity, path]: the paths the workers found wide
+  (core/shape.py). A worker loads them when its session starts, and a reader takes
+  their values out of the shapes stored before the path went wide.
+
+Entity names never hold `|` (core/breakdown.py); shape ids are hex.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts, shape_id
+from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
+from cdc_verify.pipeline.core.shape import ENUM_VALUES, Shape, ShapeRules, part_fields
+from cdc_verify.pipeline.redis.connection import AsyncClient
+from cdc_verify.pipeline.redis.keys import WorkerKeys
+
+OVERFLOW = "+overflow"
+UNDECODABLE = "+undecodable"
+SHAPES_HELD = "+shapes"
+# Bounds of what a writer remembers (ids it computed, shapes whose parts it sent): past
+# them it starts afresh, which costs a few parts sent again, never a count.
+_MAX_REMEMBERED = 8 * MAX_SHAPES
+_HMGET_CHUNK = 500
+
+NO_SHAPE = ("", "", b"")  # an outcome that says nothing of a production event
+
+
+def _pack(value: Any) -> bytes:
+    # A consumer's map keys may hold lone surrogates: keep them, do not fail.
+    return msgpack.packb(value, use_bin_type=True, unicode_errors="surrogatepass")
+
+
+def _unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False, unicode_errors="surrogatepass")
+
+
+class ShapeWrites:
+    """What the commit script is told of each outcome's shape; one per committer."""
+
+    def __init__(self, rules: ShapeRules) -> None:
+        self._rules = rules
+        self._ids: dict[Shape, str] = {}
+        self._sent: set[str] = set()  # shape keys whose parts a commit carried
+        self._wide_sent: set[tuple[str, str]] = set()
+        self._widened_sent = -1
+
+    def fields(self, outcome: Outcome) -> tuple[str, str, bytes]:
+        """(shape key, status, parts): key '' with a status is an undecodable production
+        event; the parts go only with the first outcomes of a shape, until sent."""
+        status = coverage_status(outcome)
+        if status is None:
+            return NO_SHAPE
+        shape = outcome.shape
+        entity = outcome.entity_op[0]
+        if shape is None:
+            return "", status, b""
+        name = self._ids.get(shape)
+        if name is None:
+            if len(self._ids) >= _MAX_REMEMBERED:
+                self._ids.clear()
+            name = self._ids[shape] = shape_id(shape)
+        key = f"{entity}|{name}"
+        if key in self._sent:
+            return key, status, b""
+        # Sent once: the script stores the parts of any outcome that carries them, made
+        # durable or not, and a failed commit ends the session and its committer.
+        if len(self._sent) >= _MAX_REMEMBERED:
+            self._sent.clear()
+        self._sent.add(key)
+        return key, status, _pack(sorted(shape))
+
+    def wide_to_send(self) -> list[bytes]:
+        """The wide paths no commit of this writer carried yet (mostly none)."""
+        if self._rules.widened == self._widened_sent:
+            return []
+        self._widened_sent = self._rules.widened
+        new = [
+            (entity, path)
+            for entity, paths in self._rules.wide.items()
+            for path in paths
+            if (entity, path) not in self._wide_sent
+        ]
+        self._wide_sent.update(new)
+        return [_pack(list(pair)) for pair in new]
+
+
+async def load_wide(client: AsyncClient, keys: WorkerKeys, rules: ShapeRules) -> int:
+    """Takes the wide paths the state server holds into `rules`; how many it holds."""
+    members = await client.smembers(keys.shape_wide)
+    held = 0
+    for member in members:
+        pair = _wide_pair(member)
+        if pair is not None:
+            rules.add_wide(*pair)
+            held += 1
+    return held
+
+
+def _wide_pair(member: bytes | str) -> tuple[str, str] | None:
+    raw = member.encode("utf-8", "surrogateescape") if isinstance(member, str) else member
+    try:
+        pair = _unpack(raw)
+    except (ValueError, msgpack.UnpackException):
+        return None  # not written by us: ignored
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+        return pair[0], pair[1]
+    return None
+
+
+class ShapeReader:
+    """Reads the coverage the live workers wrote; keeps the parts it read (they never
+    change once written), so reading again costs the counters and the new shapes only."""
+
+    def __init__(self, client: AsyncClient, keys: WorkerKeys) -> None:
+        self._client = client
+        self._keys = keys
+        self._parts: dict[str, Shape] = {}
+        self._last: tuple[float, CoverageTally] | None = None
+
+    async def tally(self, max_age_s: float = 0.0) -> CoverageTally:
+        """Every shape's counts, with the values of paths gone wide taken out; the last
+        one read if it is at most `max_age_s` old (a page that polls)."""
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] <= max_age_s:
+            return self._last[1]
+        tally = await self._read()
+        self._last = (now, tally)
+        return tally
+
+    async def _read(self) -> CoverageTally:
+        keys = self._keys
+        # HSCAN, not HGETALL: a big hash is read in steps that keep Redis responsive. A
+        # field HSCAN returns twice lands in the dict once.
+        raw_counts: dict[Any, Any] = {}
+        async for field, value in self._client.hscan_iter(keys.shape_counts, count=1000):
+            raw_counts[field] = value
+        rules = ShapeRules()
+        await load_wide(self._client, keys, rules)
+        counted: list[Counted] = []
+        for raw_field, raw_n in raw_counts.items():
+            parsed = _count_field(raw_field, raw_n)
+            if parsed is not None:
+                counted.append(parsed)
+        await self._read_parts({f"{e}|{s}" for e, s, _, _ in counted if not s.startswith("+")})
+        self._widen(rules, {(e, s) for e, s, _, _ in counted if not s.startswith("+")})
+        tally = CoverageTally(rules, max_shapes=len(self._parts) + 1)
+        for entity, name, status, n in sorted(counted):
+            counts = ShapeCounts.one(status, n)
+            if name == OVERFLOW:
+                tally.add_overflow(entity, counts)
+            elif name == UNDECODABLE:
+                tally.add(entity, None, counts)
+            else:
+                shape = self._parts.get(f"{entity}|{name}")
+                if shape is None:  # counted but its parts are gone (a key deleted by hand)
+                    tally.add_overflow(entity, counts)
+                else:
+                    tally.add(entity, shape, counts)
+        return tally
+
+    def _widen(self, rules: ShapeRules, counted: set[tuple[str, str]]) -> None:
+        """Takes as wide, too, the paths with more than ENUM_VALUES values in the stored
+        shapes: each worker saw fewer (a SIGKILL forgets what a worker learnt), but
+        together they saw what one run over every event would have."""
+        values: dict[tuple[str, str], set[str]] = {}
+        for entity, name in counted:
+            for part in self._parts.get(f"{entity}|{name}", ()):
+                path, _, value = part_fields(part)
+                if value is not None:
+                    values.setdefault((entity, path), set()).add(value)
+        for (entity, path), seen in values.items():
+            if len(seen) > ENUM_VALUES:
+                rules.add_wide(entity, path)
+
+    async def _read_parts(self, wanted: set[str]) -> None:
+        missing = sorted(wanted - self._parts.keys())
+        for start in range(0, len(missing), _HMGET_CHUNK):
+            chunk = missing[start : start + _HMGET_CHUNK]
+            values: Sequence[Any] = await self._client.hmget(self._keys.shapes, chunk)
+            for key, raw in zip(chunk, values, strict=True):
+                shape = _shape_of(raw)
+                if shape is not None:
+                    self._parts[key] = shape
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+Counted = tuple[str, str, str, int]  # entity, shape id or marker, status, events
+
+
+def _count_field(raw_field: bytes | str, raw_n: bytes | str | int) -> Counted | None:
+    """(entity, shape id or marker, status, count) of a counter; None for `+shapes` and
+    for anything not written by us."""
+    parts = _text(raw_field).rsplit("|", 2)
+    if len(parts) != 3 or parts[2] not in COVERAGE_STATUSES or not parts[0]:
+        return None
+    try:
+        n = int(raw_n)
+    except ValueError:
+        return None
+    return (parts[0], parts[1], parts[2], n) if n > 0 else None
+
+
+def _shape_of(raw: bytes | str | None) -> Shape | None:
+    if raw is None:
+        return None
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    try:
+        parts = _unpack(data)
+    except (ValueError, msgpack.UnpackException):
+        return None
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        return None
+    return frozenset(parts)
