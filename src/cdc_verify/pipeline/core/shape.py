@@ -58,7 +58,7 @@ class ShapeRules:
 
     def __init__(self, enum_values: int = ENUM_VALUES) -> None:
         self._enum_values = enum_values
-        self._values: dict[tuple[str, str], set[str]] = {}
+        self._values: dict[str, dict[str, set[str]]] = {}  # entity -> path -> values seen
         self.wide: dict[str, set[str]] = {}  # entity -> paths that carry no value
         self.widened = 0  # how many paths went wide so far: a cheap "anything new?"
 
@@ -68,7 +68,7 @@ class ShapeRules:
         wide = self.wide.setdefault(entity, set())
         if path not in wide:
             wide.add(path)
-            self._values.pop((entity, path), None)
+            self._values.get(entity, {}).pop(path, None)
             self.widened += 1
 
     def shape(self, entity: str, value: Any) -> Shape:
@@ -76,15 +76,20 @@ class ShapeRules:
         if wide is None:
             wide = self.wide[entity] = set()
         parts, valued = _walk(value, wide)
+        values = self._values.get(entity)
+        if values is None:
+            values = self._values[entity] = {}
         widened = False
         for path, part_value in valued:
-            seen = self._values.get((entity, path))
+            seen = values.get(path)
             if seen is None:
-                seen = self._values[(entity, path)] = set()
+                seen = values[path] = set()
+            elif part_value in seen:
+                continue  # most values: one of the few an enum-like path takes
             seen.add(part_value)
             if len(seen) > self._enum_values:
                 wide.add(path)
-                del self._values[(entity, path)]
+                del values[path]
                 widened = True
                 self.widened += 1
         shape = frozenset(parts)

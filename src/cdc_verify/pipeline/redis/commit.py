@@ -436,7 +436,7 @@ class VerdictCommitter:
             lock_token=lock_token,
             compact_matches="1" if compact_matches else "0",
         )
-        self._shapes = ShapeWrites(shapes) if shapes is not None else None
+        self._shapes = ShapeWrites(shapes, max_shapes) if shapes is not None else None
         self._max_shapes = max_shapes
         self._counter_retention_ms = counter_retention_ms
         self._decided_retention_ms = decided_retention_ms

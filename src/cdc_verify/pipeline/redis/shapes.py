@@ -19,13 +19,14 @@ Entity names never hold `|` (core/breakdown.py); shape ids are hex.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 
-from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts, shape_id
+from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
 from cdc_verify.pipeline.core.shape import ENUM_VALUES, Shape, ShapeRules, part_fields
 from cdc_verify.pipeline.redis.connection import AsyncClient
@@ -54,10 +55,14 @@ def _unpack(raw: bytes) -> Any:
 class ShapeWrites:
     """What the commit script is told of each outcome's shape; one per committer."""
 
-    def __init__(self, rules: ShapeRules) -> None:
+    def __init__(self, rules: ShapeRules, max_shapes: int = MAX_SHAPES) -> None:
         self._rules = rules
-        self._ids: dict[Shape, str] = {}
+        self._max_shapes = max_shapes
+        self._keys: dict[str, dict[Shape, str]] = {}  # entity -> shape -> its key
         self._sent: set[str] = set()  # shape keys whose parts a commit carried
+        # Per entity, how many shapes' parts this writer sent: once max_shapes, the state
+        # server holds max_shapes of them or was full when it got one, so it is full now.
+        self._sent_by_entity: dict[str, int] = {}
         self._wide_sent: set[tuple[str, str]] = set()
         self._widened_sent = -1
 
@@ -71,19 +76,25 @@ class ShapeWrites:
         entity = outcome.entity_op[0]
         if shape is None:
             return "", status, b""
-        name = self._ids.get(shape)
-        if name is None:
-            if len(self._ids) >= _MAX_REMEMBERED:
-                self._ids.clear()
-            name = self._ids[shape] = shape_id(shape)
-        key = f"{entity}|{name}"
+        keys = self._keys.get(entity)
+        if keys is None:
+            keys = self._keys[entity] = {}
+        key = keys.get(shape)
+        if key is None:
+            if len(keys) >= _MAX_REMEMBERED:
+                keys.clear()
+            key = keys[shape] = f"{entity}|{storage_id(shape)}"
         if key in self._sent:
             return key, status, b""
+        sent = self._sent_by_entity.get(entity, 0)
+        if sent >= self._max_shapes:
+            return key, status, b""  # the server is full: counted as overflow unless held
         # Sent once: the script stores the parts of any outcome that carries them, made
         # durable or not, and a failed commit ends the session and its committer.
         if len(self._sent) >= _MAX_REMEMBERED:
             self._sent.clear()
         self._sent.add(key)
+        self._sent_by_entity[entity] = sent + 1
         return key, status, _pack(sorted(shape))
 
     def wide_to_send(self) -> list[bytes]:
@@ -99,6 +110,15 @@ class ShapeWrites:
         ]
         self._wide_sent.update(new)
         return [_pack(list(pair)) for pair in new]
+
+
+def storage_id(shape: Shape) -> str:
+    """16 hex digits naming a shape as taken, on the state server: the same in every
+    process, and cheaper than `tally.shape_id` (the name reports give a shape once wide
+    paths are taken out), which the live worker would compute for nearly every event of a
+    rich model."""
+    text = "\n".join(sorted(shape)).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 async def load_wide(client: AsyncClient, keys: WorkerKeys, rules: ShapeRules) -> int:
