@@ -929,8 +929,9 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
     Exit 0, or 2 when there is no coverage to show (the reason is printed).
     """
     from cdc_verify.coverage.live import read_live
+    from cdc_verify.coverage.report import CoverageUnavailable
     from cdc_verify.coverage.report_dir import read_report
-    from cdc_verify.coverage.view import CoverageUnavailable, print_report
+    from cdc_verify.coverage.view import print_report
 
     if report is not None:
         given = [f for f in ("redis_url", "state_redis_url") if kwargs[f] is not None]

@@ -25,7 +25,6 @@ from redis.exceptions import RedisError
 
 from cdc_verify.api import models
 from cdc_verify.coverage.tally import look_first
-from cdc_verify.coverage.view import CoverageReport
 from cdc_verify.gate.criteria import (
     ENTITY_PATTERN,
     OP_VALUES,
@@ -277,7 +276,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     ) -> dict[str, Any]:
         """Which kinds (shapes) of production event were verified, since the worker's
         state began: `cdc-verify coverage --json` (docs/coverage.md)."""
-        found = CoverageReport.of_tally(await shapes.tally()).only(entity, status)
+        found = (await shapes.report()).only(entity, status)
         return {
             "coverage": found.totals.model_dump(mode="json"),
             "shapes": found.shapes[:limit],
@@ -361,12 +360,9 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         problem = window_problem(settings.gate_since, settings)
         if problem:
             banner = cannot_measure(problem, criteria, banner.source, Endpoint())
-        tally = await shapes.tally(COVERAGE_MAX_AGE_S)
-        rows = tally.rows()
-        figures = tally.totals() if rows else None
-        to_verify = sorted(
-            (p for p in tally.parts(rows) if p["status"] != "verified"), key=look_first
-        )
+        coverage = await shapes.report(COVERAGE_MAX_AGE_S)
+        figures = coverage.totals if coverage.shapes else None
+        to_verify = sorted((p for p in coverage.parts if p["status"] != "verified"), key=look_first)
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
@@ -416,7 +412,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         # COVERAGE_MAX_AGE_S); with Redis away they keep their last values.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(PROBE_TIMEOUT_S):
-                coverage = (await shapes.tally(COVERAGE_MAX_AGE_S)).totals()
+                coverage = (await shapes.report(COVERAGE_MAX_AGE_S)).totals
             worker.metrics.set_coverage(coverage)
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

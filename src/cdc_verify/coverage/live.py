@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from cdc_verify.coverage.report import CoverageReport, CoverageUnavailable
 from cdc_verify.coverage.tally import CoverageTally
-from cdc_verify.coverage.view import CoverageReport, CoverageUnavailable
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader

@@ -1,48 +1,15 @@
-"""A coverage report, from a report directory or the state server, and how
-`cdc-verify coverage` prints it (docs/coverage.md)."""
+"""How `cdc-verify coverage` prints a coverage report (docs/coverage.md)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from cdc_verify.coverage.tally import CoverageTally, look_first
-from cdc_verify.schemas.models import Coverage
-
-
-class CoverageUnavailable(Exception):
-    """There is no coverage to show; the message says why."""
-
-
-@dataclass(frozen=True)
-class CoverageReport:
-    totals: Coverage
-    shapes: list[dict[str, Any]]
-    parts: list[dict[str, Any]]
-
-    def only(self, entity: str | None, status: str | None) -> CoverageReport:
-        def keep(row: dict[str, Any]) -> bool:
-            return entity in (None, row["entity"]) and status in (None, row["status"])
-
-        return CoverageReport(
-            self.totals, [r for r in self.shapes if keep(r)], [r for r in self.parts if keep(r)]
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "coverage": self.totals.model_dump(mode="json"),
-            "shapes": self.shapes,
-            "parts": self.parts,
-        }
-
-    @classmethod
-    def of_tally(cls, tally: CoverageTally) -> CoverageReport:
-        rows = tally.rows()
-        return cls(tally.totals(), [r.as_json() for r in rows], tally.parts(rows))
+from cdc_verify.coverage.report import CoverageReport
+from cdc_verify.coverage.tally import look_first
 
 
 def print_report(report: CoverageReport, limit: int) -> None:

@@ -1,0 +1,41 @@
+"""A coverage report: the figures, every shape and every part, from a report directory or
+the state server (docs/coverage.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cdc_verify.coverage.tally import CoverageTally
+from cdc_verify.schemas.models import Coverage
+
+
+class CoverageUnavailable(Exception):
+    """There is no coverage to show; the message says why."""
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    totals: Coverage
+    shapes: list[dict[str, Any]]
+    parts: list[dict[str, Any]]
+
+    def only(self, entity: str | None, status: str | None) -> CoverageReport:
+        def keep(row: dict[str, Any]) -> bool:
+            return entity in (None, row["entity"]) and status in (None, row["status"])
+
+        return CoverageReport(
+            self.totals, [r for r in self.shapes if keep(r)], [r for r in self.parts if keep(r)]
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "coverage": self.totals.model_dump(mode="json"),
+            "shapes": self.shapes,
+            "parts": self.parts,
+        }
+
+    @classmethod
+    def of_tally(cls, tally: CoverageTally) -> CoverageReport:
+        rows = tally.rows()
+        return cls(tally.totals(), [r.as_json() for r in rows], tally.parts(rows))
