@@ -941,6 +941,7 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
                 f"--report shows a report directory; {flag} is for the live worker's "
                 "counts: give one or the other"
             )
+    source = None
     try:
         if report is not None:
             found = read_report(report)
@@ -953,6 +954,10 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
                     "or --report DIR"
                 )
             found = read_live(settings)
+            source = (
+                f"Counted by the live workers of group {settings.group!r} on "
+                f"{settings.server(Role.STATE).redacted_url()}, since their state began."
+            )
     except CoverageUnavailable as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -960,7 +965,7 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
     if as_json:
         click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
     else:
-        print_report(found, limit)
+        print_report(found, limit, source)
 
 
 @main.command()

@@ -70,6 +70,10 @@ def test_the_live_worker_counts_shapes_exactly_and_coverage_reads_them(redis_url
         "4 shapes of production event: 1 verified, 2 mismatched, 1 never verified (coverage 25.0%)"
     )
     assert "/media/*/type str=gif" in table.stdout
+    assert table.stdout.rstrip().endswith(
+        f"Counted by the live workers of group 'cdc-verify' on {redis_url}, since their state "
+        "began."
+    )
 
     def gate(threshold: str) -> subprocess.CompletedProcess:
         return cli("gate", "--redis", redis_url, "--min-events", "1", "--max-mismatch-rate",

@@ -12,7 +12,8 @@ from cdc_verify.coverage.report import CoverageReport
 from cdc_verify.coverage.tally import look_first
 
 
-def print_report(report: CoverageReport, limit: int) -> None:
+def print_report(report: CoverageReport, limit: int, source: str | None = None) -> None:
+    """`source`: a last line saying where the counts come from."""
     console = Console(width=None if sys.stdout.isatty() else 200)
     t = report.totals
     ratio = "-" if t.ratio is None else f"{t.ratio:.1%}"
@@ -42,6 +43,8 @@ def print_report(report: CoverageReport, limit: int) -> None:
     console.print(shapes)
     if len(shown) < len(report.shapes):
         console.print(f"... and {len(report.shapes) - len(shown):,} more (--limit 0 lists all)")
+    if source:
+        console.print(source, highlight=False)
 
 
 _COUNTS = ("production", "match", "mismatch", "unverified")
