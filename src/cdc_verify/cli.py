@@ -917,7 +917,7 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
     type=click.IntRange(0),
     default=20,
     show_default=True,
-    help="shapes to list, the most frequent first (0: all); every part is listed",
+    help="shapes, and combinations to test next, to list (0: all); every part is listed",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the figures, shapes and parts as JSON")
 @config_option("the redis_* settings, group and key_prefix")

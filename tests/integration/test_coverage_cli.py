@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+from cdc_verify.coverage.tally import combination_gaps
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
@@ -37,6 +38,14 @@ def test_coverage_shows_what_a_backfill_counted_and_filters_it(redis_url, redis_
         f"{figures['shapes']:,} shapes of production event: {figures['verified']:,} verified"
     )
     assert "/media/*/type str=gif" in shown.stdout  # a part of the simulator's comments
+    # Pairs of the parts that vary, and the combinations whose parts were each verified.
+    document = json.loads((out / "coverage.json").read_text())
+    described = {p["part"] for p in document["parts"]}
+    assert document["pairs"] and all(set(p["parts"]) <= described for p in document["pairs"])
+    gaps = combination_gaps(document["pairs"])
+    assert gaps, "the simulator's comments have combinations never verified"
+    assert "combinations never matched, although each part matched" in shown.stdout
+    assert " with ".join(gaps[0]["parts"]) in shown.stdout.replace("\n", " ")
     assert f"and {figures['shapes'] - 3:,} more (--limit 0 lists all)" in shown.stdout
 
     never = json.loads(cli("coverage", "--report", str(out), "--status", "never_verified",

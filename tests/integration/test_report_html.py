@@ -14,6 +14,7 @@ import pytest
 
 from cdc_verify import __version__
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.coverage.tally import combination_gaps
 from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.backfill import run_backfill
@@ -125,6 +126,11 @@ def test_the_report_shows_totals_chart_groups_and_highlighted_examples(report, t
     mismatched = [p for p in parts if p["status"] == "mismatched"]
     most = max(mismatched, key=lambda p: p["mismatch"] / p["production"])
     assert most["part"] in visible
+    # The combinations to test next: how many, and the first of them, pair by pair.
+    gaps = combination_gaps(json.loads((out / "coverage.json").read_text())["pairs"])
+    assert gaps and f"{len(gaps):,} combinations of two parts never matched together" in visible
+    first = gaps[0]["parts"]
+    assert f"{first[0]} with {first[1]}" in visible
 
 
 def test_the_report_says_where_it_came_from_and_what_every_group_is(

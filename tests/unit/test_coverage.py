@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.coverage.tally import CoverageTally, ShapeCounts, describe, shape_id
+from cdc_verify.coverage.tally import (
+    MAX_PAIR_PARTS,
+    CoverageTally,
+    ShapeCounts,
+    combination_gaps,
+    describe,
+    shape_id,
+)
 from cdc_verify.pipeline.core import shape as shape_module
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.scope import Scope
@@ -196,3 +203,34 @@ def test_a_root_that_is_no_container_is_a_shape_of_one_part():
     assert [describe_all(shape_of(v)) for v in ("abc", 5, True, None)] == [
         ["/ str=abc"], ["/ int"], ["/ bool=true"], ["/ null"],
     ]  # fmt: skip
+
+
+def test_pairs_show_a_combination_never_verified_though_each_part_was():
+    rules = ShapeRules()
+    tally = CoverageTally(rules)
+
+    def add(value: dict, counts: ShapeCounts) -> None:
+        tally.add("comment", rules.shape("comment", value), counts)
+
+    add({"a": 1, "b": 1}, MATCH)
+    add({"a": 1, "c": 1}, MATCH)
+    add({"b": 1, "c": 1}, ShapeCounts.one("unverified", 3))
+    add({"a": 1}, ShapeCounts.one("mismatch"))
+    pairs = {tuple(p["parts"]): p for p in tally.pairs()}
+    # `/ map` is in every event: no pair has it. Three parts that vary, three pairs.
+    assert set(pairs) == {("/a int", "/b int"), ("/a int", "/c int"), ("/b int", "/c int")}
+    assert pairs[("/b int", "/c int")]["status"] == "never_verified"
+    assert pairs[("/b int", "/c int")]["production"] == 3
+    assert pairs[("/a int", "/b int")]["status"] == "verified"
+    # Each of /b and /c matched (with /a), never together: the one combination to test.
+    assert [p["parts"] for p in combination_gaps(tally.pairs())] == [["/b int", "/c int"]]
+    assert pairs[("/b int", "/c int")]["each_matched"]
+
+
+def test_pairs_are_bounded_by_the_parts_most_often_present():
+    rules = ShapeRules()
+    tally = CoverageTally(rules)
+    tally.add("comment", rules.shape("comment", {f"k{i:02}": 1 for i in range(80)}), MATCH)
+    tally.add("comment", rules.shape("comment", {}), MATCH)
+    pairs = tally.pairs()
+    assert len(pairs) == MAX_PAIR_PARTS * (MAX_PAIR_PARTS - 1) // 2 == 2016

@@ -282,6 +282,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             "shapes": found.shapes[:limit],
             "shapes_listed": len(found.shapes),
             "parts": found.parts,
+            "pairs": found.pairs,
         }
 
     @api.get(

@@ -145,6 +145,12 @@ class CoveragePart(CoverageCounts):
     part: str = Field(description="`path type[=value]`, counted over every shape with it")
 
 
+class CoveragePair(CoverageCounts):
+    entity: str
+    parts: list[str] = Field(description="two parts, counted over every shape with both")
+    each_matched: bool = Field(description="each of the two parts matched, in some shape")
+
+
 class CoverageReport(BaseModel):
     """Shape coverage since the worker's state began: `cdc-verify coverage --json`."""
 
@@ -152,6 +158,9 @@ class CoverageReport(BaseModel):
     shapes: list[CoverageShape] = Field(description="the most frequent first, up to `limit`")
     shapes_listed: int = Field(description="shapes that match the query, listed or not")
     parts: list[CoveragePart] = Field(description="every part that matches the query")
+    pairs: list[CoveragePair] = Field(
+        description="pairs of the parts that vary, up to 2,016 an entity (docs/coverage.md)"
+    )
 
 
 class RatePoint(BaseModel):

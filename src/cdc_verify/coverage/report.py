@@ -19,13 +19,17 @@ class CoverageReport:
     totals: Coverage
     shapes: list[dict[str, Any]]
     parts: list[dict[str, Any]]
+    pairs: list[dict[str, Any]]  # CoverageTally.pairs(); empty in an older coverage.json
 
     def only(self, entity: str | None, status: str | None) -> CoverageReport:
         def keep(row: dict[str, Any]) -> bool:
             return entity in (None, row["entity"]) and status in (None, row["status"])
 
         return CoverageReport(
-            self.totals, [r for r in self.shapes if keep(r)], [r for r in self.parts if keep(r)]
+            self.totals,
+            [r for r in self.shapes if keep(r)],
+            [r for r in self.parts if keep(r)],
+            [r for r in self.pairs if keep(r)],
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -33,9 +37,12 @@ class CoverageReport:
             "coverage": self.totals.model_dump(mode="json"),
             "shapes": self.shapes,
             "parts": self.parts,
+            "pairs": self.pairs,
         }
 
     @classmethod
     def of_tally(cls, tally: CoverageTally) -> CoverageReport:
         rows = tally.rows()
-        return cls(tally.totals(), [r.as_json() for r in rows], tally.parts(rows))
+        parts = tally.parts(rows)
+        shapes = [r.as_json() for r in rows]
+        return cls(tally.totals(), shapes, parts, tally.pairs(rows, parts))

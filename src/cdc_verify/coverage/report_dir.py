@@ -20,6 +20,7 @@ def read_report(directory: Path) -> CoverageReport:
         summary = Summary.model_validate_json((directory / "summary.json").read_bytes())
         document = json.loads((directory / "coverage.json").read_text(encoding="utf-8"))
         shapes, parts = document["shapes"], document["parts"]
+        pairs = document.get("pairs", [])  # none in a coverage.json of an older version
     except FileNotFoundError as exc:
         name = Path(str(exc.filename)).name
         hint = (
@@ -35,4 +36,4 @@ def read_report(directory: Path) -> CoverageReport:
         raise CoverageUnavailable(f"{directory}: not a coverage report ({first})") from None
     if summary.coverage is None:
         raise CoverageUnavailable(f"{directory}/summary.json has no coverage figures")
-    return CoverageReport(summary.coverage, shapes, parts)
+    return CoverageReport(summary.coverage, shapes, parts, pairs)

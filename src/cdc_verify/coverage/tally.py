@@ -31,6 +31,9 @@ from cdc_verify.pipeline.core.shape import (
 from cdc_verify.schemas.models import Coverage, CoverageFigures
 
 MAX_SHAPES = SHAPES_COUNTED
+# Per entity, the most frequent parts that vary (are not in every production event) are
+# paired: at most 64 * 63 / 2 = 2,016 pairs an entity.
+MAX_PAIR_PARTS = 64
 # The statuses of a shape or a part, in the order to look at them.
 STATUSES = ("never_verified", "mismatched", "verified")
 
@@ -181,6 +184,51 @@ class CoverageTally:
             for (entity, part), counts in ordered
         ]
 
+    def pairs(
+        self, rows: list[ShapeRow] | None = None, parts: list[dict[str, object]] | None = None
+    ) -> list[dict[str, object]]:
+        """Pairs of parts that vary, with the summed counts of the shapes that have both:
+        which combinations were verified, where the shapes of a rich model are too many
+        to be verified one by one (docs/coverage.md). Of each entity, the MAX_PAIR_PARTS
+        parts most often present (and not always) are paired. `each_matched`: each of
+        the two parts had a match, in some shape (`parts`: what parts(rows) returned)."""
+        rows = self.rows() if rows is None else rows
+        parts = self.parts(rows) if parts is None else parts
+        matched = {(p["entity"], p["part"]) for p in parts if int(str(p["match"])) > 0}
+        by_entity: dict[str, list[ShapeRow]] = {}
+        for row in rows:
+            by_entity.setdefault(row.entity, []).append(row)
+        out: list[dict[str, object]] = []
+        for entity, entity_rows in by_entity.items():
+            events = sum(r.counts.production for r in entity_rows)
+            present: dict[Part, int] = {}
+            for row in entity_rows:
+                for part in row.parts:
+                    present[part] = present.get(part, 0) + row.counts.production
+            varying = sorted(
+                (p for p, n in present.items() if n < events),
+                key=lambda p: (-present[p], _sort_key(p)),
+            )
+            chosen = set(varying[:MAX_PAIR_PARTS])
+            paired: dict[tuple[Part, Part], ShapeCounts] = {}
+            for row in entity_rows:
+                mine = [p for p in row.parts if p in chosen]  # row.parts are sorted
+                for i, first in enumerate(mine):
+                    for second in mine[i + 1 :]:
+                        held = paired.get((first, second))
+                        if held is None:
+                            held = paired[(first, second)] = ShapeCounts()
+                        held.merge(row.counts)
+            for (first, second), counts in sorted(
+                paired.items(), key=lambda kv: (_sort_key(kv[0][0]), _sort_key(kv[0][1]))
+            ):
+                named = [describe(first), describe(second)]
+                each = all((entity, name) in matched for name in named)
+                out.append(
+                    {"entity": entity, "parts": named, **counts.as_json(), "each_matched": each}
+                )
+        return out
+
     def totals(self) -> Coverage:
         """The figures summary.json carries (docs/coverage.md)."""
         by_entity = {}
@@ -213,6 +261,12 @@ def look_first(part: Mapping[str, Any]) -> tuple[int, float, int]:
         -int(part["mismatch"]) / max(production, 1),
         -production,
     )
+
+
+def combination_gaps(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pairs no event of which matched, although each of their two parts matched in
+    other shapes: the combinations to test next, in the order to look at them."""
+    return sorted((p for p in pairs if p["each_matched"] and not p["match"]), key=look_first)
 
 
 def _sort_key(part: Part) -> tuple[str, str, str]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import look_first
+from cdc_verify.coverage.tally import combination_gaps, look_first
 
 
 def print_report(report: CoverageReport, limit: int, source: str | None = None) -> None:
@@ -43,6 +43,21 @@ def print_report(report: CoverageReport, limit: int, source: str | None = None) 
     console.print(shapes)
     if len(shown) < len(report.shapes):
         console.print(f"... and {len(report.shapes) - len(shown):,} more (--limit 0 lists all)")
+    gaps = combination_gaps(report.pairs)
+    if gaps:
+        title = "combinations never matched, although each part matched in other shapes"
+        pairs = Table(title=title, show_edge=False)
+        for column in ("entity", "parts", "status", *_COUNTS):
+            pairs.add_column(column, justify="right" if column in _COUNTS else "left")
+        listed = gaps if limit <= 0 else gaps[:limit]
+        for row in listed:
+            pairs.add_row(
+                row["entity"], " with ".join(row["parts"]), row["status"],
+                *(f"{row[c]:,}" for c in _COUNTS),
+            )  # fmt: skip
+        console.print(pairs)
+        if len(listed) < len(gaps):
+            console.print(f"... and {len(gaps) - len(listed):,} more (--limit 0 lists all)")
     if source:
         console.print(source, highlight=False)
 

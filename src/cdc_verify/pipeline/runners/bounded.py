@@ -101,10 +101,10 @@ class ReportSinks(Sinks):
         )
         summary = self.counter.summary
         (out / "summary.md").write_text(render_markdown(summary, ordered), "utf-8")
-        parts = self.coverage.parts if self.coverage is not None else None
+        coverage = self.coverage.report if self.coverage is not None else None
         html = render_html(
             summary, ordered, self.timeline, self._decoder,
-            coverage_parts=parts, provenance=self._provenance,
+            coverage=coverage, provenance=self._provenance,
         )  # fmt: skip
         (out / "report.html").write_text(html, "utf-8")
         return summary

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from cdc_verify.coverage.report import CoverageReport
 from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
 from cdc_verify.pipeline.core.shape import ShapeRules
@@ -19,7 +20,7 @@ class CoverageSink(Sink):
 
     def __init__(self, rules: ShapeRules, max_shapes: int = MAX_SHAPES) -> None:
         self.tally = CoverageTally(rules, max_shapes)
-        self.parts: list[dict[str, object]] = []  # as last written
+        self.report: CoverageReport | None = None  # as last written
 
     def add(self, outcomes: Sequence[Outcome]) -> None:
         for outcome in outcomes:
@@ -28,10 +29,10 @@ class CoverageSink(Sink):
                 self.tally.add(outcome.entity_op[0], outcome.shape, counts)
 
     def write(self, path: Path) -> None:
-        """coverage.json: every shape, by entity, the most frequent first; every part."""
-        rows = self.tally.rows()
-        self.parts = self.tally.parts(rows)  # report.html lists them too
-        document = {"shapes": [row.as_json() for row in rows], "parts": self.parts}
+        """coverage.json: every shape, by entity, the most frequent first; every part; the
+        pairs of parts."""
+        self.report = report = CoverageReport.of_tally(self.tally)  # report.html shows it
+        document = {"shapes": report.shapes, "parts": report.parts, "pairs": report.pairs}
         replace_file(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 

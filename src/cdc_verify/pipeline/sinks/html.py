@@ -14,7 +14,8 @@ from html import escape
 from typing import Any
 
 from cdc_verify import __version__
-from cdc_verify.coverage.tally import look_first
+from cdc_verify.coverage.report import CoverageReport
+from cdc_verify.coverage.tally import combination_gaps, look_first
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
@@ -49,10 +50,10 @@ def render_html(
     timeline: VerdictTimeline,
     decoder: LegacyDecoder,
     title: str = "cdc-verify report",
-    coverage_parts: list[dict[str, Any]] | None = None,
+    coverage: CoverageReport | None = None,
     provenance: Provenance = (),
 ) -> str:
-    """`coverage_parts`: CoverageTally.parts(), when the run counted shapes; `provenance`:
+    """`coverage`: the shapes, parts and pairs, when the run counted shapes; `provenance`:
     (name, value) rows saying where the input came from and how it was verified."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -62,7 +63,7 @@ def render_html(
         _totals(summary),
         _by_entity_op(summary),
         _ignored(summary),
-        _coverage(summary, coverage_parts),
+        _coverage(summary, coverage),
         "<h2>Verdicts over event time</h2>",
         _chart(timeline),
         f"<h2 id='groups'>Mismatch groups ({len(groups)})</h2>",
@@ -149,13 +150,16 @@ def _ignored(summary: Summary) -> str:
 
 
 MAX_COVERAGE_PARTS = 50
+MAX_COVERAGE_PAIRS = 20
 
 
-def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
-    """How many shapes were verified, and the parts to look at first (docs/coverage.md)."""
+def _coverage(summary: Summary, coverage: CoverageReport | None) -> str:
+    """How many shapes were verified, the parts to look at first, and the combinations
+    never verified though each part was (docs/coverage.md)."""
     c = summary.coverage
-    if c is None or parts is None:
+    if c is None or coverage is None:
         return ""
+    parts = coverage.parts
     ratio = "n/a" if c.ratio is None else f"{c.ratio:.1%}"
     headline = (
         f"<p id='coverage-headline'><b>{c.shapes:,}</b> shapes of production event: "
@@ -178,11 +182,29 @@ def _coverage(summary: Summary, parts: list[dict[str, Any]] | None) -> str:
         if worst
         else "<p>Every part of every shape was verified.</p>"
     )
+    gaps = combination_gaps(coverage.pairs)
+    pairs = "".join(
+        f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['parts'][0])}</code> with "
+        f"<code>{escape(p['parts'][1])}</code></td><td>{p['status']}</td>"
+        + "".join(f"<td class='n'>{int(p[k]):,}</td>" for k in _PART_COUNTS)
+        + "</tr>"
+        for p in gaps[:MAX_COVERAGE_PAIRS]
+    )
+    combinations = (
+        f"<p id='coverage-gaps'>{len(gaps):,} combinations of two parts never matched "
+        "together, although each part matched in other shapes; the first of them:</p>"
+        "<table id='coverage-pairs'><tr><th>entity</th><th>parts</th><th>status</th>"
+        + "".join(f"<th>{k}</th>" for k in _PART_COUNTS)
+        + f"</tr>{pairs}</table>"
+        if gaps
+        else "<p id='coverage-gaps'>Every combination of two parts that matched on their own "
+        "matched together too.</p>"
+    )
     return (
         "<h2 id='coverage'>Coverage</h2>" + headline
         + "<p>Parts never verified first, then those most often in a mismatch; "
         "<code>coverage.json</code> and <code>cdc-verify coverage</code> list them all.</p>"
-        + table
+        + table + combinations
     )  # fmt: skip
 
 
