@@ -361,7 +361,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         problem = window_problem(settings.gate_since, settings)
         if problem:
             banner = cannot_measure(problem, criteria, banner.source, Endpoint())
-        coverage = await shapes.report(COVERAGE_MAX_AGE_S)
+        coverage = await shapes.report(COVERAGE_MAX_AGE_S, pairs=False)
         figures = coverage.totals if coverage.shapes else None
         to_verify = sorted((p for p in coverage.parts if p["status"] != "verified"), key=look_first)
         return {
@@ -413,7 +413,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         # COVERAGE_MAX_AGE_S); with Redis away they keep their last values.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(PROBE_TIMEOUT_S):
-                coverage = (await shapes.report(COVERAGE_MAX_AGE_S)).totals
+                coverage = (await shapes.tally(COVERAGE_MAX_AGE_S)).totals()
             worker.metrics.set_coverage(coverage)
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -41,8 +41,10 @@ class CoverageReport:
         }
 
     @classmethod
-    def of_tally(cls, tally: CoverageTally) -> CoverageReport:
+    def of_tally(cls, tally: CoverageTally, pairs: bool = True) -> CoverageReport:
+        """`pairs`: work out the pairs of parts too (tens of milliseconds for a rich
+        model: the status page does without them)."""
         rows = tally.rows()
         parts = tally.parts(rows)
         shapes = [r.as_json() for r in rows]
-        return cls(tally.totals(), shapes, parts, tally.pairs(rows, parts))
+        return cls(tally.totals(), shapes, parts, tally.pairs(rows, parts) if pairs else [])

@@ -154,7 +154,8 @@ class ShapeReader:
         self._keys = keys
         self._parts: dict[str, Shape] = {}
         self._last: tuple[float, CoverageTally] | None = None
-        self._report: tuple[CoverageTally, CoverageReport] | None = None
+        # (tally, with pairs or not) -> the report made of it, for the last tally only
+        self._reports: dict[bool, tuple[CoverageTally, CoverageReport]] = {}
 
     async def tally(self, max_age_s: float = 0.0) -> CoverageTally:
         """Every shape's counts, with the values of paths gone wide taken out; the last
@@ -166,13 +167,14 @@ class ShapeReader:
         self._last = (now, tally)
         return tally
 
-    async def report(self, max_age_s: float = 0.0) -> CoverageReport:
-        """The tally's figures, shapes and parts, made once per tally read: naming and
-        ordering thousands of shapes takes tens of milliseconds of the event loop."""
+    async def report(self, max_age_s: float = 0.0, pairs: bool = True) -> CoverageReport:
+        """The tally's figures, shapes, parts and (`pairs`) pairs, made once per tally
+        read: for thousands of shapes that takes tens of milliseconds of the event loop."""
         tally = await self.tally(max_age_s)
-        if self._report is None or self._report[0] is not tally:
-            self._report = (tally, CoverageReport.of_tally(tally))
-        return self._report[1]
+        made = self._reports.get(pairs)
+        if made is None or made[0] is not tally:
+            made = self._reports[pairs] = (tally, CoverageReport.of_tally(tally, pairs))
+        return made[1]
 
     async def _read(self) -> CoverageTally:
         keys = self._keys
