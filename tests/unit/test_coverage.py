@@ -22,6 +22,7 @@ from cdc_verify.pipeline.core import shape as shape_module
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import (
+    MAX_KEY_CHARS,
     MAX_SHAPE_DEPTH,
     MAX_SHAPE_PARTS,
     ShapeRules,
@@ -89,6 +90,10 @@ def test_a_shape_is_bounded_whatever_the_value():
     wide = shape_of({"items": list(range(1_000_000)), "map": {str(i): i for i in range(10**5)}})
     assert len(wide) == MAX_SHAPE_PARTS
     assert shape_of(object())  # a consumer's own type: one part, named by the type
+    # A huge key makes no huge part: keys are cut at MAX_KEY_CHARS, at every level.
+    huge = shape_of({"x" * 10**6: {"y" * 10**6: 1}, b"z" * 10**6: 2})
+    assert max(map(len, huge)) < 3 * MAX_KEY_CHARS + 20
+    assert "/" + "x" * MAX_KEY_CHARS + "…/" + "y" * MAX_KEY_CHARS + "… int" in describe_all(huge)
     for start in range(0, 400 * 200, 200):  # maps keyed by ids: the path cache stays bounded
         shape_of({f"k{i}": i for i in range(start, start + 200)})
     assert sum(map(len, shape_module._BELOW.values())) <= shape_module._MAX_CACHED_KEYS < 80_000

@@ -35,6 +35,7 @@ ENUM_VALUES = 8
 MAX_SHAPE_DEPTH = 16
 MAX_SHAPE_PARTS = 256
 MAX_SHAPE_NODES = 10_000
+MAX_KEY_CHARS = 100  # of a map key in a path: a longer one is cut, and ends with "…"
 SHAPES_COUNTED = 2_000  # per entity, by default: coverage_max_shapes
 
 _TYPE_NAMES = {
@@ -195,15 +196,24 @@ def _child(path: str, key: Any) -> str:
         return path + "/*"
     if key is _HERE:
         return path
-    if type(key) is str and "/" not in key and "~" not in key and SEP not in key:
+    if (
+        type(key) is str
+        and len(key) <= MAX_KEY_CHARS
+        and "/" not in key
+        and "~" not in key
+        and SEP not in key
+    ):
         return path + "/" + key
     return path + "/" + _token(key)
 
 
 def _token(key: Any) -> str:
-    """A map key as a path token; a key whose str() raises is named by its type."""
+    """A map key as a path token, cut at MAX_KEY_CHARS (a payload's huge key must not make
+    huge parts); a key whose str() raises is named by its type."""
     try:
         token = escape_token(key)
     except Exception:  # a consumer's object with a hostile __str__
         token = f"<{type(key).__name__}>"
+    if len(token) > MAX_KEY_CHARS:
+        token = token[:MAX_KEY_CHARS] + "…"
     return token.replace(SEP, "\\u0000")
