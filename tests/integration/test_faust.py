@@ -419,3 +419,22 @@ def test_record_batches_keep_order_tombstones_and_a_message_larger_than_a_batch(
     # Every message at its own offset, in the order sent (the reader leaves tombstones out).
     assert got == [(i, value) for i, (_, value) in enumerate(messages) if value is not None]
     assert got[1500] == (1500, big)
+
+
+def test_a_faust_worker_whose_kafka_went_away_still_stops_on_sigterm(redis_url, tmp_path):
+    """The stop ends with an offset commit, which cannot complete with the broker gone:
+    the worker ends it after STOP_TIMEOUT_S rather than hang (its verdicts are in Redis)."""
+    from cdc_verify.pipeline.faust.app import STOP_TIMEOUT_S
+
+    with KafkaBroker(tmp_path / "own-kafka") as broker:
+        faust = FaustWorkers(broker.bootstrap, redis_url, "stop", tmp_path)
+        faust.start(1)
+        wait_until_forwarding(faust, tmp_path, 1)
+    # The broker is stopped now.
+    started = time.monotonic()
+    faust.procs[0].send_signal(signal.SIGTERM)
+    code = faust.procs[0].wait(timeout=STOP_TIMEOUT_S + 30)
+    took = time.monotonic() - started
+    assert code == 0 and took < STOP_TIMEOUT_S + 15, (took, code)
+    log = (tmp_path / "faust-0.log").read_text()
+    assert "Kafka offsets not committed: they are read again" in log

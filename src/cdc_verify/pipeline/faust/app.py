@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
+import threading
 from collections.abc import Awaitable, Iterable, Sequence, Set
 from dataclasses import replace
 from pathlib import Path
@@ -78,6 +80,28 @@ class VerifierWorker(faust.Worker):
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [*super().on_init_dependencies(), *self.after]
+
+    async def stop(self) -> None:
+        # Stopping ends with the Kafka consumer committing its offsets, which can wait on
+        # a rebalance for good when two workers stop at once. Every verdict is in Redis
+        # by then and an offset not committed is only read again (the joins' commits are
+        # idempotent), so a stop that takes too long ends the process.
+        watchdog = threading.Timer(STOP_TIMEOUT_S, _end_a_stuck_stop)
+        watchdog.daemon = True
+        watchdog.start()
+        await super().stop()
+
+
+STOP_TIMEOUT_S = 30.0
+
+
+def _end_a_stuck_stop() -> None:
+    log.warning(
+        "stopping took over %.0f s (Kafka offsets not committed: they are read again); "
+        "exiting now", STOP_TIMEOUT_S,
+    )  # fmt: skip
+    logging.shutdown()
+    os._exit(0)
 
 
 class FaustVerifier:
