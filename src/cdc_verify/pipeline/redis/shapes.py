@@ -36,8 +36,7 @@ from cdc_verify.pipeline.redis.keys import WorkerKeys
 OVERFLOW = "+overflow"
 UNDECODABLE = "+undecodable"
 SHAPES_HELD = "+shapes"
-# Bounds of what a writer remembers (ids it computed, shapes whose parts it sent): past
-# them it starts afresh, which costs a few parts sent again, never a count.
+# How many shape keys a writer remembers an entity: past it, it names them afresh.
 _MAX_REMEMBERED = 8 * MAX_SHAPES
 _HMGET_CHUNK = 500
 
@@ -60,10 +59,9 @@ class ShapeWrites:
         self._rules = rules
         self._max_shapes = max_shapes
         self._keys: dict[str, dict[Shape, str]] = {}  # entity -> shape -> its key
-        self._sent: set[str] = set()  # shape keys whose parts a commit carried
-        # Per entity, how many shapes' parts this writer sent: once max_shapes, the state
-        # server holds max_shapes of them or was full when it got one, so it is full now.
-        self._sent_by_entity: dict[str, int] = {}
+        # Per entity, the shape keys whose parts a commit carried. Once max_shapes, the
+        # state server holds max_shapes of them or was full when it got one: it is full.
+        self._sent: dict[str, set[str]] = {}
         self._wide_sent: set[tuple[str, str]] = set()
         self._widened_sent = -1
 
@@ -85,17 +83,14 @@ class ShapeWrites:
             if len(keys) >= _MAX_REMEMBERED:
                 keys.clear()
             key = keys[shape] = f"{entity}|{storage_id(shape)}"
-        if key in self._sent:
-            return key, status, b""
-        sent = self._sent_by_entity.get(entity, 0)
-        if sent >= self._max_shapes:
-            return key, status, b""  # the server is full: counted as overflow unless held
+        sent = self._sent.get(entity)
+        if sent is None:
+            sent = self._sent[entity] = set()
+        if key in sent or len(sent) >= self._max_shapes:
+            return key, status, b""  # sent, or the server is full (overflow unless held)
         # Sent once: the script stores the parts of any outcome that carries them, made
         # durable or not, and a failed commit ends the session and its committer.
-        if len(self._sent) >= _MAX_REMEMBERED:
-            self._sent.clear()
-        self._sent.add(key)
-        self._sent_by_entity[entity] = sent + 1
+        sent.add(key)
         return key, status, _pack(sorted(shape))
 
     def wide_to_send(self) -> list[bytes]:
