@@ -31,12 +31,14 @@ from rich.table import Table
 
 from cdc_verify.api.service import WorkerService
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
+from cdc_verify.coverage.tally import CoverageTally
 from cdc_verify.pipeline.core.breakdown import entity_op_key
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
-from cdc_verify.pipeline.redis.connection import is_cluster, open_client
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
+from cdc_verify.pipeline.redis.state_read import read_state
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.report import verdict_table
 from cdc_verify.schemas.models import Coverage
@@ -291,12 +293,11 @@ async def _demo(
 
 async def _coverage(settings: Settings) -> Coverage | None:
     """The shape coverage the worker counted on its state server."""
-    client = await open_client(settings.server(Role.STATE))
-    try:
-        keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
-        tally = await ShapeReader(client, keys).tally()
-    finally:
-        await client.aclose()
+
+    async def read(client: AsyncClient, keys: WorkerKeys) -> CoverageTally:
+        return await ShapeReader(client, keys).tally()
+
+    tally = await read_state(settings, read)
     return tally.totals() if tally.entities else None
 
 

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from cdc_verify.api import models
-from cdc_verify.coverage.tally import look_first
+from cdc_verify.coverage.tally import parts_to_verify
 from cdc_verify.gate.criteria import (
     ENTITY_PATTERN,
     OP_VALUES,
@@ -363,7 +363,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             banner = cannot_measure(problem, criteria, banner.source, Endpoint())
         coverage = await shapes.report(COVERAGE_MAX_AGE_S, pairs=False)
         figures = coverage.totals if coverage.shapes else None
-        to_verify = sorted((p for p in coverage.parts if p["status"] != "verified"), key=look_first)
+        to_verify = parts_to_verify(coverage.parts)
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),

@@ -21,7 +21,7 @@ from typing import Any
 
 from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES
 from cdc_verify.pipeline.core.shape import (
-    SHAPES_COUNTED,
+    MAX_SHAPES,
     Part,
     Shape,
     ShapeRules,
@@ -30,12 +30,13 @@ from cdc_verify.pipeline.core.shape import (
 )
 from cdc_verify.schemas.models import Coverage, CoverageFigures
 
-MAX_SHAPES = SHAPES_COUNTED
 # Per entity, the most frequent parts that vary (are not in every production event) are
 # paired: at most 64 * 63 / 2 = 2,016 pairs an entity.
 MAX_PAIR_PARTS = 64
 # The statuses of a shape or a part, in the order to look at them.
 STATUSES = ("never_verified", "mismatched", "verified")
+# The counts of a shape, a part or a pair, as the reports show them.
+COUNT_COLUMNS = ("production", "match", "mismatch", "unverified")
 
 
 @dataclass
@@ -118,9 +119,7 @@ class CoverageTally:
 
     def add(self, entity: str, shape: Shape | None, counts: ShapeCounts) -> None:
         """Counts one production event (`counts` says what became of it)."""
-        state = self.entities.get(entity)
-        if state is None:
-            state = self.entities[entity] = EntityShapes()
+        state = self._entity(entity)
         if shape is None:
             state.undecodable += counts.production
             return
@@ -136,10 +135,13 @@ class CoverageTally:
 
     def add_overflow(self, entity: str, counts: ShapeCounts) -> None:
         """Counts production events of shapes another tally had no room for."""
+        self._entity(entity).overflow.merge(counts)
+
+    def _entity(self, entity: str) -> EntityShapes:
         state = self.entities.get(entity)
         if state is None:
             state = self.entities[entity] = EntityShapes()
-        state.overflow.merge(counts)
+        return state
 
     def _merge(self, entity: str, state: EntityShapes) -> None:
         wide = self._rules.wide.get(entity, set())
@@ -261,6 +263,11 @@ def look_first(part: Mapping[str, Any]) -> tuple[int, float, int]:
         -int(part["mismatch"]) / max(production, 1),
         -production,
     )
+
+
+def parts_to_verify(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The parts not verified (never, or with a mismatch), in the order to look at them."""
+    return sorted((p for p in parts if p["status"] != "verified"), key=look_first)
 
 
 def combination_gaps(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import combination_gaps, look_first
+from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, look_first
 
 
 def print_report(report: CoverageReport, limit: int, source: str | None = None) -> None:
@@ -26,44 +26,39 @@ def print_report(report: CoverageReport, limit: int, source: str | None = None) 
         console.print(f"{t.overflow_events:,} events of shapes past the cap were not counted")
     if t.undecodable_events:
         console.print(f"{t.undecodable_events:,} production events had no shape (undecodable)")
-    parts = Table(title="parts", show_edge=False)
-    for column in ("entity", "part", "status", "production", "match", "mismatch", "unverified"):
-        parts.add_column(column, justify="right" if column in _COUNTS else "left", overflow="fold")
     # The parts that need looking at first: never verified, then mismatched.
-    ordered = sorted(report.parts, key=look_first)
-    for row in ordered:
-        parts.add_row(*_cells(row, "part"))
-    console.print(parts)
-    shapes = Table(title="shapes, the most frequent first", show_edge=False)
-    for column in ("entity", "shape", "status", "production", "match", "mismatch", "unverified"):
-        shapes.add_column(column, justify="right" if column in _COUNTS else "left")
+    parts = sorted(report.parts, key=look_first)
+    console.print(_table("parts", "part", [(row, row["part"]) for row in parts], fold=True))
     shown = report.shapes if limit <= 0 else report.shapes[:limit]
-    for row in shown:
-        shapes.add_row(*_cells(row, "shape"))
-    console.print(shapes)
-    if len(shown) < len(report.shapes):
-        console.print(f"... and {len(report.shapes) - len(shown):,} more (--limit 0 lists all)")
+    title = "shapes, the most frequent first"
+    console.print(_table(title, "shape", [(row, row["shape"]) for row in shown]))
+    _more(console, len(report.shapes), len(shown))
     gaps = combination_gaps(report.pairs)
     if gaps:
-        title = "combinations never matched, although each part matched in other shapes"
-        pairs = Table(title=title, show_edge=False)
-        for column in ("entity", "parts", "status", *_COUNTS):
-            pairs.add_column(column, justify="right" if column in _COUNTS else "left")
         listed = gaps if limit <= 0 else gaps[:limit]
-        for row in listed:
-            pairs.add_row(
-                row["entity"], " with ".join(row["parts"]), row["status"],
-                *(f"{row[c]:,}" for c in _COUNTS),
-            )  # fmt: skip
-        console.print(pairs)
-        if len(listed) < len(gaps):
-            console.print(f"... and {len(gaps) - len(listed):,} more (--limit 0 lists all)")
+        title = "combinations never matched, although each part matched in other shapes"
+        console.print(
+            _table(title, "parts", [(row, " with ".join(row["parts"])) for row in listed])
+        )
+        _more(console, len(gaps), len(listed))
     if source:
         console.print(source, highlight=False)
 
 
-_COUNTS = ("production", "match", "mismatch", "unverified")
+def _table(
+    title: str, what: str, rows: list[tuple[dict[str, Any], str]], fold: bool = False
+) -> Table:
+    """Rows of parts, shapes or pairs (each with its text) with their status and counts."""
+    table = Table(title=title, show_edge=False)
+    for column in ("entity", what, "status", *COUNT_COLUMNS):
+        right = column in COUNT_COLUMNS
+        table.add_column(column, justify="right" if right else "left",
+                         overflow="fold" if fold else "ellipsis")  # fmt: skip
+    for row, text in rows:
+        table.add_row(row["entity"], text, row["status"], *(f"{row[c]:,}" for c in COUNT_COLUMNS))
+    return table
 
 
-def _cells(row: dict[str, Any], name: str) -> list[str]:
-    return [row["entity"], row[name], row["status"], *(f"{row[c]:,}" for c in _COUNTS)]
+def _more(console: Console, rows: int, shown: int) -> None:
+    if shown < rows:
+        console.print(f"... and {rows - shown:,} more (--limit 0 lists all)")

@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
 from cdc_verify.pipeline.core.scope import Scope
-from cdc_verify.pipeline.core.shape import SHAPES_COUNTED
+from cdc_verify.pipeline.core.shape import MAX_SHAPES
 from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
 
 ENV_PREFIX = "CDC_VERIFY_"
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
         "decoding and walking every production event",
     )
     coverage_max_shapes: int = Field(
-        SHAPES_COUNTED,
+        MAX_SHAPES,
         ge=1,
         le=100_000,
         description="the most shapes counted per entity; the events of shapes past it are "

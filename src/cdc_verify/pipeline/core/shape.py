@@ -36,7 +36,7 @@ MAX_SHAPE_DEPTH = 16
 MAX_SHAPE_PARTS = 256
 MAX_SHAPE_NODES = 10_000
 MAX_KEY_CHARS = 100  # of a map key in a path: a longer one is cut, and ends with "…"
-SHAPES_COUNTED = 2_000  # per entity, by default: coverage_max_shapes
+MAX_SHAPES = 2_000  # counted per entity, by default (the setting coverage_max_shapes)
 
 _TYPE_NAMES = {
     dict: "map", list: "list", tuple: "list", str: "str", int: "int", float: "float",

@@ -31,7 +31,7 @@ from cdc_verify.pipeline.core.entry import (
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.core.position import START, ReadPosition
 from cdc_verify.pipeline.core.scope import ALL, Scope
-from cdc_verify.pipeline.core.shape import SHAPES_COUNTED, Shape, ShapeRules
+from cdc_verify.pipeline.core.shape import MAX_SHAPES, Shape, ShapeRules
 from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
 from cdc_verify.pipeline.core.wire import with_wire_types
 from cdc_verify.schemas.settings import Settings
@@ -73,7 +73,7 @@ class VerifierConfig:
     shapes: bool = False
     # The most shapes counted per entity (coverage/tally.py); the core takes shapes, the
     # runners count them, by this cap.
-    max_shapes: int = SHAPES_COUNTED
+    max_shapes: int = MAX_SHAPES
     # True: each side's entries come in stream order, so an entry also says the stream
     # was read up to it. False (several forwarders feed one join, out of order): only
     # `advance` moves the read position.

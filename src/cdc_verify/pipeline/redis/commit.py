@@ -19,10 +19,9 @@ from typing import Any
 import msgpack
 from redis.exceptions import ResponseError
 
-from cdc_verify.coverage.tally import MAX_SHAPES
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
-from cdc_verify.pipeline.core.shape import ShapeRules
+from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of

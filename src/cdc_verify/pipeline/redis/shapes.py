@@ -27,15 +27,21 @@ from typing import Any
 import msgpack
 
 from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts
+from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
-from cdc_verify.pipeline.core.shape import ENUM_VALUES, Shape, ShapeRules, part_fields
+from cdc_verify.pipeline.core.shape import (
+    ENUM_VALUES,
+    MAX_SHAPES,
+    Shape,
+    ShapeRules,
+    part_fields,
+)
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 
+# Counters that are no shape (the commit script writes the same names).
 OVERFLOW = "+overflow"
 UNDECODABLE = "+undecodable"
-SHAPES_HELD = "+shapes"
 # How many shape keys a writer remembers an entity: past it, it names them afresh.
 _MAX_REMEMBERED = 8 * MAX_SHAPES
 _HMGET_CHUNK = 500
@@ -130,13 +136,19 @@ async def load_wide(client: AsyncClient, keys: WorkerKeys, rules: ShapeRules) ->
 
 
 def _wide_pair(member: bytes | str) -> tuple[str, str] | None:
-    raw = member.encode("utf-8", "surrogateescape") if isinstance(member, str) else member
+    pair = _strings(member)
+    return (pair[0], pair[1]) if pair is not None and len(pair) == 2 else None
+
+
+def _strings(raw: bytes | str) -> list[str] | None:
+    """A msgpack array of strings as we wrote it; None for anything else (ignored)."""
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
     try:
-        pair = _unpack(raw)
+        value = _unpack(data)
     except (ValueError, msgpack.UnpackException):
-        return None  # not written by us: ignored
-    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
-        return pair[0], pair[1]
+        return None
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return value
     return None
 
 
@@ -185,8 +197,9 @@ class ShapeReader:
             parsed = _count_field(raw_field, raw_n)
             if parsed is not None:
                 counted.append(parsed)
-        await self._read_parts({f"{e}|{s}" for e, s, _, _ in counted if not s.startswith("+")})
-        self._widen(rules, {(e, s) for e, s, _, _ in counted if not s.startswith("+")})
+        shapes = {(e, s) for e, s, _, _ in counted if not s.startswith("+")}  # no marker
+        await self._read_parts({f"{e}|{s}" for e, s in shapes})
+        self._widen(rules, shapes)
         tally = CoverageTally(rules, max_shapes=len(self._parts) + 1)
         for entity, name, status, n in sorted(counted):
             counts = ShapeCounts.one(status, n)
@@ -248,13 +261,5 @@ def _count_field(raw_field: bytes | str, raw_n: bytes | str | int) -> Counted | 
 
 
 def _shape_of(raw: bytes | str | None) -> Shape | None:
-    if raw is None:
-        return None
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
-    try:
-        parts = _unpack(data)
-    except (ValueError, msgpack.UnpackException):
-        return None
-    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
-        return None
-    return frozenset(parts)
+    parts = None if raw is None else _strings(raw)
+    return None if parts is None else frozenset(parts)

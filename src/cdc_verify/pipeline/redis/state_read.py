@@ -16,29 +16,29 @@ from cdc_verify.schemas.settings import Settings
 T = TypeVar("T")
 
 
+async def read_state(
+    settings: Settings, read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]]
+) -> T:
+    """`read(client, keys)` on a connection of its own to the state server of `settings`."""
+    client = await open_client(settings.server(Role.STATE))
+    try:
+        return await read(client, WorkerKeys.from_settings(settings, cluster=is_cluster(client)))
+    finally:
+        await client.aclose()
+
+
 def read_state_server(
     settings: Settings,
     read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]],
     reading: str,
     failed: Callable[[str], Exception],
 ) -> T:
-    """`read(client, keys)` on the state server of `settings`; a Redis failure raises
-    `failed(reason)`, the reason saying what `reading` could not be read and why."""
-    server = settings.server(Role.STATE)
-
-    async def run() -> T:
-        client = await open_client(server)
-        try:
-            return await read(
-                client, WorkerKeys.from_settings(settings, cluster=is_cluster(client))
-            )
-        finally:
-            await client.aclose()
-
+    """`read_state` from a command; a Redis failure raises `failed(reason)`, the reason
+    saying what `reading` could not be read and why."""
     try:
-        return asyncio.run(run())
+        return asyncio.run(read_state(settings, read))
     except Exception as exc:
-        reason = failure_reason(exc, server.redacted_url(), reading)
+        reason = failure_reason(exc, settings.server(Role.STATE).redacted_url(), reading)
         if reason is None:
             raise
         raise failed(reason) from None

@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from cdc_verify.coverage.tally import MAX_SHAPES
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
-from cdc_verify.pipeline.core.shape import ShapeRules
+from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.core.verifier import Verifier
 from cdc_verify.pipeline.sinks.base import Sink, Sinks
 from cdc_verify.pipeline.sinks.coverage import CoverageSink

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import MAX_SHAPES, CoverageTally, ShapeCounts
+from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
 from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
-from cdc_verify.pipeline.core.shape import ShapeRules
+from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 
 _COUNTS = {status: ShapeCounts.one(status) for status in COVERAGE_STATUSES}

@@ -15,7 +15,7 @@ from typing import Any
 
 from cdc_verify import __version__
 from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import combination_gaps, look_first
+from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, parts_to_verify
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
@@ -159,43 +159,29 @@ def _coverage(summary: Summary, coverage: CoverageReport | None) -> str:
     c = summary.coverage
     if c is None or coverage is None:
         return ""
-    parts = coverage.parts
     ratio = "n/a" if c.ratio is None else f"{c.ratio:.1%}"
     headline = (
         f"<p id='coverage-headline'><b>{c.shapes:,}</b> shapes of production event: "
         f"<b>{c.verified:,}</b> verified, <b>{c.mismatched:,}</b> mismatched, "
         f"<b>{c.never_verified:,}</b> never verified (coverage <b>{ratio}</b>)</p>"
     )
-    worst = sorted((p for p in parts if p["status"] != "verified"), key=look_first)
-    worst = worst[:MAX_COVERAGE_PARTS]
-    rows = "".join(
-        f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['part'])}</code></td>"
-        f"<td>{p['status']}</td>"
-        + "".join(f"<td class='n'>{int(p[k]):,}</td>" for k in _PART_COUNTS)
-        + "</tr>"
-        for p in worst
-    )
+    worst = parts_to_verify(coverage.parts)[:MAX_COVERAGE_PARTS]
     table = (
-        "<table id='coverage-parts'><tr><th>entity</th><th>part</th><th>status</th>"
-        + "".join(f"<th>{k}</th>" for k in _PART_COUNTS)
-        + f"</tr>{rows}</table>"
+        _counts_table(
+            "coverage-parts", "part", [(p, f"<code>{escape(p['part'])}</code>") for p in worst]
+        )
         if worst
         else "<p>Every part of every shape was verified.</p>"
     )
     gaps = combination_gaps(coverage.pairs)
-    pairs = "".join(
-        f"<tr><td>{escape(p['entity'])}</td><td><code>{escape(p['parts'][0])}</code> with "
-        f"<code>{escape(p['parts'][1])}</code></td><td>{p['status']}</td>"
-        + "".join(f"<td class='n'>{int(p[k]):,}</td>" for k in _PART_COUNTS)
-        + "</tr>"
+    shown = [
+        (p, f"<code>{escape(p['parts'][0])}</code> with <code>{escape(p['parts'][1])}</code>")
         for p in gaps[:MAX_COVERAGE_PAIRS]
-    )
+    ]
     combinations = (
         f"<p id='coverage-gaps'>{len(gaps):,} combinations of two parts never matched "
         "together, although each part matched in other shapes; the first of them:</p>"
-        "<table id='coverage-pairs'><tr><th>entity</th><th>parts</th><th>status</th>"
-        + "".join(f"<th>{k}</th>" for k in _PART_COUNTS)
-        + f"</tr>{pairs}</table>"
+        + _counts_table("coverage-pairs", "parts", shown)
         if gaps
         else "<p id='coverage-gaps'>Every combination of two parts that matched on their own "
         "matched together too.</p>"
@@ -208,7 +194,16 @@ def _coverage(summary: Summary, coverage: CoverageReport | None) -> str:
     )  # fmt: skip
 
 
-_PART_COUNTS = ("production", "match", "mismatch", "unverified")
+def _counts_table(table_id: str, what: str, rows: list[tuple[dict[str, Any], str]]) -> str:
+    """Rows of parts or pairs (each with its cell of HTML) with their status and counts."""
+    body = "".join(
+        f"<tr><td>{escape(row['entity'])}</td><td>{cell}</td><td>{row['status']}</td>"
+        + "".join(f"<td class='n'>{int(row[k]):,}</td>" for k in COUNT_COLUMNS)
+        + "</tr>"
+        for row, cell in rows
+    )
+    head = "".join(f"<th>{k}</th>" for k in ("entity", what, "status", *COUNT_COLUMNS))
+    return f"<table id='{table_id}'><tr>{head}</tr>{body}</table>"
 
 
 CHART_LEFT, CHART_BOTTOM = 70, 34  # room for the axes' labels
