@@ -85,23 +85,24 @@ class VerifierWorker(faust.Worker):
         # Stopping ends with the Kafka consumer committing its offsets, which can wait on
         # a rebalance for good when two workers stop at once. Every verdict is in Redis
         # by then and an offset not committed is only read again (the joins' commits are
-        # idempotent), so a stop that takes too long ends the process.
-        watchdog = threading.Timer(STOP_TIMEOUT_S, _end_a_stuck_stop)
+        # idempotent), so a stop that takes too long ends the process: with the status
+        # the worker would have ended with, 1 after a crash (a failed commit), else 0.
+        watchdog = threading.Timer(STOP_TIMEOUT_S, self._end_a_stuck_stop)
         watchdog.daemon = True
         watchdog.start()
         await super().stop()
 
+    def _end_a_stuck_stop(self) -> None:
+        status = 1 if self.crash_reason is not None else 0
+        log.warning(
+            "stopping took over %.0f s (Kafka offsets not committed: they are read again); "
+            "exiting now with status %d", STOP_TIMEOUT_S, status,
+        )  # fmt: skip
+        logging.shutdown()
+        os._exit(status)
+
 
 STOP_TIMEOUT_S = 30.0
-
-
-def _end_a_stuck_stop() -> None:
-    log.warning(
-        "stopping took over %.0f s (Kafka offsets not committed: they are read again); "
-        "exiting now", STOP_TIMEOUT_S,
-    )  # fmt: skip
-    logging.shutdown()
-    os._exit(0)
 
 
 class FaustVerifier:
