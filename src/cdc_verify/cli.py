@@ -17,6 +17,7 @@ from pydantic import ByteSize, ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
 from cdc_verify.coverage.tally import STATUSES
+from cdc_verify.escaping import json_visible, terminal_markup
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
@@ -616,7 +617,7 @@ def capture(stream: str, side: str | None, out: Path, start: str | None, end: st
         _require_streams([(server, [stream])])
         client = stack.enter_context(_client(server))
         bar = stack.enter_context(_progress(progress))
-        task = bar.add_task(f"capturing {stream}", total=None)
+        task = bar.add_task(f"capturing {terminal_markup(stream)}", total=None)
         count = capture_stream(
             client, stream, out, *bounds, source=server.url or "",
             on_start=lambda total: bar.update(task, total=total),
@@ -963,7 +964,7 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
         sys.exit(2)
     found = found.only(entity, status)
     if as_json:
-        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+        click.echo(json_visible(json.dumps(found.as_json(), indent=2, ensure_ascii=False)))
     else:
         print_report(found, limit, source)
 

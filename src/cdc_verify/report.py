@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from cdc_verify.escaping import terminal_text
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
 
@@ -100,7 +101,7 @@ def print_alerts(
                 f"{a.get('late_by_ms', 0) / 1000:.1f}s",
                 late.get("verdict", "not compared (twin trimmed)"),
             ]
-        table.add_row(*row)
+        table.add_row(*map(terminal_text, row))  # stream data: no markup, controls visible
     console.print(table)
     tail = " (more match: raise --limit or narrow --since)" if more else ""
     console.print(f"{len(alerts)} {state} alerts{tail}")
