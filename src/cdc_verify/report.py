@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -15,20 +13,10 @@ from cdc_verify.escaping import terminal_text
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 # What backfill and replay write into their --out directory (runners/bounded.py).
 REPORT_FILES = (
     "verdicts.jsonl", "summary.json", "groups.json", "coverage.json", "summary.md", "report.html"
 )  # fmt: skip
-
-
-def parse_window(text: str) -> timedelta:
-    """'90s', '10m', '2h', '1d' -> timedelta."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 2h or 1d")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 def verdict_table(
