@@ -630,6 +630,7 @@ def _progress(show: bool | None) -> Any:
 def capture(stream: str, side: str | None, out: Path, start: str | None, end: str | None,
             config: Path | None, progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
+    from cdc_verify.capture.format import CaptureError
     from cdc_verify.capture.redis_capture import capture_stream, parse_bound
 
     settings = _settings(config, **kwargs)
@@ -645,11 +646,14 @@ def capture(stream: str, side: str | None, out: Path, start: str | None, end: st
         client = stack.enter_context(_client(server))
         bar = stack.enter_context(_progress(progress))
         task = bar.add_task(f"capturing {terminal_markup(stream)}", total=None)
-        count = capture_stream(
-            client, stream, out, *bounds, source=server.url or "",
-            on_start=lambda total: bar.update(task, total=total),
-            on_progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+        try:
+            count = capture_stream(
+                client, stream, out, *bounds, source=server.url or "",
+                on_start=lambda total: bar.update(task, total=total),
+                on_progress=lambda n: bar.advance(task, n),
+            )  # fmt: skip
+        except CaptureError as exc:  # an entry past the format's block bound
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"captured {count:,} entries of {stream} on {server.redacted_url()} into {out} "
                f"({out.stat().st_size:,} bytes)")  # fmt: skip
 

@@ -412,6 +412,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return cls(**given)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text; tomllib leaves this to decode()
+        raise ConfigFileError(
+            f"config file {path} is not valid TOML: not UTF-8 text (byte {exc.start} is "
+            f"0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigFileError(f"config file {path} cannot be read: {exc.strerror}") from exc
     except SettingsError as exc:  # a source could not parse a value at all
         raise ConfigFileError(str(exc)) from exc
     except ValidationError as exc:
