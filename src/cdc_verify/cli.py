@@ -1012,6 +1012,12 @@ def cases(production: Path, sister: Path | None, out: Path, redact_pointers: tup
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
     consumer = _consumer(settings)
+    if not redact_pointers:
+        log.warning(
+            "no --redact: %s gets production data as it is (payloads, decoded events, the "
+            "values in shapes' parts, error texts); give --redact POINTER for every path that "
+            "must not leave production", out / CASES_FILE,
+        )  # fmt: skip
     try:
         figures = write_cases(settings, consumer, production, sister, out, redact_pointers)
     except CaptureError as exc:
