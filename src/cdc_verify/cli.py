@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from pydantic import ByteSize, ValidationError
 
 from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
 from cdc_verify.coverage.tally import STATUSES
+from cdc_verify.durations import parse_duration
+from cdc_verify.escaping import json_visible, terminal_markup
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
@@ -188,6 +191,30 @@ class SettingOption(click.Option):
         self.help = f"{what} ({_shown_default(self.name)})"
 
 
+class Duration(click.ParamType):
+    """A duration, as seconds, in the one syntax of cdc_verify.durations: 90, 30s, 10m,
+    2h, 7d; between `low` and `high` seconds when given."""
+
+    name = "duration"
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if self.low is not None and seconds < self.low:
+            self.fail(f"{value!r} is less than {self.low:g} s", param, ctx)
+        if self.high is not None and seconds > self.high:
+            self.fail(f"{value!r} is more than {self.high:g} s", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
 def setting(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(*decls, cls=SettingOption, **kwargs)
 
@@ -291,7 +318,7 @@ def stream_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """How events are joined, decoded and compared; where settings come from."""
     return _apply([
-        setting("--grace", type=float, help="seconds a partner may lag before it is a gap"),
+        setting("--grace", type=DURATION, help="how long a partner may lag before it is a gap"),
         setting("--consumer", multiple=True,
                 help="legacy consumer: module:callable for every entity, or "
                      "ENTITY=module:callable for one; repeatable"),
@@ -380,7 +407,7 @@ def main() -> None:
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(0.2, 60),
+    type=Duration(0.2, 60),
     default=2.0,
     show_default=True,
     help="seconds a partner may lag before it is a gap (late deliveries are injected past it)",
@@ -401,7 +428,7 @@ def main() -> None:
 )
 @click.option(
     "--linger",
-    type=click.FloatRange(0, 86_400),
+    type=Duration(0, 86_400),
     default=0,
     show_default=True,
     help="seconds to keep the worker and status page up after the run",
@@ -430,23 +457,24 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
               "instead of one entry each: a sixth of the memory")  # fmt: skip
 @setting(
     "--decided-retention",
-    type=float,
-    help="seconds a verdict is remembered to spot duplicates and late arrivals",
+    type=DURATION,
+    help="how long a verdict is remembered to spot duplicates and late arrivals",
 )
 @setting(
     "--jsonl",
     type=click.Path(path_type=Path, dir_okay=False),
     help="also append verdict records to this file",
 )
-@setting("--alert-retention", type=float, help="seconds an alert is kept")
-@setting("--verdict-retention", type=float, help="seconds a record stays in the verdict stream")
+@setting("--alert-retention", type=DURATION, help="how long an alert is kept")
+@setting("--verdict-retention", type=DURATION,
+         help="how long a record stays in the verdict stream")  # fmt: skip
 @setting(
     "--http-port",
     type=int,
     help="port of the API, status page, /metrics, /healthz, /readyz; 0 = off",
 )
 @setting("--http-host", help="address the HTTP server binds to")
-@setting("--ready-max-lag", type=float, help="seconds of consumer lag that fail /readyz")
+@setting("--ready-max-lag", type=DURATION, help="consumer lag that fails /readyz")
 @setting(
     "--engine",
     type=click.Choice(["single", "faust"]),
@@ -469,7 +497,7 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
 @setting("--spill-dir", type=click.Path(path_type=Path, file_okay=False),
          help="where spill files go (a private directory is made in it)")  # fmt: skip
 @setting("--block-ms", type=int, help="XREADGROUP BLOCK when idle")
-@setting("--lock-ttl", type=float, help="seconds a dead worker's lock outlives it")
+@setting("--lock-ttl", type=DURATION, help="how long a dead worker's lock outlives it")
 @setting("--create-streams", is_flag=True, default=None,
          help="create missing streams instead of waiting for them to appear")  # fmt: skip
 def run(config: Path | None, **kwargs: Any) -> None:
@@ -602,6 +630,7 @@ def _progress(show: bool | None) -> Any:
 def capture(stream: str, side: str | None, out: Path, start: str | None, end: str | None,
             config: Path | None, progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
+    from cdc_verify.capture.format import CaptureError
     from cdc_verify.capture.redis_capture import capture_stream, parse_bound
 
     settings = _settings(config, **kwargs)
@@ -616,12 +645,15 @@ def capture(stream: str, side: str | None, out: Path, start: str | None, end: st
         _require_streams([(server, [stream])])
         client = stack.enter_context(_client(server))
         bar = stack.enter_context(_progress(progress))
-        task = bar.add_task(f"capturing {stream}", total=None)
-        count = capture_stream(
-            client, stream, out, *bounds, source=server.url or "",
-            on_start=lambda total: bar.update(task, total=total),
-            on_progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+        task = bar.add_task(f"capturing {terminal_markup(stream)}", total=None)
+        try:
+            count = capture_stream(
+                client, stream, out, *bounds, source=server.url or "",
+                on_start=lambda total: bar.update(task, total=total),
+                on_progress=lambda n: bar.advance(task, n),
+            )  # fmt: skip
+        except CaptureError as exc:  # an entry past the format's block bound
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"captured {count:,} entries of {stream} on {server.redacted_url()} into {out} "
                f"({out.stat().st_size:,} bytes)")  # fmt: skip
 
@@ -683,7 +715,7 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 @setting("--group", help="consumer group of the worker")
 @click.option(
     "--since",
-    default=None,
+    type=Duration(0),
     help="only alerts opened in this window, e.g. 10m, 2h, 1d (default: all)",
 )
 @click.option(
@@ -699,7 +731,7 @@ def replay(production: Path, sister: Path, out: Path, config: Path | None,
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON array")
 @config_option("the redis_* settings and group")
-def alerts(group: str | None, since: str | None, side: str | None, entity_id: str | None,
+def alerts(group: str | None, since: float | None, side: str | None, entity_id: str | None,
            resolved: bool, limit: int, as_json: bool, config: Path | None,
            **kwargs: Any) -> None:  # fmt: skip
     """Missing-event alerts: gaps not (or, with --resolved, since) resolved by a late arrival.
@@ -712,7 +744,7 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
         query_alerts,
         window_start_ms,
     )
-    from cdc_verify.report import parse_window, print_alerts
+    from cdc_verify.report import print_alerts
     from cdc_verify.schemas.verdicts import Side
 
     settings = _settings(config, group=group, **kwargs)
@@ -721,34 +753,14 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
             "alerts reads the worker's state server: give --state-redis URL or --redis URL "
             f"(or {env_var('state_redis_url')}, {env_var('redis_url')})"
         )
-    try:
-        window = parse_window(since) if since else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from exc
     where = AlertFilter(
-        None if window is None else window_start_ms(window),
+        None if since is None else window_start_ms(timedelta(seconds=since)),
         Side(side) if side else None,
         entity_id,
     )
     state = AlertState.RESOLVED if resolved else AlertState.OPEN
     found, more = asyncio.run(query_alerts(settings, state, where, limit))
     print_alerts(found, as_json, state.value, more)
-
-
-class _Window(click.ParamType):
-    """--since 10m / 2h / 1d, as seconds (the gate_since setting's unit)."""
-
-    name = "window"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from cdc_verify.report import parse_window
-
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_window(value).total_seconds()
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 class _Rate(click.ParamType):
@@ -798,7 +810,7 @@ def _entity(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 @setting(
     "--since",
     "gate_since",
-    type=_Window(),
+    type=DURATION,
     help="the window of live counters to gate, e.g. 10m, 2h, 1d; not with --report",
 )
 @setting(
@@ -963,7 +975,7 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
         sys.exit(2)
     found = found.only(entity, status)
     if as_json:
-        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+        click.echo(json_visible(json.dumps(found.as_json(), indent=2, ensure_ascii=False)))
     else:
         print_report(found, limit, source)
 
@@ -1000,6 +1012,12 @@ def cases(production: Path, sister: Path | None, out: Path, redact_pointers: tup
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
     consumer = _consumer(settings)
+    if not redact_pointers:
+        log.warning(
+            "no --redact: %s gets production data as it is (payloads, decoded events, the "
+            "values in shapes' parts, error texts); give --redact POINTER for every path that "
+            "must not leave production", out / CASES_FILE,
+        )  # fmt: skip
     try:
         figures = write_cases(settings, consumer, production, sister, out, redact_pointers)
     except CaptureError as exc:

@@ -28,10 +28,12 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from cdc_verify.api.service import WorkerService
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
 from cdc_verify.coverage.tally import CoverageTally
+from cdc_verify.escaping import terminal_text
 from cdc_verify.pipeline.core.breakdown import entity_op_key
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.connection import AsyncClient
@@ -277,7 +279,9 @@ async def _demo(
     console.print("\nOne record of each verdict, as written to the verdict stream:")
     for verdict in Verdict:
         if verdict in examples:
-            console.print(f"  [bold]{verdict.value}[/]: {examples[verdict][:300]}", soft_wrap=True)
+            record = terminal_text(examples[verdict][:300])  # stream data, as written
+            console.print(Text.assemble("  ", (verdict.value, "bold"), ": ", record),
+                          soft_wrap=True)  # fmt: skip
     if ok:
         console.print(
             f"\n[green]All {sum(counts.values()):,} verdict records match what was injected, "
@@ -287,7 +291,9 @@ async def _demo(
     else:
         console.print("\n[red]Verdicts differ from what was injected:[/]")
         for event_id, fault, want, got in wrong[:10]:
-            console.print(f"  {event_id} ({fault}): expected {want.value}, got {got}")
+            console.print(
+                terminal_text(f"  {event_id} ({fault}): expected {want.value}, got {got}")
+            )
     return ok, paced
 
 
@@ -313,7 +319,8 @@ def _entity_op_table(got: dict[str, dict[str, int]], expected: dict[str, dict[st
         have, want = got.get(key, {}), expected.get(key, {})
         total = sum(have.values())
         table.add_row(
-            key, f"{total:,}", f"{have.get('match', 0):,}", f"{total - have.get('match', 0):,}",
+            terminal_text(key), f"{total:,}", f"{have.get('match', 0):,}",
+            f"{total - have.get('match', 0):,}",
             f"{sum(want.values()):,}", "[green]ok[/]" if have == want else "[red]≠[/]",
         )  # fmt: skip
     return table

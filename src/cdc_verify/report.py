@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from cdc_verify.escaping import terminal_text
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 # What backfill and replay write into their --out directory (runners/bounded.py).
 REPORT_FILES = (
     "verdicts.jsonl", "summary.json", "groups.json", "coverage.json", "summary.md", "report.html"
 )  # fmt: skip
-
-
-def parse_window(text: str) -> timedelta:
-    """'90s', '10m', '2h', '1d' -> timedelta."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 2h or 1d")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 def verdict_table(
@@ -100,7 +89,7 @@ def print_alerts(
                 f"{a.get('late_by_ms', 0) / 1000:.1f}s",
                 late.get("verdict", "not compared (twin trimmed)"),
             ]
-        table.add_row(*row)
+        table.add_row(*map(terminal_text, row))  # stream data: no markup, controls visible
     console.print(table)
     tail = " (more match: raise --limit or narrow --since)" if more else ""
     console.print(f"{len(alerts)} {state} alerts{tail}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import sys
+import zlib
 
-from cdc_verify.capture.format import CaptureReader
+from cdc_verify.capture.format import MAX_BLOCK_BYTES, CaptureReader
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import write_corpus
 
+from ..capture_files import with_block
 from ..conftest import cli_command, cli_env
 from .support import PROD, SIS
 
@@ -118,3 +121,53 @@ def test_capturing_a_stream_while_it_is_written_gives_a_consistent_snapshot(
     expected = [entry_id for entry_id, _ in redis_client.xrange(PROD, "-", to)]
     assert captured == expected and len(captured) >= 20_000
     assert redis_client.xlen(PROD) > len(captured)  # the writer did go on meanwhile
+
+
+# Runs a command and prints its peak RSS (KiB). A small parent of its own: a child's
+# ru_maxrss counts what its parent held when it forked, and pytest may hold a lot.
+MEASURE = """
+import resource, subprocess, sys
+status = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def run_measured(*args: str) -> tuple[int, str, int]:
+    """Exit status, stderr and peak RSS in bytes of one cdc-verify command."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, *cli_command(*args)], env=cli_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    status, peak_kib = map(int, done.stdout.split())
+    return status, done.stderr, peak_kib * 1024
+
+
+def test_replay_refuses_a_compression_bomb_within_the_block_bound(tmp_path):
+    # 512 MiB of zeros in a 0.5 MB block whose CRC holds: four times what a block may hold.
+    squeeze = zlib.compressobj(9)
+    chunk = bytes(2**20)
+    data = b"".join(squeeze.compress(chunk) for _ in range(512)) + squeeze.flush()
+    bomb = with_block(tmp_path / "bomb.cap", [], count=1000, data=data)
+    good = with_block(tmp_path / "good.cap", [[b"1-0", [b"event_id", b"E1"]]])
+    status, err, peak = run_measured("replay", "--production", str(bomb), "--sister", str(good),
+                                     "--out", str(tmp_path / "r"))  # fmt: skip
+    assert status == 1 and "Traceback" not in err, err
+    assert f"Error: {bomb}: corrupt block at byte " in err and "expands past" in err
+    assert peak < MAX_BLOCK_BYTES + 200 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_replay_of_a_block_of_the_wrong_shape_or_a_bad_config_is_a_clear_error(tmp_path):
+    bad = with_block(tmp_path / "bad.cap", [[b"1-0", [b"event_id"]]])
+    good = with_block(tmp_path / "good.cap", [[b"1-0", [b"event_id", b"E1"]]])
+    done = cli("replay", "--production", str(good), "--sister", str(bad), "--out",
+               str(tmp_path / "r"))  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"Error: {bad}: corrupt block at byte 51: its entry 0 has an odd field list" in (
+        done.stderr
+    )
+    config = tmp_path / "cdc.toml"
+    config.write_bytes('grace = 2\nproduction = "caf\xe9"\n'.encode("latin-1"))
+    done = cli("replay", "--production", str(good), "--sister", str(good), "--out",
+               str(tmp_path / "r"), "--config", str(config))  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"config file {config} is not valid TOML: not UTF-8 text (byte 27 is 0xe9)" in (
+        done.stderr
+    )

@@ -49,7 +49,7 @@ def test_every_option_of_every_command_has_help_and_settings_show_their_default(
                 assert f"(default: {shown}; env CDC_VERIFY_{param.name.upper()})" in param.help
     backfill = " ".join(cli("backfill", "--help").stdout.split())  # unwrapped
     grace = Settings.model_fields["grace"].default
-    assert f"--grace FLOAT seconds a partner may lag before it is a gap (default: {grace}; " \
+    assert f"--grace DURATION how long a partner may lag before it is a gap (default: {grace}; " \
         "env CDC_VERIFY_GRACE)" in backfill  # fmt: skip
     assert "(default: cdc:production; env CDC_VERIFY_PRODUCTION)" in backfill
     assert "(default: cdc:sister; env CDC_VERIFY_SISTER)" in backfill

@@ -114,7 +114,10 @@ def test_bad_numbers_name_the_flag_the_variable_and_the_reason(tmp_path):
 
     done = cli("backfill", "--out", str(tmp_path), env={"CDC_VERIFY_GRACE": "abc"})
     assert done.returncode == 2
-    assert error_lines(done) == ["--grace (from CDC_VERIFY_GRACE): not a number: 'abc'"]
+    assert error_lines(done) == [
+        "--grace (from CDC_VERIFY_GRACE): 'abc' is not a duration: give seconds (90) or a "
+        "number and a unit: 30s, 10m, 2h, 7d"
+    ]
 
     # One line per bad field, each from wherever its value came; no flag: the origin alone.
     env = {"CDC_VERIFY_BATCH_SIZE": "0", "CDC_VERIFY_REDIS_SOCKET_TIMEOUT": "0"}
@@ -151,7 +154,7 @@ def test_invalid_settings_carry_where_each_value_came_from(tmp_path, monkeypatch
     assert set(by_field) == {"grace", "redis_url", "lock_ttl"}
     assert by_field["grace"].origin is None and by_field["lock_ttl"].origin == "CDC_VERIFY_LOCK_TTL"
     # Outside the command line, a field's flag is --field-name.
-    assert "--lock-ttl (from CDC_VERIFY_LOCK_TTL): not a number: 'x'" in str(caught.value)
+    assert "--lock-ttl (from CDC_VERIFY_LOCK_TTL): 'x' is not a duration" in str(caught.value)
     assert "--redis-url: 'localhost:6379' is not a Redis URL" in str(caught.value)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import pytest
 
 from cdc_verify.capture.format import (
     BLOCK_ENTRIES,
     MAGIC,
+    MAX_BLOCK_BYTES,
     CaptureError,
     CaptureReader,
     CaptureWriter,
 )
 from cdc_verify.pipeline.core.entry import fields_dict
+
+from ..capture_files import with_block
 
 ENTRIES = [
     (f"{1700000000000 + i}-{i % 3}".encode(),
@@ -80,3 +86,54 @@ def test_not_a_capture_and_future_versions_are_refused(tmp_path):
     future.write_bytes(MAGIC + len(meta).to_bytes(4, "big") + meta)
     with pytest.raises(CaptureError, match="version 99"):
         CaptureReader(future)
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ({b"a": b"b"}, "a dict, not a list of entries"),
+        ([1], "its entry 0 is no [entry id, fields] pair"),
+        ([[b"1-0", [b"f", b"v"]], [b"1-1"]], "its entry 1 is no [entry id, fields] pair"),
+        ([[b"soon", [b"f", b"v"]]], "its entry 0 has no entry id like 1700000000000-0"),
+        ([[b"1-0", [b"f", 7]]], "its entry 0 has no [field, value, ...] list of bytes"),
+        ([[b"1-0", {b"f": b"v"}]], "its entry 0 has no [field, value, ...] list of bytes"),
+        ([[b"1-0", [b"f", b"v", b"g"]]], "its entry 0 has an odd field list"),
+    ],
+)
+def test_a_block_of_the_wrong_shape_is_corrupt_and_named(tmp_path, entries, problem):
+    path = with_block(tmp_path / "c.cap", entries, count=len(entries) if entries else 1)
+    offset = len(MAGIC) + 4 + 29
+    with CaptureReader(path) as reader, pytest.raises(CaptureError) as caught:
+        list(reader)
+    assert str(caught.value).startswith(f"{path}: corrupt block at byte {offset}: ")
+    assert problem in str(caught.value)
+
+
+def test_a_block_that_expands_past_the_bound_is_refused_before_it_is_all_expanded(tmp_path):
+    squeeze = zlib.compressobj(9)
+    chunk = bytes(2**20)
+    data = b"".join(squeeze.compress(chunk) for _ in range(MAX_BLOCK_BYTES // 2**20 + 1))
+    data += squeeze.flush()
+    assert len(data) < MAX_BLOCK_BYTES // 500  # a bomb: a few hundred KB
+    path = with_block(tmp_path / "bomb.cap", [], count=1000, data=data)
+    with CaptureReader(path) as reader, pytest.raises(CaptureError, match="expands past"):
+        list(reader)
+
+
+def test_the_writer_keeps_its_blocks_within_the_bound(tmp_path, monkeypatch):
+    import cdc_verify.capture.format as capture_format
+
+    monkeypatch.setattr(capture_format, "BLOCK_TARGET_BYTES", 16 * 1024)
+    monkeypatch.setattr(capture_format, "MAX_BLOCK_BYTES", 64 * 1024)
+    entries = [(f"1-{i}".encode(), [b"body", bytes([i]) * 5000]) for i in range(20)]
+    path = write(tmp_path / "c.cap", entries)
+    with CaptureReader(path) as reader:
+        assert [(i, list(f)) for i, f in reader] == entries
+    data = path.read_bytes()
+    blocks, offset = [], len(MAGIC) + 4 + struct.unpack_from(">I", data, len(MAGIC))[0]
+    while (size := struct.unpack_from(">I", data, offset)[0]) != 0:
+        blocks.append(len(zlib.decompress(data[offset + 12 : offset + 12 + size])))
+        offset += 12 + size
+    assert len(blocks) == 7 and max(blocks) <= 16 * 1024  # three entries a block
+    with pytest.raises(CaptureError, match="more than a capture block may hold"):
+        write(tmp_path / "big.cap", [(b"1-0", [b"body", bytes(65 * 1024)])])

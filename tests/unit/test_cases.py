@@ -13,9 +13,11 @@ from click.testing import CliRunner
 from cdc_verify.capture.format import CaptureWriter
 from cdc_verify.cli import main
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.coverage.cases import Seen, choose, redact
+from cdc_verify.coverage.cases import Seen, choose, redact, redact_group, redact_parts
+from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
+from cdc_verify.pipeline.sinks.groups import Fingerprint
 
-from ..shape_corpus import known_shapes
+from ..shape_corpus import comment, entry, known_shapes
 
 
 def capture(path: Path, entries) -> Path:
@@ -90,3 +92,77 @@ def test_redact_and_choose():
         "e4": Seen("comment", 1, None, "match"),
     }
     assert choose(events, [0, 1]) == ["e2", "e3"]
+
+
+# What --redact must keep out of cases.json: the values under /body, /author_id and
+# /rich_text of both sides, enum-like (so shapes' parts carry them), one in an error text.
+SECRETS = ("SECRET-BODY-A", "SECRET-BODY-B", "SECRET-AUTHOR-1", "SECRET-AUTHOR-2",
+           "SECRET-RICH", "SECRET-BODY-SISTER", "SECRET-BODY-BOOM")  # fmt: skip
+CONSUMER = """
+from cdc_verify.consumers.reference import decode_event
+
+def decode(fields):
+    value = decode_event(fields)
+    if value["body"].startswith("BOOM"):
+        raise ValueError(f"cannot render {value['body']!r}")
+    return value
+"""
+
+
+def secret_captures(tmp_path: Path) -> tuple[Path, Path]:
+    production, sister = [], []
+    for n in range(12):
+        value = comment("plain", n)
+        rich = [{"e": "text", "t": "SECRET-RICH"}] if n % 3 == 0 else None
+        value.update(body=f"SECRET-BODY-{'AB'[n % 2]}", author_id=f"SECRET-AUTHOR-{n % 2 + 1}",
+                     rich_text=rich)  # fmt: skip
+        production.append(entry(PRODUCTION, 1000 + 10 * n, f"e{n}", value))
+        twin = dict(value)
+        if n == 4:
+            twin["body"] = "SECRET-BODY-SISTER"  # a /body mismatch
+        if n == 5:
+            twin["body"] = "BOOM SECRET-BODY-BOOM"  # the sister's error quotes it
+        sister.append(entry(SISTER, 1001 + 10 * n, f"e{n}", twin))
+    return capture(tmp_path / "p.cap", production), capture(tmp_path / "s.cap", sister)
+
+
+def test_no_redacted_value_is_left_anywhere_in_the_output(tmp_path, monkeypatch):
+    (tmp_path / "secret_consumer.py").write_text(CONSUMER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    prod, sis = secret_captures(tmp_path)
+    args = ["--production", str(prod), "--sister", str(sis), "--grace", "0.1",
+            "--consumer", "secret_consumer:decode"]  # fmt: skip
+    plain, printed = cases(tmp_path, *args)
+    # Unredacted, they are there (but the sister's mismatching body: cases are production's).
+    assert [secret for secret in SECRETS if secret not in json.dumps(plain)] == [
+        "SECRET-BODY-SISTER"
+    ]
+    assert "no --redact: " in printed and "gets production data as it is" in printed
+
+    document, printed = cases(tmp_path, *args, "--redact", "/body", "--redact", "/author_id",
+                              "--redact", "/rich_text")  # fmt: skip
+    assert "no --redact" not in printed
+    written = [p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    fields = [base64.b64decode(v) for c in document["cases"] for v in c["fields"].values()]
+    for blob in (*written, *fields, printed.encode()):
+        assert b"SECRET" not in blob
+    groups = {c["group"] for c in document["cases"]}
+    assert {"/body value", "sister: <redacted>"} <= groups
+    parts = {p for c in document["cases"] for p in c["parts"]}
+    assert {"/body str=<redacted>", "/author_id str=<redacted>", "/rich_text list"} <= parts
+    assert not any(p.startswith("/rich_text/") for p in parts)  # below a pointer: gone
+
+
+def test_redacted_parts_and_groups():
+    parts = ["/a\x00str\x00x", "/b\x00bool\x00true", "/m\x00map", "/m/k\x00str\x00v",
+             "/l/*/t\x00str\x00y", "/l/*/n\x00int"]  # fmt: skip
+    assert sorted(redact_parts(parts, ["/a", "/b", "/m", "/l/0/t"])) == [
+        "/a\x00str\x00<redacted>", "/b\x00bool\x00true", "/l/*/n\x00int",
+        "/l/*/t\x00str\x00<redacted>", "/m\x00map",
+    ]  # fmt: skip
+    group = Fingerprint("mismatch", None, "ValueError: x", (("/m/secret key", "value", None, None),
+                        ("/z", "type", "int", "str")), "comment", "update")  # fmt: skip
+    assert redact_group(group, ["/m"]) == group._replace(
+        error="<redacted>", differences=(("/m/<redacted>", "value", None, None),
+                                         ("/z", "type", "int", "str")))  # fmt: skip
+    assert redact_group(group, []) == group

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from cdc_verify.api import models
 from cdc_verify.coverage.tally import parts_to_verify
+from cdc_verify.durations import DURATION_PATTERN, parse_window
 from cdc_verify.gate.criteria import (
     ENTITY_PATTERN,
     OP_VALUES,
@@ -61,7 +62,6 @@ from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.report import parse_window
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Side, Verdict
@@ -74,7 +74,7 @@ PROBE_TIMEOUT_S = 2.0
 # document as ECMA-262 regexes (by schemathesis, by clients). They keep to syntax both read
 # alike: `[0-9]`, not `\d` (any Unicode digit, e.g. U+0661, in Rust; ASCII only in ECMA),
 # and `[^\n]`, not `.` (ECMA's stops also at \r, U+2028 and U+2029).
-DURATION = r"^[0-9]{1,9}(\.[0-9]{1,3})?[smhd]$"
+DURATION = DURATION_PATTERN  # 90, 30s, 10m, 2h, 7d: the syntax of every duration
 # alerts.CURSOR_PATTERN (`<ms>:<event_id>`) in that syntax; alerts.decode_cursor accepts
 # every cursor this does.
 CURSOR = r"^[0-9]{1,16}:[^\n]{1,256}$"

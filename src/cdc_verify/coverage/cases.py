@@ -28,7 +28,7 @@ from cdc_verify.pipeline.core.diff import unescape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.core.outcome import Outcome
-from cdc_verify.pipeline.core.shape import Shape, project
+from cdc_verify.pipeline.core.shape import SEP, Part, Shape, part_fields, project
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.runners.replay import read_capture
@@ -127,6 +127,51 @@ def _redact(value: Any, tokens: list[str]) -> Any:
     return value
 
 
+def named_depth(path: str, pointers: Iterable[str]) -> int | None:
+    """How many segments of `path` (a shape part's or a difference's, `*` for any list
+    item) the shortest pointer that names it or a place above it has; None when no
+    pointer does. `*` on either side matches any segment."""
+    tokens = path.split("/")[1:] if path else []
+    depths = [
+        len(want)
+        for want in (pointer.split("/")[1:] for pointer in pointers)
+        if len(want) <= len(tokens)
+        and all(w == t or "*" in (w, t) for w, t in zip(want, tokens, strict=False))
+    ]
+    return min(depths, default=None)
+
+
+def redact_parts(shape: Iterable[Part], pointers: Sequence[str]) -> list[Part]:
+    """The parts of a redacted event: a part a pointer names loses its value (a bool keeps
+    it, as `redact` keeps bools); a part below one goes, as its path holds what the
+    pointer redacts (map keys)."""
+    parts = []
+    for part in shape:
+        path, kind, value = part_fields(part)
+        depth = named_depth(path, pointers)
+        if depth is None:
+            parts.append(part)
+        elif depth == path.count("/"):  # a pointer names this very part
+            keep = value is None or kind == "bool"
+            parts.append(part if keep else SEP.join((path, kind, REDACTED)))
+    return parts
+
+
+def redact_group(fingerprint: Fingerprint, pointers: Sequence[str]) -> Fingerprint:
+    """A group with its paths cut at the pointers that name a place above them, and its
+    error text, which may quote any value (of either side), replaced."""
+    if not pointers:
+        return fingerprint
+    differences = []
+    for path, kind, production_wire, sister_wire in fingerprint.differences:
+        depth = named_depth(path, pointers)
+        if depth is not None and depth < path.count("/"):
+            path = "/".join(path.split("/")[: depth + 1]) + "/" + REDACTED
+        differences.append((path, kind, production_wire, sister_wire))
+    error = REDACTED if fingerprint.error else None
+    return fingerprint._replace(differences=tuple(differences), error=error)
+
+
 def _placeholder(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
@@ -143,9 +188,10 @@ def _placeholder(value: Any) -> Any:
     return REDACTED
 
 
-def vector(entry: StreamEntry, seen: Seen, shape: tuple[str, ...], group: str | None,
+def vector(entry: StreamEntry, seen: Seen, shape: Shape, group: Fingerprint | None,
            consumer: Consumer, pointers: Sequence[str]) -> dict[str, Any]:  # fmt: skip
-    """One test vector: the entry's fields (payload redacted), what the consumer decodes."""
+    """One test vector: the entry's fields (payload redacted), what the consumer decodes,
+    its shape's parts and its group (redacted too)."""
     fields = dict(entry.fields)
     note = None
     if pointers and b"payload" in fields:
@@ -159,12 +205,14 @@ def vector(entry: StreamEntry, seen: Seen, shape: tuple[str, ...], group: str | 
             fields.pop(b"payload")
             note = f"payload left out: {exc}"
     decoded = redact(consumer(entry.fields), pointers)
+    parts = redact_parts(shape, pointers) if pointers else list(shape)
     out: dict[str, Any] = {
         "event_id": entry.event_id,
         "entity": seen.entity,
-        "shape": shape_id(shape),
-        "parts": [describe(p) for p in sorted(shape)],
-        "group": group,
+        # Redacted parts give their own id: the original's would name the redacted values.
+        "shape": shape_id(parts),
+        "parts": [describe(p) for p in sorted(parts)],
+        "group": None if group is None else describe_group(redact_group(group, pointers)),
         "verdict_seen": seen.verdict,
         "expected_verdict": "match",  # what a correct sister writer must get
         "fields": {
@@ -210,10 +258,8 @@ def write_cases(
             if entry.event_id in chosen:
                 chosen.discard(entry.event_id)  # the first copy only
                 seen = notes.events[entry.event_id]
-                shape = tuple(final.keys[final_shape[seen.shape]][1])
-                group = (
-                    None if seen.group is None else describe_group(notes.groups.keys[seen.group])
-                )
+                shape = final.keys[final_shape[seen.shape]][1]
+                group = None if seen.group is None else notes.groups.keys[seen.group]
                 cases.append(vector(entry, seen, shape, group, consumer, redact_pointers))
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -235,4 +281,4 @@ def _sister(path: Path | None) -> Iterator[StreamEntry]:
         yield from read_capture(reader, SISTER)
 
 
-__all__ = ["choose", "redact", "write_cases"]
+__all__ = ["choose", "redact", "redact_group", "redact_parts", "write_cases"]

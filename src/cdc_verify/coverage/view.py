@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cdc_verify.coverage.report import CoverageReport
 from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, look_first
+from cdc_verify.escaping import terminal_text
 
 
 def print_report(report: CoverageReport, limit: int, source: str | None = None) -> None:
@@ -42,7 +43,7 @@ def print_report(report: CoverageReport, limit: int, source: str | None = None) 
         )
         _more(console, len(gaps), len(listed))
     if source:
-        console.print(source, highlight=False)
+        console.print(terminal_text(source))
 
 
 def _table(
@@ -55,7 +56,11 @@ def _table(
         table.add_column(column, justify="right" if right else "left",
                          overflow="fold" if fold else "ellipsis")  # fmt: skip
     for row, text in rows:
-        table.add_row(row["entity"], text, row["status"], *(f"{row[c]:,}" for c in COUNT_COLUMNS))
+        # Entities, paths and enum-like values are stream data: no markup, controls visible.
+        table.add_row(
+            terminal_text(row["entity"]), terminal_text(text), row["status"],
+            *(f"{row[c]:,}" for c in COUNT_COLUMNS),
+        )  # fmt: skip
     return table
 
 

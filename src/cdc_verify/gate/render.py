@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cdc_verify.escaping import terminal_text
 from cdc_verify.gate.criteria import Answer, Decision, Result, percent
 from cdc_verify.pipeline.redis.counters import NAMES
 
@@ -45,7 +46,8 @@ def _shown(result: Result) -> tuple[str, str]:
 def print_table(answer: Answer) -> None:
     # Piped output keeps whole lines (a CI log): no terminal width to fit then.
     console = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
-    console.print(f"gate on {where(answer)}; {answer.scope.describe()}", markup=False)
+    # The group, server and reason are the operator's and the state server's words.
+    console.print(terminal_text(f"gate on {where(answer)}; {answer.scope.describe()}"))
     table = Table(show_edge=False)
     for column, justify in (("criterion", "left"), ("measured", "right"),
                             ("threshold", "right"), ("result", "left")):  # fmt: skip
@@ -61,4 +63,4 @@ def print_table(answer: Answer) -> None:
         )
         console.print(f"{answer.events:,} events; {counts or 'nothing counted'}", markup=False)
     label = (answer.decision.label, STYLE[answer.decision])
-    console.print(Text.assemble(label, f": {answer.reason}"))
+    console.print(Text.assemble(label, ": ", terminal_text(answer.reason)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, ByteSize, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -21,11 +21,14 @@ from pydantic_settings import (
 )
 
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
+from cdc_verify.durations import parse_duration
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import MAX_SHAPES
 from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
 
 ENV_PREFIX = "CDC_VERIFY_"
+# Every setting in seconds takes the one duration syntax: 90, 30s, 10m, 2h, 7d.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -58,7 +61,7 @@ class Settings(BaseSettings):
         None, description="file holding the AUTH password (kept out of ps and shell history)"
     )
     redis_tls_verify: bool = True
-    redis_socket_timeout: float = Field(10.0, gt=0)
+    redis_socket_timeout: Duration = Field(10.0, gt=0)
 
     # One server per role (docs/topology.md). Each setting a role leaves unset is taken
     # from the server it defaults to: production and sister -> the redis_* ones; state ->
@@ -116,11 +119,11 @@ class Settings(BaseSettings):
         description="where a new consumer group starts: $ (now), 0 (everything) or an entry id",
     )
 
-    grace: float = Field(5.0, ge=0, description="seconds a partner may lag before it is a gap")
-    decided_retention: float = Field(
+    grace: Duration = Field(5.0, ge=0, description="seconds a partner may lag before it is a gap")
+    decided_retention: Duration = Field(
         3600.0, gt=0, description="seconds an event_id's verdict is remembered"
     )
-    alert_retention: float = Field(
+    alert_retention: Duration = Field(
         7 * 86400.0, ge=1, description="seconds an open or resolved alert is kept"
     )
     # NoDecode: the environment gives "a:b,account=c:d" (split below).
@@ -161,11 +164,11 @@ class Settings(BaseSettings):
         "(a consumer whose output is not a function of its input)",
     )
 
-    counter_retention: float = Field(
+    counter_retention: Duration = Field(
         8 * 86400.0, ge=60, description="seconds the per-minute verdict counters are kept"
     )
     # What `gate`, /api/gate and the status page's banner measure against.
-    gate_since: float = Field(86400.0, gt=0, description="seconds of counters the gate reads")
+    gate_since: Duration = Field(86400.0, gt=0, description="seconds of counters the gate reads")
     gate_max_mismatch_rate: float = Field(
         0.001, ge=0, le=1, description="largest share of events with a mismatch verdict"
     )
@@ -213,8 +216,8 @@ class Settings(BaseSettings):
         "default: the system's temporary directory",
     )
     block_ms: int = Field(100, ge=1, le=60_000, description="XREADGROUP BLOCK when idle")
-    lock_ttl: float = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
-    verdict_retention: float = Field(
+    lock_ttl: Duration = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
+    verdict_retention: Duration = Field(
         7 * 86400.0, ge=1, description="seconds a verdict record is kept in the verdict stream"
     )
     http_port: int = Field(
@@ -224,7 +227,7 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = Field(
         None, description="bearer token the API asks for (not /healthz, /readyz)"
     )
-    ready_max_lag: float = Field(
+    ready_max_lag: Duration = Field(
         60.0, gt=0, description="seconds of consumer lag above which /readyz fails"
     )
     engine: Literal["single", "faust"] = Field(
@@ -409,6 +412,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return cls(**given)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text; tomllib leaves this to decode()
+        raise ConfigFileError(
+            f"config file {path} is not valid TOML: not UTF-8 text (byte {exc.start} is "
+            f"0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise ConfigFileError(f"config file {path} cannot be read: {exc.strerror}") from exc
     except SettingsError as exc:  # a source could not parse a value at all
         raise ConfigFileError(str(exc)) from exc
     except ValidationError as exc:

@@ -42,9 +42,11 @@ GAP_WHAT = {
 }
 
 
-def describe(fp: Fingerprint, code: Callable[[str], str] = str) -> str:
-    """A group's "what": its differences (paths through `code`), its error, or what kind of
-    gap or copy it is. report.html and summary.md show it."""
+def describe(
+    fp: Fingerprint, code: Callable[[str], str] = str, text: Callable[[str], str] = str
+) -> str:
+    """A group's "what": its differences (paths through `code`), its error (through
+    `text`), or what kind of gap or copy it is. report.html and summary.md show it."""
     what = "; ".join(
         f"{code(path)} {kind}" + (f" ({pw} vs {sw})" if pw or sw else "")
         for path, kind, pw, sw in fp.differences
@@ -53,7 +55,7 @@ def describe(fp: Fingerprint, code: Callable[[str], str] = str) -> str:
         return GAP_WHAT[fp.verdict]
     if fp.verdict == Verdict.DUPLICATE.value and not what:
         return f"another copy of an event on {fp.side or 'one side'}"
-    what = what or (fp.error or "")
+    what = what or (text(fp.error) if fp.error else "")
     return f"{fp.side}: {what}" if fp.side and what else (what or fp.side or "")
 
 

@@ -1,8 +1,12 @@
-"""summary.md: totals and the largest mismatch groups, to paste into a pull request or chat."""
+"""summary.md: totals and the largest mismatch groups, to paste into a pull request or chat.
+
+Every id, path and error text in it is stream data, written escaped (cdc_verify.escaping):
+a renderer, HTML on or not, shows it as text."""
 
 from __future__ import annotations
 
-from cdc_verify.pipeline.sinks.groups import Group, describe
+from cdc_verify.escaping import markdown_code, markdown_text
+from cdc_verify.pipeline.sinks.groups import Fingerprint, Group, describe
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
 
@@ -34,11 +38,11 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
             others = sum(
                 n for v, n in counts.items() if v not in (Verdict.MATCH.value, OUT_OF_SCOPE)
             )
-            lines.append(f"| {key} | {primary:,} | {match:,} | {others:,} "
+            lines.append(f"| {markdown_text(key)} | {primary:,} | {match:,} | {others:,} "
                          f"| {counts.get(OUT_OF_SCOPE, 0):,} |")  # fmt: skip
     if summary.ignored:
         lines += ["", "| --ignore-path | differences suppressed |", "| --- | ---: |"]
-        lines += [f"| `{path}` | {n:,} |" for path, n in summary.ignored.items()]
+        lines += [f"| {markdown_code(path)} | {n:,} |" for path, n in summary.ignored.items()]
     if summary.coverage is not None:
         c = summary.coverage
         ratio = "n/a" if c.ratio is None else f"{c.ratio:.1%}"
@@ -53,13 +57,23 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
         ]
         for group in groups[:TOP_GROUPS]:
             group_verdict, _, _, _, entity, op = group.fingerprint
-            what = describe(group.fingerprint, lambda path: f"`{path}`")
             lines.append(
-                f"| {group.count:,} | `{group_verdict}` | {entity}/{op} | {_cell(what)} "
-                f"| `{group.examples[0]}` |"
+                f"| {group.count:,} | `{group_verdict}` | {markdown_text(f'{entity}/{op}')} "
+                f"| {_what(group.fingerprint)} | {markdown_code(group.examples[0], 100)} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+MAX_DIFFERENCES = 5  # listed in a group's "what"; the rest are counted
+
+
+def _what(fingerprint: Fingerprint) -> str:
+    """A group's "what" as one table cell: its paths and error text are stream data,
+    escaped (and cut) so that neither Markdown nor HTML in them is rendered."""
+    differences = fingerprint.differences
+    shown = fingerprint._replace(differences=differences[:MAX_DIFFERENCES])
+    what = describe(
+        shown, lambda path: markdown_code(path, 80), lambda text: markdown_text(text, 200)
+    )
+    more = len(differences) - MAX_DIFFERENCES
+    return what + (f"; and {more} more" if more > 0 else "")
