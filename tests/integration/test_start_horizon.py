@@ -4,6 +4,7 @@ one started before its streams exist verifies every event written after it start
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 
@@ -190,3 +191,25 @@ def test_on_a_cluster_a_worker_started_before_its_streams_verifies_every_event(
             verify_what_follows_the_start(cfg, writers, client, monkeypatch)
         finally:
             client.close()
+
+
+def test_a_start_id_on_a_group_that_started_before_is_said_to_be_ignored(
+    redis_url, redis_client, caplog
+):
+    run_worker_until_done(settings(redis_url, start_id="$"), redis_client, 0)
+    redis_client.xadd(PROD, {"event_id": "E1", "encoding": "msgpack", "payload": b""})
+    run_worker_until_done(settings(redis_url, start_id="$"), redis_client, 0)  # reads it
+    delivered = redis_client.xinfo_groups(PROD)[0]["last-delivered-id"].decode()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_worker_until_done(settings(redis_url, start_id="0"), redis_client, 0)
+    said = [r for r in caplog.records if "--start-id" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING], [r.getMessage() for r in said]
+    message = said[0].getMessage()
+    assert message.startswith("--start-id 0 is ignored"), message
+    for stream, role in ((PROD, "production"), (SIS, "sister")):
+        assert f"consumer group 'cdc-verify' of '{stream}' on the {role} server {redis_url}" in (
+            message
+        )
+    assert f"last delivered entry {delivered}" in message
+    assert "a new --group name" in message
