@@ -137,6 +137,7 @@ class VerifierMetrics(Sink):
         )
         for role in ("production", "sister", "state"):
             self.redis_up.labels(role=role)
+            self.server_data_lost.labels(role=role)  # at 0: increase() sees the first loss
         for side in SIDES:
             for metric in (self.events_read, self.decode_errors, self.late_arrivals):
                 metric.labels(side=side)
