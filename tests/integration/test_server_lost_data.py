@@ -114,11 +114,14 @@ def test_a_state_and_a_read_only_production_server_back_empty_are_each_reported(
         production, state = servers.client(Role.PRODUCTION), servers.client(Role.STATE)
         wait_for(lambda: lost_total(served, Role.STATE) == 1, what="the state's loss")
         wait_for(lambda: lost_total(served, Role.PRODUCTION) == 1, what="production's loss")
+        time.sleep(2.5)  # sessions that find production's stream missing and wait
         write(production, PROD, "AFTER")  # the stream is back: the worker goes on
         write(sister, SIS, "AFTER")
         wait_for(lambda: primary_count(state) == 1, what="the verdict after")
         status = httpx.get(f"{served.url}/api/status").json()
     assert state.get(keys.horizon) == horizon  # the run's start horizon is kept
+    # Each once, though the worker waited some sessions for production's stream.
+    assert lost_total(served, Role.STATE) == lost_total(served, Role.PRODUCTION) == 1
     assert {s["role"] for s in status["servers_lost_data"]} == {"state", "production"}
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     for role in (Role.STATE, Role.PRODUCTION):

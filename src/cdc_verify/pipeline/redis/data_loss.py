@@ -67,6 +67,7 @@ class LossWatch:
 
     def __init__(self) -> None:
         self.horizon: int | None = None  # the start horizon this run has had
+        self._horizon_lost = False  # reported, and not stored again yet
         self._groups: set[Side] = set()  # sides whose group this run has had
         self._newest: dict[Side, str] = {}  # read-only sides: the newest entry id read
         self.found: deque[DataLoss] = deque(maxlen=KEPT)
@@ -77,7 +78,7 @@ class LossWatch:
 
     def remember(self, horizon: int, streams: StreamPair) -> None:
         """What a session established: the horizon and each side's group."""
-        self.horizon = horizon
+        self.horizon, self._horizon_lost = horizon, False
         self._groups = {reader.side for reader in streams.groups()}
 
     async def check(
@@ -88,7 +89,12 @@ class LossWatch:
         `verifier` still holds the last session's state: where each side was read to."""
         lost: list[DataLoss] = []
         keys = topology.keys
-        if self.horizon is not None and await topology.state.get(keys.horizon) is None:
+        if (
+            self.horizon is not None
+            and not self._horizon_lost
+            and await topology.state.get(keys.horizon) is None
+        ):
+            self._horizon_lost = True  # until a session stores it again
             what = f"the worker's state (its start horizon {keys.horizon!r})"
             lost.append(self._loss(topology, Role.STATE, what, None, 0))
         for side, reader in streams.readers.items():
