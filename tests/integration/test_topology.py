@@ -214,6 +214,8 @@ def test_each_server_killed_in_turn_mid_run_opens_no_gap(servers, tmp_path):
         assert 0 in during, f"cdc_verify_redis_up{{role={role.value}}} never 0 while away"
         assert after and after[-1] == 1, f"cdc_verify_redis_up{{role={role.value}}} not back"
     assert worker.metrics.registry.get_sample_value("cdc_verify_redis_reconnects_total") >= 3
+    # Each came back with its data (appendfsync always): no loss is reported.
+    assert not worker.status.servers_lost_data, worker.status.servers_lost_data
     assert_production_only_read(servers)  # first: the next check sends commands too
     assert_production_unwritten(servers, written.written[Side.PRODUCTION])
     state.close()

@@ -394,6 +394,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             "oldest_open_alert_age_seconds": oldest_age,
             "recent_open_alerts": await alerts.newest(AlertState.OPEN, 10),
             "top_groups": [g.as_json() for g in board.groups.sorted()[:10]],
+            "servers_lost_data": list(board.servers_lost_data),
         }
 
     app.include_router(api)

@@ -7,7 +7,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdc_verify.schemas.models import Coverage, DifferenceModel, VerdictRecordModel
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.verdicts import Side, Verdict
+
+
+class LostData(BaseModel):
+    """A server found without the data the worker had put there (restarted empty)."""
+
+    role: Role
+    server: str = Field(description="its URL, password left out")
+    at: str = Field(description="ISO 8601 UTC time the worker found it")
+
+
+class ServerLostData(LostData):
+    what: str = Field(description="what was found gone")
 
 
 class Alert(BaseModel):
@@ -29,6 +42,11 @@ class Alert(BaseModel):
         None,
         description="the late pair decoded and compared (null: the earlier entry was trimmed "
         "from its stream first); the event's first verdict stands",
+    )
+    server_lost_data: LostData | None = Field(
+        None,
+        description="the server that lost its data while the missing entry may have been on "
+        "it: the gap may be that loss, not a missing event",
     )
 
 
@@ -210,6 +228,11 @@ class Status(BaseModel):
     oldest_open_alert_age_seconds: float | None
     recent_open_alerts: list[Alert]
     top_groups: list[MismatchGroup] = Field(description="in memory, since the worker started")
+    servers_lost_data: list[ServerLostData] = Field(
+        default_factory=list,
+        description="servers found to have lost the worker's data since it started (the "
+        "latest 10, the latest last)",
+    )
 
 
 class Check(BaseModel):

@@ -116,6 +116,9 @@ class Outcome:
     # The shape of the production event (core/shape.py), when the verifier takes shapes;
     # None also when production's entry could not be decoded.
     shape: Shape | None = None
+    # A gap only: the server that lost its data while the missing entry may have been on
+    # it ({"role", "server", "at"}); recorded in the gap's alert.
+    server_lost_data: dict[str, str] | None = None
     _entity_op: tuple[str, str] | None = None  # computed once: commit, metrics, reports
 
     @property

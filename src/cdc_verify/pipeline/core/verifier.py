@@ -175,6 +175,13 @@ class Verifier:
             return False
         return self._waiting[entry.side].entry_id(entry.event_id) == entry.entry_id
 
+    def unsettled_since_ms(self, side: Side) -> int:
+        """The entry-id time from which `side`'s entries may be unsettled: its oldest
+        waiting entry, or how far its stream was read (0: not known)."""
+        oldest = self._waiting[side].oldest_arrival()
+        read = self._read_before[side]
+        return read if oldest is None else min(oldest, read)
+
     def lookup_needed(self, entries: Iterable[StreamEntry]) -> list[str]:
         """event_ids whose earlier verdict (if any) the core does not know.
 

@@ -596,16 +596,17 @@ def gap_alert(outcome: Outcome, opened_at: str) -> str:
     assert outcome.record is not None
     entry = outcome.settles[0]
     entity_id = entry.fields.get(b"entity_id", b"").decode("utf-8", "replace")
-    return json.dumps(
-        {
-            "event_id": outcome.record.event_id,
-            "verdict": outcome.record.verdict.value,
-            "present_on": entry.side.value,
-            "entry_id": entry.entry_id,
-            "entity_id": entity_id,
-            "opened_at": opened_at,
-        }
-    )
+    alert: dict[str, Any] = {
+        "event_id": outcome.record.event_id,
+        "verdict": outcome.record.verdict.value,
+        "present_on": entry.side.value,
+        "entry_id": entry.entry_id,
+        "entity_id": entity_id,
+        "opened_at": opened_at,
+    }
+    if outcome.server_lost_data is not None:  # the gap may be the lost data's, not a real one
+        alert["server_lost_data"] = outcome.server_lost_data
+    return json.dumps(alert)
 
 
 def late_resolution(outcome: Outcome, resolved_at: str) -> str:

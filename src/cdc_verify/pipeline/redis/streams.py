@@ -8,12 +8,14 @@ horizon and, for a read-only side, the read positions live on the state server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
+from cdc_verify.gate.live import iso_ms
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
@@ -23,7 +25,7 @@ from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES, ReadBu
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.stream_reads import RawEntries, SideRead, as_text
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.schemas.servers import Role
+from cdc_verify.schemas.servers import RedisServer, Role
 from cdc_verify.schemas.verdicts import Side
 
 __all__ = ["Fence", "ReadResult", "StreamPair", "StreamsMissing"]
@@ -60,11 +62,15 @@ class StreamPair:
         keys: WorkerKeys,
         consumer_name: str,
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
+        servers: Mapping[Side, RedisServer] | None = None,
     ) -> None:
         self.readers = readers
         self._state = state
         self._keys = keys
         self._me = consumer_name
+        self._servers = servers or {}  # each side's server, for messages
+        # Set by ensure_groups: why --start-id was not used (the group had started).
+        self.start_ignored: str | None = None
         # Bounds the entries of one read by bytes as well as by count.
         self.budget = ReadBudget(read_max_bytes, streams=len(readers))
 
@@ -80,8 +86,10 @@ class StreamPair:
         by the lock beside their stream (the single worker)."""
         keys = topology.keys
         readers: dict[Side, SideReader] = {}
+        servers: dict[Side, RedisServer] = {}
         for side, role, key in ((PRODUCTION, Role.PRODUCTION, keys.production),
                                 (SISTER, Role.SISTER, keys.sister)):  # fmt: skip
+            servers[side] = topology.servers[role]
             client = topology.clients[role]
             if side is PRODUCTION and topology.production_read_only:
                 readers[side] = ReadOnlyStream(
@@ -90,7 +98,7 @@ class StreamPair:
             else:
                 fence = Fence(keys.fence_lock(key), token) if token else None
                 readers[side] = GroupStream(side, client, key, keys.group, consumer_name, fence)
-        return cls(readers, topology.state, keys, consumer_name, read_max_bytes)
+        return cls(readers, topology.state, keys, consumer_name, read_max_bytes, servers)
 
     @classmethod
     def on_one_server(
@@ -111,16 +119,30 @@ class StreamPair:
     def groups(self) -> list[GroupStream]:
         return [r for r in self.readers.values() if isinstance(r, GroupStream)]
 
-    async def ensure_groups(self, start_id: str, grace_ms: int, create_streams: bool = True) -> int:
+    async def ensure_groups(
+        self,
+        start_id: str,
+        grace_ms: int,
+        create_streams: bool = True,
+        *,
+        started_at: float | None = None,
+        horizon_known: int | None = None,
+    ) -> int:
         """Create the consumer groups where absent; return the start horizon (ms).
 
         A stream key that holds no stream raises StreamsMissing, unless it is absent
         and `create_streams` allows creating it (never on a read-only side).
 
-        A new deployment starting at `$` (now) or at an entry id starts its groups
+        A new deployment starting at `$` or at an entry id starts its groups
         `grace_ms` earlier, so the twin of an event written just after the start
-        is still read. The horizon is stored before the groups are created, so a
-        crash in between resumes with the same one.
+        is still read. `$` is the moment `started_at` (a `time.monotonic()` reading;
+        None: now) on the streams' clocks: a worker that waited for its streams still
+        verifies what was written to them before it saw them. The horizon is stored
+        before the groups are created, so a crash in between resumes with the same one.
+        `horizon_known`: the horizon this process had, kept when the state server lost it.
+
+        When `start_id` was not used (the groups or the horizon were there),
+        `start_ignored` says why, naming each group's position.
         """
         kinds = {r.key: await r.kind() for r in self.readers.values()}
         missing = {k: kind for k, kind in kinds.items() if kind != "stream"}
@@ -129,13 +151,20 @@ class StreamPair:
             raise StreamsMissing(missing)
         exists = {r.side: await r.group_exists() for r in self.groups()}
         stored = await self._state.get(self._keys.horizon)
+        self.start_ignored = None
         if stored is not None:
             horizon = int(stored)
+        elif horizon_known is not None:  # the state server lost it: this run's stands
+            horizon = horizon_known
+            await self._state.set(self._keys.horizon, horizon)
         elif any(exists.values()):
             horizon = 0  # groups from before horizons existed: verify all they deliver
         else:
-            horizon = await self._start_ms(start_id)
+            horizon = await self._start_ms(start_id, started_at)
             await self._state.set(self._keys.horizon, horizon)
+        started_before = stored is not None or any(exists.values())
+        if start_id != "$" and horizon_known is None and started_before:
+            self.start_ignored = await self._resumed_from(start_id, horizon, exists)
         first_id = "0" if horizon == 0 else f"{max(horizon - grace_ms, 0)}-0"
         for reader in self.readers.values():
             if isinstance(reader, ReadOnlyStream):
@@ -144,10 +173,40 @@ class StreamPair:
                 await reader.create_group(first_id)
         return horizon
 
-    async def _start_ms(self, start_id: str) -> int:
-        if start_id == "$":
-            return await server_time_ms(self._state, self._keys.horizon)
-        return entry_id_ms(start_id)  # "0" gives 0: everything
+    async def _start_ms(self, start_id: str, started_at: float | None) -> int:
+        if start_id != "$":
+            return entry_id_ms(start_id)  # "0" gives 0: everything
+        # Entry ids come from the streams' servers: the start on the earlier of their
+        # clocks, so no entry written after it falls before it (a skew below the grace
+        # window costs no partner: the groups start that much earlier).
+        elapsed_ms = 0 if started_at is None else round((time.monotonic() - started_at) * 1000)
+        clocks = [await server_time_ms(r.client, r.key) for r in self.readers.values()]
+        return min(clocks) - max(elapsed_ms, 0)
+
+    async def _resumed_from(self, start_id: str, horizon: int, exists: dict[Side, bool]) -> str:
+        """Why `start_id` was not used: where each side resumes instead."""
+        where = []
+        for side, reader in self.readers.items():
+            server = self._servers.get(side)
+            on = f" on the {side.value} server {server.redacted_url()}" if server else ""
+            if isinstance(reader, ReadOnlyStream):
+                position = await self._state.hget(self._keys.positions, side.value)
+                resumes = f"read position {as_text(position)}" if position else "no read position"
+                where.append(f"{reader.key!r}{on}: {resumes} on the state server")
+            elif exists[side]:
+                delivered = await reader.delivered_id()
+                where.append(
+                    f"consumer group {self._keys.group!r} of {reader.key!r}{on} exists, "
+                    f"last delivered entry {delivered}"
+                )
+        horizon_text = f"{horizon} ({iso_ms(horizon)})" if horizon else "0 (everything)"
+        return (
+            f"--start-id {start_id} is ignored: this group started before "
+            f"({'; '.join(where) or 'its start horizon is stored'}; start horizon "
+            f"{horizon_text}), and resumes where it stands. To verify from --start-id "
+            f"{start_id}, stop its workers and run with a new --group name (each group "
+            f"keeps its own state)"
+        )
 
     async def groups_present(self) -> dict[Side, bool]:
         """Whether each side can be read: its group exists (a read-only side: its stream)."""

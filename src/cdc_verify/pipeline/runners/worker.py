@@ -28,6 +28,7 @@ from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
+from cdc_verify.pipeline.redis.data_loss import DataLoss, LossWatch
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -96,6 +97,9 @@ class StreamWorker:
         self._checkpointed_at = 0.0
         self._unsaved: list[StreamEntry] = []
         self.clock = ClockSkew()
+        # What this run had on each server: a server found without it lost its data.
+        self.losses = LossWatch()
+        self._started_at = time.monotonic()  # `$` starts here (run() sets it again)
         self._skew_warned = False
         # Told about each outcome once it is durable.
         self.sinks = live_sinks(
@@ -121,6 +125,7 @@ class StreamWorker:
 
     async def run(self) -> None:
         backoff = Backoff()
+        self._started_at = time.monotonic()
         self.running = True
         log.info("worker %s starting: %s", self.settings.consumer_name, self._describe_servers())
         try:
@@ -208,7 +213,17 @@ class StreamWorker:
                 if not await lock.acquire(self._stopping, on_wait=self._beat):
                     return
             streams = session.streams
-            horizon = await streams.ensure_groups(s.start_id, s.grace_ms, s.create_streams)
+            # Before anything is recreated: what a server lost since the last session.
+            lost = await self.losses.check(topology, streams, self.verifier)
+            if lost:
+                self._report_losses(lost)
+            horizon = await streams.ensure_groups(
+                s.start_id, s.grace_ms, s.create_streams,
+                started_at=self._started_at, horizon_known=self.losses.horizon,
+            )  # fmt: skip
+            if streams.start_ignored:
+                log.warning("%s", streams.start_ignored)
+            self.losses.remember(horizon, streams)
             await streams.size_reads()
             if rules is not None:  # the paths earlier sessions (or workers) found wide
                 await load_wide(topology.state, topology.keys, rules)
@@ -245,6 +260,8 @@ class StreamWorker:
                         self.verifier.advance(side, position)
                     if PRODUCTION in read.last_ids:
                         self._read_through = read.last_ids[PRODUCTION]
+                        if session.read_only_production:
+                            self.losses.saw(PRODUCTION, self._read_through)
                     await self._process(session, read.entries)
                     await session.keep_locks()
                     self.heartbeat = now = time.monotonic()
@@ -275,6 +292,24 @@ class StreamWorker:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(task, timeout=s.redis_socket_timeout)
             await topology.aclose()
+
+    def _report_losses(self, lost: list[DataLoss]) -> None:
+        by_server: dict[str, list[DataLoss]] = {}
+        for loss in lost:
+            self.metrics.server_data_lost.labels(role=loss.role.value).inc()
+            self.status.servers_lost_data.append({**loss.as_json(), "what": loss.what})
+            by_server.setdefault(loss.server, []).append(loss)
+        for server, found in by_server.items():
+            *others, last = [loss.role.value for loss in found]
+            roles = f"{', '.join(others)} and {last}" if others else last
+            gone = "; ".join(loss.what for loss in found)
+            log.error(
+                "the %s server %s lost its data (restarted without persistence, or "
+                "flushed): %s is gone. What it held that was not yet verified went with "
+                "it: the gaps that may cause are marked server_lost_data in their alerts. "
+                "Give that server persistence (docs/topology.md#durability-appendfsync)",
+                roles, server, gone,
+            )  # fmt: skip
 
     def _servers_seen_up(self, topology: Topology) -> None:
         for role in topology.servers:
@@ -348,6 +383,7 @@ class StreamWorker:
             if session.read_only_production:
                 self._unsaved.extend(e for e in entries if e.side is PRODUCTION)
         outcomes += verifier.expire()
+        self.losses.mark(outcomes, self.settings.grace_ms)
         checkpoint = self._checkpoint(session, bool(outcomes))
         if outcomes or checkpoint is not None:
             await self._settle_commit()

@@ -95,6 +95,13 @@ class VerifierMetrics(Sink):
             ["role"],
             registry=r,
         )
+        self.server_data_lost = Counter(
+            "cdc_verify_server_data_lost",
+            "Times a server was found to have lost the worker's data (restarted without "
+            "persistence, or flushed), per role.",
+            ["role"],
+            registry=r,
+        )
         self.clock_skew = Gauge(
             "cdc_verify_clock_skew_seconds",
             "How far the sister stream's entry-id clock runs ahead of production's.",
@@ -130,6 +137,7 @@ class VerifierMetrics(Sink):
         )
         for role in ("production", "sister", "state"):
             self.redis_up.labels(role=role)
+            self.server_data_lost.labels(role=role)  # at 0: increase() sees the first loss
         for side in SIDES:
             for metric in (self.events_read, self.decode_errors, self.late_arrivals):
                 metric.labels(side=side)
