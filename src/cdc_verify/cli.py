@@ -20,7 +20,7 @@ from cdc_verify.coverage.tally import STATUSES
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
-from cdc_verify.schemas.servers import RedisServer, Role
+from cdc_verify.schemas.servers import RedisServer, Role, read_only_conflict
 from cdc_verify.schemas.settings import (
     ConfigFileError,
     InvalidSettings,
@@ -500,6 +500,10 @@ def run(config: Path | None, **kwargs: Any) -> None:
         return
     with ExitStack() as stack:
         url = _run_redis_url(settings, stack)
+        # Before any connection: a read-only production must not get the state's writes.
+        conflict = read_only_conflict(settings.model_copy(update={"redis_url": url}))
+        if conflict:
+            raise click.UsageError(conflict)
         worker = StreamWorker(settings, consumer, redis_url=url)
         service = WorkerService(worker)
         if settings.http_port:
@@ -712,6 +716,7 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
         query_alerts,
         window_start_ms,
     )
+    from cdc_verify.pipeline.redis.presence import NoState
     from cdc_verify.report import parse_window, print_alerts
     from cdc_verify.schemas.verdicts import Side
 
@@ -731,7 +736,11 @@ def alerts(group: str | None, since: str | None, side: str | None, entity_id: st
         entity_id,
     )
     state = AlertState.RESOLVED if resolved else AlertState.OPEN
-    found, more = asyncio.run(query_alerts(settings, state, where, limit))
+    try:
+        found, more = asyncio.run(query_alerts(settings, state, where, limit))
+    except NoState as exc:  # the wrong server or group: not "no alerts"
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     print_alerts(found, as_json, state.value, more)
 
 
