@@ -284,11 +284,13 @@ def test_run_on_three_servers_with_a_read_only_production(servers, tmp_path):
 def test_run_logs_urls_with_their_passwords_redacted(tmp_path):
     # URLs with passwords are accepted (the README advises against them): from the
     # environment here, so that ps does not show them; the log must not either.
-    port = free_port()  # nothing listens: the worker logs its servers, then waits
+    # Nothing listens: the worker logs its servers, then waits. Two ports: a state server
+    # on production's own (read-only) one is refused.
+    port, other = free_port(), free_port()
     env = {
         **cli_env(),
         "CDC_VERIFY_PRODUCTION_REDIS_URL": f"redis://{READER}:{READER_PASSWORD}@127.0.0.1:{port}/0",
-        "CDC_VERIFY_SISTER_REDIS_URL": f"redis://:{SISTER_PASSWORD}@127.0.0.1:{port}/1",
+        "CDC_VERIFY_SISTER_REDIS_URL": f"redis://:{SISTER_PASSWORD}@127.0.0.1:{other}/1",
     }
     log = tmp_path / "run.log"
     with log.open("w") as stderr:
@@ -306,7 +308,7 @@ def test_run_logs_urls_with_their_passwords_redacted(tmp_path):
     text = log.read_text()
     assert code == 0, text
     assert f"production on redis://{READER}:***@127.0.0.1:{port}/0 (read-only)" in text
-    assert f"state on redis://***@127.0.0.1:{port}/1" in text  # the sister server's
+    assert f"state on redis://***@127.0.0.1:{other}/1" in text  # the sister server's
     assert not any(p in text for p in PASSWORDS) and "started an embedded Redis" not in text
 
 

@@ -23,7 +23,13 @@ from pydantic_settings import (
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import MAX_SHAPES
-from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
+from cdc_verify.schemas.servers import (
+    RedisServer,
+    Role,
+    redact,
+    resolve_server,
+    tls_without_tls,
+)
 
 ENV_PREFIX = "CDC_VERIFY_"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -32,14 +38,6 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 def env_var(field: str) -> str:
     """The environment variable of a setting: grace -> CDC_VERIFY_GRACE."""
     return ENV_PREFIX + field.upper()
-
-
-def _hide_password(text: str) -> str:
-    # A value rejected as a URL is echoed back; whatever precedes an @ may be a password.
-    if "@" not in text:
-        return text
-    credentials, _, host = text.rpartition("@")
-    return f"{credentials.partition(':')[0]}:***@{host}"
 
 
 class Settings(BaseSettings):
@@ -289,7 +287,7 @@ class Settings(BaseSettings):
             return None  # CDC_VERIFY_REDIS_URL= : no URL, as when unset
         if not url.startswith(REDIS_SCHEMES):
             raise ValueError(
-                f"{_hide_password(url)!r} is not a Redis URL; expected redis://HOST:PORT, "
+                f"{redact(url)!r} is not a Redis URL; expected redis://HOST:PORT, "
                 "rediss:// (TLS) or unix:///path"
             )
         return url
@@ -406,10 +404,17 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         cls = type("FileSettings", (Settings,), {"model_config": config})
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return cls(**given)
+        settings = cls(**given)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
     except SettingsError as exc:  # a source could not parse a value at all
         raise ConfigFileError(str(exc)) from exc
     except ValidationError as exc:
         raise InvalidSettings(_problems(exc, given, Path(path) if path else None)) from exc
+    ignored = tls_without_tls(settings)
+    if ignored:
+        where = Path(path) if path else None
+        raise InvalidSettings(
+            [Problem(f, reason, _origin(f, given, where)) for f, reason in ignored.items()]
+        )
+    return settings

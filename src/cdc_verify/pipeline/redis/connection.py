@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from cdc_verify.schemas.servers import RedisServer, redact
+from cdc_verify.schemas.servers import TLS_FILES, RedisServer, redact
 
 __all__ = [
     "AsyncClient",
@@ -33,6 +33,13 @@ AsyncClient = aioredis.Redis | AsyncRedisCluster
 
 
 def client_options(server: RedisServer) -> dict[str, Any]:
+    if any(getattr(server, f) for f in TLS_FILES) and not (server.url or "").startswith(
+        "rediss://"
+    ):  # settings refuse it (tls_without_tls); never ignore TLS files silently
+        raise ValueError(
+            f"TLS files given for the {server.role.value} server, whose URL "
+            f"{server.redacted_url()} is not rediss://"
+        )
     options: dict[str, Any] = {
         "socket_timeout": server.socket_timeout,
         "socket_connect_timeout": server.socket_timeout,
@@ -44,6 +51,9 @@ def client_options(server: RedisServer) -> dict[str, Any]:
         options["password"] = server.password.get_secret_value()
     if (server.url or "").startswith("rediss://"):
         options["ssl_cert_reqs"] = "required" if server.tls_verify else "none"
+        # redis-py 5 does not check the certificate's name unless told (6 does): a
+        # verified certificate must be the server's own.
+        options["ssl_check_hostname"] = server.tls_verify
         if server.tls_ca_file:
             options["ssl_ca_certs"] = str(server.tls_ca_file)
         if server.tls_cert_file:
