@@ -15,6 +15,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from cdc_verify.pipeline.redis.errors import ServerRefused
 from cdc_verify.schemas.servers import TLS_FILES, RedisServer, redact
 
 __all__ = [
@@ -89,6 +90,9 @@ async def open_client(server: RedisServer, *, lenient: bool = False) -> AsyncCli
     client = connect(server)
     try:
         hello = await client.execute_command("HELLO")
+    except redis.AuthenticationError as exc:
+        await client.aclose()
+        raise refused_credentials(server, exc) from None
     except redis.ResponseError:  # a server or proxy without HELLO: a plain server
         return client
     except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -115,6 +119,9 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     client = redis.Redis.from_url(_url(server), **client_options(server))
     try:
         cluster = _says_cluster(client.execute_command("HELLO"))
+    except redis.AuthenticationError as exc:
+        client.close()
+        raise refused_credentials(server, exc) from None
     except redis.ResponseError:
         cluster = False
     if not cluster:
@@ -123,6 +130,15 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     options = client_options(server)
     options.pop("health_check_interval", None)
     return redis.RedisCluster.from_url(_url(server), **options)
+
+
+def refused_credentials(server: RedisServer, exc: Exception) -> ServerRefused:
+    user = server.username or "default"
+    return ServerRefused(
+        f"the {server.role.value} server {server.redacted_url()} refused the credentials of "
+        f"user {user} ({exc}): check its username and password (--{server.role.value}-redis-"
+        f"username, CDC_VERIFY_{server.role.value.upper()}_REDIS_PASSWORD or its file)"
+    )
 
 
 def _says_cluster(hello: Any) -> bool:
