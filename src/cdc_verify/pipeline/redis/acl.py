@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from cdc_verify.pipeline.redis.connection import client_options
+from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.servers import RedisServer, Role
 from cdc_verify.schemas.settings import Settings
 
@@ -222,8 +223,9 @@ def server_uses(settings: Settings) -> list[ServerUse]:
     return list(uses.values())
 
 
-def probe_key(settings: Settings) -> str:
-    return f"{settings.key_prefix}:{settings.group}:acl-check"
+def probe_key(keys: WorkerKeys) -> str:
+    """Beside the lock: on a Cluster, in the state keys' slot (hash tag) like the rest."""
+    return keys.lock.removesuffix(":lock") + ":acl-check"
 
 
 def acl_line(use: ServerUse, settings: Settings) -> str:
@@ -292,7 +294,8 @@ async def check_servers(settings: Settings) -> list[ServerReport]:
     reports = []
     for use in server_uses(settings):
         try:
-            check = await check_acl(use.server, use.needs, list(use.streams), probe_key(settings))
+            probe = probe_key(WorkerKeys.from_settings(settings))
+            check = await check_acl(use.server, use.needs, list(use.streams), probe)
             streams, streams_ok = await _streams(use, settings)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             reason = str(exc) or type(exc).__name__

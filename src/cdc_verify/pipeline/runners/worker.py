@@ -203,7 +203,7 @@ class StreamWorker:
             raise
         self._servers_seen_up(topology)
         try:
-            await self._check_acls()
+            await self._check_acls(topology.keys)
             self.keys = topology.keys
             rules = self.verifier.shape_rules
             session = Session.open(topology, s, self._lock_token, rules)
@@ -281,12 +281,12 @@ class StreamWorker:
                     await asyncio.wait_for(task, timeout=s.redis_socket_timeout)
             await topology.aclose()
 
-    async def _check_acls(self) -> None:
+    async def _check_acls(self, keys: WorkerKeys) -> None:
         """Try each command every server's user needs, harmlessly (acl.py): a refusal is
         one line naming the server and the fix, now, not a NOPERM mid-run."""
         s = self.settings
         for use in server_uses(s):
-            check = await check_acl(use.server, use.needs, list(use.streams), probe_key(s))
+            check = await check_acl(use.server, use.needs, list(use.streams), probe_key(keys))
             if not check.ok:
                 raise AclRefused(refusal(use, check, s))
 
