@@ -23,7 +23,7 @@ from cdc_verify.escaping import json_visible, terminal_markup
 from cdc_verify.logs import configure_logging
 from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
 from cdc_verify.report import REPORT_FILES
-from cdc_verify.schemas.servers import RedisServer, Role
+from cdc_verify.schemas.servers import RedisServer, Role, read_only_conflict
 from cdc_verify.schemas.settings import (
     ConfigFileError,
     InvalidSettings,
@@ -362,8 +362,12 @@ class RedisErrorsAsMessages(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import redis
 
+        from cdc_verify.pipeline.redis.errors import AclRefused, ServerRefused
+
         try:
             return super().invoke(ctx)
+        except (ServerRefused, AclRefused) as exc:  # they name the server and the fix
+            raise click.ClickException(str(exc)) from exc
         except redis.AuthenticationError as exc:
             raise click.ClickException(f"Redis refused the credentials: {exc}") from exc
         except redis.exceptions.NoPermissionError as exc:
@@ -528,6 +532,10 @@ def run(config: Path | None, **kwargs: Any) -> None:
         return
     with ExitStack() as stack:
         url = _run_redis_url(settings, stack)
+        # Before any connection: a read-only production must not get the state's writes.
+        conflict = read_only_conflict(settings.model_copy(update={"redis_url": url}))
+        if conflict:
+            raise click.UsageError(conflict)
         worker = StreamWorker(settings, consumer, redis_url=url)
         service = WorkerService(worker)
         if settings.http_port:
@@ -744,6 +752,7 @@ def alerts(group: str | None, since: float | None, side: str | None, entity_id: 
         query_alerts,
         window_start_ms,
     )
+    from cdc_verify.pipeline.redis.presence import NoState
     from cdc_verify.report import print_alerts
     from cdc_verify.schemas.verdicts import Side
 
@@ -759,7 +768,11 @@ def alerts(group: str | None, since: float | None, side: str | None, entity_id: 
         entity_id,
     )
     state = AlertState.RESOLVED if resolved else AlertState.OPEN
-    found, more = asyncio.run(query_alerts(settings, state, where, limit))
+    try:
+        found, more = asyncio.run(query_alerts(settings, state, where, limit))
+    except NoState as exc:  # the wrong server or group: not "no alerts"
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     print_alerts(found, as_json, state.value, more)
 
 
@@ -978,6 +991,43 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
         click.echo(json_visible(json.dumps(found.as_json(), indent=2, ensure_ascii=False)))
     else:
         print_report(found, limit, source)
+
+
+@main.command()
+@redis_options(f"Redis URL of every role without a server of its own: {URL_FORMS}", tuple(Role))
+@read_only_option
+@stream_options
+@setting("--group", help="consumer group of the worker")
+@config_option("the redis_* settings, the stream keys, group and key_prefix")
+def check(config: Path | None, **kwargs: Any) -> None:
+    """Connect to every server of `run` as its user: reachable? streams and group? which
+    needed commands does the ACL refuse, and the ACL line to use. Exit 0 all fine, else 1."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from cdc_verify.pipeline.redis.acl import check_servers
+
+    settings = _settings(config, **kwargs)
+    unset = [role.value for role in Role if not settings.server(role).url]
+    if unset:
+        raise click.UsageError(
+            f"no Redis URL for the {' and '.join(unset)} server: give --redis URL (every "
+            "role), or a URL per role (--production-redis, --sister-redis, --state-redis)"
+        )
+    reports = asyncio.run(check_servers(settings))
+    table = Table("roles", "server (user)", "reachable", "streams and group", "ACL refuses",
+                  "fix", show_lines=True)  # fmt: skip
+    for r in reports:
+        user = r.use.server.username or "default"
+        table.add_row(*(escape(text) for text in (
+            " + ".join(r.use.roles), f"{r.use.server.redacted_url()} ({user})", r.reachable,
+            "\n".join(r.streams) or "-", r.refused or "nothing", r.fix or "-",
+        )))  # fmt: skip
+    Console(width=200).print(table)
+    ok = all(r.ok for r in reports)
+    click.echo("all servers fine" if ok else "not fine: see the fix column")
+    sys.exit(0 if ok else 1)
 
 
 @main.command()

@@ -10,6 +10,7 @@ the sister server. `--redis` alone therefore keeps everything on one server.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -53,16 +54,23 @@ class RedisServer:
     @property
     def address(self) -> str:
         """The server itself, credentials left out: two roles at one address share it."""
+        if not self.url or urlsplit(self.url).scheme == "unix":
+            return self.instance
+        db = urlsplit(self.url).path.strip("/") or "0"
+        return f"{self.instance}/{db}"
+
+    @property
+    def instance(self) -> str:
+        """The redis-server process, whatever the database: host:port, or unix:path."""
         if not self.url:
             return ""
         parts = urlsplit(self.url)
+        if parts.scheme == "unix":
+            return f"unix:{parts.path}"
         host = (parts.hostname or "").lower()
         if host in ("localhost", "::1"):
             host = "127.0.0.1"
-        db = parts.path.strip("/") or "0"
-        if parts.scheme == "unix":
-            return f"unix:{parts.path}"
-        return f"{host}:{parts.port or 6379}/{db}"
+        return f"{host}:{parts.port or 6379}"
 
     def same_server(self, other: RedisServer) -> bool:
         return bool(self.url) and self.address == other.address
@@ -71,28 +79,102 @@ class RedisServer:
         return redact(self.url) if self.url else "(none)"
 
 
+# Query parameters whose value is a secret: redis-py takes `?password=` (and passes
+# other parameters on), so any name that speaks of a password, secret or token.
+_SECRET_QUERY = re.compile(r"(?i)([?&;][^=&;#]*(?:pass|secret|token|auth)[^=&;#]*=)[^&;#]*")
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
+    """The URL without its passwords, for logs, messages, answers and files: the one of
+    its userinfo (the user name stays) and any secret query parameter (`?password=`).
+
+    Also for text that is not quite a URL (`app:s3cret@db:6379`, echoed back when
+    rejected): whatever precedes the last @ is taken as userinfo.
+    """
+    text = _SECRET_QUERY.sub(r"\1***", url)
+    if "@" not in text:
+        return text
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
     credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user + ':***@' if user else '***@'}{host}"
+    user, colon, _ = credentials.partition(":")
+    shown = f"{user}:***@" if user and colon else f"{user}@" if user else "***@"
+    return f"{scheme}{sep}{shown}{host}"
 
 
-def _value(settings: Settings, role: Role | None, field: str) -> Any:
-    name = f"redis_{field}" if role is None else f"{role.value}_redis_{field}"
-    return getattr(settings, name)
+def read_only_conflict(settings: Settings) -> str | None:
+    """Why `--production-read-only` cannot hold (None: it can): the state server, where
+    the verifier writes, is production's own redis-server (any database of it)."""
+    if not settings.production_read_only:
+        return None
+    production, state = (
+        resolve_server(settings, Role.PRODUCTION),
+        resolve_server(settings, Role.STATE),
+    )
+    if not production.url or production.instance != state.instance:
+        return None
+    return (
+        f"--production-read-only: the state server {state.redacted_url()} is production's "
+        f"own server ({production.redacted_url()}, {production.instance}), and the verifier "
+        "writes its verdicts, alerts and read positions on the state server; give the state "
+        "a server of its own: --state-redis URL, or --sister-redis URL (the state server "
+        "defaults to the sister's)"
+    )
 
 
-def resolve_server(settings: Settings, role: Role) -> RedisServer:
+TLS_FILES = ("tls_ca_file", "tls_cert_file", "tls_key_file")
+
+
+def tls_without_tls(settings: Settings) -> dict[str, str]:
+    """Settings field -> why: a TLS file that would apply to a server whose URL is not
+    rediss://, where redis-py would ignore it and the password would go in clear."""
+    problems: dict[str, str] = {}
+    for role in Role:
+        server = resolve_server(settings, role)
+        if not server.url or server.url.startswith("rediss://"):
+            continue
+        for attr in TLS_FILES:
+            field = next(
+                (_field(step, attr) for step in _chain(role)
+                 if _value(settings, step, attr) is not None),
+                None,
+            )  # fmt: skip
+            if field is None or field in problems:
+                continue
+            tls_url = "rediss://" + server.redacted_url().removeprefix("redis://")
+            fix = (
+                "a unix socket has no TLS: drop the file"
+                if server.url.startswith("unix://")
+                else f"use {tls_url!r} to connect with TLS, or drop the file"
+            )
+            problems[field] = (
+                f"a TLS file, but the {role.value} server's URL {server.redacted_url()} is not "
+                f"TLS (rediss://), so it would be ignored and the password sent in clear; {fix}"
+            )
+    return problems
+
+
+def _field(role: Role | None, field: str) -> str:
+    return f"redis_{field}" if role is None else f"{role.value}_redis_{field}"
+
+
+def _chain(role: Role) -> list[Role | None]:
+    """`role`, the roles it defaults to, then None: the plain redis_* settings."""
     chain: list[Role | None] = [role]
     parent = _DEFAULTS_TO[role]
     while parent is not None:
         chain.append(parent)
         parent = _DEFAULTS_TO[parent]
-    chain.append(None)  # the plain redis_* settings
+    return [*chain, None]
+
+
+def _value(settings: Settings, role: Role | None, field: str) -> Any:
+    return getattr(settings, _field(role, field))
+
+
+def resolve_server(settings: Settings, role: Role) -> RedisServer:
+    chain = _chain(role)
 
     def pick(field: str) -> Any:
         for step in chain:

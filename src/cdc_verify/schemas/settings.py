@@ -24,7 +24,13 @@ from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
 from cdc_verify.durations import parse_duration
 from cdc_verify.pipeline.core.scope import Scope
 from cdc_verify.pipeline.core.shape import MAX_SHAPES
-from cdc_verify.schemas.servers import RedisServer, Role, resolve_server
+from cdc_verify.schemas.servers import (
+    RedisServer,
+    Role,
+    redact,
+    resolve_server,
+    tls_without_tls,
+)
 
 ENV_PREFIX = "CDC_VERIFY_"
 # Every setting in seconds takes the one duration syntax: 90, 30s, 10m, 2h, 7d.
@@ -35,14 +41,6 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 def env_var(field: str) -> str:
     """The environment variable of a setting: grace -> CDC_VERIFY_GRACE."""
     return ENV_PREFIX + field.upper()
-
-
-def _hide_password(text: str) -> str:
-    # A value rejected as a URL is echoed back; whatever precedes an @ may be a password.
-    if "@" not in text:
-        return text
-    credentials, _, host = text.rpartition("@")
-    return f"{credentials.partition(':')[0]}:***@{host}"
 
 
 class Settings(BaseSettings):
@@ -292,7 +290,7 @@ class Settings(BaseSettings):
             return None  # CDC_VERIFY_REDIS_URL= : no URL, as when unset
         if not url.startswith(REDIS_SCHEMES):
             raise ValueError(
-                f"{_hide_password(url)!r} is not a Redis URL; expected redis://HOST:PORT, "
+                f"{redact(url)!r} is not a Redis URL; expected redis://HOST:PORT, "
                 "rediss:// (TLS) or unix:///path"
             )
         return url
@@ -409,7 +407,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         cls = type("FileSettings", (Settings,), {"model_config": config})
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return cls(**given)
+        settings = cls(**given)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigFileError(f"config file {path} is not valid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:  # TOML is UTF-8 text; tomllib leaves this to decode()
@@ -423,3 +421,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigFileError(str(exc)) from exc
     except ValidationError as exc:
         raise InvalidSettings(_problems(exc, given, Path(path) if path else None)) from exc
+    ignored = tls_without_tls(settings)
+    if ignored:
+        where = Path(path) if path else None
+        raise InvalidSettings(
+            [Problem(f, reason, _origin(f, given, where)) for f, reason in ignored.items()]
+        )
+    return settings

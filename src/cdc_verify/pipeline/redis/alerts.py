@@ -22,6 +22,7 @@ from redis.typing import ZSetRangeResponse
 from cdc_verify.pipeline.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.presence import require_state
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
@@ -201,10 +202,14 @@ class AlertStore:
 async def query_alerts(
     settings: Settings, state: AlertState, where: AlertFilter, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Up to `limit` alerts, oldest first, and whether more match (the CLI's query)."""
-    client = await open_client(settings.server(Role.STATE))
+    """Up to `limit` alerts, oldest first, and whether more match (the CLI's query).
+    Raises NoState when the group has no state on the server (not "no alerts")."""
+    server = settings.server(Role.STATE)
+    client = await open_client(server)
     try:
-        store = AlertStore(client, WorkerKeys.from_settings(settings, cluster=is_cluster(client)))
+        keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
+        await require_state(client, keys, settings, server.redacted_url())
+        store = AlertStore(client, keys)
         found: list[dict[str, Any]] = []
         cursor = None
         while True:

@@ -15,7 +15,8 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from cdc_verify.schemas.servers import RedisServer, redact
+from cdc_verify.pipeline.redis.errors import ServerRefused
+from cdc_verify.schemas.servers import TLS_FILES, RedisServer, redact
 
 __all__ = [
     "AsyncClient",
@@ -33,6 +34,13 @@ AsyncClient = aioredis.Redis | AsyncRedisCluster
 
 
 def client_options(server: RedisServer) -> dict[str, Any]:
+    if any(getattr(server, f) for f in TLS_FILES) and not (server.url or "").startswith(
+        "rediss://"
+    ):  # settings refuse it (tls_without_tls); never ignore TLS files silently
+        raise ValueError(
+            f"TLS files given for the {server.role.value} server, whose URL "
+            f"{server.redacted_url()} is not rediss://"
+        )
     options: dict[str, Any] = {
         "socket_timeout": server.socket_timeout,
         "socket_connect_timeout": server.socket_timeout,
@@ -44,6 +52,9 @@ def client_options(server: RedisServer) -> dict[str, Any]:
         options["password"] = server.password.get_secret_value()
     if (server.url or "").startswith("rediss://"):
         options["ssl_cert_reqs"] = "required" if server.tls_verify else "none"
+        # redis-py 5 does not check the certificate's name unless told (6 does): a
+        # verified certificate must be the server's own.
+        options["ssl_check_hostname"] = server.tls_verify
         if server.tls_ca_file:
             options["ssl_ca_certs"] = str(server.tls_ca_file)
         if server.tls_cert_file:
@@ -79,6 +90,9 @@ async def open_client(server: RedisServer, *, lenient: bool = False) -> AsyncCli
     client = connect(server)
     try:
         hello = await client.execute_command("HELLO")
+    except redis.AuthenticationError as exc:
+        await client.aclose()
+        raise refused_credentials(server, exc) from None
     except redis.ResponseError:  # a server or proxy without HELLO: a plain server
         return client
     except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -105,6 +119,9 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     client = redis.Redis.from_url(_url(server), **client_options(server))
     try:
         cluster = _says_cluster(client.execute_command("HELLO"))
+    except redis.AuthenticationError as exc:
+        client.close()
+        raise refused_credentials(server, exc) from None
     except redis.ResponseError:
         cluster = False
     if not cluster:
@@ -113,6 +130,15 @@ def connect_sync(server: RedisServer) -> redis.Redis | redis.RedisCluster:
     options = client_options(server)
     options.pop("health_check_interval", None)
     return redis.RedisCluster.from_url(_url(server), **options)
+
+
+def refused_credentials(server: RedisServer, exc: Exception) -> ServerRefused:
+    user = server.username or "default"
+    return ServerRefused(
+        f"the {server.role.value} server {server.redacted_url()} refused the credentials of "
+        f"user {user} ({exc}): check its username and password (--{server.role.value}-redis-"
+        f"username, CDC_VERIFY_{server.role.value.upper()}_REDIS_PASSWORD or its file)"
+    )
 
 
 def _says_cluster(hello: Any) -> bool:

@@ -14,6 +14,14 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 )
 
 
+class ServerRefused(redis_errors.AuthenticationError):
+    """Wrong credentials, said with the server's role, redacted URL and user."""
+
+
+class AclRefused(redis_errors.NoPermissionError):
+    """The ACL refuses the worker a command it needs, said with the server and the fix."""
+
+
 class LockLost(RuntimeError):
     """This worker no longer holds the group's lock: another one may be active."""
 

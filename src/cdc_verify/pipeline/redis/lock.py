@@ -15,6 +15,8 @@ import secrets
 import time
 from collections.abc import Callable
 
+from redis import exceptions as redis_errors
+
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.errors import LockLost
 
@@ -67,24 +69,39 @@ class WorkerLock:
         A lock that already carries our token (we reconnected) is ours at once.
         `on_wait` is called on each try: a waiting standby is alive, not stuck.
         """
-        announced = False
+        holder_seen: bytes | str | None = None
+        waited_since: float | None = None
         while not stopping.is_set():
             if on_wait is not None:
                 on_wait()
             if await self._acquire(keys=[self.key], args=[self._token, self._ttl_ms]):
                 self._refreshed = time.monotonic()
+                if waited_since is not None:
+                    log.warning(
+                        "took the lock %s after standing by %.1f s: this worker is now active",
+                        self.key, time.monotonic() - waited_since,
+                    )  # fmt: skip
                 return True
-            if not announced:
-                holder = await self.client.get(self.key)
+            holder = await self.client.get(self.key)
+            if holder is not None and holder != holder_seen:
+                # Said again when another worker takes over while we stand by.
+                holder_seen = holder
+                waited_since = waited_since or time.monotonic()
                 log.warning(
-                    "another worker holds %s (%s); waiting for it to stop or expire",
-                    self.key,
-                    _text(holder) if holder else "?",
-                )
-                announced = True
+                    "lock %s held by %s, expires in %s unless refreshed (a dead worker's "
+                    "lock holds until then); standing by",
+                    self.key, _text(holder), await self._expires_in(),
+                )  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=min(1.0, self._ttl_ms / 4000))
         return False
+
+    async def _expires_in(self) -> str:
+        try:
+            ms = int(await self.client.pttl(self.key))
+        except redis_errors.NoPermissionError:  # an ACL from before +pttl was documented
+            return "? s (the ACL refuses PTTL)"
+        return f"{max(ms, 0) / 1000:.1f} s" if ms >= 0 else "? s"
 
     async def keep(self) -> None:
         """Refresh the lock when a third of its ttl has passed; raise LockLost if it is gone."""

@@ -10,6 +10,7 @@ from typing import TypeVar
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.errors import failure_reason
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.presence import NoState, require_state
 from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 
@@ -17,12 +18,20 @@ T = TypeVar("T")
 
 
 async def read_state(
-    settings: Settings, read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]]
+    settings: Settings,
+    read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]],
+    *,
+    require: bool = False,
 ) -> T:
-    """`read(client, keys)` on a connection of its own to the state server of `settings`."""
-    client = await open_client(settings.server(Role.STATE))
+    """`read(client, keys)` on a connection of its own to the state server of `settings`;
+    `require`: first raise NoState if the group has no state there (presence.py)."""
+    server = settings.server(Role.STATE)
+    client = await open_client(server)
     try:
-        return await read(client, WorkerKeys.from_settings(settings, cluster=is_cluster(client)))
+        keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
+        if require:
+            await require_state(client, keys, settings, server.redacted_url())
+        return await read(client, keys)
     finally:
         await client.aclose()
 
@@ -33,10 +42,13 @@ def read_state_server(
     reading: str,
     failed: Callable[[str], Exception],
 ) -> T:
-    """`read_state` from a command; a Redis failure raises `failed(reason)`, the reason
-    saying what `reading` could not be read and why."""
+    """`read_state` from a command; a Redis failure, or a group without state on the
+    server, raises `failed(reason)`, the reason saying what `reading` could not be read
+    and why."""
     try:
-        return asyncio.run(read_state(settings, read))
+        return asyncio.run(read_state(settings, read, require=True))
+    except NoState as exc:  # a wrong server or group: not "nothing to report"
+        raise failed(str(exc)) from None
     except Exception as exc:
         reason = failure_reason(exc, settings.server(Role.STATE).redacted_url(), reading)
         if reason is None:

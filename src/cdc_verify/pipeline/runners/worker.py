@@ -24,12 +24,13 @@ from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.core.shape import ShapeRules
 from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.redis.acl import check_acl, probe_key, refusal, server_uses
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.data_loss import DataLoss, LossWatch
-from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN, AclRefused, LockLost, ServerRefused
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
@@ -161,6 +162,9 @@ class StreamWorker:
                     self._set_ready(False)
                     log.warning("consumer group gone (%s); recreating it", exc)
                     await self._sleep(backoff.next())
+        except (ServerRefused, AclRefused) as exc:
+            log.critical("worker stopped: %s", exc)  # says what to fix: no traceback
+            raise
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
                 log.critical("worker failed: %s", exc, exc_info=exc)
@@ -204,6 +208,7 @@ class StreamWorker:
             raise
         self._servers_seen_up(topology)
         try:
+            await self._check_acls(topology.keys)
             self.keys = topology.keys
             rules = self.verifier.shape_rules
             session = Session.open(topology, s, self._lock_token, rules)
@@ -310,6 +315,15 @@ class StreamWorker:
                 "Give that server persistence (docs/topology.md#durability-appendfsync)",
                 roles, server, gone,
             )  # fmt: skip
+
+    async def _check_acls(self, keys: WorkerKeys) -> None:
+        """Try each command every server's user needs, harmlessly (acl.py): a refusal is
+        one line naming the server and the fix, now, not a NOPERM mid-run."""
+        s = self.settings
+        for use in server_uses(s):
+            check = await check_acl(use.server, use.needs, list(use.streams), probe_key(keys))
+            if not check.ok:
+                raise AclRefused(refusal(use, check, s))
 
     def _servers_seen_up(self, topology: Topology) -> None:
         for role in topology.servers:
