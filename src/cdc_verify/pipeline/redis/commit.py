@@ -622,13 +622,16 @@ class VerdictCommitter:
             return False
         if size <= REFUSAL_MIN_BYTES:
             return False
-        try:
-            await self._client.ping()
-        except REDIS_DOWN:
-            return False
-        except ResponseError:
-            return False
-        return True
+        # Twice: the first may meet the connection Redis closed (it is then replaced).
+        for _ in range(2):
+            try:
+                await self._client.ping()
+                return True
+            except REDIS_DOWN:
+                continue
+            except ResponseError:
+                return False
+        return False
 
     async def _call(self, rows: Sequence[bytes], carry: _Carry) -> list[Any]:
         now_ms = int(time.time() * 1000)
