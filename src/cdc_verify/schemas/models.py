@@ -41,6 +41,10 @@ class VerdictRecordModel(BaseModel):
     entry_id: str | None = None
     error: str | None = None
     differences: list[DifferenceModel] | None = None
+    more_differences: int | None = Field(
+        None, ge=1, description="differences past the record's bound, not listed"
+    )
+    reduced: str | None = Field(None, description="why the record was cut below its usual bounds")
 
     @model_validator(mode="after")
     def _consistent(self) -> VerdictRecordModel:

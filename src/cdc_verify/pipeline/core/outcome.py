@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from cdc_verify.pipeline.core.bounds import (
+    RECORD_BOUNDS,
+    Bounds,
+    bound_differences,
+    cut_text,
+    difference_json,
+    utf8,
+)
 from cdc_verify.pipeline.core.breakdown import entity_op
 from cdc_verify.pipeline.core.diff import Difference
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
-from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.core.shape import Shape
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
 
 
 @dataclass(slots=True)
 class VerdictRecord:
-    """One line of verdicts.jsonl (docs/verdicts.md, "The record")."""
+    """One line of verdicts.jsonl (docs/verdicts.md, "The record").
+
+    Held to RECORD_BOUNDS from the start (core/bounds.py): a cut value keeps its size
+    and hash, and `more_differences` counts the differences past the record's bound.
+    """
 
     event_id: str | None
     verdict: Verdict
@@ -27,6 +38,31 @@ class VerdictRecord:
     differences: list[Difference] | None = None
     # --ignore-path pattern -> differences it hid in this pair (the audit; not in the JSON)
     ignored: dict[str, int] | None = None
+    more_differences: int = 0
+    # Why the record was reduced below RECORD_BOUNDS (the state server refused it whole)
+    reduced: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.differences is not None or self.error is not None:
+            self._bound(RECORD_BOUNDS)
+
+    def bounded(self, bounds: Bounds, reduced: str | None = None) -> VerdictRecord:
+        """A copy held to (tighter) `bounds`; `reduced` says why, in the record."""
+        copy = replace(self, reduced=reduced or self.reduced)
+        copy._bound(bounds)
+        return copy
+
+    def _bound(self, bounds: Bounds) -> None:
+        if self.error is not None:
+            self.error = cut_text(self.error, bounds.text)
+        if self.reduced is not None:
+            self.reduced = cut_text(self.reduced, bounds.text)
+        if self.differences is not None:
+            differences, self.differences = self.differences, []
+            # All but the differences, and room for their count.
+            base = len(utf8(record_to_json(self))) + len(',"more_differences":') + 20
+            self.differences, more = bound_differences(differences, bounds, bounds.record - base)
+            self.more_differences += more
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event_id": self.event_id, "verdict": self.verdict.value}
@@ -37,15 +73,12 @@ class VerdictRecord:
         if self.error is not None:
             out["error"] = self.error
         if self.differences is not None:
-            out["differences"] = [_json_difference(d) for d in self.differences]
+            out["differences"] = [difference_json(d) for d in self.differences]
+        if self.more_differences:
+            out["more_differences"] = self.more_differences
+        if self.reduced is not None:
+            out["reduced"] = self.reduced
         return out
-
-
-def _json_difference(difference: Difference) -> dict[str, Any]:
-    out = difference.as_json()
-    out["production"] = to_json_value(out["production"])
-    out["sister"] = to_json_value(out["sister"])
-    return out
 
 
 @dataclass(slots=True)
@@ -169,6 +202,7 @@ def record_to_json(record: VerdictRecord) -> str:
         and record.entry_id is None
         and record.error is None
         and record.differences is None
+        and record.reduced is None
         and record.event_id is not None
     ):
         # Most records are a bare match: skip the generic encoder (7x faster, same bytes).
@@ -176,6 +210,8 @@ def record_to_json(record: VerdictRecord) -> str:
     text = json.dumps(record.as_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a consumer: escape it, stay valid JSON
-        text = json.dumps(record.as_json(), separators=(",", ":"), allow_nan=False)
+    except UnicodeEncodeError:
+        # A lone surrogate from a consumer: its JSON escape, the rest as it is (so the
+        # line keeps the size core/bounds.py counted).
+        text = utf8(text).decode("utf-8")
     return text

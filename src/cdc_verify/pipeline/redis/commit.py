@@ -12,23 +12,32 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
+from redis import exceptions as redis_errors
 from redis.exceptions import ResponseError
 
+from cdc_verify.pipeline.core.bounds import (
+    ENTITY_ID_MAX_BYTES,
+    LATE_BOUNDS,
+    MINIMAL_BOUNDS,
+    MiB,
+    cut_text,
+)
 from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
-from cdc_verify.pipeline.redis.errors import LockLost
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
+from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
 
@@ -80,14 +89,14 @@ COMMIT = ScriptContract(
     },
 )  # fmt: skip
 
-# The order `_arguments` packs an outcome and a settled entry in (checked at import).
+# The order `_row` packs an outcome and a settled entry in (checked at import).
 OUTCOME_FIELDS = (
     "kind", "event_id", "verdict", "record", "decision", "alert", "settles", "entity", "op",
     "bucket", "bucket_expire_ms", "shape", "shape_status", "shape_parts",
 )  # fmt: skip
 SETTLED_FIELDS = ("stream", "entry_id")
 if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
-    raise RuntimeError("COMMIT's record fields and the packing order in _arguments differ")
+    raise RuntimeError("COMMIT's record fields and the packing order in _row differ")
 
 # How a stream's entries are settled, so that a retried commit writes nothing twice:
 #   ack       XACK in the group, in this script (the stream is on the state server);
@@ -330,6 +339,18 @@ return fresh
 
 # Outcomes per script call: keeps each call short, so Redis stays responsive.
 CHUNK = 1000
+# Bytes of outcomes per script call (docs/guarantees.md, "Bounds"): far below Redis'
+# proto-max-bulk-len (512 MB) and client-query-buffer-limit (1 GB). One outcome takes
+# at most a record (RECORD_BOUNDS.record), an alert (ALERT_MAX_BYTES) and its shape.
+COMMIT_MAX_BYTES = 64 * MiB
+# Redis' lowest settings of those two limits: a call no larger was not refused for its
+# size, and a reset is an outage.
+REFUSAL_MIN_BYTES = 1 * MiB
+_packer = msgpack.Packer(use_bin_type=False)
+_pack_row = _packer.pack
+_ARRAY_HEADER = _packer.pack_array_header
+_RECORD_FIELD = OUTCOME_FIELDS.index("record")
+_SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
 
 
 PRUNE_SCRIPT = """
@@ -415,13 +436,16 @@ class VerdictCommitter:
         compact_matches: bool = False,
         shapes: ShapeRules | None = None,
         max_shapes: int = MAX_SHAPES,
+        server: str = "",
     ) -> None:
         """`shapes`: the rules of a verifier that takes shapes; its outcomes' shapes are
-        counted (shapes.py), at most `max_shapes` per entity."""
+        counted (shapes.py), at most `max_shapes` per entity. `server`: the state
+        server's redacted URL, for messages."""
         if not set(settle) <= set(SETTLE_MODES):
             raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
         self._client = client
         self._keys = keys
+        self._server = server or "(state)"
         self._fixed = dict(
             settle_production=settle[0],
             settle_sister=settle[1],
@@ -482,6 +506,7 @@ class VerdictCommitter:
             compact_matches=settings.compact_matches,
             shapes=shapes,
             max_shapes=settings.coverage_max_shapes,
+            server=settings.server(Role.STATE).redacted_url(),
         )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
@@ -499,88 +524,199 @@ class VerdictCommitter:
     ) -> list[Outcome]:
         """Makes the outcomes durable; returns those this call wrote (not a retry's repeats).
 
-        With a `checkpoint` (read-only production), the read position and the waiting
-        set move with the first chunk, which also lists as waiting the production
-        entries the later chunks settle: a crash between chunks loses none of them.
+        One script call takes at most CHUNK outcomes and COMMIT_MAX_BYTES of them. With a
+        `checkpoint` (read-only production), the read position and the waiting set move
+        with the first chunk, which also lists as waiting the production entries the
+        later chunks settle: a crash between chunks loses none of them.
+
+        A call the state server drops for its size is split, down to one outcome, whose
+        record is then reduced (`_commit_refused`): the rest of the batch gets its verdicts.
 
         Raises LockLost, having written nothing, when a lock token was given and
         another worker holds the lock.
         """
-        chunks = [outcomes[i : i + CHUNK] for i in range(0, len(outcomes), CHUNK)] or [[]]
         if not outcomes and checkpoint is None:
             return []
-        fresh: list[Outcome] = []
-        for number, chunk in enumerate(chunks):
-            position, waiting = "", []
-            if checkpoint is not None and number == 0:
-                later = [e for o in outcomes[CHUNK:] for e in o.settles if e.side is PRODUCTION]
-                position, waiting = checkpoint.position, [*checkpoint.waiting, *later]
-            now_ms = int(time.time() * 1000)
-            args = self._arguments(chunk, position, waiting, now_ms)
-            keys = list(self._script_keys)
-            keys[self._counts_slot] = counts_key(self._keys, now_ms)
-            try:
-                flags = await self._script(keys=keys, args=args)
-            except ResponseError as exc:
-                if str(exc).startswith("LOCKLOST"):
-                    raise LockLost(f"commit refused: {exc}") from None
-                raise
-            fresh.extend(o for o, flag in zip(chunk, flags, strict=True) if int(flag))
-        return fresh
-
-    def _arguments(
-        self,
-        outcomes: Iterable[Outcome],
-        position: str,
-        waiting: Sequence[StreamEntry],
-        now_ms: int,
-    ) -> list[Any]:
-        now = _now_iso()
-        batch = []
+        now, now_ms = _now_iso(), int(time.time() * 1000)
+        rows = [self._row(o, now, now_ms) for o in outcomes]
         shapes = self._shapes
-        buckets, retention = self._keys.decisions_prefix, self._decided_retention_ms
-        for o in outcomes:
-            record = o.record
-            bucket, expire_ms = "", 0
-            if o.decision is not None and o.event_id:
-                bucket, second = bucket_of(buckets, o.event_id)
-                if bucket:
-                    expire_ms = bucket_expire_at_ms(second, now_ms, retention)
-            alert = ""
-            if o.kind is OutcomeKind.LATE:
-                alert = late_resolution(o, now)
-            elif record is not None and record.verdict in GAP_VERDICTS:
-                alert = gap_alert(o, now)
-            # Positional on the hot path (a dict per outcome costs as much as the rest of
-            # the packing); OUTCOME_FIELDS pins the order to the contract's names.
-            batch.append(
-                (
-                    o.kind.value,
-                    o.event_id or "",
-                    record.verdict.value if record else "",
-                    record_to_json(record) if record else "",
-                    o.decision.encode() if o.decision else "",
-                    alert,
-                    [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
-                    *o.entity_op,
-                    bucket,
-                    expire_ms,
-                    *(shapes.fields(o) if shapes is not None else NO_SHAPE),
-                )
-            )
+        wide = shapes.wide_to_send() if shapes is not None else []
+        fresh: list[Outcome] = []
+        start = 0
+        while True:  # once at least: a checkpoint alone is committed too
+            end = _chunk_end(rows, start)
+            carry = _NOTHING
+            if start == 0:
+                carry = _Carry(wide=wide)
+                if checkpoint is not None:
+                    carry = _Carry(
+                        checkpoint.position,
+                        [*checkpoint.waiting, *_production_entries(outcomes[end:])],
+                        wide,
+                    )
+            fresh += await self._commit_rows(outcomes[start:end], rows[start:end], carry)
+            start = end
+            if start >= len(outcomes):
+                return fresh
+
+    async def _commit_rows(
+        self,
+        outcomes: Sequence[Outcome],
+        rows: Sequence[bytes],
+        carry: _Carry,
+    ) -> list[Outcome]:
+        try:
+            flags = await self._call(rows, carry)
+        # A dropped connection (or a protocol error) is how Redis refuses an argument
+        # past its limits.
+        except (redis_errors.ConnectionError, OSError, ResponseError) as exc:
+            size = sum(map(len, rows))
+            if not await self._refused_for_size(exc, size):
+                raise
+            if len(outcomes) == 1:
+                return await self._commit_refused(outcomes[0], rows[0], size, exc, carry)
+            half = len(outcomes) // 2
+            log.warning(
+                "the state server %s dropped a commit of %d outcomes (%d bytes): %s; "
+                "committing it in two halves", self._server, len(outcomes), size, exc,
+            )  # fmt: skip
+            # The first half carries what the whole did, and lists the second's
+            # production entries as waiting (as a first chunk does for later ones).
+            first = replace(carry, waiting=[*carry.waiting, *_production_entries(outcomes[half:])])
+            done = await self._commit_rows(outcomes[:half], rows[:half], first)
+            return done + await self._commit_rows(outcomes[half:], rows[half:], _NOTHING)
+        return [o for o, flag in zip(outcomes, flags, strict=True) if int(flag)]
+
+    async def _commit_refused(
+        self,
+        outcome: Outcome,
+        rows_of_one: bytes,
+        size: int,
+        exc: Exception,
+        carry: _Carry,
+    ) -> list[Outcome]:
+        """One outcome the state server refused whole: its record reduced to
+        MINIMAL_BOUNDS, which says so, is a finding about that event."""
+        why = f"the state server refused the whole record ({size} bytes to commit): {exc}"
+        record = outcome.record.bounded(MINIMAL_BOUNDS, why) if outcome.record else None
+        reduced = replace(outcome, record=record)
+        # The row as it was (its alert is bounded small), with the record reduced and
+        # without the shape's parts (up to 256 paths): the shape is counted, not held.
+        fields = msgpack.unpackb(rows_of_one, raw=True)
+        fields[_RECORD_FIELD] = record_to_json(record) if record else ""
+        fields[_SHAPE_PARTS_FIELD] = b""
+        row = _pack_row(fields)
+        log.error(
+            "the state server %s refused a commit of %d bytes for event %s (%s); its record "
+            "is committed reduced (%d bytes); raise proto-max-bulk-len or "
+            "client-query-buffer-limit on that server to keep such records whole",
+            self._server, size, outcome.event_id, exc, len(row),
+        )  # fmt: skip
+        flags = await self._call([row], carry)
+        return [reduced] if int(flags[0]) else []
+
+    async def _refused_for_size(self, exc: Exception, size: int) -> bool:
+        """Whether the server dropped a call for its size: a call Redis' lowest limits
+        allow was not, nor one to a server that no longer answers (an outage)."""
+        if isinstance(exc, ResponseError) and "Protocol error" not in str(exc):
+            return False
+        if size <= REFUSAL_MIN_BYTES:
+            return False
+        # Twice: the first may meet the connection Redis closed (it is then replaced).
+        for _ in range(2):
+            try:
+                await self._client.ping()
+                return True
+            except REDIS_DOWN:
+                continue
+            except ResponseError:
+                return False
+        return False
+
+    async def _call(self, rows: Sequence[bytes], carry: _Carry) -> list[Any]:
+        now_ms = int(time.time() * 1000)
+        keys = list(self._script_keys)
+        keys[self._counts_slot] = counts_key(self._keys, now_ms)
         minute_end = (now_ms // MINUTE_MS + 1) * MINUTE_MS
-        return COMMIT.args_of(
-            outcomes=msgpack.packb(batch, use_bin_type=False),
+        args = COMMIT.args_of(
+            outcomes=_ARRAY_HEADER(len(rows)) + b"".join(rows),
             now_ms=now_ms,
             counts_expire_at_ms=minute_end + self._counter_retention_ms,
-            production_position=position,
-            production_waiting_add=msgpack.packb([[e.entry_id, e.arrival_ms] for e in waiting]),
-            max_shapes=self._max_shapes,
-            shape_wide_add=msgpack.packb(
-                shapes.wide_to_send() if shapes is not None else [], use_bin_type=False
+            production_position=carry.position,
+            production_waiting_add=msgpack.packb(
+                [[e.entry_id, e.arrival_ms] for e in carry.waiting]
             ),
+            max_shapes=self._max_shapes,
+            shape_wide_add=msgpack.packb(carry.wide, use_bin_type=False),
             **self._fixed,
         )
+        try:
+            flags: list[Any] = await self._script(keys=keys, args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("LOCKLOST"):
+                raise LockLost(f"commit refused: {exc}") from None
+            raise
+        return flags
+
+    def _row(self, o: Outcome, now: str, now_ms: int) -> bytes:
+        """The outcome as the script reads it (msgpack, OUTCOME_FIELDS' order)."""
+        record = o.record
+        bucket, expire_ms = "", 0
+        if o.decision is not None and o.event_id:
+            bucket, second = bucket_of(self._keys.decisions_prefix, o.event_id)
+            if bucket:
+                expire_ms = bucket_expire_at_ms(second, now_ms, self._decided_retention_ms)
+        alert = ""
+        if o.kind is OutcomeKind.LATE:
+            alert = late_resolution(o, now)
+        elif record is not None and record.verdict in GAP_VERDICTS:
+            alert = gap_alert(o, now)
+        shapes = self._shapes
+        # Positional on the hot path (a dict per outcome costs as much as the rest of
+        # the packing); OUTCOME_FIELDS pins the order to the contract's names.
+        return _pack_row(
+            (
+                o.kind.value,
+                o.event_id or "",
+                record.verdict.value if record else "",
+                record_to_json(record) if record else "",
+                o.decision.encode() if o.decision else "",
+                alert,
+                [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
+                *o.entity_op,
+                bucket,
+                expire_ms,
+                *(shapes.fields(o) if shapes is not None else NO_SHAPE),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Carry:
+    """What the first script call of a commit carries besides its outcomes: read-only
+    production's position and waiting entries, and the paths newly found wide."""
+
+    position: str = ""
+    waiting: Sequence[StreamEntry] = ()
+    wide: Sequence[bytes] = ()
+
+
+_NOTHING = _Carry()
+
+
+def _chunk_end(rows: Sequence[bytes], start: int) -> int:
+    """Where the chunk that begins at `start` ends: CHUNK rows or COMMIT_MAX_BYTES."""
+    end, size = start, 0
+    while end < len(rows) and end - start < CHUNK:
+        size += len(rows[end])
+        if size > COMMIT_MAX_BYTES and end > start:
+            break
+        end += 1
+    return end
+
+
+def _production_entries(outcomes: Iterable[Outcome]) -> list[StreamEntry]:
+    return [e for o in outcomes for e in o.settles if e.side is PRODUCTION]
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,7 +731,10 @@ class Checkpoint:
 def gap_alert(outcome: Outcome, opened_at: str) -> str:
     assert outcome.record is not None
     entry = outcome.settles[0]
-    entity_id = entry.fields.get(b"entity_id", b"").decode("utf-8", "replace")
+    # Cut: an entity_id is stream data of any size.
+    entity_id = cut_text(
+        entry.fields.get(b"entity_id", b"").decode("utf-8", "replace"), ENTITY_ID_MAX_BYTES
+    )
     alert: dict[str, Any] = {
         "event_id": outcome.record.event_id,
         "verdict": outcome.record.verdict.value,
@@ -620,6 +759,8 @@ def late_resolution(outcome: Outcome, resolved_at: str) -> str:
             "late_by_ms": outcome.late_by_ms,
             "late_entry_id": entry.entry_id,
             # None: the earlier entry had left its stream (trimmed) before the late one came.
-            "late_comparison": json.loads(record_to_json(late)) if late else None,
+            "late_comparison": json.loads(record_to_json(late.bounded(LATE_BOUNDS)))
+            if late
+            else None,
         }
     )

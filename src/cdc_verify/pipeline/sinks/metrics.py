@@ -84,6 +84,11 @@ class VerifierMetrics(Sink):
             "Entries from before the worker's start horizon, used only as partners.",
             registry=r,
         )
+        self.records_reduced = Counter(
+            "cdc_verify_records_reduced",
+            "Records committed reduced: the state server refused them whole.",
+            registry=r,
+        )
         self.redis_reconnects = Counter(
             "cdc_verify_redis_reconnects",
             "Times the worker lost Redis and reconnected.",
@@ -186,6 +191,8 @@ class VerifierMetrics(Sink):
             if child is None:
                 child = self._verdict[key] = self.verdicts.labels(record.verdict.value, entity, op)
             child.inc()
+            if record.reduced is not None:
+                self.records_reduced.inc()
             for path, count in (record.ignored or {}).items():
                 self.ignored_differences.labels(path=path).inc(count)
             if record.verdict is Verdict.UNDECODABLE and record.side is not None:
