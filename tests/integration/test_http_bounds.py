@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from cdc_verify.pipeline.redis.embedded import free_port
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.simulate.legacy_writer import sample_comment
 
@@ -216,9 +217,7 @@ def test_big_answers_are_capped_and_a_greedy_client_starves_neither_probes_nor_w
 
 
 def test_an_empty_token_is_refused_with_the_fix(redis_url):
-    with socket.socket() as probe:  # a free port (0 would mean: no HTTP server)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # not 0, which means: no HTTP server
     done = subprocess.run(
         cli_command("run", "--redis", redis_url, "--production", PROD, "--sister", SIS,
                     "--http-port", str(port)),
