@@ -22,6 +22,7 @@ from cdc_verify.api.guard import MAX_HEADER_BYTES, ConnectionGuard, GuardMiddlew
 
 log = logging.getLogger(__name__)
 BACKLOG = 2048  # the kernel queues connections here until the server's loop takes them
+SHUTDOWN_S = 5  # requests still in hand when the worker stops get this long to finish
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -80,6 +81,7 @@ class HttpServer:
             http=self.guard.protocol(),
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             backlog=BACKLOG,
+            timeout_graceful_shutdown=SHUTDOWN_S,
         )
         self._server = _EmbeddedServer(config)
         self._server.should_exit = self._stopped
