@@ -478,6 +478,17 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
     help="port of the API, status page, /metrics, /healthz, /readyz; 0 = off",
 )
 @setting("--http-host", help="address the HTTP server binds to")
+@setting("--http-allowed-hosts", help="comma-separated Host names served besides IP "
+         "addresses, loopback names and --http-host (DNS rebinding); * for any")  # fmt: skip
+@setting("--http-max-connections", type=int,
+         help="open HTTP connections; past it the oldest idle one is closed")  # fmt: skip
+@setting("--http-request-timeout", type=DURATION,
+         help="how long a client has to send a whole request, headers and body")  # fmt: skip
+@setting("--http-max-requests", type=int,
+         help="API requests (/api, /metrics) answered at once; 503 past it")  # fmt: skip
+@setting("--http-max-answer-bytes", help="largest HTTP answer (16MiB); 413 past it")
+@setting("--http-answer-timeout", type=DURATION,
+         help="how long a client has to take an answer; disconnected past it")  # fmt: skip
 @setting("--ready-max-lag", type=DURATION, help="consumer lag that fails /readyz")
 @setting(
     "--engine",
@@ -511,6 +522,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
     With --engine faust, runs as one of any number of Faust workers on Kafka
     (serving /metrics only); see README: scaling out.
     """
+    from cdc_verify.api.guard import HttpExposureError
     from cdc_verify.api.service import WorkerService
     from cdc_verify.pipeline.runners.worker import CommitFailed, StreamWorker
 
@@ -541,6 +553,8 @@ def run(config: Path | None, **kwargs: Any) -> None:
         if settings.http_port:
             try:
                 base = service.bind_http()
+            except HttpExposureError as exc:
+                raise click.UsageError(str(exc)) from exc
             except OSError as exc:
                 raise click.ClickException(
                     f"cannot serve HTTP on {settings.http_host}:{settings.http_port}: {exc}"

@@ -187,6 +187,15 @@ def test_groups_status_and_probes(verified):
     counts = [g.count for g in groups.groups]
     assert counts == sorted(counts, reverse=True) and counts[0] > 1
     assert {g.verdict for g in groups.groups} >= {Verdict.MISMATCH, Verdict.UNDECODABLE}
+    # Each group is one write endpoint's: entity and op are part of what the API shows, so
+    # the same bug on three endpoints is three distinct groups, not one listed three times.
+    shown = [g.model_dump(include={"verdict", "entity", "op", "side", "error", "differences"})
+             for g in groups.groups]  # fmt: skip
+    assert len({repr(s) for s in shown}) == len(shown)
+    endpoints = {(g.entity, g.op) for g in groups.groups}
+    assert {("comment", "update"), ("comment", "create")} <= endpoints
+    without = {repr({k: v for k, v in s.items() if k not in ("entity", "op")}) for s in shown}
+    assert len(without) < len(shown)  # some bugs span endpoints: entity/op tell them apart
 
     status = Status.model_validate(httpx.get(f"{served.url}/api/status").json())
     assert status.ready

@@ -37,6 +37,17 @@ def render(url: str, tmp_path: Path) -> str:
     return done.stdout
 
 
+def percent(fraction: float) -> str:
+    """The page's percentages: one decimal; never 100.0 for less than all, nor 0.0 for
+    more than none (two significant digits under 0.1 %)."""
+    p = fraction * 100
+    if p in (0, 100):
+        return f"{p:g}%"
+    if p < 0.1:
+        return f"{float(f'{p:.2g}'):g}%"
+    return f"{min(round(p * 10), 999) / 10:.1f}%"
+
+
 class Page(HTMLParser):
     """Text by element id, table rows by table id, and the body's data attributes."""
 
@@ -115,6 +126,10 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     assert len(alert_rows) == min(10, open_gaps)
     group_rows = [r["data-verdict"] for r in page.rows["groups"] if "data-verdict" in r]
     assert group_rows == [g["verdict"] for g in status["top_groups"]] and group_rows
+    # Each group's entity/op is on its row: one bug on two endpoints is two rows.
+    endpoints = [r["data-entity-op"] for r in page.rows["groups"] if "data-verdict" in r]
+    assert endpoints == [f"{g['entity']}/{g['op']}" for g in status["top_groups"]]
+    assert {"comment/update", "comment/create"} & set(endpoints)
     # One bar per minute of the last ten.
     assert len(status["rate"]) == int(page.attrs["rate"]["data-points"]) == 10
     # The banner: the worker's criteria over the durable counters.
@@ -131,8 +146,9 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     assert f"from {status['counts_window']['since']}" in page.text["counts-window"]
     # Events and match %, pending joins, alerts by the side they are missing on.
     assert page.text["events"] == f"{status['events']:,}"
-    share = 100 * status["totals"].get("match", 0) / status["events"]
-    assert page.text["match-rate"] == f"{float(f'{share:.6g}'):g}%"
+    share = status["totals"].get("match", 0) / status["events"]
+    assert page.text["match-rate"] == percent(share) and "." in page.text["match-rate"]
+    assert len(page.text["match-rate"].partition(".")[2]) == 2  # "82.8%": one decimal
     assert page.text["pending"] == ", ".join(
         f"{side} {n:,}" for side, n in status["pending_joins"].items()
     )
@@ -152,8 +168,7 @@ def test_status_page_shows_totals_alerts_and_groups_and_refreshes_itself(tmp_pat
     # Shape coverage: the card, the headline and the parts to look at first.
     c = status["coverage"]
     assert c["shapes"] == c["verified"] + c["mismatched"] + c["never_verified"] > 10
-    covered = 100 * c["ratio"]
-    assert page.text["coverage"] == f"{float(f'{covered:.6g}'):g}%"
+    assert page.text["coverage"] == percent(c["ratio"])
     assert page.text["coverage-headline"].startswith(
         f"{c['shapes']:,} shapes of production event: {c['verified']:,} verified, "
         f"{c['mismatched']:,} mismatched, {c['never_verified']:,} never verified"

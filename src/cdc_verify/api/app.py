@@ -12,18 +12,21 @@ import contextlib
 import dataclasses
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from cdc_verify.api import models
+from cdc_verify.api.guard import answer_too_big
 from cdc_verify.coverage.tally import parts_to_verify
 from cdc_verify.durations import DURATION_PATTERN, parse_window
 from cdc_verify.gate.criteria import (
@@ -99,6 +102,20 @@ class WorkerView(Protocol):
     def pending_joins(self) -> dict[Side, int]: ...
 
 
+T = TypeVar("T")
+
+
+class WorkerCall(Protocol):
+    """Runs a small read of the worker's in-memory state where the worker runs it."""
+
+    async def __call__(self, read: Callable[[], T]) -> T: ...
+
+
+async def direct(read: Callable[[], T]) -> T:
+    """The worker on the API's own loop (tests): read it in place."""
+    return read()
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -158,11 +175,25 @@ Responses = dict[int | str, dict[str, Any]]
 NEEDS_TOKEN: Responses = {
     401: {"model": models.Problem, "description": "missing or wrong bearer token"}
 }
-REDIS_DOWN: Responses = {503: {"model": models.Problem, "description": "Redis is unavailable"}}
+REDIS_DOWN: Responses = {
+    503: {
+        "model": models.Problem,
+        "description": "Redis is unavailable, or the API is answering http_max_requests already",
+    }
+}
+TOO_BIG: Responses = {
+    413: {"model": models.Problem, "description": "the answer is over http_max_answer_bytes"}
+}
+# Swagger UI, served from the package (static/swagger-ui, Apache-2.0): /docs works offline
+# and loads no code from elsewhere.
+SWAGGER_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"}
 
 
-def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> FastAPI:
-    """The API of `worker`: `client` reaches the state server, `streams` the two streams."""
+def create_app(
+    worker: WorkerView, client: AsyncClient, streams: StreamPair, on_worker: WorkerCall = direct
+) -> FastAPI:
+    """The API of `worker`: `client` reaches the state server, `streams` the two streams;
+    `on_worker` reads the worker's in-memory state (on its loop when the API has its own)."""
     settings = worker.settings
     keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
     servers = {"state": client, **{side.value: r.client for side, r in streams.readers.items()}}
@@ -173,13 +204,14 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     state_url = settings.server(Role.STATE).redacted_url()
     token = settings.http_token.get_secret_value() if settings.http_token else None
     guarded = [Depends(BearerToken(token))] if token else []
-    errors: Responses = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN}
+    errors: Responses = {**(NEEDS_TOKEN if token else {}), **REDIS_DOWN, **TOO_BIG}
+    max_answer = int(settings.http_max_answer_bytes)
 
     app = FastAPI(
         title="cdc-verify",
         version="1",
         summary="Missing-event alerts, verdicts and health of a cdc-verify worker.",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(strict_query)],
     )
@@ -228,6 +260,11 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     ) -> dict[str, Any]:
         """The verdict of one event_id (a match is remembered for `decided_retention`,
         other verdicts for `verdict_retention`)."""
+        # A record too big to answer is not read at all (STRLEN is O(1)).
+        size = await client.strlen(keys.record_prefix + event_id)
+        if size > max_answer:
+            too_big = answer_too_big(size, max_answer, f"the record of {event_id!r}")
+            raise HTTPException(413, too_big)
         found = await events.get(event_id)
         if found is None:
             raise HTTPException(404, f"no verdict known for event_id {event_id!r}")
@@ -248,8 +285,19 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         board = worker.status
         return {
             "since": _iso(board.started_at),
-            "groups": [g.as_json() for g in board.groups.sorted()[:limit]],
+            "groups": await on_worker(lambda: top_groups(limit)),
             "ungrouped": board.groups.ungrouped,
+        }
+
+    def top_groups(limit: int) -> list[dict[str, Any]]:
+        return [g.as_json() for g in worker.status.groups.sorted()[:limit]]
+
+    def in_memory() -> dict[str, Any]:
+        """What /api/status shows of the worker's memory, read on the worker's loop."""
+        return {
+            "top_groups": top_groups(10),
+            "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
+            "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
         }
 
     def gate_answer(
@@ -364,6 +412,7 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
         coverage = await shapes.report(COVERAGE_MAX_AGE_S, pairs=False)
         figures = coverage.totals if coverage.shapes else None
         to_verify = parts_to_verify(coverage.parts)
+        memory = await on_worker(in_memory)
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
@@ -388,13 +437,12 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
             "gate": banner.as_json(),
             "coverage": figures.model_dump(mode="json") if figures else None,
             "parts_to_verify": to_verify[:10],
-            "consumer_lag_seconds": {s.value: lag for s, lag in worker.lag.items()},
-            "pending_joins": {s.value: n for s, n in worker.pending_joins().items()},
             "open_alerts": count,
             "oldest_open_alert_age_seconds": oldest_age,
             "recent_open_alerts": await alerts.newest(AlertState.OPEN, 10),
             "top_groups": [g.as_json() for g in board.groups.sorted()[:10]],
             "servers_lost_data": list(board.servers_lost_data),
+            **memory,
         }
 
     app.include_router(api)
@@ -486,5 +534,23 @@ def create_app(worker: WorkerView, client: AsyncClient, streams: StreamPair) -> 
     async def status_page() -> HTMLResponse:
         page = resources.files("cdc_verify.api").joinpath("static/status.html").read_text()
         return HTMLResponse(page)
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="openapi.json",
+            title="cdc-verify API",
+            swagger_js_url="docs/swagger-ui-bundle.js",
+            swagger_css_url="docs/swagger-ui.css",
+            swagger_favicon_url="docs/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from elsewhere
+        )
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        if name not in SWAGGER_FILES:
+            raise HTTPException(404, f"no file {name!r}")
+        path = resources.files("cdc_verify.api").joinpath(f"static/swagger-ui/{name}")
+        return FileResponse(str(path), headers={"cache-control": "max-age=86400"})
 
     return app

@@ -79,6 +79,8 @@ class MismatchGroupDifference(BaseModel):
 
 class MismatchGroup(BaseModel):
     verdict: Verdict
+    entity: str = Field(description="the entity of its events: one group per write endpoint")
+    op: str = Field(description="their op: create, update, increment, ...")
     side: Side | None
     error: str | None
     differences: list[MismatchGroupDifference]

@@ -225,6 +225,26 @@ class Settings(BaseSettings):
     http_token: SecretStr | None = Field(
         None, description="bearer token the API asks for (not /healthz, /readyz)"
     )
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host header names served besides IP addresses, loopback names and "
+        "--http-host (DNS rebinding); * for any",
+    )
+    http_max_connections: int = Field(
+        64, ge=1, le=10_000, description="open HTTP connections; past it the oldest idle closes"
+    )
+    http_request_timeout: Duration = Field(
+        5.0, gt=0, le=300, description="seconds a client has to send a whole request"
+    )
+    http_max_requests: int = Field(
+        8, ge=1, le=1000, description="API requests (/api, /metrics) answered at once; 503 past it"
+    )
+    http_max_answer_bytes: ByteSize = Field(
+        ByteSize(16 * 2**20), ge=1024, description="largest HTTP answer; 413 past it"
+    )
+    http_answer_timeout: Duration = Field(
+        30.0, gt=0, le=3600, description="seconds a client has to take an answer"
+    )
     ready_max_lag: Duration = Field(
         60.0, gt=0, description="seconds of consumer lag above which /readyz fails"
     )
@@ -238,7 +258,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
 
-    @field_validator("ignore_paths", "consumer", mode="before")
+    @field_validator("ignore_paths", "consumer", "http_allowed_hosts", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):  # from the environment: comma separated
