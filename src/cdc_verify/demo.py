@@ -394,7 +394,7 @@ async def _run_worker(
         await worker_task
         return
     if linger:
-        console.print(f"Done; the status page stays up {linger:.0f} s more (Ctrl-C ends it).")
+        console.print(f"\nDone; the status page stays up {linger:.0f} s more (Ctrl-C ends it).")
         await _stopped(stop, linger)
     coverage = await _coverage(settings)
     worker.stop()

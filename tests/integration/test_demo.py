@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
+import psutil
+import pytest
+import redis
+
+from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
@@ -120,3 +129,67 @@ def test_the_demo_passes_beside_a_cpu_hog():
         done.stdout[-3000:] + done.stderr[-3000:]
     )
     assert "ERROR" not in done.stderr, done.stderr[-3000:]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_a_demo_stopped_while_it_lingers_leaves_no_redis_server_and_shows_its_summary(sig):
+    """Ctrl-C reaches a terminal's whole foreground process group, a hang-up its session:
+    the demo alone decides, ends the linger, shows its summary and stops its servers. A
+    SIGKILLed demo cannot, and the kernel stops them (PR_SET_PDEATHSIG)."""
+    demo = subprocess.Popen(
+        cli_command("demo", "--events", "100", "--rate", "1000", "--grace", "0.2",
+                    "--linger", "120"),
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # a group of its own, as a shell's job
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Done; the status page stays up" in line:
+                break
+        servers = [p for p in psutil.Process(demo.pid).children() if "redis-server" in p.name()]
+        assert len(servers) == 2, "".join(lines)
+        signum = signal.Signals[sig]
+        if signum in (signal.SIGINT, signal.SIGHUP):
+            os.killpg(demo.pid, signum)  # as the terminal sends them
+        else:
+            os.kill(demo.pid, signum)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    deadline = time.monotonic() + 15
+    while not all(_gone(s.pid) for s in servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(s.pid) for s in servers), [s.pid for s in servers]
+    if signum is signal.SIGKILL:
+        return
+    assert demo.returncode == 0, out[-3000:] + err[-3000:]
+    assert "cannot reach Redis" not in err
+    assert "Verdict records by entity and op" in out
+    assert out.rstrip().splitlines()[-1].startswith("PASS: 100 events"), out[-3000:]
+
+
+def test_a_server_started_from_a_thread_outlives_that_thread_not_the_process():
+    """The kernel's safety net (PR_SET_PDEATHSIG) fires when the *thread* that started a
+    server ends: one started from a short-lived thread must not die with it."""
+    server = EmbeddedRedis()
+    starter = threading.Thread(target=server.start)
+    starter.start()
+    starter.join()
+    try:
+        time.sleep(0.3)  # a SIGTERM from the ended thread would have stopped it by now
+        with redis.Redis.from_url(server.url) as client:
+            assert client.ping()
+    finally:
+        server.close()
