@@ -359,7 +359,9 @@ async def _run_worker(
 
     with Live(view(), console=console, refresh_per_second=4) as live:
         writer = asyncio.create_task(
-            write_paced(writers, corpus, PRODUCTION, SISTER, on_written, stats=run.paced)
+            write_paced(
+                writers, corpus, PRODUCTION, SISTER, on_written, stats=run.paced, in_step=True
+            )
         )
         while not writer.done() and not await _stopped(stop, 0.25):
             live.update(view())

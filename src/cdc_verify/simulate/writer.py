@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -104,6 +105,7 @@ async def write_paced(
     sister: str,
     on_written: Callable[[int], None] | None = None,
     stats: PacedWrite | None = None,
+    in_step: bool = False,
 ) -> PacedWrite:
     """XADD each entry at its offset from now (ids are Redis' clock, as in production).
 
@@ -113,6 +115,11 @@ async def write_paced(
     connection broke is not written again (the stream's tail tells), provided the
     client itself does not resend (see `paced_client`). `stats` (a new one if None) is
     filled in as it goes, so a writer cancelled half way leaves what it wrote there.
+
+    `in_step`: sides on different clients that fall behind their schedule stay within
+    BEHIND_SLICE_S of each other's (a side whose server is away excepted): left alone, one
+    side can fall seconds behind the other on a loaded machine, and twins planned together
+    land more than a grace window apart.
     """
     by_side = per_side(clients)
     keys = {Side.PRODUCTION: production, Side.SISTER: sister}
@@ -127,12 +134,17 @@ async def write_paced(
     for side, client in by_side.items():
         groups.setdefault(id(client), []).append(side)
     writers = [
-        _PacedSides(by_side[sides[0]], start, stats, on_written).run(
-            heapq.merge(*(planned[s] for s in sides))
-        )
-        for sides in groups.values()
+        _PacedSides(by_side[sides[0]], start, stats, on_written) for sides in groups.values()
     ]
-    await asyncio.gather(*writers)
+    if in_step:
+        for writer in writers:
+            writer.peers = [w for w in writers if w is not writer]
+    await asyncio.gather(
+        *(
+            w.run(heapq.merge(*(planned[s] for s in sides)))
+            for w, sides in zip(writers, groups.values(), strict=True)
+        )
+    )
     return stats
 
 
@@ -150,10 +162,16 @@ class _PacedSides:
         self._on_written = on_written
         self._last_ids: dict[str, str] = {}  # per stream, the last id this writer added
         self._recovered_at = 0.0  # when the server last came back
+        # In step (write_paced's in_step): the other writers, and the schedule time (s) of
+        # this one's first write not yet written; inf when it is done or its server away.
+        self.peers: list[_PacedSides] = []
+        self.through = 0.0
 
     async def run(self, writes: Iterable[_Write]) -> None:
         batch: list[_Write] = []
         for write in writes:
+            if not batch:
+                self.through = write[0] / 1000
             due = self._start + write[0] / 1000
             delay = due - time.monotonic()
             # Behind its schedule, it writes what is due in slices of BEHIND_SLICE_S of the
@@ -164,18 +182,30 @@ class _PacedSides:
             ):
                 await self._flush(batch)
                 batch = []
+                self.through = write[0] / 1000
             if delay > 0.002:
                 await self._flush(batch)
                 batch = []
+                self.through = write[0] / 1000  # all before it written: peers may go on
                 await asyncio.sleep(due - time.monotonic())
             elif due < self._recovered_at:
                 self._stats.waited[write[3]] += 1  # came due while the server was away
             batch.append(write)
         await self._flush(batch)
+        self.through = math.inf
+
+    async def _in_step(self, batch: list[_Write]) -> None:
+        """Waits until no peer is more than BEHIND_SLICE_S behind this batch. The writer
+        furthest behind never waits, so they cannot wait on each other for ever."""
+        limit = batch[0][0] / 1000 - BEHIND_SLICE_S
+        while any(peer.through < limit for peer in self.peers):
+            await asyncio.sleep(0.001)
 
     async def _flush(self, batch: list[_Write]) -> None:
         if not batch:
             return
+        if self.peers:
+            await self._in_step(batch)
         for key in sorted({w[2] for w in batch} - set(self._last_ids)):
             self._last_ids[key] = await self._until_up(lambda: self._tail_id(key))  # noqa: B023
         while batch:
@@ -188,7 +218,9 @@ class _PacedSides:
             except CONNECTION_LOST:
                 for side in {w[3] for w in batch}:
                     self._stats.outages[side] += 1
+                behind, self.through = self.through, math.inf  # away: the others go on
                 batch = await self._until_up(lambda: self._not_landed(batch))  # noqa: B023
+                self.through = behind
                 for write in batch:
                     self._stats.waited[write[3]] += 1
                 self._recovered_at = time.monotonic()
