@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
 
 import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -61,10 +65,53 @@ ENTITIES = {"comment": 0.8, "account": 0.2}  # the share of each model's changes
 INCREMENTS = 0.3  # of the changes past version 1: the rest are updates
 
 
+# Each ends a run in order (the summary, the servers stopped); Ctrl-C is SIGINT, a closed
+# terminal SIGHUP, `kill` SIGTERM.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STALL_S = 30.0  # the run fails when no event got its verdict for this long past the grace
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal (STOP_SIGNALS) outside the worker's part of the run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signal.Signals(signum)
+
+
 def run_demo(
     events: int, rate: float, grace: float, seed: int, http_port: int = 0, linger: float = 0
-) -> bool:
+) -> int:
+    """The demo; its exit status: 0 passed, 1 failed, 128 + the signal when stopped early.
+    Its last line says PASS or FAIL."""
     console = Console()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    _stop_signals_interrupt()
+    try:
+        return _run_demo(console, events, rate, grace, seed, http_port, linger)
+    except StopSignal as stop:  # before or after the worker's part of the run
+        _verdict_line(console, False, f"stopped by {stop.signum.name} before the run was done")
+        return 128 + stop.signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise StopSignal(signum)
+
+
+def _stop_signals_interrupt() -> None:
+    """SIGTERM and SIGHUP stop the demo as Ctrl-C does (an exception), so its servers
+    are stopped in order rather than left to the kernel's safety net (embedded.py)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+
+
+def _run_demo(
+    console: Console, events: int, rate: float, grace: float, seed: int, http_port: int,
+    linger: float,
+) -> int:  # fmt: skip
     corpus = generate(
         events, seed=seed, grace_ms=round(grace * 1000), rate=rate, entities=ENTITIES,
         increments=INCREMENTS,
@@ -90,14 +137,37 @@ def run_demo(
             production_redis_url=production.url, production_redis_username=READER,
             production_redis_password=SecretStr(password), production_read_only=True,
             production=PRODUCTION, sister=SISTER, grace=grace,
-            start_id="0", consumer_name="demo-worker", lock_ttl=2, http_port=http_port,
+            start_id="0", consumer_name="demo-worker", http_port=http_port,
             create_streams=True,  # the sister's; the demo's writer starts once the worker is ready
         )  # fmt: skip
         _show_topology(console, settings)
         writers = {Side.PRODUCTION: paced_client(production.url),  # the legacy service
                    Side.SISTER: paced_client(sister.url)}  # fmt: skip
-        ok, written = asyncio.run(_demo(console, settings, corpus, linger, writers))
-        return _show_production_commands(console, production.url, written) and ok
+        try:
+            run = asyncio.run(_demo(console, settings, corpus, linger, writers))
+        finally:
+            _stop_signals_interrupt()  # closing the loop set them back to their defaults
+        if run.stopped_by is not None and not run.done:
+            entries = len(corpus.production) + len(corpus.sister)
+            _verdict_line(
+                console, False, f"stopped by {run.stopped_by.name} before the run was done "
+                f"({sum(run.paced.written.values()):,} of {entries:,} entries written)",
+            )  # fmt: skip
+            return 128 + run.stopped_by
+        reads_only = _show_production_commands(console, production.url, run.paced)
+        problems = run.problems + ([] if reads_only else ["production received more than reads"])
+        _verdict_line(
+            console, not problems, "; ".join(problems) or (
+                f"{len(corpus.expected):,} events, each with the verdict its entries imply; "
+                "every count as expected; production received read commands only"),
+        )  # fmt: skip
+        return 0 if not problems else 1
+
+
+def _verdict_line(console: Console, ok: bool, text: str) -> None:
+    """The run's last line: PASS or FAIL and why, on one line whatever the width."""
+    word = "[bold green]PASS[/]" if ok else "[bold red]FAIL[/]"
+    console.print(f"\n{word}: {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _show_topology(console: Console, settings: Settings) -> None:
@@ -158,13 +228,64 @@ def _show_production_commands(console: Console, url: str, written: PacedWrite) -
     return ok
 
 
+@dataclass
+class DemoRun:
+    """What `_demo` did."""
+
+    paced: PacedWrite
+    problems: list[str] = field(default_factory=list)  # why it fails; none: it passes
+    stopped_by: signal.Signals | None = None
+    done: bool = False  # every entry written, every verdict waited for
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Waits `seconds`, less if `stop` is set; whether it is."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
 async def _demo(
     console: Console,
     settings: Settings,
     corpus: Corpus,
     linger: float,
     writers: dict[Side, aioredis.Redis],
-) -> tuple[bool, PacedWrite]:
+) -> DemoRun:
+    """The worker's part of the run, with the stop signals as a request to stop: during the
+    run it ends the run, during the linger the linger (then the summary)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    run = DemoRun(PacedWrite())
+
+    def on_signal(sig: signal.Signals) -> None:
+        if run.stopped_by is not None:
+            raise StopSignal(sig)  # a second one: no more waiting
+        run.stopped_by = sig
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await _run_worker(console, settings, corpus, linger, writers, stop, run)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        _stop_signals_interrupt()  # removing a loop's handler set the default again
+        for client in writers.values():
+            await client.aclose()
+    return run
+
+
+async def _run_worker(
+    console: Console,
+    settings: Settings,
+    corpus: Corpus,
+    linger: float,
+    writers: dict[Side, aioredis.Redis],
+    stop: asyncio.Event,
+    run: DemoRun,
+) -> None:
     counts: Counter[Verdict] = Counter()
     examples: dict[Verdict, str] = {}
     primary: dict[str, Verdict] = {}  # event_id -> its verdict, to check event by event
@@ -187,15 +308,19 @@ async def _demo(
         base = service.bind_http()
         console.print(f"Status page at {base}/ · API at {base}/docs · metrics at {base}/metrics")
     worker_task = asyncio.create_task(service.run())
-    ready = asyncio.create_task(worker.ready.wait())
-    await asyncio.wait({ready, worker_task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    waits = {asyncio.create_task(worker.ready.wait()), asyncio.create_task(stop.wait())}
+    await asyncio.wait({*waits, worker_task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
     if not worker.ready.is_set():
-        ready.cancel()
         worker.stop()
         await worker_task  # raises what stopped the worker
+        if stop.is_set():
+            return
         raise RuntimeError("the worker did not start within 30 s")
 
-    expected = corpus.expected_counts()
+    expected = corpus.expected_counts()  # as planned while it runs, as written at the end
+    as_written = corpus.expected
     total = len(corpus.production) + len(corpus.sister)
     written = 0
     started = time.monotonic()
@@ -208,10 +333,13 @@ async def _demo(
 
     history: deque[tuple[float, int]] = deque()  # (when, events verified) of the last 2 s
 
+    def verified_now() -> int:
+        return sum(counts[v] for v in PRIMARY_VERDICTS)
+
     def view(done: bool = False) -> Panel:
         waiting = worker.verifier.waiting_count
         now = time.monotonic()
-        verified = sum(counts[v] for v in PRIMARY_VERDICTS)
+        verified = verified_now()
         history.append((now, verified))
         while now - history[0][0] > 2.0:
             history.popleft()
@@ -232,35 +360,72 @@ async def _demo(
         return Panel(Group(table, status), title="cdc-verify demo")
 
     with Live(view(), console=console, refresh_per_second=4) as live:
-        writer = asyncio.create_task(write_paced(writers, corpus, PRODUCTION, SISTER, on_written))
-        while not writer.done():
+        writer = asyncio.create_task(
+            write_paced(
+                writers, corpus, PRODUCTION, SISTER, on_written, stats=run.paced, in_step=True
+            )
+        )
+        while not writer.done() and not await _stopped(stop, 0.25):
             live.update(view())
-            await asyncio.sleep(0.25)
-        paced = await writer
-        # Gaps are only known once the grace window has passed.
-        deadline = time.monotonic() + settings.grace + 10
-        while sum(counts[v] for v in PRIMARY_VERDICTS) < primaries and time.monotonic() < deadline:
-            live.update(view())
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(0.5)  # let stray records (there should be none) show up
-        live.update(view(done=True))
-    if linger:
-        console.print(f"Done; the status page stays up {linger:.0f}s more (Ctrl-C ends).")
+        writing_s = time.monotonic() - started
+        if not writer.done():
+            writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(linger)
+            await writer
+        # Gaps are only known once the grace window has passed; a worker under load takes
+        # longer, and the run waits as long as verdicts keep coming.
+        progress_at, last = time.monotonic(), -1
+        while not stop.is_set() and (verified := verified_now()) < primaries:
+            if verified != last:
+                progress_at, last = time.monotonic(), verified
+            elif time.monotonic() - progress_at > settings.grace + STALL_S:
+                run.problems.append(
+                    f"{primaries - verified:,} events got no verdict: none came for "
+                    f"{settings.grace + STALL_S:.0f} s"
+                )
+                break
+            live.update(view())
+            await _stopped(stop, 0.25)
+        if not await _stopped(stop, 0.5):  # let stray records (there should be none) show up
+            run.done = True
+            as_written = corpus.expected_as_written(
+                {side: run.paced.entry_ms(side) for side in (Side.PRODUCTION, Side.SISTER)}
+            )
+            expected = corpus.expected_counts(as_written)
+        live.update(view(done=run.done))
+    if not run.done:
+        worker.stop()
+        await worker_task
+        return
+    if linger:
+        console.print(f"\nDone; the status page stays up {linger:.0f} s more (Ctrl-C ends it).")
+        await _stopped(stop, linger)
     coverage = await _coverage(settings)
     worker.stop()
     await worker_task
-    for client in writers.values():
-        await client.aclose()
 
+    moved = sum(1 for event_id, exp in as_written.items() if exp != corpus.expected[event_id])
+    first_ms = min(entries[0].at_ms for entries in (corpus.production, corpus.sister) if entries)
+    schedule_s = (corpus.duration_ms - first_ms) / 1000
+    console.print(
+        f"\nThe writer took {writing_s:.1f} s for its {schedule_s:.1f} s schedule"
+        + (
+            f"; behind it, {moved:,} pairs landed otherwise than planned (a late partner within "
+            "the grace window, or a partner past it): each is expected as written, on its "
+            "entry ids (docs/guarantees.md)."
+            if moved
+            else "."
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
     wrong = [
         (event_id, corpus.faults_by_event[event_id], want.verdict, primary.get(event_id))
-        for event_id, want in corpus.expected.items()
+        for event_id, want in as_written.items()
         if primary.get(event_id) is not want.verdict
     ]
     got_by_entity_op = {key: dict(c) for key, c in by_entity_op.items()}
-    expected_by_entity_op = corpus.expected_by_entity_op()
+    expected_by_entity_op = corpus.expected_by_entity_op(as_written)
     console.print("\nVerdict records by entity and op (write endpoint):")
     console.print(_entity_op_table(got_by_entity_op, expected_by_entity_op))
     if coverage is not None:
@@ -271,22 +436,23 @@ async def _demo(
             f"{coverage.never_verified:,} never verified ({ratio}); the status page lists the "
             "parts never verified"
         )
-    ok = (
-        not wrong
-        and all(counts.get(v, 0) == expected.get(v, 0) for v in Verdict)
-        and got_by_entity_op == expected_by_entity_op
-    )
+    if wrong:
+        run.problems.append(f"{len(wrong):,} events got another verdict than their entries imply")
+    if any(counts.get(v, 0) != expected.get(v, 0) for v in Verdict):
+        run.problems.append("the verdict counts differ from what was written")
+    if got_by_entity_op != expected_by_entity_op:
+        run.problems.append("the counts per entity and op differ from what was written")
     console.print("\nOne record of each verdict, as written to the verdict stream:")
     for verdict in Verdict:
         if verdict in examples:
             record = terminal_text(examples[verdict][:300])  # stream data, as written
             console.print(Text.assemble("  ", (verdict.value, "bold"), ": ", record),
                           soft_wrap=True)  # fmt: skip
-    if ok:
+    if not run.problems:
         console.print(
             f"\n[green]All {sum(counts.values()):,} verdict records match what was injected, "
             "per entity and op too, "
-            f"and each of the {len(corpus.expected):,} events got the verdict its fault implies.[/]"
+            f"and each of the {len(as_written):,} events got the verdict its entries imply.[/]"
         )
     else:
         console.print("\n[red]Verdicts differ from what was injected:[/]")
@@ -294,7 +460,6 @@ async def _demo(
             console.print(
                 terminal_text(f"  {event_id} ({fault}): expected {want.value}, got {got}")
             )
-    return ok, paced
 
 
 async def _coverage(settings: Settings) -> Coverage | None:

@@ -198,3 +198,52 @@ def test_no_relative_link_leaves_the_repository(path):
     # A link out of the repository resolves on this machine but is dead in every clone.
     outside = [t for t, resolved, _ in relative_links(path) if not resolved.is_relative_to(ROOT)]
     assert not outside, f"{_rel(path)} links outside the repository: {outside}"
+
+
+# -- The README's tour says what the code does (issue 22: docs that said otherwise) ------
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_lists_every_file_backfill_writes():
+    backfill = README[README.index("### `backfill`") :]
+    backfill = backfill[: backfill.index("\n### ")]
+    assert [name for name in REPORT_FILES if f"`DIR/{name}`" not in backfill] == []
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    layout = README[README.index("src/cdc_verify/\n") :]
+    layout = layout[: layout.index("```")]
+    src = ROOT / "src" / "cdc_verify"
+    names = [f"{p.name}/" for p in src.iterdir() if (p / "__init__.py").exists()]
+    names += [p.name for p in src.glob("*.py") if p.name != "__init__.py"]
+    assert [name for name in names if not re.search(rf"(^|\s){re.escape(name)}", layout)] == []
+
+
+def test_the_faust_ratio_is_the_same_everywhere():
+    said = re.compile(r"(?:does|do) (0\.\d+) to (0\.\d+) of the single worker")
+    found = {
+        match.groups()
+        for path in LINKED_FILES
+        for match in said.finditer(" ".join(path.read_text(encoding="utf-8").split()))
+    }
+    assert len(found) == 1, found
+
+
+def test_the_demo_is_described_as_it_runs():
+    help_text = " ".join(main.get_command(click.Context(main), "demo").get_help(
+        click.Context(main)).split())  # fmt: skip
+    assert "comments and accounts" in help_text and "Two embedded Redis servers" in help_text
+    demo = " ".join(sections((DOCS / "commands.md").read_text(encoding="utf-8"))["`demo`"].split())
+    assert "two embedded Redis servers" in demo and "an embedded Redis" not in demo
+    assert "PASS" in demo and "FAIL" in demo
+
+
+def test_no_doc_promises_what_the_code_does_not():
+    for path in LINKED_FILES:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "commit per batch" not in text, path  # chunks of 1,000 outcomes a call
+        assert "guarded by `SET NX`" not in text, path  # HSETNX for ULID event_ids
+        assert "with a one-line error" not in text, path  # run logs a traceback first
+    # Not on PyPI: the README installs from the checkout.
+    assert "pip install 'cdc-verify[faust]'" not in README

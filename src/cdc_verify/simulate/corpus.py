@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,10 @@ from cdc_verify.simulate.models import new_entity_id, sample
 
 EPOCH_MS = 1_700_000_000_000
 CLEAN_SHARE = 0.8
+MISSING_ON = {
+    Side.SISTER: Verdict.MISSING_IN_SISTER,
+    Side.PRODUCTION: Verdict.MISSING_IN_PRODUCTION,
+}
 
 
 @dataclass(slots=True)
@@ -51,9 +55,45 @@ class Corpus:
         last = [entries[-1].at_ms for entries in (self.production, self.sister) if entries]
         return max(last, default=0)
 
-    def expected_counts(self) -> dict[Verdict, int]:
+    def expected_as_written(self, entry_ms: Mapping[Side, Sequence[int]]) -> dict[str, Expected]:
+        """The verdicts the entries must get as they were really written: `entry_ms` is the
+        entry-id time of each side's entries, in corpus order.
+
+        The plan puts a late partner well past the grace window and a healthy one well
+        inside it, but a writer that falls behind its schedule moves entries. What decides
+        is entry-id time (docs/guarantees.md): a pair whose first entries on each side are
+        more than the grace window apart is a gap on the later side (the later entry a late
+        arrival), and a pair within it is joined, whatever was planned.
+        """
+        first: dict[Side, dict[str, int]] = {Side.PRODUCTION: {}, Side.SISTER: {}}
+        for side, times in first.items():
+            for entry, ms in zip(self.side(side), entry_ms[side], strict=True):
+                if entry.event_id is not None:
+                    times.setdefault(entry.event_id, ms)
+        out: dict[str, Expected] = {}
+        for event_id, exp in self.expected.items():
+            production = first[Side.PRODUCTION].get(event_id)
+            sister = first[Side.SISTER].get(event_id)
+            if production is None or sister is None:
+                out[event_id] = exp  # one side only: a gap however late
+            elif abs(sister - production) <= self.grace_ms:
+                joined = exp.joined or exp.verdict
+                out[event_id] = (
+                    exp if joined is exp.verdict else Expected(joined, duplicates=exp.duplicates)
+                )
+            else:
+                late = Side.SISTER if production < sister else Side.PRODUCTION
+                gap = MISSING_ON[late]
+                planned = (exp.verdict, exp.late) == (gap, late)
+                out[event_id] = (
+                    exp if planned else Expected(gap, duplicates=exp.duplicates, late=late)
+                )
+        return out
+
+    def expected_counts(self, expected: Mapping[str, Expected] | None = None) -> dict[Verdict, int]:
+        """Records per verdict, of the plan or of `expected` (`expected_as_written`)."""
         counts: Counter[Verdict] = Counter({v: 0 for v in Verdict})
-        for exp in self.expected.values():
+        for exp in (self.expected if expected is None else expected).values():
             counts[exp.verdict] += 1
             counts[Verdict.DUPLICATE] += len(exp.duplicates)
         malformed = sum(
@@ -62,10 +102,13 @@ class Corpus:
         counts[Verdict.MALFORMED] += malformed
         return dict(counts)
 
-    def expected_by_entity_op(self) -> dict[str, dict[str, int]]:
+    def expected_by_entity_op(
+        self, expected: Mapping[str, Expected] | None = None
+    ) -> dict[str, dict[str, int]]:
         """summary.json's `by_entity_op` the corpus must produce: `entity/op` -> {verdict:
         count} over every record (primary, duplicate, malformed), each counted under the
-        fields of its production entry when it has one, else its sister entry's."""
+        fields of its production entry when it has one, else its sister entry's. Of the
+        plan, or of `expected` (`expected_as_written`)."""
         counts: dict[str, Counter[str]] = {}
 
         def count(fields: Mapping[bytes, bytes], verdict: Verdict) -> None:
@@ -83,7 +126,7 @@ class Corpus:
                 else:
                     seen.add(entry.event_id)
                     first.setdefault(entry.event_id, entry)
-        for event_id, exp in self.expected.items():
+        for event_id, exp in (self.expected if expected is None else expected).items():
             count(first[event_id].fields, exp.verdict)
         return {key: dict(by_verdict) for key, by_verdict in sorted(counts.items())}
 

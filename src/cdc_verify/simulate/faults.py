@@ -27,6 +27,9 @@ class Expected:
     differences: tuple[tuple[str, str], ...] = ()  # (path, kind)
     duplicates: tuple[Side, ...] = ()
     late: Side | None = None
+    # The verdict of a late pair whose two sides come within the grace window after all
+    # (a writer behind its schedule): `Corpus.expected_as_written`.
+    joined: Verdict | None = None
 
 
 @dataclass(slots=True)
@@ -160,7 +163,7 @@ def _late_sister(change: Change, ctx: FaultContext) -> Expected:
     late = sister_msgpack(change, ctx, change.comment)
     late.delay_ms = ctx.grace_ms + ctx.rng.randint(200, 1000)
     change.sister.append(late)
-    return Expected(Verdict.MISSING_IN_SISTER, late=S)
+    return Expected(Verdict.MISSING_IN_SISTER, late=S, joined=Verdict.MATCH)
 
 
 @fault("duplicate_production")

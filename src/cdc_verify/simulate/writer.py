@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus
 
 CHUNK = 1000
+BEHIND_SLICE_S = 0.02  # the most of its schedule a paced writer behind it writes at once
 RETRY_S = 0.05  # how often a paced writer tries a server that went away again
 # What a server going away looks like to a client (OSError: refused, reset).
 CONNECTION_LOST = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -80,6 +82,16 @@ class PacedWrite:
     # later ids (Redis' clock), as a real producer's retried writes would.
     waited: Counter[Side] = field(default_factory=Counter)
     outages: Counter[Side] = field(default_factory=Counter)  # times a server went away
+    # The id each entry got, by side and its index in `Corpus.side`: what was really
+    # written, which a writer behind its schedule makes differ from the plan.
+    entry_ids: dict[Side, dict[int, str]] = field(
+        default_factory=lambda: {side: {} for side in SIDES}
+    )
+
+    def entry_ms(self, side: Side) -> list[int]:
+        """The entry-id times of `side`'s entries, in corpus order (all were written)."""
+        ids = self.entry_ids[side]
+        return [int(ids[i].partition("-")[0]) for i in range(len(ids))]
 
 
 # One planned write: (due, index on its side, stream key, side, fields).
@@ -92,6 +104,8 @@ async def write_paced(
     production: str,
     sister: str,
     on_written: Callable[[int], None] | None = None,
+    stats: PacedWrite | None = None,
+    in_step: bool = False,
 ) -> PacedWrite:
     """XADD each entry at its offset from now (ids are Redis' clock, as in production).
 
@@ -99,7 +113,13 @@ async def write_paced(
     goes away (a lost connection), that side's writes wait and are retried until it
     is back, in order, while the other side goes on. An entry that landed before the
     connection broke is not written again (the stream's tail tells), provided the
-    client itself does not resend (see `paced_client`).
+    client itself does not resend (see `paced_client`). `stats` (a new one if None) is
+    filled in as it goes, so a writer cancelled half way leaves what it wrote there.
+
+    `in_step`: sides on different clients that fall behind their schedule stay within
+    BEHIND_SLICE_S of each other's (a side whose server is away excepted): left alone, one
+    side can fall seconds behind the other on a loaded machine, and twins planned together
+    land more than a grace window apart.
     """
     by_side = per_side(clients)
     keys = {Side.PRODUCTION: production, Side.SISTER: sister}
@@ -109,17 +129,22 @@ async def write_paced(
     }
     first_ms = min((p[0][0] for p in planned.values() if p), default=0)
     start = time.monotonic() - first_ms / 1000
-    stats = PacedWrite()
+    stats = PacedWrite() if stats is None else stats
     groups: dict[int, list[Side]] = {}
     for side, client in by_side.items():
         groups.setdefault(id(client), []).append(side)
     writers = [
-        _PacedSides(by_side[sides[0]], start, stats, on_written).run(
-            heapq.merge(*(planned[s] for s in sides))
-        )
-        for sides in groups.values()
+        _PacedSides(by_side[sides[0]], start, stats, on_written) for sides in groups.values()
     ]
-    await asyncio.gather(*writers)
+    if in_step:
+        for writer in writers:
+            writer.peers = [w for w in writers if w is not writer]
+    await asyncio.gather(
+        *(
+            w.run(heapq.merge(*(planned[s] for s in sides)))
+            for w, sides in zip(writers, groups.values(), strict=True)
+        )
+    )
     return stats
 
 
@@ -137,24 +162,50 @@ class _PacedSides:
         self._on_written = on_written
         self._last_ids: dict[str, str] = {}  # per stream, the last id this writer added
         self._recovered_at = 0.0  # when the server last came back
+        # In step (write_paced's in_step): the other writers, and the schedule time (s) of
+        # this one's first write not yet written; inf when it is done or its server away.
+        self.peers: list[_PacedSides] = []
+        self.through = 0.0
 
     async def run(self, writes: Iterable[_Write]) -> None:
         batch: list[_Write] = []
         for write in writes:
+            if not batch:
+                self.through = write[0] / 1000
             due = self._start + write[0] / 1000
             delay = due - time.monotonic()
+            # Behind its schedule, it writes what is due in slices of BEHIND_SLICE_S of the
+            # schedule, not all at once at the end: an entry's id keeps its place in time,
+            # near its twin's and apart from a late partner's.
+            if batch and (
+                len(batch) >= CHUNK or due - batch[0][0] / 1000 - self._start > BEHIND_SLICE_S
+            ):
+                await self._flush(batch)
+                batch = []
+                self.through = write[0] / 1000
             if delay > 0.002:
                 await self._flush(batch)
                 batch = []
+                self.through = write[0] / 1000  # all before it written: peers may go on
                 await asyncio.sleep(due - time.monotonic())
             elif due < self._recovered_at:
                 self._stats.waited[write[3]] += 1  # came due while the server was away
             batch.append(write)
         await self._flush(batch)
+        self.through = math.inf
+
+    async def _in_step(self, batch: list[_Write]) -> None:
+        """Waits until no peer is more than BEHIND_SLICE_S behind this batch. The writer
+        furthest behind never waits, so they cannot wait on each other for ever."""
+        limit = batch[0][0] / 1000 - BEHIND_SLICE_S
+        while any(peer.through < limit for peer in self.peers):
+            await asyncio.sleep(0.001)
 
     async def _flush(self, batch: list[_Write]) -> None:
         if not batch:
             return
+        if self.peers:
+            await self._in_step(batch)
         for key in sorted({w[2] for w in batch} - set(self._last_ids)):
             self._last_ids[key] = await self._until_up(lambda: self._tail_id(key))  # noqa: B023
         while batch:
@@ -167,14 +218,16 @@ class _PacedSides:
             except CONNECTION_LOST:
                 for side in {w[3] for w in batch}:
                     self._stats.outages[side] += 1
+                behind, self.through = self.through, math.inf  # away: the others go on
                 batch = await self._until_up(lambda: self._not_landed(batch))  # noqa: B023
+                self.through = behind
                 for write in batch:
                     self._stats.waited[write[3]] += 1
                 self._recovered_at = time.monotonic()
                 continue
-            self._written(batch)
             for (_, _, key, _, _), entry_id in zip(batch, ids, strict=True):
                 self._last_ids[key] = _text(entry_id)
+            self._written(batch, [_text(i) for i in ids])
             batch = []
 
     async def _until_up(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -198,21 +251,22 @@ class _PacedSides:
         for key in streams:
             after = f"({self._last_ids[key]}"
             tails[key] = await self._client.xrange(key, after, "+", count=len(mine[key])) or []
-        landed: set[int] = set()
+        landed: dict[int, str] = {}  # index in batch -> its entry id
         for key in streams:
             for n, (entry_id, fields) in zip(mine[key], tails[key], strict=False):
                 if _as_bytes(fields) != _as_bytes(batch[n][4]):
                     break  # someone else's entry: ours did not land
-                landed.add(n)
-                self._last_ids[key] = _text(entry_id)
-        self._written([w for n, w in enumerate(batch) if n in landed])
+                landed[n] = self._last_ids[key] = _text(entry_id)
+        done = sorted(landed)
+        self._written([batch[n] for n in done], [landed[n] for n in done])
         return [w for n, w in enumerate(batch) if n not in landed]
 
-    def _written(self, writes: list[_Write]) -> None:
+    def _written(self, writes: list[_Write], ids: list[str]) -> None:
         if not writes:
             return
-        for write in writes:
+        for write, entry_id in zip(writes, ids, strict=True):
             self._stats.written[write[3]] += 1
+            self._stats.entry_ids[write[3]][write[1]] = entry_id
         if self._on_written:
             self._on_written(len(writes))
 

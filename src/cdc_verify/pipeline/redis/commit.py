@@ -1,7 +1,7 @@
 """Makes outcomes durable: verdict, decision, alert and XACK in one atomic script.
 
 Each outcome is written exactly once even if a commit is retried after a lost
-reply, or two workers overlap: a primary verdict is guarded by `SET NX` on the
+reply, or two workers overlap: a primary verdict is guarded by `HSETNX` (`SET NX`) on the
 event's decision key, a duplicate/malformed record or a late arrival by the
 XACK of its own entry (XACK answers 0 for an entry already acked).
 """

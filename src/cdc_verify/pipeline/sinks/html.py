@@ -211,11 +211,10 @@ CHART_LEFT, CHART_BOTTOM = 70, 34  # room for the axes' labels
 
 def _chart(timeline: VerdictTimeline, width: int = 900, height: int = 200) -> str:
     """Stacked bars of records per verdict over event time, with both axes labelled."""
-    buckets = timeline.buckets()
+    step_ms, buckets = timeline.buckets()
     if not buckets:
         return "<p>No verdicts.</p>"
     peak = max(sum(c.values()) for _, c in buckets) or 1
-    step_ms = buckets[1][0] - buckets[0][0] if len(buckets) > 1 else 1000
     # Bars sit at their bucket's place in time: a bucket with no records leaves a gap.
     slots = (buckets[-1][0] - buckets[0][0]) // step_ms + 1
     bar = (width - CHART_LEFT) / slots

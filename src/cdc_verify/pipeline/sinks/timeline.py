@@ -30,13 +30,15 @@ class VerdictTimeline(Sink):
             return None
         return min(self._seconds) * SECOND, max(self._seconds) * SECOND
 
-    def buckets(self, at_most: int = 120) -> list[tuple[int, Counter[Verdict]]]:
-        """(start ms, counts) of at most `at_most` equal buckets spanning the data."""
+    def buckets(self, at_most: int = 120) -> tuple[int, list[tuple[int, Counter[Verdict]]]]:
+        """The bucket size in ms, and (start ms, counts) of the buckets with records, of at
+        most `at_most` equal buckets spanning the data. The size is the buckets' own: two
+        buckets with records need not be next to each other."""
         if not self._seconds:
-            return []
+            return SECOND, []
         first, last = min(self._seconds), max(self._seconds)
         width = max(1, -(-(last - first + 1) // at_most))  # seconds per bucket, rounded up
         merged: defaultdict[int, Counter[Verdict]] = defaultdict(Counter)
         for second, counts in self._seconds.items():
             merged[first + (second - first) // width * width].update(counts)
-        return [(start * SECOND, merged[start]) for start in sorted(merged)]
+        return width * SECOND, [(start * SECOND, merged[start]) for start in sorted(merged)]
