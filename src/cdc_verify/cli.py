@@ -164,7 +164,8 @@ def _require_faust() -> None:
     # Faust is an extra: say how to install it rather than fail on an import.
     if importlib.util.find_spec("faust") is None:
         raise click.ClickException(
-            "--engine faust needs Faust, which is not installed: pip install 'cdc-verify[faust]'"
+            "--engine faust needs Faust, which is not installed: from the cdc-verify checkout, "
+            "pip install -e '.[faust]'"
         )
 
 
@@ -497,7 +498,7 @@ def demo(events: int, rate: float, grace: float, seed: int, http_port: int, ling
     "--engine",
     type=click.Choice(["single", "faust"]),
     help="single: one process; faust: one of many Faust workers on Kafka, which needs "
-    "pip install 'cdc-verify[faust]'",
+    "the Faust extra (pip install -e '.[faust]' in the checkout)",
 )
 @setting(
     "--kafka", "kafka_url", help="Kafka bootstrap server for --engine faust, e.g. kafka://host:9092"

@@ -227,7 +227,8 @@ def test_engine_faust_without_faust_names_the_pip_command():
     )  # fmt: skip
     assert done.returncode == 1
     assert error_lines(done) == [
-        "--engine faust needs Faust, which is not installed: pip install 'cdc-verify[faust]'"
+        "--engine faust needs Faust, which is not installed: from the cdc-verify checkout, "
+        "pip install -e '.[faust]'"
     ]
 
 

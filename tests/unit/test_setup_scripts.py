@@ -101,7 +101,7 @@ def test_the_demo_installs_the_package_alone_says_what_it_does_and_never_calls_a
     assert "setup:" not in again.stdout
 
 
-def test_the_tests_install_the_extras_chromium_and_promtool_and_name_a_busy_apt(checkout):
+def test_the_tests_install_the_extras_chromium_redis_tools_and_promtool_and_name_a_busy_apt(checkout):
     repo, env = checkout
     assert _run(repo, env, "scripts/demo").returncode == 0
     Path(env["SHIM_LOG"]).unlink()
@@ -120,6 +120,7 @@ def test_the_tests_install_the_extras_chromium_and_promtool_and_name_a_busy_apt(
     assert "python3 -m venv .venv" not in calls  # the demo's venv is reused
     assert "pip install --progress-bar off -e .[dev,faust]" in calls
     assert any(c.startswith("apt-get") and "install -y chromium" in c for c in calls), calls
+    assert any(c.startswith("apt-get") and "install -y redis-tools" in c for c in calls), calls
     assert any(c.startswith("apt-get") and "download prometheus" in c for c in calls), calls
     assert any(c.startswith("install -m 755") and "promtool" in c for c in calls), calls
     assert calls[-1] == "pytest -q"
