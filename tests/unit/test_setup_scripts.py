@@ -101,7 +101,7 @@ def test_the_demo_installs_the_package_alone_says_what_it_does_and_never_calls_a
     assert "setup:" not in again.stdout
 
 
-def test_the_tests_install_the_extras_chromium_redis_tools_and_promtool_and_name_a_busy_apt(checkout):
+def test_the_tests_install_extras_chromium_redis_tools_promtool_and_name_a_busy_apt(checkout):
     repo, env = checkout
     assert _run(repo, env, "scripts/demo").returncode == 0
     Path(env["SHIM_LOG"]).unlink()
