@@ -10,6 +10,7 @@ U+202E, separators other than the space, lone surrogates) is written as its esca
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -62,6 +63,11 @@ def _json_escaped(char: str) -> str:
         return f"\\u{code:04x}"
     code -= 0x10000  # a UTF-16 surrogate pair, as JSON writes an astral character
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def html_text(value: Any) -> str:
+    """`value` as HTML text: controls visible, then `&<>"'` escaped."""
+    return html.escape(visible(str(value)))
 
 
 # Markdown: what opens an inline construct in a table cell (code, emphasis, a link or an

@@ -103,9 +103,9 @@ HOSTILE_ERROR = (
 def test_summary_md_shows_error_texts_and_ids_as_text(redis_url, redis_client, tmp_path):
     env = consumer_env(tmp_path)
     event_id = "E`<b>|x</b>`[a](javascript:alert(4))"
+    payload = "boom" + HOSTILE_ERROR + "\u202e\x1b[2J"  # a bidi override and an ESC too
     for stream in (PROD, SIS):
-        redis_client.xadd(stream, {"event_id": event_id, "entity": "comment",
-                                   "payload": "boom" + HOSTILE_ERROR})  # fmt: skip
+        redis_client.xadd(stream, {"event_id": event_id, "entity": "comment", "payload": payload})
     out = tmp_path / "report"
     done = cli("backfill", "--redis", redis_url, "--production", PROD, "--sister", SIS,
                "--consumer", "hostile:decode", "--out", str(out), env=env)  # fmt: skip
@@ -122,6 +122,11 @@ def test_summary_md_shows_error_texts_and_ids_as_text(redis_url, redis_client, t
     assert "javascript:alert(3)" in cells and "\\n# heading &amp;lt;b&amp;gt;" in cells
     assert "<code>E`&lt;b&gt;|x&lt;/b&gt;`[a](javascript:alert(4))</code>" in cells
     assert row.count("\n") == 0
+    # report.html: the same id and error as text, its bidi override and ESC made visible.
+    page = (out / "report.html").read_text()
+    assert "\u202e" not in page and "\x1b" not in page
+    assert "*em*\\u202e\\x1b[2J" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
 
 
 def test_text_logs_keep_a_consumer_error_on_one_line(redis_url, redis_client, tmp_path):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 
 from cdc_verify import __version__
 from cdc_verify.coverage.report import CoverageReport
 from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, parts_to_verify
+from cdc_verify.escaping import html_text as escape  # stream data: controls shown, HTML escaped
 from cdc_verify.pipeline.core.decoder import LegacyDecoder
 from cdc_verify.pipeline.core.diff import escape_token
 from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
