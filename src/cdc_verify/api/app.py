@@ -63,6 +63,7 @@ from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.runners.worker import LIVENESS_S
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.servers import Role
@@ -70,8 +71,7 @@ from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Side, Verdict
 
 # The run loop beats at least every few seconds (reads block for block_ms, backoff
-# and lock waits tick); a minute without a beat means it is wedged.
-LIVENESS_S = 60.0
+# and lock waits tick); LIVENESS_S (a minute) without a beat means it is wedged.
 PROBE_TIMEOUT_S = 2.0
 # Query patterns are enforced by pydantic-core's Rust regex and read from the OpenAPI
 # document as ECMA-262 regexes (by schemathesis, by clients). They keep to syntax both read
