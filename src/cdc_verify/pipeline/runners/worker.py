@@ -118,6 +118,7 @@ class StreamWorker:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once state is rebuilt and live reading began
         self.lag: dict[Side, float] = {}  # consumer lag per side, seconds, as last measured
+        self.waiting_for: str | None = None  # what the worker waits for (streams), for /readyz
         self.heartbeat = time.monotonic()  # last sign of life of the run loop (liveness)
         self.running = False
         self._next_missing_warning = 0.0
@@ -154,6 +155,8 @@ class StreamWorker:
                     log.error("%s; dropping this worker's state and waiting for the lock", exc)
                 except StreamsMissing as exc:
                     self._set_ready(False)
+                    self.waiting_for = f"the streams: {exc}"
+                    self._set_lag({})  # none to measure: not a lag
                     if time.monotonic() >= self._next_missing_warning:
                         log.warning(
                             "waiting for the streams: %s (--create-streams creates them)", exc,
@@ -233,6 +236,7 @@ class StreamWorker:
                 s.start_id, s.grace_ms, s.create_streams,
                 started_at=self._started_at, horizon_known=self.losses.horizon,
             )  # fmt: skip
+            self.waiting_for = None
             if streams.start_ignored:
                 log.warning("%s", streams.start_ignored)
             self.losses.remember(horizon, streams)
@@ -374,10 +378,13 @@ class StreamWorker:
             )  # fmt: skip
         self._skew_warned = near
 
+    def _set_lag(self, lag: dict[Side, float]) -> None:
+        self.lag = lag
+        for side in (PRODUCTION, SISTER):
+            self.metrics.consumer_lag.labels(side=side.value).set(lag.get(side, 0.0))
+
     async def _housekeeping(self, session: Session) -> None:
-        self.lag = await session.streams.lag_seconds()
-        for side, lag in self.lag.items():
-            self.metrics.consumer_lag.labels(side=side.value).set(lag)
+        self._set_lag(await session.streams.lag_seconds())
         alerts_dropped, verdicts_dropped = await session.pruner.prune()
         if alerts_dropped or verdicts_dropped:
             log.info(
