@@ -128,9 +128,11 @@ def run_worker_until_done(cfg: Settings, client: redis.Redis, primaries: int,
 class ServedWorker:
     """A worker and its HTTP server running in a background thread, as `run` starts them."""
 
-    def __init__(self, cfg: Settings) -> None:
+    def __init__(self, cfg: Settings, *, wait_ready: bool = True) -> None:
+        """`wait_ready`: entering waits until the worker is ready (else until it runs)."""
         from cdc_verify.api.service import WorkerService
 
+        self.wait_ready = wait_ready
         self.worker = StreamWorker(cfg, decode_event)
         self.service = WorkerService(self.worker)
         self.url = self.service.bind_http()
@@ -151,7 +153,7 @@ class ServedWorker:
     def __enter__(self) -> ServedWorker:
         self._thread.start()
         deadline = time.monotonic() + 30
-        while not self.worker.ready.is_set():
+        while not (self.worker.ready.is_set() or (not self.wait_ready and self.worker.running)):
             assert self._thread.is_alive(), f"worker died: {self._error!r}"
             assert time.monotonic() < deadline, "worker not ready within 30 s"
             time.sleep(0.02)

@@ -377,6 +377,7 @@ class StandingWorker:
     status: StatusBoard = field(default_factory=StatusBoard)
     running: bool = True
     heartbeat: float = field(default_factory=time.monotonic)
+    waiting_for: str | None = None
 
     def pending_joins(self) -> dict[Side, int]:
         return {}

@@ -652,7 +652,9 @@ def test_a_worker_resuming_its_claim_after_losing_the_lock_strands_no_entry(
     writer = Writer(campaign_redis.url, [segment])
     procs: list[subprocess.Popen[bytes]] = []
     with TcpProxy(campaign_redis.port) as stale_path, TcpProxy(campaign_redis.port) as path:
-        claim = stale_path.hold(b"XPENDING")
+        # The claim's XPENDING on our group, not the ACL check's (on a group of its own).
+        claim = stale_path.hold(b"XPENDING\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(PROD), PROD.encode(), len(GROUP), GROUP.encode()))  # fmt: skip
         delete = stale_path.hold(b"DELCONSUMER")
         try:
             with (logs / "stale.log").open("wb") as log:  # a socket timeout past the holds

@@ -63,6 +63,7 @@ from cdc_verify.pipeline.redis.events import EventLookup
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.streams import StreamPair
+from cdc_verify.pipeline.runners.worker import LIVENESS_S
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.servers import Role
@@ -70,8 +71,7 @@ from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Side, Verdict
 
 # The run loop beats at least every few seconds (reads block for block_ms, backoff
-# and lock waits tick); a minute without a beat means it is wedged.
-LIVENESS_S = 60.0
+# and lock waits tick); LIVENESS_S (a minute) without a beat means it is wedged.
 PROBE_TIMEOUT_S = 2.0
 # Query patterns are enforced by pydantic-core's Rust regex and read from the OpenAPI
 # document as ECMA-262 regexes (by schemathesis, by clients). They keep to syntax both read
@@ -98,6 +98,7 @@ class WorkerView(Protocol):
     running: bool
     heartbeat: float
     lag: dict[Side, float]
+    waiting_for: str | None  # e.g. "the streams: 'p' does not exist"
 
     def pending_joins(self) -> dict[Side, int]: ...
 
@@ -518,16 +519,24 @@ def create_app(
                 )
             except (RedisError, OSError, TimeoutError) as exc:
                 checks["redis"] = models.Check(ok=False, detail=f"unreachable: {exc or 'timeout'}")
-        ready = worker.ready.is_set()
-        checks["worker"] = models.Check(
-            ok=ready,
-            detail="verifying" if ready else "starting, reconnecting or waiting for the lock",
-        )
-        lag = max(worker.lag.values(), default=0.0)
+        ready, waiting = worker.ready.is_set(), worker.waiting_for
+        if ready:
+            doing = "verifying"
+        elif waiting:
+            doing = f"waiting for {waiting}"
+        else:
+            doing = "starting, reconnecting or waiting for the lock"
+        checks["worker"] = models.Check(ok=ready, detail=doing)
         bound = settings.ready_max_lag
-        checks["lag"] = models.Check(
-            ok=lag <= bound, detail=f"consumer lag {lag:.1f}s (bound {bound:g}s)"
-        )
+        if waiting:  # nothing to lag behind: a lag would be a number made up
+            checks["lag"] = models.Check(
+                ok=True, detail=f"consumer lag not measured: no stream yet (bound {bound:g}s)"
+            )
+        else:
+            lag = max(worker.lag.values(), default=0.0)
+            checks["lag"] = models.Check(
+                ok=lag <= bound, detail=f"consumer lag {lag:.1f}s (bound {bound:g}s)"
+            )
         return health(checks)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -12,6 +12,8 @@ gap plus a late arrival even if both happen to be read in one batch.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -139,6 +141,10 @@ class Verifier:
         # How far the sister stream's entry-id clock runs ahead of production's (a
         # measured skew between two servers; it outlives resets).
         self._skew_ms = 0
+        # Entries that took at least this long to ingest are kept for `take_slow` (a
+        # runner that must tell an operator about an event that stalls it).
+        self.slow_after_s = math.inf
+        self._slow: list[tuple[StreamEntry, float]] = []
         self.reset()
 
     def reset(self, horizon_ms: int = 0) -> None:
@@ -209,9 +215,19 @@ class Verifier:
                 self._decided.remember_if_new(event_id, decision)
         out: list[Outcome] = []
         for entry in entries:
+            began = time.perf_counter()
             self._ingest_one(entry, out)
+            took = time.perf_counter() - began
+            if took >= self.slow_after_s:
+                self._slow.append((entry, took))
         self._evict_decisions()
         return out
+
+    def take_slow(self) -> list[tuple[StreamEntry, float]]:
+        """The entries that took `slow_after_s` or longer since the last call, with their
+        seconds."""
+        slow, self._slow = self._slow, []
+        return slow
 
     def advance(self, side: Side, position: ReadPosition) -> None:
         """`side`'s stream has been read up to `position` (it never moves back)."""

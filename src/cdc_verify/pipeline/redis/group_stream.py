@@ -13,7 +13,7 @@ from typing import cast
 from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms, fields_dict
+from cdc_verify.pipeline.core.entry import StreamEntry, fields_dict
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
@@ -24,6 +24,7 @@ from cdc_verify.pipeline.redis.stream_reads import (
     SideRead,
     as_text,
     fetch_entries,
+    lag_after,
     stream_entries,
     stream_replies,
 )
@@ -258,13 +259,11 @@ class GroupStream:
         return await fetch_entries(self.client, self.side, self.key, entry_ids)
 
     async def lag_seconds(self) -> float | None:
-        """How far (entry-id time) the group's read position is behind the stream's head."""
-        info = await self.client.xinfo_stream(self.key)
+        """How far (entry-id time) the group's reading is behind the stream's head."""
         delivered = await self.delivered_id()
         if delivered is None:
             return None
-        head = as_text(info["last-generated-id"])
-        return max(0, entry_id_ms(head) - entry_id_ms(delivered)) / 1000
+        return await lag_after(self.client, self.key, delivered)
 
     async def delivered_id(self) -> str | None:
         """The group's last delivered entry id: XREADGROUP > only delivers later ones."""

@@ -22,11 +22,17 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
+from cdc_verify.pipeline.core.entry import StreamEntry
 from cdc_verify.pipeline.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
-from cdc_verify.pipeline.redis.stream_reads import SideRead, as_text, fetch_entries, stream_entries
+from cdc_verify.pipeline.redis.stream_reads import (
+    SideRead,
+    as_text,
+    fetch_entries,
+    lag_after,
+    stream_entries,
+)
 from cdc_verify.schemas.verdicts import Side
 
 MAX_SEQ = 2**64 - 1
@@ -94,6 +100,4 @@ class ReadOnlyStream:
         return await fetch_entries(self.client, self.side, self.key, entry_ids)
 
     async def lag_seconds(self) -> float | None:
-        info = await self.client.xinfo_stream(self.key)
-        head = as_text(info["last-generated-id"])
-        return max(0, entry_id_ms(head) - entry_id_ms(self.position)) / 1000
+        return await lag_after(self.client, self.key, self.position)

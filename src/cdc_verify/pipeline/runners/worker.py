@@ -33,7 +33,7 @@ from cdc_verify.pipeline.redis.data_loss import DataLoss, LossWatch
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, AclRefused, LockLost, ServerRefused
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
+from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
@@ -50,6 +50,10 @@ from cdc_verify.schemas.verdicts import Side
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_S = 5.0  # consumer lag, open-alert gauges, retention pruning
+# The run loop beats at least every few seconds (reads block for block_ms, backoff and
+# lock waits tick, verifying beats every INGEST_SLICE entries): a loop that has not for
+# this long is wedged, /healthz fails and the lock keeper lets its lock go.
+LIVENESS_S = 60.0
 STREAMS_POLL_S = 1.0  # how often a worker waiting for its streams looks again
 CHECKPOINT_S = 1.0  # read-only production: the longest a read position goes unsaved
 CLOCK_SAMPLE_S = 1.0  # how often the two streams' clocks are compared
@@ -85,6 +89,7 @@ class StreamWorker:
             VerifierConfig.from_settings(settings, durable_decisions=True, shapes=True),
             self.spill,
         )
+        self.verifier.slow_after_s = settings.lock_ttl  # said at WARNING (_report_slow)
         self.servers = {role: settings.server(role) for role in Role}
         unset = [role.value for role, server in self.servers.items() if not server.url]
         if unset:
@@ -113,6 +118,7 @@ class StreamWorker:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once state is rebuilt and live reading began
         self.lag: dict[Side, float] = {}  # consumer lag per side, seconds, as last measured
+        self.waiting_for: str | None = None  # what the worker waits for (streams), for /readyz
         self.heartbeat = time.monotonic()  # last sign of life of the run loop (liveness)
         self.running = False
         self._next_missing_warning = 0.0
@@ -149,6 +155,8 @@ class StreamWorker:
                     log.error("%s; dropping this worker's state and waiting for the lock", exc)
                 except StreamsMissing as exc:
                     self._set_ready(False)
+                    self.waiting_for = f"the streams: {exc}"
+                    self._set_lag({})  # none to measure: not a lag
                     if time.monotonic() >= self._next_missing_warning:
                         log.warning(
                             "waiting for the streams: %s (--create-streams creates them)", exc,
@@ -207,6 +215,7 @@ class StreamWorker:
             await self._probe_servers()
             raise
         self._servers_seen_up(topology)
+        session: Session | None = None
         try:
             await self._check_acls(topology.keys)
             self.keys = topology.keys
@@ -217,6 +226,7 @@ class StreamWorker:
             for lock in session.locks:
                 if not await lock.acquire(self._stopping, on_wait=self._beat):
                     return
+            session.keeper.start()  # refreshes them while this loop verifies
             streams = session.streams
             # Before anything is recreated: what a server lost since the last session.
             lost = await self.losses.check(topology, streams, self.verifier)
@@ -226,6 +236,7 @@ class StreamWorker:
                 s.start_id, s.grace_ms, s.create_streams,
                 started_at=self._started_at, horizon_known=self.losses.horizon,
             )  # fmt: skip
+            self.waiting_for = None
             if streams.start_ignored:
                 log.warning("%s", streams.start_ignored)
             self.losses.remember(horizon, streams)
@@ -282,6 +293,7 @@ class StreamWorker:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reading
             await self._settle_commit()
+            await session.keeper.stop()
             for lock in reversed(session.locks):
                 await lock.release()
         except REDIS_DOWN:
@@ -289,6 +301,8 @@ class StreamWorker:
             raise
         finally:
             self._set_ready(False)
+            if session is not None:
+                await session.keeper.stop()
             task, self._inflight = self._inflight, None
             if task is not None:
                 # Let it finish: if Redis ran it, its outcomes are durable and the
@@ -364,10 +378,13 @@ class StreamWorker:
             )  # fmt: skip
         self._skew_warned = near
 
+    def _set_lag(self, lag: dict[Side, float]) -> None:
+        self.lag = lag
+        for side in (PRODUCTION, SISTER):
+            self.metrics.consumer_lag.labels(side=side.value).set(lag.get(side, 0.0))
+
     async def _housekeeping(self, session: Session) -> None:
-        self.lag = await session.streams.lag_seconds()
-        for side, lag in self.lag.items():
-            self.metrics.consumer_lag.labels(side=side.value).set(lag)
+        self._set_lag(await session.streams.lag_seconds())
         alerts_dropped, verdicts_dropped = await session.pruner.prune()
         if alerts_dropped or verdicts_dropped:
             log.info(
@@ -389,7 +406,10 @@ class StreamWorker:
                 if start:
                     # Let the read under way take its next round trip meanwhile.
                     await asyncio.sleep(0)
-                outcomes += verifier.ingest(entries[start : start + INGEST_SLICE], prior)
+                with session.keeper.busy():  # its thread keeps the lock meanwhile
+                    outcomes += verifier.ingest(entries[start : start + INGEST_SLICE], prior)
+                self._beat()  # progress, for /healthz
+            self._report_slow()
             await self._compare_late(session, outcomes)
             produced = sum(1 for e in entries if e.side is PRODUCTION)
             self.metrics.read(PRODUCTION.value, produced)
@@ -406,6 +426,17 @@ class StreamWorker:
         for side in (PRODUCTION, SISTER):
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
         self.metrics.spilled_bytes.set(self.spill.bytes)
+
+    def _report_slow(self) -> None:
+        """Events that took longer than the lock's ttl to verify: the lock keeper held the
+        lock meanwhile, but every other event waited, and the operator should know."""
+        for entry, seconds in self.verifier.take_slow():
+            log.warning(
+                "event %r (%s entry %s) took %.1f s to verify, longer than --lock-ttl "
+                "(%g s): the lock's own thread kept the lock meanwhile, and the events "
+                "after it waited that long for their verdicts",
+                entry.event_id, entry.side.value, entry.entry_id, seconds, self.settings.lock_ttl,
+            )  # fmt: skip
 
     def _checkpoint(self, session: Session, committing: bool) -> Checkpoint | None:
         """Read-only production's position and new waiting entries, due with every commit
@@ -431,9 +462,10 @@ class StreamWorker:
         if not late:
             return
         twins = await session.streams.fetch(await session.alerts.gap_entries(list(late)))
-        for event_id, twin in twins.items():
-            if twin.side is not late[event_id].settles[0].side:
-                self.verifier.compare_late(late[event_id], twin)
+        with session.keeper.busy():  # decoding both sides again
+            for event_id, twin in twins.items():
+                if twin.side is not late[event_id].settles[0].side:
+                    self.verifier.compare_late(late[event_id], twin)
 
     async def _settle_commit(self) -> None:
         """Wait for the commit in flight; its errors surface here."""
@@ -472,6 +504,7 @@ class Session:
 
     streams: StreamPair
     locks: list[WorkerLock]
+    keeper: LockKeeper  # refreshes `locks` from a thread, once they are all taken
     committer: VerdictCommitter
     pruner: RetentionPruner
     alerts: AlertStore
@@ -480,7 +513,11 @@ class Session:
 
     @classmethod
     def open(
-        cls, topology: Topology, s: Settings, token: str, shapes: ShapeRules | None = None
+        cls,
+        topology: Topology,
+        s: Settings,
+        token: str,
+        shapes: ShapeRules | None = None,
     ) -> Session:
         ttl_ms = round(s.lock_ttl * 1000)
         state, keys = topology.state, topology.keys
@@ -490,7 +527,7 @@ class Session:
         # The state server's lock fences commits (and reads of a stream beside it); a
         # stream read through the group elsewhere is fenced by a lock beside it (same
         # name on another server; on a Cluster, in the stream's slot).
-        locks = [WorkerLock(state, keys.lock, token, ttl_ms)]
+        locks = [WorkerLock(state, keys.lock, token, ttl_ms, topology.servers[Role.STATE])]
         modes: dict[Side, str] = {}
         ack_after: dict[Side, GroupStream] = {}
         roles = {PRODUCTION: Role.PRODUCTION, SISTER: Role.SISTER}
@@ -504,13 +541,15 @@ class Session:
                 ack_after[side] = reader
                 fence = keys.fence_lock(reader.key)
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
-                    locks.append(WorkerLock(reader.client, fence, token, ttl_ms))
+                    server = topology.servers[roles[side]]
+                    locks.append(WorkerLock(reader.client, fence, token, ttl_ms, server))
         committer = VerdictCommitter.from_settings(
             state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes
         )
         return cls(
             streams,
             locks,
+            LockKeeper(locks, token, ttl_ms, LIVENESS_S),
             committer,
             RetentionPruner.from_settings(state, s),
             AlertStore(state, keys),
@@ -519,6 +558,9 @@ class Session:
         )
 
     async def keep_locks(self) -> None:
+        """Between batches: refresh the locks (LockLost if one is gone, also when the
+        keeper found it so while this loop verified)."""
+        self.keeper.check()
         for lock in self.locks:
             await lock.keep()
 
