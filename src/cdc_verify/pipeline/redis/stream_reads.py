@@ -7,7 +7,7 @@ from typing import cast
 
 from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.redis.connection import AsyncClient
+from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.schemas.verdicts import Side
 
 # Entries as redis-py returns them (the client does not decode): (id, fields or None).
@@ -41,18 +41,19 @@ async def fetch_entries(
 
 
 async def lag_after(client: AsyncClient, key: str, read_through: str) -> float:
-    """Seconds (entry-id time) from the oldest entry of `key` after `read_through` (not
-    read yet) to the newest; 0 with nothing after it.
+    """Seconds the oldest entry of `key` after `read_through` (not read yet) has waited, by
+    the clock of the server that holds it (its entry ids come from that clock); 0 with
+    nothing after it.
 
     Not from `read_through` itself: a group that starts at 0, or at a start a stream
     reached long after (a worker started before its streams, or its writers), has read
-    nothing that old, and would otherwise lag since 1970, or since it started."""
-    info = await client.xinfo_stream(key)
-    head = as_text(info["last-generated-id"])
+    nothing that old, and would otherwise lag since 1970, or since it started. And not to
+    the stream's newest entry: one entry a stuck worker never reads must show its wait."""
     oldest = cast(RawEntries, await client.xrange(key, f"({read_through}", "+", count=1))
     if not oldest:
         return 0.0
-    return max(0, entry_id_ms(head) - entry_id_ms(as_text(oldest[0][0]))) / 1000
+    now_ms = await server_time_ms(client, key)
+    return max(0, now_ms - entry_id_ms(as_text(oldest[0][0]))) / 1000
 
 
 def stream_replies(reply: object) -> list[tuple[bytes, RawEntries]]:
