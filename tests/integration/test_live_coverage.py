@@ -88,7 +88,12 @@ def test_the_live_worker_counts_shapes_exactly_and_coverage_reads_them(redis_url
     assert "25% of production's shapes verified, below 30%" in answer["reason"]
 
 
-def test_coverage_says_why_a_state_server_has_none(redis_url):
+def test_coverage_says_why_a_state_server_has_none(redis_url, redis_client):
+    empty = cli("coverage", "--redis", redis_url)  # no worker's state at all: not "none"
+    assert empty.returncode == 2
+    assert "no state for group 'cdc-verify' on the state server" in empty.stderr
+    # A worker ran there (its start horizon is kept), with shapes off: no counts, said so.
+    redis_client.set(WorkerKeys.from_settings(settings(redis_url)).horizon, "1-0")
     done = cli("coverage", "--redis", redis_url)
     assert done.returncode == 2
     assert "holds no shape counts for group 'cdc-verify'" in done.stderr
@@ -96,7 +101,7 @@ def test_coverage_says_why_a_state_server_has_none(redis_url):
     assert away.returncode == 2 and "cannot reach the state server" in away.stderr
     both = cli("coverage", "--redis", redis_url, "--report", "x")
     assert both.returncode == 2 and "give one or the other" in both.stderr
-    assert "Traceback" not in done.stderr + away.stderr + both.stderr
+    assert "Traceback" not in empty.stderr + done.stderr + away.stderr + both.stderr
 
 
 def test_a_retried_commit_counts_each_shape_once_and_the_cap_holds(redis_url, redis_client):
