@@ -141,9 +141,18 @@ class Corpus:
         return ids
 
     def expected_records(self, base_ms: int) -> list[dict[str, Any]]:
-        """Every verdict record the corpus must produce, as verdicts.jsonl would hold it
-        (differences reduced to their path and kind)."""
+        """Every verdict record the corpus must produce written with explicit ids from
+        `base_ms`, as verdicts.jsonl would hold it (differences reduced to their path and
+        kind)."""
         ids = {s: self.entry_ids(s, base_ms) for s in (Side.PRODUCTION, Side.SISTER)}
+        return self.records_of(ids, self.expected)
+
+    def records_of(
+        self, ids: Mapping[Side, Sequence[str]], expected: Mapping[str, Expected]
+    ) -> list[dict[str, Any]]:
+        """The verdict records of entries written with `ids` (each side's, in corpus
+        order), each event with its verdict in `expected` (the plan, or what
+        `expected_as_written` makes of it)."""
         first: dict[tuple[Side, str], str] = {}
         records: list[dict[str, Any]] = []
         for side in (Side.PRODUCTION, Side.SISTER):
@@ -160,7 +169,7 @@ class Corpus:
                     )  # fmt: skip
                 else:
                     first[(side, entry.event_id)] = entry_id
-        for event_id, exp in self.expected.items():
+        for event_id, exp in expected.items():
             record: dict[str, Any] = {"event_id": event_id, "verdict": exp.verdict.value}
             if exp.verdict is Verdict.MISSING_IN_SISTER:
                 record["entry_id"] = first[(Side.PRODUCTION, event_id)]

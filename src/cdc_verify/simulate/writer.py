@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus
+from cdc_verify.simulate.faults import Expected
 
 CHUNK = 1000
 BEHIND_SLICE_S = 0.02  # the most of its schedule a paced writer behind it writes at once
@@ -88,10 +89,24 @@ class PacedWrite:
         default_factory=lambda: {side: {} for side in SIDES}
     )
 
+    def ids(self, side: Side) -> list[str]:
+        """The entry ids of `side`'s entries, in corpus order (all were written)."""
+        ids = self.entry_ids[side]
+        return [ids[i] for i in range(len(ids))]
+
     def entry_ms(self, side: Side) -> list[int]:
         """The entry-id times of `side`'s entries, in corpus order (all were written)."""
-        ids = self.entry_ids[side]
-        return [int(ids[i].partition("-")[0]) for i in range(len(ids))]
+        return [int(entry_id.partition("-")[0]) for entry_id in self.ids(side)]
+
+    def expected(self, corpus: Corpus) -> dict[str, Expected]:
+        """The verdict each event of `corpus` must get as it was written
+        (`Corpus.expected_as_written`), not as planned."""
+        return corpus.expected_as_written({side: self.entry_ms(side) for side in SIDES})
+
+    def expected_records(self, corpus: Corpus) -> list[dict[str, Any]]:
+        """Every verdict record `corpus` must produce as it was written, entry ids too."""
+        ids = {side: self.ids(side) for side in SIDES}
+        return corpus.records_of(ids, self.expected(corpus))
 
 
 # One planned write: (due, index on its side, stream key, side, fields).
