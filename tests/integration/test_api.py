@@ -221,7 +221,8 @@ def test_groups_status_and_probes(verified):
 
     for path in ("/healthz", "/readyz"):
         reply = httpx.get(served.url + path)
-        assert reply.status_code == 200 and Health.model_validate(reply.json()).status == "ok"
+        health = Health.model_validate(reply.json())
+        assert reply.status_code == 200 and health.status == "ok", reply.text
     metrics = httpx.get(f"{served.url}/metrics").text
     assert "cdc_verify_open_alerts " in metrics and "cdc_verify_ready 1.0" in metrics
     # Labels in any order: the client library sorts them.

@@ -274,6 +274,10 @@ class StreamWorker:
                         await self._settle_commit()  # a failed commit surfaces now
                     for side, position in read.caught_up.items():
                         self.verifier.advance(side, position)
+                    if read.caught_up.keys() & self.lag.keys():  # nothing unread: no lag
+                        self._set_lag(
+                            {k: v for k, v in self.lag.items() if k not in read.caught_up}
+                        )
                     if PRODUCTION in read.last_ids:
                         self._read_through = read.last_ids[PRODUCTION]
                         if session.read_only_production:
