@@ -70,11 +70,11 @@ class LocalCluster:
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while True:
-            info = redis.Redis(port=self.nodes[0].port).cluster("info")
-            if info.get("cluster_state") == "ok":
+        while True:  # every node, not one: a node that has not heard yet says CLUSTERDOWN
+            infos = [redis.Redis(port=node.port).cluster("info") for node in self.nodes]
+            if all(info.get("cluster_state") == "ok" for info in infos):
                 return
-            assert time.monotonic() < deadline, f"cluster not ok: {info}"
+            assert time.monotonic() < deadline, f"cluster not ok: {infos}"
             time.sleep(0.1)
 
     def client(self) -> redis.RedisCluster:

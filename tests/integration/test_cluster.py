@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from cdc_verify.simulate.corpus import generate
-from cdc_verify.simulate.writer import write_paced
+from cdc_verify.simulate.writer import PacedWrite, write_paced
 
 from ..conftest import cli_command, cli_env
 from .redis_cluster import LocalCluster
@@ -126,3 +127,56 @@ def test_the_faust_engine_refuses_a_cluster_in_one_line(cluster):
     assert done.returncode == 2, done.stderr
     assert "names a node of a Redis Cluster; use the single engine" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_cluster_that_goes_down_and_heals_is_waited_out(cluster, tmp_path):
+    """A master frozen past the node timeout makes the whole Cluster answer CLUSTERDOWN
+    (and the worker's commands with it); the worker waits it out and misses nothing."""
+    import redis
+
+    client = cluster.client()
+    corpus = generate(1500, seed=5, grace_ms=1000, rate=300)
+    written = PacedWrite()  # the outage holds writes back: judge by what was written
+
+    async def write() -> None:
+        writer = AsyncRedisCluster.from_url(cluster.url, cluster_error_retry_attempts=30)
+        await write_paced(writer, corpus, PROD, SIS, stats=written)
+        await writer.aclose()
+
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("w")
+    frozen = cluster.nodes[2]
+    worker = start_worker(cluster.nodes[0].url, log)
+    writer = threading.Thread(target=asyncio.run, args=(write(),))
+    writer.start()
+    try:
+        time.sleep(1.5)
+        frozen_pid = frozen.pid
+        assert frozen_pid is not None
+        os.kill(frozen_pid, signal.SIGSTOP)
+        try:
+            healthy = redis.Redis(port=cluster.nodes[0].port)
+            deadline = time.monotonic() + 30
+            while healthy.cluster("info").get("cluster_state") == "ok":
+                assert time.monotonic() < deadline, "the cluster never noticed the frozen node"
+                time.sleep(0.1)
+            time.sleep(2)  # the worker meets CLUSTERDOWN for a while
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+        finally:
+            os.kill(frozen_pid, signal.SIGCONT)
+        writer.join()
+        deadline = time.monotonic() + 90
+        while sum(1 for r in records(client) if r["verdict"] in PRIMARY) < len(corpus.expected):
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "not every event got its verdict"
+            time.sleep(0.2)
+        time.sleep(1.5)  # a wrong extra verdict would land now
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=20)
+        log.close()
+    text = log_path.read_text()
+    assert code == 0, text[-3000:]
+    assert "The cluster is down" in text  # it met the outage, and waited it out
+    assert_exactly_one_primary(records(client), corpus, written.expected(corpus))
+    client.close()

@@ -10,6 +10,10 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
     redis_errors.ReadOnlyError,
+    # A Cluster answers these while it forms or fails over: it heals without us.
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.RedisClusterUnreachableError,  # no RedisError: listed on its own
     OSError,
 )
 
