@@ -53,6 +53,15 @@ def records(client) -> list[dict]:
     return [json.loads(f[b"record"]) for _, f in client.xrange(VERDICTS)]
 
 
+def wait_for_every_verdict(worker: subprocess.Popen, log_path, client, events: int) -> None:
+    deadline = time.monotonic() + 90
+    while sum(1 for r in records(client) if r["verdict"] in PRIMARY) < events:
+        assert worker.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "not every event got its verdict"
+        time.sleep(0.2)
+    time.sleep(1.5)  # a wrong extra verdict would land now
+
+
 def test_sigkills_on_a_cluster_with_the_streams_on_two_nodes_lose_nothing(cluster, tmp_path):
     assert len({cluster.node_of(PROD), cluster.node_of(SIS), cluster.node_of(VERDICTS)}) >= 2
     assert cluster.node_of(PROD) != cluster.node_of(SIS)
@@ -81,12 +90,7 @@ def test_sigkills_on_a_cluster_with_the_streams_on_two_nodes_lose_nothing(cluste
             kills += 1
             worker = start_worker(url, log)
         writer.join()
-        deadline = time.monotonic() + 90
-        while sum(1 for r in records(client) if r["verdict"] in PRIMARY) < len(corpus.expected):
-            assert worker.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "not every event got its verdict"
-            time.sleep(0.2)
-        time.sleep(1.5)  # a wrong extra verdict would land now
+        wait_for_every_verdict(worker, log_path, client, len(corpus.expected))
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=20)
@@ -165,12 +169,7 @@ def test_a_cluster_that_goes_down_and_heals_is_waited_out(cluster, tmp_path):
         finally:
             os.kill(frozen_pid, signal.SIGCONT)
         writer.join()
-        deadline = time.monotonic() + 90
-        while sum(1 for r in records(client) if r["verdict"] in PRIMARY) < len(corpus.expected):
-            assert worker.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "not every event got its verdict"
-            time.sleep(0.2)
-        time.sleep(1.5)  # a wrong extra verdict would land now
+        wait_for_every_verdict(worker, log_path, client, len(corpus.expected))
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=20)
