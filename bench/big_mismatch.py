@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 PROD, SIS, VERDICTS = "b:production", "b:sister", "cdc-verify:verdicts"

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import src_digest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
-from cdc_verify.pipeline.core.shape import ShapeRules, _walk
+from cdc_verify.core.coverage import CoverageTally, ShapeCounts
+from cdc_verify.core.shape import ShapeRules, _walk
 from cdc_verify.simulate.corpus import generate
 
 

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PRIMARY, versions
 
-from cdc_verify.pipeline.core.entry import StreamEntry
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.faust.messages import encode_batches, partition_of
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus

@@ -44,11 +44,11 @@ from _common import (
     with_event_id,
 )
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.core.outcome import Outcome, OutcomeKind
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.schemas.settings import Settings
 
 PROD, SIS = "bench:lat:production", "bench:lat:sister"
 TICK_S = 0.001

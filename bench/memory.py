@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import clean_pairs, fresh_event_ids, versions, with_event_id
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, free_port
+from cdc_verify.embedded_redis import EmbeddedRedis, free_port
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 PROD, SIS = "bench:mem:production", "bench:mem:sister"

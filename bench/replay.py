@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import clean_pairs, fresh_event_ids, versions, with_event_id
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 
 PROD, SIS = "bench:production", "bench:sister"
 CHUNK = 2000

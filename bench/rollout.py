@@ -53,15 +53,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import clean_pairs, src_digest, ulid_prefix, verdict_stream_summary, versions
 from throughput import PROD, SIS, VERDICTS, CpuMeter, raw_drain
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome
-from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.core.scope import Scope, in_sample
-from cdc_verify.pipeline.core.verifier import DECIDED_IN_MEMORY_MS, Verifier, VerifierConfig
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Outcome
+from cdc_verify.core.position import ReadPosition
+from cdc_verify.core.scope import Scope, in_sample
+from cdc_verify.core.verifier import DECIDED_IN_MEMORY_MS, Verifier, VerifierConfig
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.schemas.settings import Settings
 
 GROUP = "bench-rollout"
 CHUNK = 2_000  # XADDs per pipeline
@@ -473,7 +473,7 @@ def memory_run(
     scope = Scope.parse(scope_text)
     percent = scope.percent if scope.kind == "sample" else 100.0
     templates = Templates(templates_count, seed)
-    # As VerifierConfig.from_settings(settings, durable_decisions=True) makes it.
+    # As verifier_config(settings, durable_decisions=True) makes it.
     config = VerifierConfig(
         grace_ms=grace_ms,
         decided_in_memory_ms=max(2 * grace_ms, DECIDED_IN_MEMORY_MS),

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions  # noqa: E402
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis  # noqa: E402
+from cdc_verify.embedded_redis import EmbeddedRedis  # noqa: E402
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side  # noqa: E402
 from cdc_verify.simulate.corpus import Corpus, generate  # noqa: E402
 from cdc_verify.simulate.writer import paced_client, write_paced  # noqa: E402

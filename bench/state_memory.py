@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.ids import ulid
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 
-from cdc_verify.capture.format import MAGIC
+from cdc_verify.pipeline.capture.format import MAGIC
 
 
 def with_block(path: Path, entries: Any, count: int | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.scope import Scope
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.scope import Scope
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.ids import base36
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

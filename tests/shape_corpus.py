@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, Side, StreamEntry
+from cdc_verify.core.entry import PRODUCTION, SISTER, Side, StreamEntry
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 KINDS = {

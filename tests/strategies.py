@@ -42,7 +42,7 @@ from hypothesis import strategies as st
 from cdc_verify.consumers.account import KNOWN_KEYS as ACCOUNT_KEYS
 from cdc_verify.consumers.account import TROPHY_KEYS
 from cdc_verify.consumers.reference import KNOWN_KEYS as COMMENT_KEYS
-from cdc_verify.pipeline.core.waiting import STANDARD_FIELDS
+from cdc_verify.core.waiting import STANDARD_FIELDS
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.legacy_writer import encode_protobuf, sample_comment

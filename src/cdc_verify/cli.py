@@ -16,21 +16,21 @@ from typing import Any
 import click
 from pydantic import ByteSize, ValidationError
 
-from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
-from cdc_verify.coverage.tally import STATUSES
-from cdc_verify.durations import parse_duration
-from cdc_verify.escaping import json_visible, terminal_markup
-from cdc_verify.logs import configure_logging
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, EmbeddedRedisError
-from cdc_verify.report import REPORT_FILES
-from cdc_verify.schemas.servers import RedisServer, Role, read_only_conflict
-from cdc_verify.schemas.settings import (
+from cdc_verify.config.servers import RedisServer, Role, read_only_conflict
+from cdc_verify.config.settings import (
     ConfigFileError,
     InvalidSettings,
     Settings,
     env_var,
     load_settings,
 )
+from cdc_verify.consumers.loader import ConsumerLoadError, load_consumers
+from cdc_verify.core.coverage import STATUSES
+from cdc_verify.durations import parse_duration
+from cdc_verify.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from cdc_verify.escaping import json_visible, terminal_markup
+from cdc_verify.logs import configure_logging
+from cdc_verify.pipeline.reports.files import REPORT_FILES
 
 log = logging.getLogger("cdc_verify")
 
@@ -591,7 +591,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
 def backfill(config: Path | None, out: Path, progress: bool | None, **kwargs: Any) -> None:
     """Bounded check of what both streams hold now (read-only, no consumer group)."""
     from cdc_verify.pipeline.runners.backfill import run_backfill
-    from cdc_verify.report import print_summary
+    from cdc_verify.terminal import print_summary
 
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
@@ -656,8 +656,8 @@ def _progress(show: bool | None) -> Any:
 def capture(stream: str, side: str | None, out: Path, start: str | None, end: str | None,
             config: Path | None, progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Capture one stream, byte-exact, to a compressed file (see README: capture files)."""
-    from cdc_verify.capture.format import CaptureError
-    from cdc_verify.capture.redis_capture import capture_stream, parse_bound
+    from cdc_verify.pipeline.capture.format import CaptureError
+    from cdc_verify.pipeline.capture.redis_capture import capture_stream, parse_bound
 
     settings = _settings(config, **kwargs)
     try:
@@ -715,9 +715,9 @@ def capture_file_option(
 def replay(production: Path, sister: Path, out: Path, config: Path | None,
            progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
     """Verify two capture files, on event time, with the same verdicts as backfill."""
-    from cdc_verify.capture.format import CaptureError
+    from cdc_verify.pipeline.capture.format import CaptureError
     from cdc_verify.pipeline.runners.replay import run_replay
-    from cdc_verify.report import print_summary
+    from cdc_verify.terminal import print_summary
 
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)
@@ -771,8 +771,8 @@ def alerts(group: str | None, since: float | None, side: str | None, entity_id: 
         window_start_ms,
     )
     from cdc_verify.pipeline.redis.presence import NoState
-    from cdc_verify.report import print_alerts
     from cdc_verify.schemas.verdicts import Side
+    from cdc_verify.terminal import print_alerts
 
     settings = _settings(config, group=group, **kwargs)
     if not settings.server(Role.STATE).url:
@@ -971,8 +971,8 @@ def coverage(report: Path | None, entity: str | None, status: str | None, limit:
 
     Exit 0, or 2 when there is no coverage to show (the reason is printed).
     """
+    from cdc_verify.core.coverage import CoverageUnavailable
     from cdc_verify.coverage.live import read_live
-    from cdc_verify.coverage.report import CoverageUnavailable
     from cdc_verify.coverage.report_dir import read_report
     from cdc_verify.coverage.view import print_report
 
@@ -1074,8 +1074,8 @@ def cases(production: Path, sister: Path | None, out: Path, redact_pointers: tup
           config: Path | None, **kwargs: Any) -> None:  # fmt: skip
     """The fewest production events that cover every shape (and, with --sister, every
     mismatch group), redacted, as test vectors; see docs/coverage.md."""
-    from cdc_verify.capture.format import CaptureError
     from cdc_verify.coverage.cases import CASES_FILE, write_cases
+    from cdc_verify.pipeline.capture.format import CaptureError
 
     settings = _settings(config, **_flags(kwargs))
     _setup_logging(settings)

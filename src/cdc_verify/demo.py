@@ -35,24 +35,24 @@ from rich.table import Table
 from rich.text import Text
 
 from cdc_verify.api.service import WorkerService
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
-from cdc_verify.coverage.tally import CoverageTally
+from cdc_verify.core.breakdown import entity_op_key
+from cdc_verify.core.coverage import CoverageTally
+from cdc_verify.core.outcome import Outcome, OutcomeKind, record_to_json
+from cdc_verify.embedded_redis import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.escaping import terminal_text
-from cdc_verify.pipeline.core.breakdown import entity_op_key
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.embedded import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.state_read import read_state
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.report import verdict_table
 from cdc_verify.schemas.models import Coverage
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
 from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import PacedWrite, paced_client, write_paced
+from cdc_verify.terminal import verdict_table
 
 PRODUCTION, SISTER = "demo:production", "demo:sister"  # stream keys
 READER = "reader"  # the verifier's ACL user on the production server

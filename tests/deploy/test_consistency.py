@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cdc_verify.schemas.settings import Settings, load_settings
+from cdc_verify.config.settings import Settings, load_settings
 
 from .support import (
     COMPOSE,

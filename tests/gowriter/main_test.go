@@ -237,7 +237,7 @@ func TestFlagValidation(t *testing.T) {
 
 // The sticky rule agrees with Python's zlib.crc32(key) % 100000 < pct * 1000 at every
 // boundary: the residues and expectations below were computed in Python
-// (cdc_verify.pipeline.core.scope.in_sample). The float comparison counts: 2.01*1000 is
+// (cdc_verify.core.scope.in_sample). The float comparison counts: 2.01*1000 is
 // 2009.9999999999998 and 4.03*1000 is 4030.0000000000005 in both languages.
 func TestInShareIsPythonsSampleRule(t *testing.T) {
 	for _, tc := range []struct {

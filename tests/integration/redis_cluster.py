@@ -13,7 +13,7 @@ from types import TracebackType
 
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, find_redis_server
+from cdc_verify.embedded_redis import EmbeddedRedis, find_redis_server
 
 
 def cluster_port() -> int:

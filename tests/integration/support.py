@@ -14,10 +14,10 @@ from typing import Any
 
 import redis
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.models import VerdictRecordModel
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS
 from cdc_verify.simulate.corpus import Corpus
 from cdc_verify.simulate.faults import Expected

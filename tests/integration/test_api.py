@@ -16,12 +16,12 @@ import redis
 
 from cdc_verify.api.app import create_app
 from cdc_verify.api.models import AlertPage, EventVerdict, Gate, Health, MismatchGroups, Status
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.config.settings import Settings
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side, Verdict
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

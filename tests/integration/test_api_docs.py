@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

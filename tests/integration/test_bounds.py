@@ -15,14 +15,14 @@ import httpx
 import msgpack
 import redis
 
-from cdc_verify.pipeline.core.bounds import (
+from cdc_verify.core.bounds import (
     ALERT_MAX_BYTES,
     CUT,
     MINIMAL_BOUNDS,
     RECORD_BOUNDS,
     MiB,
 )
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

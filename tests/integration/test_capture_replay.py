@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zlib
 
-from cdc_verify.capture.format import MAX_BLOCK_BYTES, CaptureReader
+from cdc_verify.pipeline.capture.format import MAX_BLOCK_BYTES, CaptureReader
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import write_corpus
 

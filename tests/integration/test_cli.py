@@ -12,8 +12,8 @@ import pytest
 from pydantic import ByteSize
 
 from cdc_verify.cli import SettingOption, main
-from cdc_verify.report import REPORT_FILES
-from cdc_verify.schemas.settings import ConfigFileError, Settings, load_settings
+from cdc_verify.config.settings import ConfigFileError, Settings, load_settings
+from cdc_verify.pipeline.reports.files import REPORT_FILES
 
 from ..conftest import cli_command, cli_env
 from .support import PROD, SIS, run_worker_until_done, settings
@@ -227,7 +227,7 @@ def test_run_survives_unreachable_redis_and_stops_on_sigterm():
 
 
 def test_metrics_endpoint_binds_to_loopback(redis_url):
-    from cdc_verify.pipeline.redis.embedded import free_port
+    from cdc_verify.embedded_redis import free_port
 
     port = free_port()
     proc = subprocess.Popen(

@@ -8,9 +8,9 @@ import sys
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.config.settings import InvalidSettings, load_settings
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.ranges import missing_streams
-from cdc_verify.schemas.settings import InvalidSettings, load_settings
 
 from ..conftest import cli_command, cli_env
 from .support import PROD, SIS

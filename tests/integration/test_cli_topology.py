@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, free_port
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import load_settings
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import load_settings
+from cdc_verify.embedded_redis import EmbeddedRedis, free_port
 from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

@@ -19,8 +19,8 @@ import redis
 import redis.asyncio as aioredis
 
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.clock import ClockSkew
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.worker import StreamWorker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from cdc_verify.coverage.tally import combination_gaps
+from cdc_verify.core.coverage import combination_gaps
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

@@ -12,8 +12,8 @@ import random
 import pytest
 import redis.asyncio as aioredis
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.decisions import (
     SHARDS,

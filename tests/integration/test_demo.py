@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus

@@ -12,10 +12,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from cdc_verify.config.settings import load_settings
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
 from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.schemas.settings import load_settings
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

@@ -43,7 +43,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus, generate

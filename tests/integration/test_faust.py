@@ -26,9 +26,9 @@ import redis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
 from cdc_verify.pipeline.faust.record_batches import send_in_batches
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus

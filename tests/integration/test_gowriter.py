@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.scope import in_sample
+from cdc_verify.core.scope import in_sample
 from cdc_verify.pipeline.runners.backfill import run_backfill
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.simulate.models import ENTITIES, new_entity_id
 from cdc_verify.simulate.scenario import (
     generate_changes,

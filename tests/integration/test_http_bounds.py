@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import free_port
+from cdc_verify.embedded_redis import free_port
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.simulate.legacy_writer import sample_comment
 

@@ -12,7 +12,7 @@ import msgpack
 import redis.asyncio as aioredis
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader

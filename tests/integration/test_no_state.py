@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 
 from ..conftest import cli_command, cli_env
 from .support import PROD, run_worker_until_done, settings

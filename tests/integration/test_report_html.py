@@ -14,9 +14,9 @@ import pytest
 
 from cdc_verify import __version__
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.coverage.tally import combination_gaps
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.coverage import combination_gaps
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.schemas.verdicts import Side

@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
+from cdc_verify.embedded_redis import EmbeddedRedis
 
 from ..conftest import cli_command, cli_env
 from .support import PROD, SIS

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from cdc_verify.config.servers import Role
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.runners.worker import StreamWorker
-from cdc_verify.schemas.servers import Role
 
 from .topology_servers import servers_fixture  # noqa: F401 (the `servers` fixture)
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.outcome import record_to_json
+from cdc_verify.core.outcome import record_to_json
 from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.pipeline.runners.bounded import ReportSinks
 from cdc_verify.pipeline.runners.worker import StreamWorker

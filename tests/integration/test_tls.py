@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, free_port
+from cdc_verify.embedded_redis import EmbeddedRedis, free_port
 
 from ..conftest import cli_command, cli_env
 from .support import PROD

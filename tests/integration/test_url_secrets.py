@@ -12,9 +12,9 @@ import httpx
 import pytest
 import redis
 
+from cdc_verify.config.servers import RedisServer, Role, redact
+from cdc_verify.embedded_redis import EmbeddedRedis, free_port
 from cdc_verify.pipeline.redis.connection import client_options
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis, free_port
-from cdc_verify.schemas.servers import RedisServer, Role, redact
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

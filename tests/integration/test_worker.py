@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Decision
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from cdc_verify.pipeline.redis.embedded import EmbeddedRedis
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus
 from cdc_verify.simulate.writer import PacedWrite, paced_client, write_paced

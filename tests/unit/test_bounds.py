@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cdc_verify.pipeline.core.bounds import (
+from cdc_verify.core.bounds import (
     CUT,
     LATE_BOUNDS,
     MINIMAL_BOUNDS,
@@ -20,9 +20,9 @@ from cdc_verify.pipeline.core.bounds import (
     cut_value,
     is_cut,
 )
-from cdc_verify.pipeline.core.diff import Difference
-from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.pipeline.core.outcome import VerdictRecord, record_to_json
+from cdc_verify.core.diff import Difference
+from cdc_verify.core.jsonvalue import to_json_value
+from cdc_verify.core.outcome import VerdictRecord, record_to_json
 from cdc_verify.schemas.models import VerdictRecordModel
 from cdc_verify.schemas.verdicts import DifferenceKind, Verdict
 

@@ -7,7 +7,8 @@ import zlib
 
 import pytest
 
-from cdc_verify.capture.format import (
+from cdc_verify.core.entry import fields_dict
+from cdc_verify.pipeline.capture.format import (
     BLOCK_ENTRIES,
     MAGIC,
     MAX_BLOCK_BYTES,
@@ -15,7 +16,6 @@ from cdc_verify.capture.format import (
     CaptureReader,
     CaptureWriter,
 )
-from cdc_verify.pipeline.core.entry import fields_dict
 
 from ..capture_files import with_block
 
@@ -121,7 +121,7 @@ def test_a_block_that_expands_past_the_bound_is_refused_before_it_is_all_expande
 
 
 def test_the_writer_keeps_its_blocks_within_the_bound(tmp_path, monkeypatch):
-    import cdc_verify.capture.format as capture_format
+    import cdc_verify.pipeline.capture.format as capture_format
 
     monkeypatch.setattr(capture_format, "BLOCK_TARGET_BYTES", 16 * 1024)
     monkeypatch.setattr(capture_format, "MAX_BLOCK_BYTES", 64 * 1024)

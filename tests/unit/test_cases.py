@@ -10,11 +10,11 @@ from pathlib import Path
 import msgpack
 from click.testing import CliRunner
 
-from cdc_verify.capture.format import CaptureWriter
 from cdc_verify.cli import main
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.core.entry import PRODUCTION, SISTER
 from cdc_verify.coverage.cases import Seen, choose, redact, redact_group, redact_parts
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
+from cdc_verify.pipeline.capture.format import CaptureWriter
 from cdc_verify.pipeline.sinks.groups import Fingerprint
 
 from ..shape_corpus import comment, entry, known_shapes

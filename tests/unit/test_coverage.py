@@ -1,4 +1,4 @@
-"""Shapes (pipeline/core/shape.py), their tally (coverage/tally.py) and coverage.json on a
+"""Shapes (core/shape.py), their tally (core/coverage.py) and coverage.json on a
 corpus whose shapes are known."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.coverage.tally import (
+from cdc_verify.core import shape as shape_module
+from cdc_verify.core.coverage import (
     MAX_PAIR_PARTS,
     CoverageTally,
     ShapeCounts,
@@ -18,10 +19,9 @@ from cdc_verify.coverage.tally import (
     describe,
     shape_id,
 )
-from cdc_verify.pipeline.core import shape as shape_module
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
-from cdc_verify.pipeline.core.scope import Scope
-from cdc_verify.pipeline.core.shape import (
+from cdc_verify.core.entry import PRODUCTION, SISTER
+from cdc_verify.core.scope import Scope
+from cdc_verify.core.shape import (
     MAX_KEY_CHARS,
     MAX_SHAPE_DEPTH,
     MAX_SHAPE_PARTS,
@@ -29,7 +29,7 @@ from cdc_verify.pipeline.core.shape import (
     part_fields,
     shape_of,
 )
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 
 from ..shape_corpus import EXPECTED, by_kind, comment, entry, known_shapes

@@ -1,8 +1,8 @@
 import gc
 
-from cdc_verify.pipeline.core import decided as decided_module
-from cdc_verify.pipeline.core.decided import RecentDecisions
-from cdc_verify.pipeline.core.outcome import Decision
+from cdc_verify.core import decided as decided_module
+from cdc_verify.core.decided import RecentDecisions
+from cdc_verify.core.outcome import Decision
 from cdc_verify.schemas.verdicts import Verdict
 
 

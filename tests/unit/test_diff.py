@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff, escape_token
+from cdc_verify.core.diff import IgnoredPaths, StructuralDiff, escape_token
 
 
 def paths(diffs):

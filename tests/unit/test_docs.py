@@ -16,12 +16,12 @@ import pytest
 
 from cdc_verify.api.models import Alert
 from cdc_verify.cli import main
+from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import KNOWN_KEYS, decode_event
-from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.core.verifier import Verifier
+from cdc_verify.pipeline.reports.files import REPORT_FILES
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
-from cdc_verify.report import REPORT_FILES
 from cdc_verify.schemas.models import DifferenceModel, Summary, VerdictRecordModel
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import DifferenceKind, Side, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]

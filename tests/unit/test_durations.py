@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cdc_verify.cli import main
+from cdc_verify.config.settings import InvalidSettings, load_settings
 from cdc_verify.durations import DURATION_PATTERN, parse_duration, parse_window
-from cdc_verify.schemas.settings import InvalidSettings, load_settings
 
 
 @pytest.mark.parametrize(

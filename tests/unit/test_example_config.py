@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from cdc_verify.schemas.settings import load_settings
+from cdc_verify.config.settings import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "cdc-verify.example.toml"
 

@@ -7,8 +7,8 @@ to the Faust table (and its changelog) before a restore reads it back.
 from __future__ import annotations
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
-from cdc_verify.pipeline.core.verifier import VerifierConfig
+from cdc_verify.core.entry import PRODUCTION, SISTER
+from cdc_verify.core.verifier import VerifierConfig
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix, position_key
 from cdc_verify.pipeline.faust.messages import Retire, Watermark
 

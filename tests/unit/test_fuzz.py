@@ -41,15 +41,15 @@ from hypothesis import strategies as st
 from cdc_verify.consumers import account, reference
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
 from cdc_verify.consumers.reference import LegacyDecodeError
-from cdc_verify.pipeline.core.decoder import MAX_ERROR_CHARS, describe_error
-from cdc_verify.pipeline.core.diff import MAX_WALK_DEPTH, Difference, StructuralDiff, deep_same
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
-from cdc_verify.pipeline.core.jsonvalue import dumps
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, VerdictRecord, record_to_json
-from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.core.scope import Scope
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.core.wire import WireError, msgpack_wire_types, resolve, with_wire_types
+from cdc_verify.core.decoder import MAX_ERROR_CHARS, describe_error
+from cdc_verify.core.diff import MAX_WALK_DEPTH, Difference, StructuralDiff, deep_same
+from cdc_verify.core.entry import StreamEntry, entry_sort_key
+from cdc_verify.core.jsonvalue import dumps
+from cdc_verify.core.outcome import Outcome, OutcomeKind, VerdictRecord, record_to_json
+from cdc_verify.core.position import ReadPosition
+from cdc_verify.core.scope import Scope
+from cdc_verify.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.wire import WireError, msgpack_wire_types, resolve, with_wire_types
 from cdc_verify.schemas.models import VerdictRecordModel
 from cdc_verify.schemas.verdicts import DifferenceKind, Side, Verdict
 from cdc_verify.simulate.legacy_writer import sample_comment

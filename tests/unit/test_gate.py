@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 from cdc_verify.api.models import Gate
 from cdc_verify.cli import main
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.verifier import Verifier
 from cdc_verify.simulate.scenario import legacy_fields, read_scenario
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"

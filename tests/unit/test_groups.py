@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.sinks.base import CallbackSink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups

@@ -7,9 +7,9 @@ import random
 import msgpack
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.diff import IgnoredPaths, StructuralDiff
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_to_reports
 from cdc_verify.schemas.models import Summary
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

@@ -174,8 +174,8 @@ def test_bad_consumer_lists_are_refused(user_modules: Path, specs: list[str], wo
 
 def test_an_entity_without_a_consumer_is_undecodable_in_the_verifier(user_modules: Path) -> None:
     from cdc_verify.consumers.loader import load_consumers
-    from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-    from cdc_verify.pipeline.core.verifier import Verifier
+    from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+    from cdc_verify.core.verifier import Verifier
 
     verifier = Verifier(load_consumers(["comment=my_consumer:decode"]))
     fields = {b"event_id": b"E1", b"entity": b"poll", b"op": b"create"}

@@ -10,13 +10,13 @@ import msgpack
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.decoder import LegacyDecoder, describe_error
-from cdc_verify.pipeline.core.diff import MAX_WALK_DEPTH, StructuralDiff, deep_same
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.jsonvalue import MAX_DEPTH, dumps, to_json_value
-from cdc_verify.pipeline.core.outcome import VerdictRecord, record_to_json
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.core.wire import msgpack_wire_types
+from cdc_verify.core.decoder import LegacyDecoder, describe_error
+from cdc_verify.core.diff import MAX_WALK_DEPTH, StructuralDiff, deep_same
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.jsonvalue import MAX_DEPTH, dumps, to_json_value
+from cdc_verify.core.outcome import VerdictRecord, record_to_json
+from cdc_verify.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.wire import msgpack_wire_types
 from cdc_verify.schemas.models import VerdictRecordModel
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
@@ -154,7 +154,7 @@ def test_cycles_and_hostile_objects_are_encoded():
 
 
 def test_a_record_of_any_difference_values_is_strict_json():
-    from cdc_verify.pipeline.core.diff import Difference
+    from cdc_verify.core.diff import Difference
     from cdc_verify.schemas.verdicts import DifferenceKind
 
     odd = [{b"k": {1, 2}}, math.nan, "\udcff", nested(2000, None)]

@@ -1,4 +1,4 @@
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry, entry_bytes
+from cdc_verify.core.entry import PRODUCTION, StreamEntry, entry_bytes
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 
 MiB = 2**20

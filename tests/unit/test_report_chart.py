@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.outcome import Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.sinks.html import _chart
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.verdicts import Side, Verdict

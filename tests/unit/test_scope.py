@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
-from cdc_verify.pipeline.core.outcome import OutcomeKind
-from cdc_verify.pipeline.core.scope import Scope, ScopeError, in_sample
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.entry import PRODUCTION, SISTER
+from cdc_verify.core.outcome import OutcomeKind
+from cdc_verify.core.scope import Scope, ScopeError, in_sample
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.sinks.base import CallbackSink
 from cdc_verify.pipeline.sinks.summary import SummaryCounter

@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
-from cdc_verify.pipeline.core.breakdown import entity_op_key
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.breakdown import entity_op_key
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.account_faults import ACCOUNT_FAULTS
 from cdc_verify.simulate.corpus import Corpus, generate

@@ -1,5 +1,5 @@
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.core.entry import PRODUCTION, StreamEntry
+from cdc_verify.core.outcome import Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.pipeline.sinks.status import StatusBoard
 from cdc_verify.schemas.verdicts import Verdict
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from cdc_verify.report import verdict_table
 from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.terminal import verdict_table
 
 
 def rows(counts, expected, done) -> dict[str, str]:

@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision, OutcomeKind
-from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Decision, OutcomeKind
+from cdc_verify.core.position import ReadPosition
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
@@ -303,7 +303,7 @@ def test_a_short_memory_window_defers_older_decisions_to_the_durable_store():
 def test_bare_match_records_use_the_same_json_as_the_generic_encoder():
     import json
 
-    from cdc_verify.pipeline.core.outcome import VerdictRecord, record_to_json
+    from cdc_verify.core.outcome import VerdictRecord, record_to_json
 
     for event_id in ("01HF7YAV1DA71SX8NYBX4XSSCK", 'q"uo\\te é \u2028 \x01'):
         record = VerdictRecord(event_id, Verdict.MATCH)

@@ -1,5 +1,5 @@
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
-from cdc_verify.pipeline.core.waiting import STANDARD_FIELDS, WaitingRoom
+from cdc_verify.core.entry import PRODUCTION, StreamEntry
+from cdc_verify.core.waiting import STANDARD_FIELDS, WaitingRoom
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 
 

@@ -8,9 +8,9 @@ import msgpack
 import pytest
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.core.wire import WireError, msgpack_wire_types
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.wire import WireError, msgpack_wire_types
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 

@@ -13,7 +13,6 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 
@@ -27,7 +26,9 @@ from redis.exceptions import RedisError
 
 from cdc_verify.api import models
 from cdc_verify.api.guard import answer_too_big
-from cdc_verify.coverage.tally import parts_to_verify
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.coverage import parts_to_verify
 from cdc_verify.durations import DURATION_PATTERN, parse_window
 from cdc_verify.gate.criteria import (
     ENTITY_PATTERN,
@@ -39,7 +40,6 @@ from cdc_verify.gate.criteria import (
     judge,
 )
 from cdc_verify.gate.live import (
-    iso_ms,
     measure_coverage,
     measurement,
     redis_source,
@@ -66,9 +66,8 @@ from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.worker import LIVENESS_S
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Side, Verdict
+from cdc_verify.timestamps import iso_ms
 
 # The run loop beats at least every few seconds (reads block for block_ms, backoff
 # and lock waits tick); LIVENESS_S (a minute) without a beat means it is wedged.
@@ -115,10 +114,6 @@ class WorkerCall(Protocol):
 async def direct(read: Callable[[], T]) -> T:
     """The worker on the API's own loop (tests): read it in place."""
     return read()
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
@@ -285,7 +280,7 @@ def create_app(
         """Verdicts other than match, grouped by what went wrong, largest first."""
         board = worker.status
         return {
-            "since": _iso(board.started_at),
+            "since": iso_ms(board.started_at * 1000),
             "groups": await on_worker(lambda: top_groups(limit)),
             "ungrouped": board.groups.ungrouped,
         }
@@ -417,7 +412,7 @@ def create_app(
         return {
             "worker": settings.consumer_name,
             "ready": worker.ready.is_set(),
-            "started_at": _iso(board.started_at),
+            "started_at": iso_ms(board.started_at * 1000),
             "production": settings.production,
             "sister": settings.sister,
             "group": settings.group,

@@ -33,7 +33,7 @@ import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from cdc_verify.schemas.settings import Settings
+from cdc_verify.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

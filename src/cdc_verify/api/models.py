@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdc_verify.config.servers import Role
 from cdc_verify.schemas.models import Coverage, DifferenceModel, VerdictRecordModel
-from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 

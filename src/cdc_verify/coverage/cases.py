@@ -21,22 +21,23 @@ from typing import Any, Generic, TypeVar
 import msgpack
 
 from cdc_verify import __version__
-from cdc_verify.capture.format import CaptureReader
-from cdc_verify.coverage.tally import describe, shape_id
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.diff import unescape_token
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.jsonvalue import to_json_value
-from cdc_verify.pipeline.core.outcome import Outcome
-from cdc_verify.pipeline.core.shape import SEP, Part, Shape, part_fields, project
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.config.settings import Settings
+from cdc_verify.config.wiring import verifier_config
+from cdc_verify.core.coverage import describe, shape_id
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.diff import unescape_token
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.jsonvalue import to_json_value
+from cdc_verify.core.outcome import Outcome
+from cdc_verify.core.shape import SEP, Part, Shape, part_fields, project
+from cdc_verify.core.verifier import Verifier
+from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.runners.replay import read_capture
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.pipeline.sinks.coverage import counts_of
 from cdc_verify.pipeline.sinks.groups import Fingerprint, fingerprint_of
 from cdc_verify.pipeline.sinks.groups import describe as describe_group
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE
 
 K = TypeVar("K")
@@ -238,7 +239,7 @@ def write_cases(
     for pointer in redact_pointers:
         if not pointer.startswith("/"):
             raise ValueError(f"--redact {pointer!r} is not a JSON pointer (starts with /)")
-    verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
+    verifier = Verifier(consumer, verifier_config(settings, shapes=True))
     rules = verifier.shape_rules
     assert rules is not None
     notes = Notes()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cdc_verify.coverage.report import CoverageReport, CoverageUnavailable
+from cdc_verify.core.coverage import CoverageReport, CoverageUnavailable
 from cdc_verify.schemas.models import Summary
 
 

@@ -8,8 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, look_first
+from cdc_verify.core.coverage import (
+    COUNT_COLUMNS,
+    CoverageReport,
+    combination_gaps,
+    look_first,
+)
 from cdc_verify.escaping import terminal_text
 
 

@@ -12,8 +12,8 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from cdc_verify.pipeline.core.breakdown import OPS, OTHER, UNKNOWN
-from cdc_verify.schemas.settings import Settings
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.breakdown import OPS, OTHER, UNKNOWN
 from cdc_verify.schemas.verdicts import GAP_VERDICTS, PRIMARY_VERDICTS, Verdict
 
 PRIMARY = tuple(v.value for v in PRIMARY_VERDICTS)

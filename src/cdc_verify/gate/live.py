@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import Counts, Window, read_window
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.state_read import read_state_server
-from cdc_verify.schemas.settings import Settings
-
-
-def iso_ms(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+from cdc_verify.timestamps import iso_ms
 
 
 def redis_source(server: str | None, group: str, window: Window, seconds: float) -> dict[str, Any]:

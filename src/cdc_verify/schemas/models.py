@@ -1,6 +1,6 @@
 """Pydantic models of what crosses the project's boundary: report files and records.
 
-The hot path builds plain dataclasses (pipeline/core/outcome.py); these models
+The hot path builds plain dataclasses (core/outcome.py); these models
 validate what users and tests read back, and give the JSON its schema.
 """
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_verify.pipeline.core.breakdown import entity_of, op_of
+from cdc_verify.core.breakdown import entity_of, op_of
 from cdc_verify.schemas.verdicts import Side, Verdict
 from cdc_verify.simulate.account_faults import ACCOUNT_FAULTS
 from cdc_verify.simulate.faults import (

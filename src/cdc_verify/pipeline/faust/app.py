@@ -34,11 +34,12 @@ from mode import ServiceT
 from mode.types.signals import BaseSignalT
 from prometheus_client import start_http_server
 
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
-from cdc_verify.pipeline.core.shape import ShapeRules
-from cdc_verify.pipeline.core.verifier import VerifierConfig
+from cdc_verify.config.settings import Settings
+from cdc_verify.config.wiring import verifier_config
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Outcome, record_to_json
+from cdc_verify.core.shape import ShapeRules
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
 from cdc_verify.pipeline.faust.messages import Batch, Retire, decode
 from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
@@ -46,9 +47,9 @@ from cdc_verify.pipeline.faust.record_batches import send_in_batches
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
+from cdc_verify.pipeline.sinks.base import OutcomeCallback
+from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
-from cdc_verify.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class FaustVerifier:
         self.sinks = live_sinks(self.metrics, jsonl=settings.jsonl, on_outcomes=on_outcomes)
         # Several forwarders feed each partition: only watermarks say how far a side is read.
         self._config = replace(
-            VerifierConfig.from_settings(settings, durable_decisions=True, shapes=True),
+            verifier_config(settings, durable_decisions=True, shapes=True),
             ordered_sides=False,
         )
         # One set of shape rules for every join of this worker, and its commits.

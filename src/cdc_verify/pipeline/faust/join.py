@@ -18,12 +18,12 @@ from collections.abc import Iterable, Mapping
 
 import msgpack
 
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision, Outcome
-from cdc_verify.pipeline.core.position import ReadPosition
-from cdc_verify.pipeline.core.shape import ShapeRules
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Decision, Outcome
+from cdc_verify.core.position import ReadPosition
+from cdc_verify.core.shape import ShapeRules
+from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.faust.messages import SIDE_CODE, SIDE_OF, Retire, Watermark
 from cdc_verify.schemas.verdicts import Side
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.schemas.verdicts import Side
 
 SIDE_CODE = {PRODUCTION: 1, SISTER: 2}

@@ -26,8 +26,10 @@ import redis.asyncio as aioredis
 from mode import Service
 from redis.exceptions import AuthenticationError
 
-from cdc_verify.pipeline.core.outcome import Decision, Outcome
-from cdc_verify.pipeline.core.shape import ShapeRules
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.outcome import Decision, Outcome
+from cdc_verify.core.shape import ShapeRules
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder, Send
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
@@ -38,8 +40,6 @@ from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

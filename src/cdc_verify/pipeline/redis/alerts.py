@@ -19,12 +19,12 @@ from typing import Any, cast
 
 from redis.typing import ZSetRangeResponse
 
-from cdc_verify.pipeline.core.verifier import MISSING_ON
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.presence import require_state
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
 # Alerts looked at per request at most, whatever the filters: bounds the cost of

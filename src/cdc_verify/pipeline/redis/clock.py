@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import cast
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, entry_id_ms
+from cdc_verify.core.entry import PRODUCTION, SISTER, entry_id_ms
 from cdc_verify.pipeline.redis.connection import server_time_ms
 from cdc_verify.pipeline.redis.stream_reads import as_text
 from cdc_verify.pipeline.redis.streams import StreamPair

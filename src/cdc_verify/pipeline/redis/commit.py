@@ -13,23 +13,24 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
 from redis import exceptions as redis_errors
 from redis.exceptions import ResponseError
 
-from cdc_verify.pipeline.core.bounds import (
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.bounds import (
     ENTITY_ID_MAX_BYTES,
     LATE_BOUNDS,
     MINIMAL_BOUNDS,
     MiB,
     cut_text,
 )
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
-from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
-from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
+from cdc_verify.core.entry import PRODUCTION, StreamEntry
+from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
+from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
@@ -37,9 +38,8 @@ from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
+from cdc_verify.timestamps import iso_now
 
 log = logging.getLogger(__name__)
 
@@ -414,10 +414,6 @@ class RetentionPruner:
         return alerts, int(verdicts)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 SettleModes = tuple[str, str]  # production's and sister's, from SETTLE_MODES
 
 
@@ -537,7 +533,7 @@ class VerdictCommitter:
         """
         if not outcomes and checkpoint is None:
             return []
-        now, now_ms = _now_iso(), int(time.time() * 1000)
+        now, now_ms = iso_now("milliseconds"), int(time.time() * 1000)
         rows = [self._row(o, now, now_ms) for o in outcomes]
         shapes = self._shapes
         wide = shapes.wide_to_send() if shapes is not None else []

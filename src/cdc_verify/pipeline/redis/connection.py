@@ -15,8 +15,8 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from cdc_verify.config.servers import TLS_FILES, RedisServer, redact
 from cdc_verify.pipeline.redis.errors import ServerRefused
-from cdc_verify.schemas.servers import TLS_FILES, RedisServer, redact
 
 __all__ = [
     "AsyncClient",

@@ -24,15 +24,15 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cdc_verify.gate.live import iso_ms
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
-from cdc_verify.pipeline.core.verifier import OTHER, Verifier
+from cdc_verify.config.servers import Role
+from cdc_verify.core.outcome import Outcome, OutcomeKind
+from cdc_verify.core.verifier import OTHER, Verifier
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.stream_reads import as_text
 from cdc_verify.pipeline.redis.streams import SideReader, StreamPair
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.schemas.servers import Role
 from cdc_verify.schemas.verdicts import GAP_VERDICTS, Side
+from cdc_verify.timestamps import iso_ms
 
 ROLE_OF = {Side.PRODUCTION: Role.PRODUCTION, Side.SISTER: Role.SISTER}
 KEPT = 100  # losses remembered for marking and the status page

@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from cdc_verify.pipeline.core.outcome import Decision
+from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_verify.pipeline.core.outcome import Decision
+from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.alerts import AlertState, AlertStore
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.decisions import DecisionStore

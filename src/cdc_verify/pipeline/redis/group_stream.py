@@ -13,8 +13,8 @@ from typing import cast
 from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.pipeline.core.entry import StreamEntry, fields_dict
-from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.core.entry import StreamEntry, fields_dict
+from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.read_budget import ReadBudget

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdc_verify.schemas.settings import Settings
+from cdc_verify.config.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

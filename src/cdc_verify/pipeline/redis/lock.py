@@ -24,9 +24,9 @@ import redis
 from redis import exceptions as redis_errors
 from redis.commands.core import Script
 
+from cdc_verify.config.servers import RedisServer
 from cdc_verify.pipeline.redis.connection import AsyncClient, connect_sync
 from cdc_verify.pipeline.redis.errors import LockLost
-from cdc_verify.schemas.servers import RedisServer
 
 log = logging.getLogger(__name__)
 

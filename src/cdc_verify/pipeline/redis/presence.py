@@ -14,10 +14,10 @@ import time
 
 from redis import exceptions as redis_errors
 
+from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.schemas.settings import Settings
 
 # How long listing the groups that do have state may take (a SCAN of the keyspace).
 LIST_TIMEOUT_S = 5.0

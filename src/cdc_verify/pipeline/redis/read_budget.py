@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_bytes
+from cdc_verify.core.entry import StreamEntry, entry_bytes
 
 DEFAULT_READ_MAX_BYTES = 64 * 2**20
 DECAY = 0.8

@@ -22,8 +22,8 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.stream_reads import (

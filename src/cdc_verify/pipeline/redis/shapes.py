@@ -26,10 +26,9 @@ from typing import Any
 
 import msgpack
 
-from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
-from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
-from cdc_verify.pipeline.core.shape import (
+from cdc_verify.core.coverage import CoverageReport, CoverageTally, ShapeCounts
+from cdc_verify.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
+from cdc_verify.core.shape import (
     ENUM_VALUES,
     MAX_SHAPES,
     Shape,

@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.errors import failure_reason
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.presence import NoState, require_state
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 
 T = TypeVar("T")
 

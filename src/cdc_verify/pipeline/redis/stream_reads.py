@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_id_ms
-from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.core.entry import StreamEntry, entry_id_ms
+from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.schemas.verdicts import Side
 

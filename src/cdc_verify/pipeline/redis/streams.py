@@ -15,9 +15,9 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.gate.live import iso_ms
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
-from cdc_verify.pipeline.core.position import ReadPosition
+from cdc_verify.config.servers import RedisServer, Role
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
+from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, read_together
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -25,8 +25,8 @@ from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES, ReadBu
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.stream_reads import RawEntries, SideRead, as_text
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.schemas.servers import RedisServer, Role
 from cdc_verify.schemas.verdicts import Side
+from cdc_verify.timestamps import iso_ms
 
 __all__ = ["Fence", "ReadResult", "StreamPair", "StreamsMissing"]
 

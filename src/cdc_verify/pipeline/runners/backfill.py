@@ -14,16 +14,17 @@ from typing import Any
 
 import redis
 
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.config.wiring import verifier_config
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
+from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.redis.clock import SIGNIFICANT_MS
 from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
 
@@ -63,7 +64,7 @@ def run_backfill(
         sister_end = last_entry_id(sister, settings.sister)
         if on_start:
             on_start(prod.xlen(settings.production) + sister.xlen(settings.sister))
-        verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
+        verifier = Verifier(consumer, verifier_config(settings, shapes=True))
         # Two servers, two clocks: what their TIMEs say now is the best a bounded run can
         # know of the skew of the ids they gave (the live worker also watches the ids).
         skew = server_skew_ms(prod, sister)

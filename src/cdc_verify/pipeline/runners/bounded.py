@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from cdc_verify.pipeline.core.decoder import LegacyDecoder
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_sort_key
-from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
-from cdc_verify.pipeline.core.verifier import Verifier
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.decoder import LegacyDecoder
+from cdc_verify.core.entry import StreamEntry, entry_sort_key
+from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
+from cdc_verify.core.verifier import Verifier
+from cdc_verify.pipeline.reports.files import REPORT_FILES
 from cdc_verify.pipeline.sinks.base import Sink, Sinks
 from cdc_verify.pipeline.sinks.coverage import CoverageSink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
@@ -24,9 +26,7 @@ from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
 from cdc_verify.pipeline.sinks.markdown import render_markdown
 from cdc_verify.pipeline.sinks.summary import SummaryCounter
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
-from cdc_verify.report import REPORT_FILES
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.settings import Settings
 
 BATCH = 2000
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cdc_verify.capture.format import CaptureReader
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.config.settings import Settings
+from cdc_verify.config.wiring import verifier_config
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
+from cdc_verify.core.verifier import Verifier
+from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
 
@@ -34,7 +35,7 @@ def run_replay(
 ) -> Summary:
     # Both files are opened (and their headers checked) before any work is done.
     with CaptureReader(production) as prod, CaptureReader(sister) as sis:
-        verifier = Verifier(consumer, VerifierConfig.from_settings(settings, shapes=True))
+        verifier = Verifier(consumer, verifier_config(settings, shapes=True))
         provenance = [
             ("production", f"capture {production}"),
             ("sister", f"capture {sister}"),

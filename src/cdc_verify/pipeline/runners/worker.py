@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
-from cdc_verify.pipeline.core.decoder import Consumer
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
-from cdc_verify.pipeline.core.shape import ShapeRules
-from cdc_verify.pipeline.core.verifier import Verifier, VerifierConfig
+from cdc_verify.config.servers import Role
+from cdc_verify.config.settings import Settings
+from cdc_verify.config.wiring import verifier_config
+from cdc_verify.core.decoder import Consumer
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.outcome import Outcome, OutcomeKind
+from cdc_verify.core.shape import ShapeRules
+from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.redis.acl import check_acl, probe_key, refusal, server_uses
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
@@ -40,11 +43,10 @@ from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff
 from cdc_verify.pipeline.runners.spill import SpillDirectory
-from cdc_verify.pipeline.sinks.base import OutcomeCallback, live_sinks
+from cdc_verify.pipeline.sinks.base import OutcomeCallback
+from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.schemas.servers import Role
-from cdc_verify.schemas.settings import Settings
 from cdc_verify.schemas.verdicts import Side
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class StreamWorker:
         self.spill = SpillDirectory(settings.spill_dir)
         self.verifier = Verifier(
             consumer,
-            VerifierConfig.from_settings(settings, durable_decisions=True, shapes=True),
+            verifier_config(settings, durable_decisions=True, shapes=True),
             self.spill,
         )
         self.verifier.slow_after_s = settings.lock_ttl  # said at WARNING (_report_slow)

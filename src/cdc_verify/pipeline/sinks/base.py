@@ -2,7 +2,7 @@
 
 A sink is told about outcomes once they are durable (after the commit for the live
 engines, as they are produced for the bounded runs), in order, and closed at the end.
-Each runner builds its sinks in one place (`live_sinks`, `bounded.ReportSinks`), so
+Each runner builds its sinks in one place (`live.live_sinks`, `bounded.ReportSinks`), so
 no engine can forget one.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.core.outcome import Outcome
 
 OutcomeCallback = Callable[[Sequence[Outcome]], None]
 
@@ -68,19 +68,3 @@ def replace_file(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-
-
-def live_sinks(
-    *first: Sink, jsonl: Path | None = None, on_outcomes: OutcomeCallback | None = None
-) -> Sinks:
-    """The sinks of a long-lived engine (single or Faust): the given ones (metrics,
-    status board), the log, the optional JSONL copy and the caller's callback."""
-    from cdc_verify.pipeline.sinks.jsonl import JsonlVerdictWriter
-    from cdc_verify.pipeline.sinks.log import LogSink
-
-    sinks: list[Sink] = [*first, LogSink()]
-    if jsonl is not None:
-        sinks.append(JsonlVerdictWriter(jsonl, flush_each=True))
-    if on_outcomes is not None:
-        sinks.append(CallbackSink(on_outcomes))
-    return Sinks(sinks)

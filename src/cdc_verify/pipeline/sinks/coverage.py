@@ -1,4 +1,4 @@
-"""Counts each production event's shape with what became of it (coverage/tally.py)."""
+"""Counts each production event's shape with what became of it (core/coverage.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import CoverageTally, ShapeCounts
-from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
-from cdc_verify.pipeline.core.shape import MAX_SHAPES, ShapeRules
+from cdc_verify.core.coverage import CoverageReport, CoverageTally, ShapeCounts
+from cdc_verify.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
+from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 
 _COUNTS = {status: ShapeCounts.one(status) for status in COVERAGE_STATUSES}

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from cdc_verify.pipeline.core.entry import StreamEntry
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.outcome import Outcome
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
+from cdc_verify.timestamps import iso_ms
 
 EXAMPLES = 5
 _INDEX = re.compile(r"/\d+(?=/|$)")
@@ -82,8 +82,8 @@ class Group:
                 for p, k, pw, sw in differences
             ],
             "count": self.count,
-            "first_seen": _iso(self.first_seen_ms),
-            "last_seen": _iso(self.last_seen_ms),
+            "first_seen": iso_ms(self.first_seen_ms, "milliseconds"),
+            "last_seen": iso_ms(self.last_seen_ms, "milliseconds"),
             "examples": self.examples,
         }
 
@@ -138,11 +138,3 @@ class MismatchGroups(Sink):
     def sorted(self) -> list[Group]:
         """Largest first; ties by verdict and fingerprint, so the order is stable."""
         return sorted(self._groups.values(), key=lambda g: (-g.count, repr(g.fingerprint)))
-
-
-def _iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )

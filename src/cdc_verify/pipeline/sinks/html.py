@@ -13,13 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdc_verify import __version__
-from cdc_verify.coverage.report import CoverageReport
-from cdc_verify.coverage.tally import COUNT_COLUMNS, combination_gaps, parts_to_verify
+from cdc_verify.core.coverage import (
+    COUNT_COLUMNS,
+    CoverageReport,
+    combination_gaps,
+    parts_to_verify,
+)
+from cdc_verify.core.decoder import LegacyDecoder
+from cdc_verify.core.diff import escape_token
+from cdc_verify.core.entry import PRODUCTION, SISTER
+from cdc_verify.core.jsonvalue import to_json_value
 from cdc_verify.escaping import html_text as escape  # stream data: controls shown, HTML escaped
-from cdc_verify.pipeline.core.decoder import LegacyDecoder
-from cdc_verify.pipeline.core.diff import escape_token
-from cdc_verify.pipeline.core.entry import PRODUCTION, SISTER
-from cdc_verify.pipeline.core.jsonvalue import to_json_value
 from cdc_verify.pipeline.sinks.groups import Group, describe
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary

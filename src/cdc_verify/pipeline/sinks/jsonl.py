@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cdc_verify.pipeline.core.outcome import Outcome, record_to_json
+from cdc_verify.core.outcome import Outcome, record_to_json
 from cdc_verify.pipeline.sinks.base import Sink
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
 

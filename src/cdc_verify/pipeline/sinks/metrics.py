@@ -7,9 +7,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from cdc_verify.coverage.tally import STATUSES
-from cdc_verify.pipeline.core.breakdown import OPS
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.core.breakdown import OPS
+from cdc_verify.core.coverage import STATUSES
+from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.verdicts import Side, Verdict

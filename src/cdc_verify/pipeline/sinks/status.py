@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.core.outcome import Outcome
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.pipeline.sinks.groups import MismatchGroups
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cdc_verify.pipeline.core.outcome import Outcome, OutcomeKind
+from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.schemas.models import Summary
 

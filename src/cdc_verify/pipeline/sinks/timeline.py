@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from cdc_verify.pipeline.core.outcome import Outcome
+from cdc_verify.core.outcome import Outcome
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.verdicts import Verdict
 

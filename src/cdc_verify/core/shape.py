@@ -11,7 +11,7 @@ with rich text, or an approved one and a removed one, do not. A shape is the set
   the path is enum-like (approval_state, media type, rich-text kinds): `ShapeRules`
   learns, per entity, which paths are, from the values seen. A path past ENUM_VALUES
   distinct values is "wide" (an id, a name, a body) and carries no value from then on;
-  where shapes are counted (coverage/tally.py) it loses its values in the shapes taken
+  where shapes are counted (core/coverage.py) it loses its values in the shapes taken
   before, too, so the counts do not depend on the order of the events.
 
 So the parts present say which optional parts an event has (an absent key or an empty
@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from cdc_verify.pipeline.core.diff import escape_token
+from cdc_verify.core.diff import escape_token
 
 SHAPE_VALUE_CHARS = 40
 ENUM_VALUES = 8

@@ -10,13 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc_verify.escaping import terminal_text
+from cdc_verify.pipeline.reports.files import REPORT_FILES
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
-
-# What backfill and replay write into their --out directory (runners/bounded.py).
-REPORT_FILES = (
-    "verdicts.jsonl", "summary.json", "groups.json", "coverage.json", "summary.md", "report.html"
-)  # fmt: skip
 
 
 def verdict_table(

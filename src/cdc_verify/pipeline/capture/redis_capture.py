@@ -11,9 +11,10 @@ from typing import Any
 import redis
 
 from cdc_verify import __version__
-from cdc_verify.capture.format import CaptureWriter
+from cdc_verify.pipeline.capture.format import CaptureWriter
 from cdc_verify.pipeline.redis.connection import redact
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
+from cdc_verify.timestamps import iso_now
 
 
 def parse_bound(text: str | None, *, end: bool) -> str:
@@ -57,7 +58,7 @@ def capture_stream(
         "source": redact(source),
         "from": start,
         "to": end,
-        "captured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "captured_at": iso_now(),
         "tool": f"cdc-verify {__version__}",
     }
     with CaptureWriter(out, header) as writer:

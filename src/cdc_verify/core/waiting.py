@@ -19,7 +19,7 @@ from typing import NamedTuple, Protocol
 
 import msgpack
 
-from cdc_verify.pipeline.core.entry import StreamEntry, entry_bytes
+from cdc_verify.core.entry import StreamEntry, entry_bytes
 from cdc_verify.schemas.verdicts import Side
 
 BIG_BYTES = 64 * 1024

@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cdc_verify.pipeline.core.diff import Difference
-from cdc_verify.pipeline.core.jsonvalue import to_json_value
+from cdc_verify.core.diff import Difference
+from cdc_verify.core.jsonvalue import to_json_value
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
-    from cdc_verify.schemas.settings import Settings
+    from cdc_verify.config.settings import Settings
 
 
 class Role(StrEnum):

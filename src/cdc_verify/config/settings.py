@@ -20,17 +20,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
-from cdc_verify.durations import parse_duration
-from cdc_verify.pipeline.core.scope import Scope
-from cdc_verify.pipeline.core.shape import MAX_SHAPES
-from cdc_verify.schemas.servers import (
+from cdc_verify.config.servers import (
     RedisServer,
     Role,
     redact,
     resolve_server,
     tls_without_tls,
 )
+from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
+from cdc_verify.core.scope import Scope
+from cdc_verify.core.shape import MAX_SHAPES
+from cdc_verify.durations import parse_duration
 
 ENV_PREFIX = "CDC_VERIFY_"
 # Every setting in seconds takes the one duration syntax: 90, 30s, 10m, 2h, 7d.

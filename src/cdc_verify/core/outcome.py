@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from cdc_verify.pipeline.core.bounds import (
+from cdc_verify.core.bounds import (
     RECORD_BOUNDS,
     Bounds,
     bound_differences,
@@ -15,10 +15,10 @@ from cdc_verify.pipeline.core.bounds import (
     difference_json,
     utf8,
 )
-from cdc_verify.pipeline.core.breakdown import entity_op
-from cdc_verify.pipeline.core.diff import Difference
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
-from cdc_verify.pipeline.core.shape import Shape
+from cdc_verify.core.breakdown import entity_op
+from cdc_verify.core.diff import Difference
+from cdc_verify.core.entry import PRODUCTION, StreamEntry
+from cdc_verify.core.shape import Shape
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from cdc_verify.pipeline.core.outcome import Decision
+from cdc_verify.core.outcome import Decision
 
 BUCKET = 4096
 

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cdc_verify.pipeline.core.diff import TYPE, Difference, escape_token, unescape_token
+from cdc_verify.core.diff import TYPE, Difference, escape_token, unescape_token
 
 FLOAT32_MARKER = 0xCA
 

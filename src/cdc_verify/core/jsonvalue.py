@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from cdc_verify.pipeline.core.diff import escape_token
+from cdc_verify.core.diff import escape_token
 
 MAX_DEPTH = 64
 MAX_REPR = 200

@@ -1,6 +1,6 @@
 """Coverage: which shapes of event production sent, and how far each was verified.
 
-Shapes come from the core (`pipeline/core/shape.py`), each with the values of the paths
+Shapes come from the core (`core/shape.py`), each with the values of the paths
 that were enum-like when it was taken. Counts are kept per shape as taken; a report
 first takes out the values of every path that has become wide since (`ShapeRules`), which
 may merge shapes, so the figures do not depend on the order of the events. At most
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_verify.pipeline.core.outcome import COVERAGE_STATUSES
-from cdc_verify.pipeline.core.shape import (
+from cdc_verify.core.outcome import COVERAGE_STATUSES
+from cdc_verify.core.shape import (
     MAX_SHAPES,
     Part,
     Shape,
@@ -307,3 +307,43 @@ def _named(shape: Shape) -> tuple[str, tuple[Part, ...]]:
 
 
 _NAMES: dict[Shape, tuple[str, tuple[Part, ...]]] = {}
+
+
+class CoverageUnavailable(Exception):
+    """There is no coverage to show; the message says why."""
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    totals: Coverage
+    shapes: list[dict[str, Any]]
+    parts: list[dict[str, Any]]
+    pairs: list[dict[str, Any]]  # CoverageTally.pairs(); empty in an older coverage.json
+
+    def only(self, entity: str | None, status: str | None) -> CoverageReport:
+        def keep(row: dict[str, Any]) -> bool:
+            return entity in (None, row["entity"]) and status in (None, row["status"])
+
+        return CoverageReport(
+            self.totals,
+            [r for r in self.shapes if keep(r)],
+            [r for r in self.parts if keep(r)],
+            [r for r in self.pairs if keep(r)],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "coverage": self.totals.model_dump(mode="json"),
+            "shapes": self.shapes,
+            "parts": self.parts,
+            "pairs": self.pairs,
+        }
+
+    @classmethod
+    def of_tally(cls, tally: CoverageTally, pairs: bool = True) -> CoverageReport:
+        """`pairs`: work out the pairs of parts too (tens of milliseconds for a rich
+        model: the status page does without them)."""
+        rows = tally.rows()
+        parts = tally.parts(rows)
+        shapes = [r.as_json() for r in rows]
+        return cls(tally.totals(), shapes, parts, tally.pairs(rows, parts) if pairs else [])

@@ -19,24 +19,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_verify.pipeline.core.breakdown import entity_of
-from cdc_verify.pipeline.core.decided import RecentDecisions
-from cdc_verify.pipeline.core.decoder import Consumer, LegacyDecoder, describe_error
-from cdc_verify.pipeline.core.diff import IgnoredPaths, StructuralDiff
-from cdc_verify.pipeline.core.entry import (
+from cdc_verify.core.breakdown import entity_of
+from cdc_verify.core.decided import RecentDecisions
+from cdc_verify.core.decoder import Consumer, LegacyDecoder, describe_error
+from cdc_verify.core.diff import IgnoredPaths, StructuralDiff
+from cdc_verify.core.entry import (
     PRODUCTION,
     SISTER,
     StreamEntry,
     entry_bytes,
     parse_version,
 )
-from cdc_verify.pipeline.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
-from cdc_verify.pipeline.core.position import START, ReadPosition
-from cdc_verify.pipeline.core.scope import ALL, Scope
-from cdc_verify.pipeline.core.shape import MAX_SHAPES, Shape, ShapeRules
-from cdc_verify.pipeline.core.waiting import Spill, WaitingRoom
-from cdc_verify.pipeline.core.wire import with_wire_types
-from cdc_verify.schemas.settings import Settings
+from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
+from cdc_verify.core.position import START, ReadPosition
+from cdc_verify.core.scope import ALL, Scope
+from cdc_verify.core.shape import MAX_SHAPES, Shape, ShapeRules
+from cdc_verify.core.waiting import Spill, WaitingRoom
+from cdc_verify.core.wire import with_wire_types
 from cdc_verify.schemas.verdicts import Side, Verdict
 
 SIDES = (PRODUCTION, SISTER)
@@ -73,7 +72,7 @@ class VerifierConfig:
     # True: every outcome with a production event carries that event's shape (coverage),
     # which also decodes the production side of gaps and out-of-scope events.
     shapes: bool = False
-    # The most shapes counted per entity (coverage/tally.py); the core takes shapes, the
+    # The most shapes counted per entity (core/coverage.py); the core takes shapes, the
     # runners count them, by this cap.
     max_shapes: int = MAX_SHAPES
     # True: each side's entries come in stream order, so an entry also says the stream
@@ -85,31 +84,6 @@ class VerifierConfig:
     # Bytes of big waiting entries held in memory; past it they go to the runner's
     # spill (waiting.py). None, or no spill: no cap.
     waiting_max_bytes: int | None = None
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, durable_decisions: bool = False, shapes: bool = False
-    ) -> VerifierConfig:
-        """The core's rules from a command's settings.
-
-        `durable_decisions`: the runner keeps decisions in Redis and looks older
-        event_ids up there, so memory holds only a short window of them. `shapes`: the
-        runner counts coverage (when `settings.coverage` allows it).
-        """
-        return cls(
-            grace_ms=settings.grace_ms,
-            decided_retention_ms=round(settings.decided_retention * 1000),
-            decided_in_memory_ms=(
-                max(2 * settings.grace_ms, DECIDED_IN_MEMORY_MS) if durable_decisions else None
-            ),
-            ignored_paths=tuple(settings.ignore_paths),
-            float_tolerance=settings.float_tolerance,
-            decode_each_side=settings.decode_each_side,
-            shapes=shapes and settings.coverage,
-            max_shapes=settings.coverage_max_shapes,
-            scope=Scope.parse(settings.scope, settings.scope_key),
-            waiting_max_bytes=int(settings.waiting_max_bytes) or None,
-        )
 
 
 class Verifier:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from cdc_verify.pipeline.core.entry import PRODUCTION, StreamEntry
+from cdc_verify.core.entry import PRODUCTION, StreamEntry
 
 OPS = ("create", "update", "increment")
 UNKNOWN = "unknown"  # the field is missing or not a name

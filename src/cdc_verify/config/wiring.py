@@ -1,0 +1,33 @@
+"""`Settings`, the user's flat contract, turned into the small typed configs the layers
+below take, so that the core never reads settings itself."""
+
+from __future__ import annotations
+
+from cdc_verify.config.settings import Settings
+from cdc_verify.core.scope import Scope
+from cdc_verify.core.verifier import DECIDED_IN_MEMORY_MS, VerifierConfig
+
+
+def verifier_config(
+    settings: Settings, durable_decisions: bool = False, shapes: bool = False
+) -> VerifierConfig:
+    """The core's rules from a command's settings.
+
+    `durable_decisions`: the runner keeps decisions in Redis and looks older
+    event_ids up there, so memory holds only a short window of them. `shapes`: the
+    runner counts coverage (when `settings.coverage` allows it).
+    """
+    return VerifierConfig(
+        grace_ms=settings.grace_ms,
+        decided_retention_ms=round(settings.decided_retention * 1000),
+        decided_in_memory_ms=(
+            max(2 * settings.grace_ms, DECIDED_IN_MEMORY_MS) if durable_decisions else None
+        ),
+        ignored_paths=tuple(settings.ignore_paths),
+        float_tolerance=settings.float_tolerance,
+        decode_each_side=settings.decode_each_side,
+        shapes=shapes and settings.coverage,
+        max_shapes=settings.coverage_max_shapes,
+        scope=Scope.parse(settings.scope, settings.scope_key),
+        waiting_max_bytes=int(settings.waiting_max_bytes) or None,
+    )

@@ -1,0 +1,1 @@
+"""The report folder backfill and replay write: its files, in one place."""
