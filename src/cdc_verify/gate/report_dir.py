@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
+from cdc_verify.pipeline.reports.folder import UnreadableReport, read_summary
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
 
@@ -19,29 +17,18 @@ def report_source(directory: Path) -> dict[str, Any]:
 
 def measure_report(directory: Path, scope: Endpoint) -> Measurement:
     """Name -> count (the eight verdicts and out_of_scope) of the run in `directory`."""
-    path = directory / "summary.json"
-    if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise CannotMeasure(f"report directory {directory} {what}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        summary = Summary.model_validate(raw)
-    except FileNotFoundError:
-        raise CannotMeasure(
-            f"{directory} holds no summary.json: is it the --out of a backfill or replay?"
-        ) from None
-    except OSError as exc:
-        raise CannotMeasure(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
-        first = str(exc).splitlines()[0]
-        raise CannotMeasure(f"{path} is not a valid summary.json: {first}") from None
+        summary, raw = read_summary(directory)
+    except UnreadableReport as exc:
+        raise CannotMeasure(str(exc)) from None
     coverage = _coverage(summary, scope)
     if scope.entity is None and scope.op is None:
         counts = {v.value: summary.verdicts.get(v, 0) for v in Verdict}
         return Measurement({**counts, OUT_OF_SCOPE: summary.out_of_scope}, coverage=coverage)
     if "by_entity_op" not in raw and summary.events:
         raise CannotMeasure(
-            f"{path} has no by_entity_op breakdown (written by an older cdc-verify): "
+            f"{directory / 'summary.json'} has no by_entity_op breakdown (written by an older "
+            "cdc-verify): "
             "--entity and --op need one; gate the whole report, or run the backfill again"
         )
     counts = dict.fromkeys([*(v.value for v in Verdict), OUT_OF_SCOPE], 0)
