@@ -4,6 +4,11 @@ Each outcome is written exactly once even if a commit is retried after a lost
 reply, or two workers overlap: a primary verdict is guarded by `HSETNX` (`SET NX`) on the
 event's decision key, a duplicate/malformed record or a late arrival by the
 XACK of its own entry (XACK answers 0 for an entry already acked).
+
+The script's body is commit.lua, a section per key family. Each family's other half
+lives with its reader: the alerts' JSON in alerts.py, the decisions' layout in
+decisions.py, the counters in counters.py, the shapes in shapes.py, read-only
+production's `Checkpoint` in readonly_stream.py; retention.py trims what does not expire.
 """
 
 from __future__ import annotations
