@@ -417,8 +417,8 @@ def test_readyz_fails_when_the_consumer_lags_beyond_the_bound_or_the_group_is_go
 
 
 def test_record_keys_and_the_verdict_stream_expire(redis_url, redis_client):
-    from cdc_verify.pipeline.redis.commit import RetentionPruner
     from cdc_verify.pipeline.redis.keys import WorkerKeys
+    from cdc_verify.pipeline.redis.retention import RetentionPruner
 
     comment = sample_comment(random.Random(3), "t1_kept")
     redis_client.xadd(PROD, _entry("01RETAINED0000000000000001", comment))

@@ -1,6 +1,8 @@
-"""Reads the missing-event alerts the worker keeps in Redis.
+"""The missing-event alerts the worker keeps in Redis: their JSON and how they are read.
 
-Alerts live in a hash (event_id -> alert JSON) with a sorted set beside it that
+The commit script (commit.lua) writes each gap's alert (`gap_alert`) with its verdict,
+and merges in what a late arrival adds (`late_resolution`) as it moves the alert to the
+resolved ones. Alerts live in a hash (event_id -> alert JSON) with a sorted set beside it that
 orders them by the time they were opened (or resolved). Pages walk that sorted
 set; a cursor names the last alert looked at by (score, event_id), so a page
 stays correct while alerts are added, resolved or pruned between requests.
@@ -21,6 +23,8 @@ from redis.typing import ZSetRangeResponse
 
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
+from cdc_verify.core.bounds import ENTITY_ID_MAX_BYTES, LATE_BOUNDS, cut_text
+from cdc_verify.core.outcome import Outcome, record_to_json
 from cdc_verify.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.keys import WorkerKeys
@@ -45,6 +49,45 @@ class AlertState(Enum):
 
 class BadCursor(ValueError):
     pass
+
+
+def gap_alert(outcome: Outcome, opened_at: str) -> str:
+    """The open alert of a gap verdict: the entry present on one side only."""
+    assert outcome.record is not None
+    entry = outcome.settles[0]
+    # Cut: an entity_id is stream data of any size.
+    entity_id = cut_text(
+        entry.fields.get(b"entity_id", b"").decode("utf-8", "replace"), ENTITY_ID_MAX_BYTES
+    )
+    alert: dict[str, Any] = {
+        "event_id": outcome.record.event_id,
+        "verdict": outcome.record.verdict.value,
+        "present_on": entry.side.value,
+        "entry_id": entry.entry_id,
+        "entity_id": entity_id,
+        "opened_at": opened_at,
+    }
+    if outcome.server_lost_data is not None:  # the gap may be the lost data's, not a real one
+        alert["server_lost_data"] = outcome.server_lost_data
+    return json.dumps(alert)
+
+
+def late_resolution(outcome: Outcome, resolved_at: str) -> str:
+    """What a late arrival adds to its alert: how late, and how the late pair compares."""
+    entry = outcome.settles[0]
+    late = outcome.late_record
+    return json.dumps(
+        {
+            "resolution": "late",
+            "resolved_at": resolved_at,
+            "late_by_ms": outcome.late_by_ms,
+            "late_entry_id": entry.entry_id,
+            # None: the earlier entry had left its stream (trimmed) before the late one came.
+            "late_comparison": json.loads(record_to_json(late.bounded(LATE_BOUNDS)))
+            if late
+            else None,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,20 @@ Each outcome is written exactly once even if a commit is retried after a lost
 reply, or two workers overlap: a primary verdict is guarded by `HSETNX` (`SET NX`) on the
 event's decision key, a duplicate/malformed record or a late arrival by the
 XACK of its own entry (XACK answers 0 for an entry already acked).
+
+The script's body is commit.lua, a section per key family. Each family's other half
+lives with its reader: the alerts' JSON in alerts.py, the decisions' layout in
+decisions.py, the counters in counters.py, the shapes in shapes.py, read-only
+production's `Checkpoint` in readonly_stream.py; retention.py trims what does not expire.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from importlib.resources import files
 from typing import Any
 
 import msgpack
@@ -21,27 +26,40 @@ from redis.exceptions import ResponseError
 
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
-from cdc_verify.core.bounds import (
-    ENTITY_ID_MAX_BYTES,
-    LATE_BOUNDS,
-    MINIMAL_BOUNDS,
-    MiB,
-    cut_text,
-)
+from cdc_verify.core.bounds import MINIMAL_BOUNDS, MiB
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
+from cdc_verify.pipeline.redis.alerts import gap_alert, late_resolution
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
 from cdc_verify.schemas.verdicts import GAP_VERDICTS
 from cdc_verify.timestamps import iso_now
 
 log = logging.getLogger(__name__)
+
+# An outcome as the script reads it (Lua: `o[ROW.kind]`), in the order `_row` packs it.
+OUTCOME_FIELDS = (
+    "kind",  # its OutcomeKind's value (Lua: KIND.PRIMARY, ...)
+    "event_id", "verdict", "record", "decision", "alert",
+    "settles",  # its entries, each SETTLED_FIELDS
+    "entity", "op",  # what the counters count it under (core/breakdown.py)
+    # the hash of its decision ('' = a key of its own) and when that hash may go
+    "bucket", "bucket_expire_ms",
+    # the production event's shape: its key ('' = none), its coverage status ('' = the
+    # outcome says nothing of one) and its parts (sent with the first outcomes of a
+    # shape only)
+    "shape", "shape_status", "shape_parts",
+)  # fmt: skip
+# One settled entry (Lua: `s[ENTRY.entry_id]`): stream 1 (production) or 2 (sister),
+# and its entry id.
+SETTLED_FIELDS = ("stream", "entry_id")
 
 COMMIT = ScriptContract(
     keys=(
@@ -55,7 +73,7 @@ COMMIT = ScriptContract(
         "group",  # the consumer group whose entries are XACKed
         "decided_prefix", "decided_ttl_ms",  # + event_id: the remembered decision
         "verdict_maxlen",  # approximate trim of the verdict stream, 0 = never
-        "outcomes",  # one msgpack array of OUTCOME records (redis-py packs long ARGVs slowly)
+        "outcomes",  # one msgpack array of OUTCOME_FIELDS rows (redis-py packs long ARGVs slowly)
         "now_ms",
         "record_prefix", "record_ttl_ms",  # + event_id: records other than `match`
         # How each stream's entries are settled (SETTLE_MODES):
@@ -73,30 +91,9 @@ COMMIT = ScriptContract(
         # (msgpack array of shapes.py's members)
         "max_shapes", "shape_wide_add",
     ),
-    records={
-        "O": (
-            "kind", "event_id", "verdict", "record", "decision", "alert", "settles",
-            "entity", "op",  # what the counters count it under (core/breakdown.py)
-            # the hash of its decision ('' = a key of its own) and when that hash may go
-            "bucket", "bucket_expire_ms",
-            # the production event's shape: its key ('' = none), its coverage status
-            # ('' = the outcome says nothing of one) and its parts (sent with the first
-            # outcomes of a shape only)
-            "shape", "shape_status", "shape_parts",
-        ),
-        # one settled entry: stream 1 (production) or 2 (sister), and its entry id
-        "S": ("stream", "entry_id"),
-    },
+    records={"ROW": OUTCOME_FIELDS, "ENTRY": SETTLED_FIELDS},
+    constants={"KIND": {kind.name: kind.value for kind in OutcomeKind}},
 )  # fmt: skip
-
-# The order `_row` packs an outcome and a settled entry in (checked at import).
-OUTCOME_FIELDS = (
-    "kind", "event_id", "verdict", "record", "decision", "alert", "settles", "entity", "op",
-    "bucket", "bucket_expire_ms", "shape", "shape_status", "shape_parts",
-)  # fmt: skip
-SETTLED_FIELDS = ("stream", "entry_id")
-if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS):
-    raise RuntimeError("COMMIT's record fields and the packing order in _row differ")
 
 # How a stream's entries are settled, so that a retried commit writes nothing twice:
 #   ack       XACK in the group, in this script (the stream is on the state server);
@@ -107,235 +104,8 @@ if (COMMIT.records["O"], COMMIT.records["S"]) != (OUTCOME_FIELDS, SETTLED_FIELDS
 #             records; settled entries leave the waiting set
 SETTLE_MODES = ("ack", "mark", "position")
 
-# Records other than `match` are kept by event_id (the API's "verdict of one event");
-# a match is told by its decision.
-COMMIT_SCRIPT = """
-if A.lock_token ~= '' and redis.call('GET', K.lock) ~= A.lock_token then
-  return redis.error_reply('LOCKLOST the worker lock is held by another worker')
-end
--- Redis does not undo a script that fails half way: a key of the wrong type would
--- leave decisions written without their verdicts. Check before writing anything.
-local kinds = {
-  [K.verdicts] = 'stream', [K.alerts_open] = 'hash', [K.alerts_resolved] = 'hash',
-  [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
-  [K.positions] = 'hash', [K.production_waiting] = 'zset', [K.counts] = 'hash',
-  [K.shapes] = 'hash', [K.shape_counts] = 'hash', [K.shape_wide] = 'set',
-}
-local batch = cmsgpack.unpack(A.outcomes)
-for _, o in ipairs(batch) do
-  if o[O.bucket] ~= '' then kinds[o[O.bucket]] = 'hash' end
-end
-for key, kind in pairs(kinds) do
-  local found = redis.call('TYPE', key)['ok']
-  if found ~= 'none' and found ~= kind then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
-  end
-end
-local maxlen, ttl = tonumber(A.verdict_maxlen), A.decided_ttl_ms
-local streams = {K.production, K.sister}
-local modes = {A.settle_production, A.settle_sister}
-local bulk = {{}, {}}  -- acks whose answer does not matter
-local written = 0
-local compact, matches = A.compact_matches == '1', {}  -- event_ids of matches, in order
-local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
-local tally = {}  -- counter field -> increment: what this call made durable, counted once
-local expiring = {}  -- decision hash -> when it may go, for the hashes this call wrote
--- A value we wrote: an encoded decision, or the text form of earlier versions.
-local function ours(v)
-  return v and (string.match(v, '^%d+$') or string.match(v, '^[a-z_]+|[ps]+|%d+$'))
-end
--- Remembers the outcome's decision unless one is there already: true if this call did.
-local function decide(o)
-  local eid, value, bucket = o[O.event_id], o[O.decision], o[O.bucket]
-  if bucket == '' then
-    local key = A.decided_prefix .. eid
-    if redis.call('SET', key, value, 'NX', 'PX', ttl) then return true end
-    if ours(redis.call('GET', key)) then return false end
-    redis.call('SET', key, value, 'PX', ttl)  -- anything else is overwritten
-    return true
-  end
-  if redis.call('HSETNX', bucket, eid, value) == 0 then
-    if ours(redis.call('HGET', bucket, eid)) then return false end
-    redis.call('HSET', bucket, eid, value)
-  end
-  expiring[bucket] = o[O.bucket_expire_ms]
-  return true
-end
--- A late arrival: the decision now has both sides.
-local function redecide(o)
-  local bucket = o[O.bucket]
-  if bucket ~= '' and redis.call('HEXISTS', bucket, o[O.event_id]) == 1 then
-    redis.call('HSET', bucket, o[O.event_id], o[O.decision])
-  else  -- no ULID, or decided by an earlier version
-    redis.call('SET', A.decided_prefix .. o[O.event_id], o[O.decision], 'XX', 'KEEPTTL')
-  end
-end
-local function count(name, o)
-  local field = name .. '|' .. o[O.entity] .. '|' .. o[O.op]
-  tally[field] = (tally[field] or 0) + 1
-end
--- Shape coverage (shapes.py). A shape's parts are stored from the first outcome that
--- carries them, under the cap, whether or not this call makes that outcome durable (the
--- writer sends them once); counts are taken only for what this call made durable.
-local max_shapes = tonumber(A.max_shapes)
-local shape_known = {}  -- shape key -> whether K.shapes holds it
-local shape_tally = {}  -- K.shape_counts field -> increment
-local function hold_shape(o)
-  local key = o[O.shape]
-  local known = shape_known[key]
-  if known == nil then
-    known = redis.call('HEXISTS', K.shapes, key) == 1
-  end
-  if not known and o[O.shape_parts] ~= '' then
-    local held = o[O.entity] .. '|+shapes'
-    if tonumber(redis.call('HGET', K.shape_counts, held) or '0') < max_shapes then
-      redis.call('HSET', K.shapes, key, o[O.shape_parts])
-      redis.call('HINCRBY', K.shape_counts, held, 1)
-      known = true
-    end
-  end
-  shape_known[key] = known
-end
-local function count_shape(o)
-  local status, key = o[O.shape_status], o[O.shape]
-  if status == '' then return end
-  local field
-  if key == '' then
-    field = o[O.entity] .. '|+undecodable'
-  elseif shape_known[key] then
-    field = key
-  else
-    field = o[O.entity] .. '|+overflow'
-  end
-  field = field .. '|' .. status
-  shape_tally[field] = (shape_tally[field] or 0) + 1
-end
-local function mark(s)
-  local marker = A.settled_prefix .. s[S.stream] .. ':' .. s[S.entry_id]
-  return redis.call('SET', marker, 1, 'NX', 'PX', ttl) and 1 or 0
-end
--- A duplicate, malformed or late entry: 1 if this call settled it, 0 if done before.
-local function settle(s)
-  local mode = modes[s[S.stream]]
-  if mode == 'ack' then
-    return redis.call('XACK', streams[s[S.stream]], A.group, s[S.entry_id])
-  end
-  if mode == 'position' then redis.call('ZREM', K.production_waiting, s[S.entry_id]) end
-  return mark(s)
-end
--- An entry of a primary verdict (guarded by its decision) or of a skip.
-local function settle_quietly(s)
-  local mode = modes[s[S.stream]]
-  if mode == 'ack' then
-    table.insert(bulk[s[S.stream]], s[S.entry_id])
-  elseif mode == 'mark' then
-    mark(s)  -- a copy read again later (from a pending list) is then known settled
-  else
-    redis.call('ZREM', K.production_waiting, s[S.entry_id])
-  end
-end
-for i, o in ipairs(batch) do
-  local kind, eid, verdict, record = o[O.kind], o[O.event_id], o[O.verdict], o[O.record]
-  local decision, alert = o[O.decision], o[O.alert]
-  local emit = false
-  local settled = nil  -- kinds without a verdict entry: whether this call settled them
-  if o[O.shape] ~= '' then hold_shape(o) end
-  if kind == 'O' then
-    -- Out of scope: no verdict, but remembered (a later twin is late, not a new event)
-    -- and counted, once: the decision's SET NX guards a retried commit.
-    for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
-    settled = decide(o)
-    if settled then
-      count('out_of_scope', o)
-      count_shape(o)
-    end
-  elseif kind == 'P' or kind == 'S' then
-    for _, s in ipairs(o[O.settles]) do settle_quietly(s) end
-    if kind == 'P' then
-      emit = decide(o)
-      if emit and alert ~= '' then
-        redis.call('HSET', K.alerts_open, eid, alert)
-        redis.call('ZADD', K.alerts_open_index, A.now_ms, eid)
-      end
-      if emit and verdict ~= 'match' then
-        redis.call('SET', A.record_prefix .. eid, record, 'PX', A.record_ttl_ms)
-      end
-    end
-  else
-    local acked = 0
-    for _, s in ipairs(o[O.settles]) do
-      acked = acked + settle(s)
-    end
-    if kind == 'E' then
-      emit = acked > 0
-    elseif kind == 'L' and acked > 0 then
-      table.insert(fresh, 1)
-      count('late', o)
-      redecide(o)
-      local open = redis.call('HGET', K.alerts_open, eid)
-      if open then
-        local merged = cjson.decode(open)
-        for k, v in pairs(cjson.decode(alert)) do merged[k] = v end
-        redis.call('HSET', K.alerts_resolved, eid, cjson.encode(merged))
-        redis.call('ZADD', K.alerts_resolved_index, A.now_ms, eid)
-        redis.call('HDEL', K.alerts_open, eid)
-        redis.call('ZREM', K.alerts_open_index, eid)
-      end
-    end
-  end
-  if emit then
-    if compact and verdict == 'match' then
-      table.insert(matches, eid)
-    else
-      redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict, 'record', record)
-    end
-    written = written + 1
-    count(verdict, o)
-    count_shape(o)
-  end
-  if #fresh < i then table.insert(fresh, (emit or settled or kind == 'S') and 1 or 0) end
-end
-if #matches > 0 then  -- event_ids never hold whitespace (wire-format.md): space separated
-  redis.call('XADD', K.verdicts, '*', 'verdict', 'match', 'count', #matches,
-             'event_ids', table.concat(matches, ' '))
-end
-local counted = false
-for field, n in pairs(tally) do
-  redis.call('HINCRBY', K.counts, field, n)
-  counted = true
-end
-if counted then redis.call('PEXPIREAT', K.counts, A.counts_expire_at_ms) end
-for field, n in pairs(shape_tally) do
-  redis.call('HINCRBY', K.shape_counts, field, n)
-end
-local wide = cmsgpack.unpack(A.shape_wide_add)
-for j = 1, #wide, 500 do
-  redis.call('SADD', K.shape_wide, unpack(wide, j, math.min(j + 499, #wide)))
-end
-for bucket, at in pairs(expiring) do redis.call('PEXPIREAT', bucket, at) end
-local waiting = cmsgpack.unpack(A.production_waiting_add)
-for j = 1, #waiting, 500 do
-  local args = {}
-  for k = j, math.min(j + 499, #waiting) do
-    table.insert(args, waiting[k][2])
-    table.insert(args, waiting[k][1])
-  end
-  redis.call('ZADD', K.production_waiting, unpack(args))
-end
-if A.production_position ~= '' then
-  redis.call('HSET', K.positions, 'production', A.production_position)
-end
-for i = 1, 2 do
-  local ids = bulk[i]
-  for j = 1, #ids, 500 do  -- unpack() is bounded by Lua's stack
-    redis.call('XACK', streams[i], A.group, unpack(ids, j, math.min(j + 499, #ids)))
-  end
-end
-if maxlen > 0 and written > 0 then
-  redis.call('XTRIM', K.verdicts, 'MAXLEN', '~', maxlen)
-end
-return fresh
-"""
+# The script's body, a section per key family; COMMIT's preamble names what it reads.
+COMMIT_SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
 
 # Outcomes per script call: keeps each call short, so Redis stays responsive.
 CHUNK = 1000
@@ -351,67 +121,6 @@ _pack_row = _packer.pack
 _ARRAY_HEADER = _packer.pack_array_header
 _RECORD_FIELD = OUTCOME_FIELDS.index("record")
 _SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
-
-
-PRUNE_SCRIPT = """
-local cutoff, removed = ARGV[1], 0
-for i = 1, #KEYS, 2 do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[i + 1], '-inf', cutoff, 'LIMIT', 0, 500)
-  if #ids > 0 then
-    redis.call('HDEL', KEYS[i], unpack(ids))
-    redis.call('ZREM', KEYS[i + 1], unpack(ids))
-    removed = removed + #ids
-  end
-end
-return removed
-"""
-
-
-class RetentionPruner:
-    """Drops alerts and verdict records older than their retention.
-
-    Decisions and per-event records expire by TTL; the alert hashes and the
-    verdict stream are trimmed here, so Redis memory stays bounded.
-    """
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        keys: WorkerKeys,
-        alert_retention_ms: int,
-        verdict_retention_ms: int,
-    ) -> None:
-        self._client = client
-        self._alert_keys = [
-            keys.alerts_open, keys.alerts_open_index,
-            keys.alerts_resolved, keys.alerts_resolved_index,
-        ]  # fmt: skip
-        self._verdicts = keys.verdicts
-        self._alert_retention_ms = alert_retention_ms
-        self._verdict_retention_ms = verdict_retention_ms
-        self._script = client.register_script(PRUNE_SCRIPT)
-
-    @classmethod
-    def from_settings(cls, client: AsyncClient, settings: Settings) -> RetentionPruner:
-        return cls(
-            client,
-            WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
-            round(settings.alert_retention * 1000),
-            round(settings.verdict_retention * 1000),
-        )
-
-    async def prune(self) -> tuple[int, int]:
-        """(alerts dropped, verdict records dropped)."""
-        now = int(time.time() * 1000)
-        cutoff = now - self._alert_retention_ms
-        alerts = 0
-        while batch := int(await self._script(keys=self._alert_keys, args=[cutoff])):
-            alerts += batch
-        # Approximate (~) trimming frees whole stream nodes only: cheap, bounded.
-        verdicts = await self._client.xtrim(
-            self._verdicts, minid=f"{now - self._verdict_retention_ms}-0", approximate=True
-        )
-        return alerts, int(verdicts)
 
 
 SettleModes = tuple[str, str]  # production's and sister's, from SETTLE_MODES
@@ -713,50 +422,3 @@ def _chunk_end(rows: Sequence[bytes], start: int) -> int:
 
 def _production_entries(outcomes: Iterable[Outcome]) -> list[StreamEntry]:
     return [e for o in outcomes for e in o.settles if e.side is PRODUCTION]
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where reading a read-only production stream stands, saved with the verdicts."""
-
-    position: str  # the last production entry id read
-    waiting: Sequence[StreamEntry]  # production entries read since the last checkpoint
-    # that wait for their partner now
-
-
-def gap_alert(outcome: Outcome, opened_at: str) -> str:
-    assert outcome.record is not None
-    entry = outcome.settles[0]
-    # Cut: an entity_id is stream data of any size.
-    entity_id = cut_text(
-        entry.fields.get(b"entity_id", b"").decode("utf-8", "replace"), ENTITY_ID_MAX_BYTES
-    )
-    alert: dict[str, Any] = {
-        "event_id": outcome.record.event_id,
-        "verdict": outcome.record.verdict.value,
-        "present_on": entry.side.value,
-        "entry_id": entry.entry_id,
-        "entity_id": entity_id,
-        "opened_at": opened_at,
-    }
-    if outcome.server_lost_data is not None:  # the gap may be the lost data's, not a real one
-        alert["server_lost_data"] = outcome.server_lost_data
-    return json.dumps(alert)
-
-
-def late_resolution(outcome: Outcome, resolved_at: str) -> str:
-    """What a late arrival adds to its alert: how late, and how the late pair compares."""
-    entry = outcome.settles[0]
-    late = outcome.late_record
-    return json.dumps(
-        {
-            "resolution": "late",
-            "resolved_at": resolved_at,
-            "late_by_ms": outcome.late_by_ms,
-            "late_entry_id": entry.entry_id,
-            # None: the earlier entry had left its stream (trimmed) before the late one came.
-            "late_comparison": json.loads(record_to_json(late.bounded(LATE_BOUNDS)))
-            if late
-            else None,
-        }
-    )

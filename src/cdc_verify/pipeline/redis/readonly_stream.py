@@ -3,7 +3,7 @@
 Production's Redis belongs to another team, whose ACL user for the verifier may only
 read: no consumer group, so no pending list to hold the join state. Its place is
 taken by two keys on the state server, written by the same atomic commit as the
-verdicts they settle:
+verdicts they settle (a `Checkpoint` given to the commit, commit.lua):
 
   <base>:positions            hash, side -> the last entry id read and committed
   <base>:waiting:production   sorted set of the entries still waiting for a partner
@@ -17,7 +17,8 @@ last commit (the worker commits its position at least every second).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from redis.typing import KeyT, StreamIdT
@@ -36,6 +37,15 @@ from cdc_verify.pipeline.redis.stream_reads import (
 from cdc_verify.schemas.verdicts import Side
 
 MAX_SEQ = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where reading a read-only production stream stands, saved with the verdicts."""
+
+    position: str  # the last production entry id read
+    waiting: Sequence[StreamEntry]  # production entries read since the last checkpoint
+    # that wait for their partner now
 
 
 def just_before(entry_id: str) -> str:

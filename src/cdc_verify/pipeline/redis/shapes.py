@@ -1,6 +1,6 @@
 """Shape coverage on the state server: what the live worker's commit writes, read back.
 
-The commit script (commit.py) counts each production event's shape in the same atomic
+The commit script (commit.lua) counts each production event's shape in the same atomic
 call that makes its verdict durable, so a retried or repeated commit counts it once, and
 a SIGKILLed worker loses no count. Three keys (WorkerKeys, docs/coverage.md):
 

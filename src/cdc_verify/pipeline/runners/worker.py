@@ -30,14 +30,15 @@ from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.redis.acl import check_acl, probe_key, refusal, server_uses
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
-from cdc_verify.pipeline.redis.commit import Checkpoint, RetentionPruner, VerdictCommitter
+from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.data_loss import DataLoss, LossWatch
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, AclRefused, LockLost, ServerRefused
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
-from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
+from cdc_verify.pipeline.redis.readonly_stream import Checkpoint, ReadOnlyStream
+from cdc_verify.pipeline.redis.retention import RetentionPruner
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
