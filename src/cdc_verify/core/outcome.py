@@ -19,7 +19,14 @@ from cdc_verify.core.breakdown import entity_op
 from cdc_verify.core.diff import Difference
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.core.shape import Shape
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
+from cdc_verify.schemas.verdicts import (
+    OUT_OF_SCOPE,
+    PRIMARY_VERDICTS,
+    SIDE_CODE,
+    SIDE_LETTERS,
+    Side,
+    Verdict,
+)
 
 
 @dataclass(slots=True)
@@ -85,8 +92,8 @@ class VerdictRecord:
 class Decision:
     """What is remembered of an event_id after its primary verdict.
 
-    `sides` says which sides have been seen ("p", "s" or "ps"), so that a later
-    copy is a duplicate on a seen side and a late arrival on an unseen one.
+    `sides` says which sides have been seen (SIDE_LETTERS: "p", "s" or "ps"), so that a
+    later copy is a duplicate on a seen side and a late arrival on an unseen one.
     `verdict` None: a production event outside --scope whose twin did not come in time.
     """
 
@@ -97,14 +104,14 @@ class Decision:
     def packed(self) -> int:
         """One integer: first_seen_ms * 32 + verdict * 4 + sides. The core remembers
         decisions so (an int is no object the garbage collector has to walk)."""
-        return self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _SIDES_CODE[self.sides]
+        return self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _CODE[self.sides]
 
     @classmethod
     def unpacked(cls, packed: int) -> Decision:
         code, side_code = divmod(packed % 32, 4)
-        if code >= len(_VERDICTS) or side_code == 0:
+        if code >= len(_VERDICTS) or side_code not in _LETTERS:
             raise ValueError(f"not a decision: {packed!r}")
-        return cls(_VERDICTS[code], _SIDES[side_code], packed // 32)
+        return cls(_VERDICTS[code], _LETTERS[side_code], packed // 32)
 
     def encode(self) -> str:
         """`packed()` in decimal: Redis keeps an integer-looking value in 1 to 9 bytes of a
@@ -121,11 +128,12 @@ class Decision:
         return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
 
 
-# Decision.encode's codes: the primary verdicts, then None (out of scope); sides 1 to 3.
+# Decision.encode's codes: the primary verdicts, then None (out of scope); the sides'
+# letters by their SIDE_CODE, 1 to 3.
 _VERDICTS: tuple[Verdict | None, ...] = (*PRIMARY_VERDICTS, None)
 _VERDICT_CODE = {v: i for i, v in enumerate(_VERDICTS)}
-_SIDES = ("", "p", "s", "ps")
-_SIDES_CODE = {s: i for i, s in enumerate(_SIDES) if s}
+_CODE = {SIDE_LETTERS[side]: code for side, code in SIDE_CODE.items()}
+_LETTERS = {code: letters for letters, code in _CODE.items()}
 
 
 class OutcomeKind(Enum):

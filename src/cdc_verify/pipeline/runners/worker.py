@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
-from cdc_verify.config.servers import Role
+from cdc_verify.config.servers import ROLE_OF_SIDE, Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
@@ -47,7 +47,7 @@ from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.schemas.verdicts import STREAM_SIDES, Side
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class StreamWorker:
         self._next_missing_warning = 0.0
 
     def pending_joins(self) -> dict[Side, int]:
-        return {side: self.verifier.waiting_count(side) for side in (PRODUCTION, SISTER)}
+        return {side: self.verifier.waiting_count(side) for side in STREAM_SIDES}
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, release the lock and return from run()."""
@@ -386,7 +386,7 @@ class StreamWorker:
 
     def _set_lag(self, lag: dict[Side, float]) -> None:
         self.lag = lag
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             self.metrics.consumer_lag.labels(side=side.value).set(lag.get(side, 0.0))
 
     async def _housekeeping(self, session: Session) -> None:
@@ -429,7 +429,7 @@ class StreamWorker:
             await self._settle_commit()
             self._inflight = asyncio.create_task(self._commit(session, outcomes, checkpoint))
             self._inflight.add_done_callback(self._commit_done)
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
         self.metrics.spilled_bytes.set(self.spill.bytes)
 
@@ -536,18 +536,17 @@ class Session:
         locks = [WorkerLock(state, keys.lock, token, ttl_ms, topology.servers[Role.STATE])]
         modes: dict[Side, str] = {}
         ack_after: dict[Side, GroupStream] = {}
-        roles = {PRODUCTION: Role.PRODUCTION, SISTER: Role.SISTER}
         for side, reader in streams.readers.items():
             if isinstance(reader, ReadOnlyStream):
                 modes[side] = "position"
-            elif topology.on_state_server(roles[side]):
+            elif topology.on_state_server(ROLE_OF_SIDE[side]):
                 modes[side] = "ack"
             else:
                 modes[side] = "mark"
                 ack_after[side] = reader
                 fence = keys.fence_lock(reader.key)
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
-                    server = topology.servers[roles[side]]
+                    server = topology.servers[ROLE_OF_SIDE[side]]
                     locks.append(WorkerLock(reader.client, fence, token, ttl_ms, server))
         committer = VerdictCommitter.from_settings(
             state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes
