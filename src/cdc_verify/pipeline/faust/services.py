@@ -35,6 +35,7 @@ from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff
@@ -100,7 +101,7 @@ class RedisService(Service):
         self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
         # Forwarders acked each entry once Kafka had it: markers guard the commit.
         self._committer = VerdictCommitter.from_settings(
-            self._client, s, settle=("mark", "mark"), shapes=self._shape_rules
+            self._client, s, settle=(SettleMode.MARK, SettleMode.MARK), shapes=self._shape_rules
         )
         streams = StreamPair.on_one_server(
             self._client, WorkerKeys.from_settings(s), s.consumer_name

@@ -38,6 +38,7 @@ from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
+from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
@@ -534,15 +535,15 @@ class Session:
         # stream read through the group elsewhere is fenced by a lock beside it (same
         # name on another server; on a Cluster, in the stream's slot).
         locks = [WorkerLock(state, keys.lock, token, ttl_ms, topology.servers[Role.STATE])]
-        modes: dict[Side, str] = {}
+        modes: dict[Side, SettleMode] = {}
         ack_after: dict[Side, GroupStream] = {}
         for side, reader in streams.readers.items():
             if isinstance(reader, ReadOnlyStream):
-                modes[side] = "position"
+                modes[side] = SettleMode.POSITION
             elif topology.on_state_server(ROLE_OF_SIDE[side]):
-                modes[side] = "ack"
+                modes[side] = SettleMode.ACK
             else:
-                modes[side] = "mark"
+                modes[side] = SettleMode.MARK
                 ack_after[side] = reader
                 fence = keys.fence_lock(reader.key)
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
