@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from cdc_verify.core.bounds import (
@@ -176,28 +176,36 @@ class Outcome:
         return self.settles[0].event_id if self.settles else None
 
 
-# What became of a production event, for coverage (docs/coverage.md).
-COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED = "match", "mismatch", "unverified"
-COVERAGE_STATUSES = (COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED)
+class EventCoverage(StrEnum):
+    """What became of a production event, for coverage (docs/coverage.md): the counts of
+    a shape (core/coverage.py `ShapeCounts`) and the last part of its counters on the
+    state server (pipeline/redis/shapes.py). A shape's own status is a `ShapeStatus`."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"  # mismatch or race
+    UNVERIFIED = "unverified"  # the sister missed it, could not decode it, or out of scope
 
 
-def coverage_status(outcome: Outcome) -> str | None:
+EVENT_COVERAGE_VALUES: frozenset[str] = frozenset(EventCoverage)  # (3.11: no `in` by value)
+
+
+def coverage_status(outcome: Outcome) -> EventCoverage | None:
     """What the outcome says of its production event: matched, mismatched (or raced), or
     unverified (the sister missed it, could not decode it, or it was out of scope). None
     when it has none: no primary outcome, or missing in production (production never sent
     it). Bounded runs, the live commit and `cdc-verify cases` all count by this rule."""
     if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
-        return COVERAGE_UNVERIFIED
+        return EventCoverage.UNVERIFIED
     record = outcome.record
     if outcome.kind is not OutcomeKind.PRIMARY or record is None:
         return None
     if not any(e.side is PRODUCTION for e in outcome.settles):
         return None
     if record.verdict is Verdict.MATCH:
-        return COVERAGE_MATCH
+        return EventCoverage.MATCH
     if record.verdict in (Verdict.MISMATCH, Verdict.RACE):
-        return COVERAGE_MISMATCH
-    return COVERAGE_UNVERIFIED
+        return EventCoverage.MISMATCH
+    return EventCoverage.UNVERIFIED
 
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode

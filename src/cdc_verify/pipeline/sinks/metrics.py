@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdc_verify.config.servers import Role
 from cdc_verify.core.breakdown import OPS
-from cdc_verify.core.coverage import STATUSES
+from cdc_verify.core.coverage import ShapeStatus
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Coverage
@@ -164,8 +164,9 @@ class VerifierMetrics(Sink):
         """The shape coverage the state server holds now (read by the worker's
         housekeeping)."""
         for entity, figures in coverage.by_entity.items():
-            for status in STATUSES:
-                self.shapes.labels(entity=entity, status=status).set(getattr(figures, status))
+            for status in ShapeStatus:
+                count = getattr(figures, status.value)
+                self.shapes.labels(entity=entity, status=status.value).set(count)
             if figures.ratio is not None:
                 self.shape_coverage.labels(entity=entity).set(figures.ratio)
 
