@@ -10,13 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from cdc_verify.escaping import terminal_text
-from cdc_verify.gate.criteria import Answer, Decision, Result, percent
+from cdc_verify.gate.criteria import Answer, GateDecision, Result, percent
 from cdc_verify.pipeline.redis.counters import NAMES
 
 STYLE = {
-    Decision.GO: "bold green",
-    Decision.NO_GO: "bold red",
-    Decision.CANNOT_DECIDE: "bold yellow",
+    GateDecision.GO: "bold green",
+    GateDecision.NO_GO: "bold red",
+    GateDecision.CANNOT_DECIDE: "bold yellow",
 }
 
 
