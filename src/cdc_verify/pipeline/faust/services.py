@@ -38,7 +38,7 @@ from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
-from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
@@ -157,10 +157,8 @@ class RedisService(Service):
                     raise await fail(self, what, exc) from exc
                 if self._stopping() or self.should_stop:
                     raise
-                self._metrics.redis_reconnects.inc()
-                delay = backoff.next()
-                log.warning("Redis unavailable (%s) for %s; retrying in %.1fs", exc, what, delay)
-                await self.sleep(delay)
+                reconnects = self._metrics.redis_reconnects
+                await wait_for_redis(exc, backoff, reconnects, self.sleep, log, what=what)
 
 
 class ForwarderService(Service):
@@ -252,10 +250,7 @@ class ForwarderService(Service):
             )  # fmt: skip
 
     async def _wait_for_redis(self, exc: Exception, backoff: Backoff) -> None:
-        self._metrics.redis_reconnects.inc()
-        delay = backoff.next()
-        log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-        await self.sleep(delay)
+        await wait_for_redis(exc, backoff, self._metrics.redis_reconnects, self.sleep, log)
 
 
 async def fail(service: Service, what: str, exc: BaseException) -> WorkerFailed:

@@ -42,7 +42,7 @@ from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
@@ -149,10 +149,10 @@ class StreamWorker:
                     self._set_ready(False)
                     if self._stopping.is_set():
                         break  # asked to stop, e.g. with an embedded Redis stopping beside us
-                    self.metrics.redis_reconnects.inc()
-                    delay = backoff.next()
-                    log.warning("Redis unavailable (%s); reconnecting in %.1fs", exc, delay)
-                    await self._sleep(delay)
+                    await wait_for_redis(
+                        exc, backoff, self.metrics.redis_reconnects, self._sleep, log,
+                        then="reconnecting",
+                    )  # fmt: skip
                 except LockLost as exc:
                     self._set_ready(False)
                     log.error("%s; dropping this worker's state and waiting for the lock", exc)
