@@ -20,6 +20,7 @@ from cdc_verify.core.diff import Difference
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.core.shape import Shape
 from cdc_verify.schemas.verdicts import (
+    LATE,
     OUT_OF_SCOPE,
     PRIMARY_VERDICTS,
     SIDE_CODE,
@@ -174,6 +175,17 @@ class Outcome:
         if self.record is not None:
             return self.record.event_id
         return self.settles[0].event_id if self.settles else None
+
+
+def counted_as(outcome: Outcome) -> str | None:
+    """The name the outcome is counted under, by entity and op (COUNTED_NAMES): its
+    record's verdict, `out_of_scope` or `late`; None for a skip. commit.py's script
+    counts by the same rule."""
+    if outcome.record is not None:
+        return outcome.record.verdict.value
+    if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+        return OUT_OF_SCOPE
+    return LATE if outcome.kind is OutcomeKind.LATE else None
 
 
 class EventCoverage(StrEnum):

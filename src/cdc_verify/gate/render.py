@@ -11,7 +11,7 @@ from rich.text import Text
 
 from cdc_verify.escaping import terminal_text
 from cdc_verify.gate.criteria import Answer, GateDecision, Result, percent
-from cdc_verify.pipeline.redis.counters import NAMES
+from cdc_verify.schemas.verdicts import COUNTED_NAMES
 
 STYLE = {
     GateDecision.GO: "bold green",
@@ -59,7 +59,7 @@ def print_table(answer: Answer) -> None:
     console.print(table)
     if answer.counts is not None:
         counts = ", ".join(
-            f"{name} {answer.counts[name]:,}" for name in NAMES if answer.counts.get(name)
+            f"{name} {answer.counts[name]:,}" for name in COUNTED_NAMES if answer.counts.get(name)
         )
         console.print(f"{answer.events:,} events; {counts or 'nothing counted'}", markup=False)
     label = (answer.decision.label, STYLE[answer.decision])

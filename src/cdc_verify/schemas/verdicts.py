@@ -51,6 +51,10 @@ GAP_VERDICTS: frozenset[Verdict] = frozenset(
 # twin did not come, and a twin that came after its event's decision.
 OUT_OF_SCOPE = "out_of_scope"
 LATE = "late"
+# Every name an outcome is counted under, by entity and op (core.outcome.counted_as): the
+# state server's per-minute counters (commit.py's script), summary.json's by_entity_op
+# (no `late`) and the metrics (a verdict by its label, the other two by their own).
+COUNTED_NAMES: tuple[str, ...] = (*(v.value for v in Verdict), OUT_OF_SCOPE, LATE)
 
 
 class DifferenceKind(StrEnum):
