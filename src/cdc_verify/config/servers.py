@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from cdc_verify.schemas.verdicts import Side
+
 if TYPE_CHECKING:
     from cdc_verify.config.settings import Settings
 
@@ -28,6 +30,9 @@ class Role(StrEnum):
     SISTER = "sister"
     STATE = "state"
 
+
+# The server role that holds each side's stream.
+ROLE_OF_SIDE: dict[Side, Role] = {Side.PRODUCTION: Role.PRODUCTION, Side.SISTER: Role.SISTER}
 
 # Where a role's unset settings come from; None: the plain redis_* settings.
 _DEFAULTS_TO: dict[Role, Role | None] = {

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from cdc_verify.core.outcome import COVERAGE_STATUSES
+from cdc_verify.core.outcome import EVENT_COVERAGE_VALUES, EventCoverage
 from cdc_verify.core.shape import (
     MAX_SHAPES,
     Part,
@@ -33,8 +34,19 @@ from cdc_verify.schemas.models import Coverage, CoverageFigures
 # Per entity, the most frequent parts that vary (are not in every production event) are
 # paired: at most 64 * 63 / 2 = 2,016 pairs an entity.
 MAX_PAIR_PARTS = 64
-# The statuses of a shape or a part, in the order to look at them.
-STATUSES = ("never_verified", "mismatched", "verified")
+
+
+class ShapeStatus(StrEnum):
+    """The status of a shape, a part or a pair, from what became of its events
+    (`EventCoverage`); in the order to look at them."""
+
+    NEVER_VERIFIED = "never_verified"
+    MISMATCHED = "mismatched"
+    VERIFIED = "verified"
+
+
+STATUSES = tuple(status.value for status in ShapeStatus)  # as text (the CLI's choices)
+_LOOK_ORDER: dict[str, int] = {status: i for i, status in enumerate(ShapeStatus)}
 # The counts of a shape, a part or a pair, as the reports show them.
 COUNT_COLUMNS = ("production", "match", "mismatch", "unverified")
 
@@ -50,12 +62,12 @@ class ShapeCounts:
 
     @classmethod
     def one(cls, status: str, events: int = 1) -> ShapeCounts:
-        """`events` production events of one coverage status (core.outcome.COVERAGE_STATUSES:
-        match, mismatch or unverified)."""
-        if status not in _STATUS_FIELDS:
+        """`events` production events of one `EventCoverage`: match, mismatch or
+        unverified."""
+        if status not in EVENT_COVERAGE_VALUES:
             raise ValueError(f"not a coverage status: {status!r}")
         counts = cls(production=events)
-        setattr(counts, status, events)
+        setattr(counts, EventCoverage(status).value, events)
         return counts
 
     def merge(self, other: ShapeCounts) -> None:
@@ -65,24 +77,21 @@ class ShapeCounts:
         self.unverified += other.unverified
 
     @property
-    def status(self) -> str:
+    def status(self) -> ShapeStatus:
         """`mismatched` once one event mismatched; else `verified` once one matched;
         else `never_verified`."""
         if self.mismatch:
-            return "mismatched"
-        return "verified" if self.match else "never_verified"
+            return ShapeStatus.MISMATCHED
+        return ShapeStatus.VERIFIED if self.match else ShapeStatus.NEVER_VERIFIED
 
     def as_json(self) -> dict[str, object]:
         return {
-            "status": self.status,
+            "status": self.status.value,
             "production": self.production,
             "match": self.match,
             "mismatch": self.mismatch,
             "unverified": self.unverified,
         }
-
-
-_STATUS_FIELDS = frozenset(COVERAGE_STATUSES)
 
 
 @dataclass
@@ -240,7 +249,8 @@ class CoverageTally:
             state = self.entities[entity]
             statuses = [c.status for c in state.shapes.values()]
             by_entity[entity] = CoverageFigures.of(
-                statuses.count("verified"), statuses.count("mismatched"), len(statuses),
+                statuses.count(ShapeStatus.VERIFIED), statuses.count(ShapeStatus.MISMATCHED),
+                len(statuses),
                 overflow_events=state.overflow.production, undecodable_events=state.undecodable,
             )  # fmt: skip
         figures = list(by_entity.values())
@@ -259,7 +269,7 @@ def look_first(part: Mapping[str, Any]) -> tuple[int, float, int]:
     mismatches (a part in every event says little); the most frequent first."""
     production = int(part["production"])
     return (
-        STATUSES.index(str(part["status"])),
+        _LOOK_ORDER[str(part["status"])],
         -int(part["mismatch"]) / max(production, 1),
         -production,
     )
@@ -267,7 +277,7 @@ def look_first(part: Mapping[str, Any]) -> tuple[int, float, int]:
 
 def parts_to_verify(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The parts not verified (never, or with a mismatch), in the order to look at them."""
-    return sorted((p for p in parts if p["status"] != "verified"), key=look_first)
+    return sorted((p for p in parts if p["status"] != ShapeStatus.VERIFIED), key=look_first)
 
 
 def combination_gaps(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:

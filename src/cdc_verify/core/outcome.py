@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from cdc_verify.core.bounds import (
@@ -19,7 +19,15 @@ from cdc_verify.core.breakdown import entity_op
 from cdc_verify.core.diff import Difference
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.core.shape import Shape
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Side, Verdict
+from cdc_verify.schemas.verdicts import (
+    LATE,
+    OUT_OF_SCOPE,
+    PRIMARY_VERDICTS,
+    SIDE_CODE,
+    SIDE_LETTERS,
+    Side,
+    Verdict,
+)
 
 
 @dataclass(slots=True)
@@ -85,8 +93,8 @@ class VerdictRecord:
 class Decision:
     """What is remembered of an event_id after its primary verdict.
 
-    `sides` says which sides have been seen ("p", "s" or "ps"), so that a later
-    copy is a duplicate on a seen side and a late arrival on an unseen one.
+    `sides` says which sides have been seen (SIDE_LETTERS: "p", "s" or "ps"), so that a
+    later copy is a duplicate on a seen side and a late arrival on an unseen one.
     `verdict` None: a production event outside --scope whose twin did not come in time.
     """
 
@@ -97,14 +105,14 @@ class Decision:
     def packed(self) -> int:
         """One integer: first_seen_ms * 32 + verdict * 4 + sides. The core remembers
         decisions so (an int is no object the garbage collector has to walk)."""
-        return self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _SIDES_CODE[self.sides]
+        return self.first_seen_ms * 32 + _VERDICT_CODE[self.verdict] * 4 + _CODE[self.sides]
 
     @classmethod
     def unpacked(cls, packed: int) -> Decision:
         code, side_code = divmod(packed % 32, 4)
-        if code >= len(_VERDICTS) or side_code == 0:
+        if code >= len(_VERDICTS) or side_code not in _LETTERS:
             raise ValueError(f"not a decision: {packed!r}")
-        return cls(_VERDICTS[code], _SIDES[side_code], packed // 32)
+        return cls(_VERDICTS[code], _LETTERS[side_code], packed // 32)
 
     def encode(self) -> str:
         """`packed()` in decimal: Redis keeps an integer-looking value in 1 to 9 bytes of a
@@ -121,11 +129,12 @@ class Decision:
         return cls(None if verdict == OUT_OF_SCOPE else Verdict(verdict), sides, int(first_seen))
 
 
-# Decision.encode's codes: the primary verdicts, then None (out of scope); sides 1 to 3.
+# Decision.encode's codes: the primary verdicts, then None (out of scope); the sides'
+# letters by their SIDE_CODE, 1 to 3.
 _VERDICTS: tuple[Verdict | None, ...] = (*PRIMARY_VERDICTS, None)
 _VERDICT_CODE = {v: i for i, v in enumerate(_VERDICTS)}
-_SIDES = ("", "p", "s", "ps")
-_SIDES_CODE = {s: i for i, s in enumerate(_SIDES) if s}
+_CODE = {SIDE_LETTERS[side]: code for side, code in SIDE_CODE.items()}
+_LETTERS = {code: letters for letters, code in _CODE.items()}
 
 
 class OutcomeKind(Enum):
@@ -168,28 +177,47 @@ class Outcome:
         return self.settles[0].event_id if self.settles else None
 
 
-# What became of a production event, for coverage (docs/coverage.md).
-COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED = "match", "mismatch", "unverified"
-COVERAGE_STATUSES = (COVERAGE_MATCH, COVERAGE_MISMATCH, COVERAGE_UNVERIFIED)
+def counted_as(outcome: Outcome) -> str | None:
+    """The name the outcome is counted under, by entity and op (COUNTED_NAMES): its
+    record's verdict, `out_of_scope` or `late`; None for a skip. commit.py's script
+    counts by the same rule."""
+    if outcome.record is not None:
+        return outcome.record.verdict.value
+    if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+        return OUT_OF_SCOPE
+    return LATE if outcome.kind is OutcomeKind.LATE else None
 
 
-def coverage_status(outcome: Outcome) -> str | None:
+class EventCoverage(StrEnum):
+    """What became of a production event, for coverage (docs/coverage.md): the counts of
+    a shape (core/coverage.py `ShapeCounts`) and the last part of its counters on the
+    state server (pipeline/redis/shapes.py). A shape's own status is a `ShapeStatus`."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"  # mismatch or race
+    UNVERIFIED = "unverified"  # the sister missed it, could not decode it, or out of scope
+
+
+EVENT_COVERAGE_VALUES: frozenset[str] = frozenset(EventCoverage)  # (3.11: no `in` by value)
+
+
+def coverage_status(outcome: Outcome) -> EventCoverage | None:
     """What the outcome says of its production event: matched, mismatched (or raced), or
     unverified (the sister missed it, could not decode it, or it was out of scope). None
     when it has none: no primary outcome, or missing in production (production never sent
     it). Bounded runs, the live commit and `cdc-verify cases` all count by this rule."""
     if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
-        return COVERAGE_UNVERIFIED
+        return EventCoverage.UNVERIFIED
     record = outcome.record
     if outcome.kind is not OutcomeKind.PRIMARY or record is None:
         return None
     if not any(e.side is PRODUCTION for e in outcome.settles):
         return None
     if record.verdict is Verdict.MATCH:
-        return COVERAGE_MATCH
+        return EventCoverage.MATCH
     if record.verdict in (Verdict.MISMATCH, Verdict.RACE):
-        return COVERAGE_MISMATCH
-    return COVERAGE_UNVERIFIED
+        return EventCoverage.MISMATCH
+    return EventCoverage.UNVERIFIED
 
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode

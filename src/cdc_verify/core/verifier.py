@@ -36,13 +36,17 @@ from cdc_verify.core.scope import ALL, Scope
 from cdc_verify.core.shape import MAX_SHAPES, Shape, ShapeRules
 from cdc_verify.core.waiting import Spill, WaitingRoom
 from cdc_verify.core.wire import with_wire_types
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import (
+    OTHER_SIDE,
+    SIDE_LETTERS,
+    STREAM_SIDES,
+    Side,
+    Verdict,
+)
 
-SIDES = (PRODUCTION, SISTER)
-OTHER = {PRODUCTION: SISTER, SISTER: PRODUCTION}
-SIDE_CHAR = {PRODUCTION: "p", SISTER: "s"}
 # Waiting entries older than this (on their own stream) are packed to save memory.
 PACK_AFTER_MS = 2_000
+SEEN_BOTH = SIDE_LETTERS[Side.BOTH]  # a decision's sides once both have come
 MISSING_ON = {PRODUCTION: Verdict.MISSING_IN_PRODUCTION, SISTER: Verdict.MISSING_IN_SISTER}
 # Entries of the latest gap verdicts kept to compare with a late partner. Older
 # ones a runner fetches back from the stream (`compare_late`).
@@ -135,10 +139,10 @@ class Verifier:
             self._spill.clear()
         self._waiting: dict[Side, WaitingRoom] = {
             s: WaitingRoom(s, max_bytes=None if cap is None else cap // 2, spill=self._spill)
-            for s in SIDES
+            for s in STREAM_SIDES
         }
         # Per side, how far its stream has been read (ReadPosition.before_ms).
-        self._read_before: dict[Side, int] = {s: START.before_ms for s in SIDES}
+        self._read_before: dict[Side, int] = {s: START.before_ms for s in STREAM_SIDES}
         self._decided = RecentDecisions()
         # The entry of each recent gap and its bytes, oldest first.
         self._gap_twins: OrderedDict[str, tuple[StreamEntry, int]] = OrderedDict()
@@ -219,12 +223,12 @@ class Verifier:
     def expire(self) -> list[Outcome]:
         """Gap verdicts for events whose partner can no longer arrive in time."""
         out: list[Outcome] = []
-        for side in SIDES:
+        for side in STREAM_SIDES:
             waiting = self._waiting[side]
             waiting.pack_older_than(self._read_before[side] - PACK_AFTER_MS)
             # The partner would have an entry id <= arrival + grace on the other stream
             # (on the other stream's own clock: the skew moves that bound).
-            other = ReadPosition(self._read_before[OTHER[side]])
+            other = ReadPosition(self._read_before[OTHER_SIDE[side]])
             shift = self._skew_ms if side is PRODUCTION else -self._skew_ms
             while (arrival := waiting.oldest_arrival()) is not None and other.covers(
                 arrival + self._grace + shift
@@ -235,7 +239,9 @@ class Verifier:
 
     def flush(self) -> list[Outcome]:
         """End of a bounded input: every waiting event is a gap (or out of scope)."""
-        return [self._expired(entry) for side in SIDES for entry in self._waiting[side].drain()]
+        return [
+            self._expired(entry) for side in STREAM_SIDES for entry in self._waiting[side].drain()
+        ]
 
     def compare_late(self, outcome: Outcome, twin: StreamEntry) -> None:
         """Compares a late arrival with the entry its gap verdict was about.
@@ -270,7 +276,7 @@ class Verifier:
                 out.append(self._duplicate(entry))  # a re-delivery of one entry is no copy
             return
 
-        twin = self._waiting[OTHER[side]].take(event_id)
+        twin = self._waiting[OTHER_SIDE[side]].take(event_id)
         if twin is not None:
             first, late = (twin, entry) if self._common_ms(twin) <= self._common_ms(entry) else (
                 entry, twin)  # fmt: skip
@@ -298,11 +304,10 @@ class Verifier:
         assert event_id is not None
         decision = self._decided.get(event_id)
         assert decision is not None
-        char = SIDE_CHAR[entry.side]
-        if char in decision.sides:
+        if SIDE_LETTERS[entry.side] in decision.sides:
             out.append(self._duplicate(entry))
             return
-        updated = Decision(decision.verdict, "ps", decision.first_seen_ms)
+        updated = Decision(decision.verdict, SEEN_BOTH, decision.first_seen_ms)
         self._decided.remember(event_id, updated)
         outcome = Outcome(
             OutcomeKind.LATE, None, (entry,), updated,
@@ -337,7 +342,7 @@ class Verifier:
             return self._skip(present)
         # Remembered like a verdict, so a twin that comes later is a late arrival, not
         # a sister event production never had.
-        decision = Decision(None, "p", present.arrival_ms)
+        decision = Decision(None, SIDE_LETTERS[PRODUCTION], present.arrival_ms)
         self._decided.remember(event_id, decision)
         outcome = Outcome(OutcomeKind.OUT_OF_SCOPE, None, (present,), decision)
         if self.shape_rules is not None:
@@ -349,8 +354,8 @@ class Verifier:
         assert event_id is not None
         if present.arrival_ms < self.horizon_ms:
             return self._skip(present)
-        verdict = MISSING_ON[OTHER[present.side]]
-        decision = Decision(verdict, SIDE_CHAR[present.side], present.arrival_ms)
+        verdict = MISSING_ON[OTHER_SIDE[present.side]]
+        decision = Decision(verdict, SIDE_LETTERS[present.side], present.arrival_ms)
         self._decided.remember(event_id, decision)
         twins, size = self._gap_twins, entry_bytes(present)
         twins[event_id] = (present, size)
@@ -378,7 +383,7 @@ class Verifier:
         production, sister = (a, b) if a.side is PRODUCTION else (b, a)
         record, value = self._judge(production, sister)
         first_seen = min(a.arrival_ms, b.arrival_ms)
-        decision = Decision(record.verdict, "ps", first_seen)
+        decision = Decision(record.verdict, SEEN_BOTH, first_seen)
         self._decided.remember(record.event_id, decision)  # type: ignore[arg-type]
         outcome = Outcome(OutcomeKind.PRIMARY, record, (production, sister), decision)
         if self.shape_rules is not None and value is not UNDECODED:

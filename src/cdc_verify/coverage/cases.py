@@ -28,7 +28,7 @@ from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.diff import unescape_token
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.jsonvalue import to_json_value
-from cdc_verify.core.outcome import Outcome
+from cdc_verify.core.outcome import Outcome, counted_as
 from cdc_verify.core.shape import SEP, Part, Shape, part_fields, project
 from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.capture.format import CaptureReader
@@ -38,7 +38,6 @@ from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.pipeline.sinks.coverage import counts_of
 from cdc_verify.pipeline.sinks.groups import Fingerprint, fingerprint_of
 from cdc_verify.pipeline.sinks.groups import describe as describe_group
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE
 
 K = TypeVar("K")
 CASES_FILE = "cases.json"
@@ -89,7 +88,8 @@ class Notes(Sink):
             shape = self.shapes.number((entity, outcome.shape))
             fingerprint = fingerprint_of(outcome)
             group = None if fingerprint is None else self.groups.number(fingerprint)
-            verdict = outcome.record.verdict.value if outcome.record else OUT_OF_SCOPE
+            verdict = counted_as(outcome)  # a verdict, or out_of_scope
+            assert verdict is not None
             self.events[production.event_id] = Seen(entity, shape, group, verdict)
 
 

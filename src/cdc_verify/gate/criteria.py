@@ -23,21 +23,21 @@ OP_VALUES = (*OPS, UNKNOWN, OTHER)
 GAPS = tuple(v.value for v in PRIMARY_VERDICTS if v in GAP_VERDICTS)
 
 
-class Decision(StrEnum):
+class GateDecision(StrEnum):
     GO = "go"
     NO_GO = "no_go"
     CANNOT_DECIDE = "cannot_decide"
 
     @property
     def exit_status(self) -> int:
-        return {Decision.GO: 0, Decision.NO_GO: 1, Decision.CANNOT_DECIDE: 2}[self]
+        return {GateDecision.GO: 0, GateDecision.NO_GO: 1, GateDecision.CANNOT_DECIDE: 2}[self]
 
     @property
     def label(self) -> str:
         return {
-            Decision.GO: "GO",
-            Decision.NO_GO: "NO-GO",
-            Decision.CANNOT_DECIDE: "CANNOT DECIDE",
+            GateDecision.GO: "GO",
+            GateDecision.NO_GO: "NO-GO",
+            GateDecision.CANNOT_DECIDE: "CANNOT DECIDE",
         }[self]
 
 
@@ -160,7 +160,7 @@ class Measurement:
 class Answer:
     """What `gate` answers: `gate --json` and GET /api/gate print `as_json()`."""
 
-    decision: Decision
+    decision: GateDecision
     reason: str
     source: dict[str, Any]
     scope: Endpoint
@@ -192,13 +192,13 @@ def judge(
     what = "; ".join(_failure(r, counts) for r in failed)
     unknown = [r for r in results if r.passed is None]
     if unknown:  # a criterion asked for that the source cannot measure
-        decision = Decision.CANNOT_DECIDE
+        decision = GateDecision.CANNOT_DECIDE
         reason = (
             f"{unknown[0].flag}: the source has no shape coverage (coverage = false, or no "
             "production event counted yet)"
         )
     elif events == 0 or events < criteria.min_events:
-        decision = Decision.CANNOT_DECIDE
+        decision = GateDecision.CANNOT_DECIDE
         reason = (
             f"no events for {scope.describe()}" if events == 0
             else f"{events:,} events, fewer than --min-events {criteria.min_events:,}"
@@ -208,9 +208,9 @@ def judge(
         if failed:
             reason += f" (failing so far: {what})"
     elif failed:
-        decision, reason = Decision.NO_GO, what
+        decision, reason = GateDecision.NO_GO, what
     else:
-        decision, reason = Decision.GO, f"every criterion passed on {events:,} events"
+        decision, reason = GateDecision.GO, f"every criterion passed on {events:,} events"
     return Answer(decision, reason, source, scope, results, events, dict(counts))
 
 
@@ -242,4 +242,4 @@ def percent(fraction: float | int | None) -> str:
 def cannot_measure(
     reason: str, criteria: Criteria, source: dict[str, Any], scope: Endpoint
 ) -> Answer:
-    return Answer(Decision.CANNOT_DECIDE, reason, source, scope, unmeasured(criteria))
+    return Answer(GateDecision.CANNOT_DECIDE, reason, source, scope, unmeasured(criteria))

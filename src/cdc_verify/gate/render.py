@@ -10,13 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from cdc_verify.escaping import terminal_text
-from cdc_verify.gate.criteria import Answer, Decision, Result, percent
-from cdc_verify.pipeline.redis.counters import NAMES
+from cdc_verify.gate.criteria import Answer, GateDecision, Result, percent
+from cdc_verify.schemas.verdicts import COUNTED_NAMES
 
 STYLE = {
-    Decision.GO: "bold green",
-    Decision.NO_GO: "bold red",
-    Decision.CANNOT_DECIDE: "bold yellow",
+    GateDecision.GO: "bold green",
+    GateDecision.NO_GO: "bold red",
+    GateDecision.CANNOT_DECIDE: "bold yellow",
 }
 
 
@@ -59,7 +59,7 @@ def print_table(answer: Answer) -> None:
     console.print(table)
     if answer.counts is not None:
         counts = ", ".join(
-            f"{name} {answer.counts[name]:,}" for name in NAMES if answer.counts.get(name)
+            f"{name} {answer.counts[name]:,}" for name in COUNTED_NAMES if answer.counts.get(name)
         )
         console.print(f"{answer.events:,} events; {counts or 'nothing counted'}", markup=False)
     label = (answer.decision.label, STYLE[answer.decision])

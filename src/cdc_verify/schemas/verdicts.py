@@ -20,6 +20,19 @@ class Side(StrEnum):
     BOTH = "both"
 
 
+# A side's short forms, one table each way. Its letters: a remembered decision's `sides`
+# (core/outcome.py) and the API's `sides_seen`. Its code, bits (BOTH = PRODUCTION |
+# SISTER): Faust's messages and join-table keys, the commit's stream numbers (the
+# `<1|2>` of marker keys) and packed decisions (docs/reports.md).
+SIDE_LETTERS: dict[Side, str] = {Side.PRODUCTION: "p", Side.SISTER: "s", Side.BOTH: "ps"}
+SIDE_OF_LETTERS: dict[str, Side] = {letters: side for side, letters in SIDE_LETTERS.items()}
+SIDE_CODE: dict[Side, int] = {Side.PRODUCTION: 1, Side.SISTER: 2, Side.BOTH: 3}
+SIDE_OF_CODE: dict[int, Side] = {code: side for side, code in SIDE_CODE.items()}
+# The two streams, in the order they are listed everywhere, and each one's partner.
+STREAM_SIDES: tuple[Side, Side] = (Side.PRODUCTION, Side.SISTER)
+OTHER_SIDE: dict[Side, Side] = {Side.PRODUCTION: Side.SISTER, Side.SISTER: Side.PRODUCTION}
+
+
 PRIMARY_VERDICTS: tuple[Verdict, ...] = (
     Verdict.MATCH,
     Verdict.MISMATCH,
@@ -38,6 +51,10 @@ GAP_VERDICTS: frozenset[Verdict] = frozenset(
 # twin did not come, and a twin that came after its event's decision.
 OUT_OF_SCOPE = "out_of_scope"
 LATE = "late"
+# Every name an outcome is counted under, by entity and op (core.outcome.counted_as): the
+# state server's per-minute counters (commit.py's script), summary.json's by_entity_op
+# (no `late`) and the metrics (a verdict by its label, the other two by their own).
+COUNTED_NAMES: tuple[str, ...] = (*(v.value for v in Verdict), OUT_OF_SCOPE, LATE)
 
 
 class DifferenceKind(StrEnum):

@@ -50,6 +50,7 @@ from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
+from cdc_verify.schemas.verdicts import STREAM_SIDES
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class FaustVerifier:
                 outcomes = join.expire()
                 if outcomes:
                     await self._settle(join, outcomes)
-            for side in (PRODUCTION, SISTER):
+            for side in STREAM_SIDES:
                 waiting = sum(j.waiting_count(side) for j in self._joins.values())
                 self.metrics.pending_joins.labels(side=side.value).set(waiting)
 

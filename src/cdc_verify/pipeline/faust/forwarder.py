@@ -24,7 +24,7 @@ from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_re
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES
 from cdc_verify.pipeline.redis.streams import StreamPair
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.schemas.verdicts import STREAM_SIDES, Side
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class RedisForwarder:
             await self._streams.heartbeat(self._dead_after_ms)
             self._beat_at = time.monotonic()
         read = await self._streams.read_new(self._batch_size, self._block_ms)
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             position = read.caught_up.get(side)
             if position is None:
                 arrivals = [e.arrival_ms for e in read.entries if e.side is side]

@@ -19,13 +19,13 @@ from collections.abc import Iterable, Mapping
 import msgpack
 
 from cdc_verify.core.decoder import Consumer
-from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.entry import StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.core.shape import ShapeRules
 from cdc_verify.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.faust.messages import SIDE_CODE, SIDE_OF, Retire, Watermark
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.pipeline.faust.messages import SIDE_OF, Retire, Watermark
+from cdc_verify.schemas.verdicts import SIDE_CODE, STREAM_SIDES, Side
 
 # Table keys: b"<partition>|w|<side>|<entry id>" -> a waiting entry,
 #             b"<partition>|m|<side>|<forwarder>" -> a forwarder's watermark,
@@ -143,7 +143,7 @@ class PartitionJoin:
     # -- internals -------------------------------------------------------------
 
     def _advance(self) -> None:
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             marks = [ms for (_, s), ms in self._marks.items() if s is side]
             if marks:
                 self.verifier.advance(side, ReadPosition(min(marks)))

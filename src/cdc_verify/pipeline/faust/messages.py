@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import msgpack
 
-from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.core.entry import StreamEntry
+from cdc_verify.schemas.verdicts import SIDE_CODE, STREAM_SIDES, Side
 
-SIDE_CODE = {PRODUCTION: 1, SISTER: 2}
-SIDE_OF = {1: PRODUCTION, 2: SISTER}
+# An entry or a watermark is of one stream: the SIDE_CODEs of those two only.
+SIDE_OF = {SIDE_CODE[side]: side for side in STREAM_SIDES}
 # A batch is cut into messages of about this size; an entry bigger than it goes alone.
 CHUNK_BYTES = 1024 * 1024
 

@@ -35,9 +35,10 @@ from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
-from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
@@ -100,7 +101,7 @@ class RedisService(Service):
         self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
         # Forwarders acked each entry once Kafka had it: markers guard the commit.
         self._committer = VerdictCommitter.from_settings(
-            self._client, s, settle=("mark", "mark"), shapes=self._shape_rules
+            self._client, s, settle=(SettleMode.MARK, SettleMode.MARK), shapes=self._shape_rules
         )
         streams = StreamPair.on_one_server(
             self._client, WorkerKeys.from_settings(s), s.consumer_name
@@ -156,10 +157,8 @@ class RedisService(Service):
                     raise await fail(self, what, exc) from exc
                 if self._stopping() or self.should_stop:
                     raise
-                self._metrics.redis_reconnects.inc()
-                delay = backoff.next()
-                log.warning("Redis unavailable (%s) for %s; retrying in %.1fs", exc, what, delay)
-                await self.sleep(delay)
+                reconnects = self._metrics.redis_reconnects
+                await wait_for_redis(exc, backoff, reconnects, self.sleep, log, what=what)
 
 
 class ForwarderService(Service):
@@ -251,10 +250,7 @@ class ForwarderService(Service):
             )  # fmt: skip
 
     async def _wait_for_redis(self, exc: Exception, backoff: Backoff) -> None:
-        self._metrics.redis_reconnects.inc()
-        delay = backoff.next()
-        log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-        await self.sleep(delay)
+        await wait_for_redis(exc, backoff, self._metrics.redis_reconnects, self.sleep, log)
 
 
 async def fail(service: Service, what: str, exc: BaseException) -> WorkerFailed:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.keys import WorkerKeys
-from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
+from cdc_verify.schemas.verdicts import COUNTED_NAMES, PRIMARY_VERDICTS
 
 MINUTE_MS = 60_000
 
@@ -27,7 +27,6 @@ def counts_key(keys: WorkerKeys, at_ms: int) -> str:
     return f"{keys.counts_prefix}{at_ms // MINUTE_MS}"
 
 
-NAMES = (*(v.value for v in Verdict), OUT_OF_SCOPE, LATE)
 PRIMARY = frozenset(v.value for v in PRIMARY_VERDICTS)
 # HGETALLs per pipeline round trip: bounds one reply's size on a long window.
 CHUNK = 1_000
@@ -50,8 +49,8 @@ class Counts:
         })  # fmt: skip
 
     def totals(self) -> dict[str, int]:
-        """Count per name; every name of NAMES present, zeros included."""
-        out = dict.fromkeys(NAMES, 0)
+        """Count per name; every name of COUNTED_NAMES present, zeros included."""
+        out = dict.fromkeys(COUNTED_NAMES, 0)
         for (name, _, _), count in self.by_label.items():
             out[name] = out.get(name, 0) + count
         return out
@@ -63,8 +62,8 @@ class Counts:
 
     def by_entity_op(self) -> dict[str, dict[str, int]]:
         """`entity/op` -> {name: count}, as summary.json's by_entity_op (non-zero only);
-        sorted by entity/op, names in the order of NAMES."""
-        order = {name: i for i, name in enumerate(NAMES)}
+        sorted by entity/op, names in the order of COUNTED_NAMES."""
+        order = {name: i for i, name in enumerate(COUNTED_NAMES)}
         labels = sorted(self.by_label.items(), key=lambda x: (x[0][1:], order.get(x[0][0], 99)))
         out: dict[str, dict[str, int]] = {}
         for (name, entity, op), count in labels:

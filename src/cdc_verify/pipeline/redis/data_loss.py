@@ -24,17 +24,16 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cdc_verify.config.servers import Role
+from cdc_verify.config.servers import ROLE_OF_SIDE, Role
 from cdc_verify.core.outcome import Outcome, OutcomeKind
-from cdc_verify.core.verifier import OTHER, Verifier
+from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.stream_reads import as_text
 from cdc_verify.pipeline.redis.streams import SideReader, StreamPair
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.schemas.verdicts import GAP_VERDICTS, Side
+from cdc_verify.schemas.verdicts import GAP_VERDICTS, OTHER_SIDE, Side
 from cdc_verify.timestamps import iso_ms
 
-ROLE_OF = {Side.PRODUCTION: Role.PRODUCTION, Side.SISTER: Role.SISTER}
 KEPT = 100  # losses remembered for marking and the status page
 
 
@@ -101,7 +100,7 @@ class LossWatch:
             gone = await self._gone(side, reader, keys.group)
             if gone is not None:
                 since = verifier.unsettled_since_ms(side)
-                lost.append(self._loss(topology, ROLE_OF[side], gone, side, since))
+                lost.append(self._loss(topology, ROLE_OF_SIDE[side], gone, side, since))
                 self._groups.discard(side)
                 self._newest.pop(side, None)
         self.found.extend(lost)
@@ -139,7 +138,8 @@ class LossWatch:
             if record.verdict not in GAP_VERDICTS:
                 continue
             present = outcome.settles[0]
+            missing = OTHER_SIDE[present.side]
             for loss in reversed(self.found):
-                if loss.side is OTHER[present.side] and loss.covers(present.arrival_ms, grace_ms):
+                if loss.side is missing and loss.covers(present.arrival_ms, grace_ms):
                     outcome.server_lost_data = loss.as_json()
                     break

@@ -27,7 +27,7 @@ from typing import Any
 import msgpack
 
 from cdc_verify.core.coverage import CoverageReport, CoverageTally, ShapeCounts
-from cdc_verify.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
+from cdc_verify.core.outcome import EVENT_COVERAGE_VALUES, Outcome, coverage_status
 from cdc_verify.core.shape import (
     ENUM_VALUES,
     MAX_SHAPES,
@@ -250,7 +250,7 @@ def _count_field(raw_field: bytes | str, raw_n: bytes | str | int) -> Counted | 
     """(entity, shape id or marker, status, count) of a counter; None for `+shapes` and
     for anything not written by us."""
     parts = _text(raw_field).rsplit("|", 2)
-    if len(parts) != 3 or parts[2] not in COVERAGE_STATUSES or not parts[0]:
+    if len(parts) != 3 or parts[2] not in EVENT_COVERAGE_VALUES or not parts[0]:
         return None
     try:
         n = int(raw_n)

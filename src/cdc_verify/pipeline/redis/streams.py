@@ -15,7 +15,7 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.config.servers import RedisServer, Role
+from cdc_verify.config.servers import ROLE_OF_SIDE, RedisServer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
@@ -87,8 +87,8 @@ class StreamPair:
         keys = topology.keys
         readers: dict[Side, SideReader] = {}
         servers: dict[Side, RedisServer] = {}
-        for side, role, key in ((PRODUCTION, Role.PRODUCTION, keys.production),
-                                (SISTER, Role.SISTER, keys.sister)):  # fmt: skip
+        for side, key in ((PRODUCTION, keys.production), (SISTER, keys.sister)):
+            role = ROLE_OF_SIDE[side]
             servers[side] = topology.servers[role]
             client = topology.clients[role]
             if side is PRODUCTION and topology.production_read_only:

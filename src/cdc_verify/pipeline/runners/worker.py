@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
-from cdc_verify.config.servers import Role
+from cdc_verify.config.servers import ROLE_OF_SIDE, Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
@@ -39,16 +39,17 @@ from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
 from cdc_verify.pipeline.redis.readonly_stream import Checkpoint, ReadOnlyStream
 from cdc_verify.pipeline.redis.retention import RetentionPruner
+from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
-from cdc_verify.pipeline.runners.backoff import Backoff
+from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
-from cdc_verify.schemas.verdicts import Side
+from cdc_verify.schemas.verdicts import STREAM_SIDES, Side
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class StreamWorker:
         self._next_missing_warning = 0.0
 
     def pending_joins(self) -> dict[Side, int]:
-        return {side: self.verifier.waiting_count(side) for side in (PRODUCTION, SISTER)}
+        return {side: self.verifier.waiting_count(side) for side in STREAM_SIDES}
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, release the lock and return from run()."""
@@ -149,10 +150,10 @@ class StreamWorker:
                     self._set_ready(False)
                     if self._stopping.is_set():
                         break  # asked to stop, e.g. with an embedded Redis stopping beside us
-                    self.metrics.redis_reconnects.inc()
-                    delay = backoff.next()
-                    log.warning("Redis unavailable (%s); reconnecting in %.1fs", exc, delay)
-                    await self._sleep(delay)
+                    await wait_for_redis(
+                        exc, backoff, self.metrics.redis_reconnects, self._sleep, log,
+                        then="reconnecting",
+                    )  # fmt: skip
                 except LockLost as exc:
                     self._set_ready(False)
                     log.error("%s; dropping this worker's state and waiting for the lock", exc)
@@ -387,7 +388,7 @@ class StreamWorker:
 
     def _set_lag(self, lag: dict[Side, float]) -> None:
         self.lag = lag
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             self.metrics.consumer_lag.labels(side=side.value).set(lag.get(side, 0.0))
 
     async def _housekeeping(self, session: Session) -> None:
@@ -430,7 +431,7 @@ class StreamWorker:
             await self._settle_commit()
             self._inflight = asyncio.create_task(self._commit(session, outcomes, checkpoint))
             self._inflight.add_done_callback(self._commit_done)
-        for side in (PRODUCTION, SISTER):
+        for side in STREAM_SIDES:
             self.metrics.pending_joins.labels(side=side.value).set(verifier.waiting_count(side))
         self.metrics.spilled_bytes.set(self.spill.bytes)
 
@@ -535,20 +536,19 @@ class Session:
         # stream read through the group elsewhere is fenced by a lock beside it (same
         # name on another server; on a Cluster, in the stream's slot).
         locks = [WorkerLock(state, keys.lock, token, ttl_ms, topology.servers[Role.STATE])]
-        modes: dict[Side, str] = {}
+        modes: dict[Side, SettleMode] = {}
         ack_after: dict[Side, GroupStream] = {}
-        roles = {PRODUCTION: Role.PRODUCTION, SISTER: Role.SISTER}
         for side, reader in streams.readers.items():
             if isinstance(reader, ReadOnlyStream):
-                modes[side] = "position"
-            elif topology.on_state_server(roles[side]):
-                modes[side] = "ack"
+                modes[side] = SettleMode.POSITION
+            elif topology.on_state_server(ROLE_OF_SIDE[side]):
+                modes[side] = SettleMode.ACK
             else:
-                modes[side] = "mark"
+                modes[side] = SettleMode.MARK
                 ack_after[side] = reader
                 fence = keys.fence_lock(reader.key)
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
-                    server = topology.servers[roles[side]]
+                    server = topology.servers[ROLE_OF_SIDE[side]]
                     locks.append(WorkerLock(reader.client, fence, token, ttl_ms, server))
         committer = VerdictCommitter.from_settings(
             state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cdc_verify.core.coverage import CoverageReport, CoverageTally, ShapeCounts
-from cdc_verify.core.outcome import COVERAGE_STATUSES, Outcome, coverage_status
+from cdc_verify.core.outcome import EventCoverage, Outcome, coverage_status
 from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 
-_COUNTS = {status: ShapeCounts.one(status) for status in COVERAGE_STATUSES}
+_COUNTS = {status: ShapeCounts.one(status) for status in EventCoverage}
 
 
 class CoverageSink(Sink):

@@ -21,13 +21,13 @@ from cdc_verify.core.coverage import (
 )
 from cdc_verify.core.decoder import LegacyDecoder
 from cdc_verify.core.diff import escape_token
-from cdc_verify.core.entry import PRODUCTION, SISTER
+from cdc_verify.core.entry import PRODUCTION
 from cdc_verify.core.jsonvalue import to_json_value
 from cdc_verify.escaping import html_text as escape  # stream data: controls shown, HTML escaped
 from cdc_verify.pipeline.sinks.groups import Group, describe
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, STREAM_SIDES, Verdict
 
 COLORS = {
     Verdict.MATCH: "#4caf50", Verdict.MISMATCH: "#f44336", Verdict.RACE: "#ff9800",
@@ -297,7 +297,7 @@ def _group_detail(number: int, group: Group, decoder: LegacyDecoder) -> str:
     paths = {path for path, *_ in group.fingerprint.differences}
     sides = []
     reference: Any = None  # the sister is shown in production's key order, line by line
-    for side in (PRODUCTION, SISTER):
+    for side in STREAM_SIDES:
         entry = next((e for e in group.example_entries if e.side is side), None)
         if entry is None:
             body = "<p><i>no event on this side</i></p>"

@@ -7,14 +7,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from cdc_verify.config.servers import Role
 from cdc_verify.core.breakdown import OPS
-from cdc_verify.core.coverage import STATUSES
+from cdc_verify.core.coverage import ShapeStatus
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.pipeline.sinks.base import Sink
 from cdc_verify.schemas.models import Coverage
-from cdc_verify.schemas.verdicts import Side, Verdict
+from cdc_verify.schemas.verdicts import STREAM_SIDES, Side, Verdict
 
-SIDES = (Side.PRODUCTION.value, Side.SISTER.value)
+SIDE_LABELS = tuple(side.value for side in STREAM_SIDES)  # the `side` label's values
 
 
 class VerifierMetrics(Sink):
@@ -140,17 +141,17 @@ class VerifierMetrics(Sink):
             "1 while the worker is connected, has rebuilt its state and is reading.",
             registry=r,
         )
-        for role in ("production", "sister", "state"):
-            self.redis_up.labels(role=role)
-            self.server_data_lost.labels(role=role)  # at 0: increase() sees the first loss
-        for side in SIDES:
+        for role in Role:  # production, sister, state
+            self.redis_up.labels(role=role.value)
+            self.server_data_lost.labels(role=role.value)  # at 0: increase() sees the first loss
+        for side in SIDE_LABELS:
             for metric in (self.events_read, self.decode_errors, self.late_arrivals):
                 metric.labels(side=side)
             self.pending_joins.labels(side=side)
             self.consumer_lag.labels(side=side)
         # Label children bound once: .labels() per outcome costs more than the count.
         self._verdict: dict[tuple[Verdict, str, str], Any] = {}
-        self._decode_error = {s: self.decode_errors.labels(side=s) for s in SIDES}
+        self._decode_error = {s: self.decode_errors.labels(side=s) for s in SIDE_LABELS}
         for path in ignore_paths:
             self.ignored_differences.labels(path=path)
         for entity in entities:
@@ -163,8 +164,9 @@ class VerifierMetrics(Sink):
         """The shape coverage the state server holds now (read by the worker's
         housekeeping)."""
         for entity, figures in coverage.by_entity.items():
-            for status in STATUSES:
-                self.shapes.labels(entity=entity, status=status).set(getattr(figures, status))
+            for status in ShapeStatus:
+                count = getattr(figures, status.value)
+                self.shapes.labels(entity=entity, status=status.value).set(count)
             if figures.ratio is not None:
                 self.shape_coverage.labels(entity=entity).set(figures.ratio)
 
@@ -196,6 +198,6 @@ class VerifierMetrics(Sink):
             for path, count in (record.ignored or {}).items():
                 self.ignored_differences.labels(path=path).inc(count)
             if record.verdict is Verdict.UNDECODABLE and record.side is not None:
-                sides = SIDES if record.side is Side.BOTH else (record.side.value,)
+                sides = SIDE_LABELS if record.side is Side.BOTH else (record.side.value,)
                 for side in sides:
                     self._decode_error[side].inc()
