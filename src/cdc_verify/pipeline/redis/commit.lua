@@ -138,7 +138,7 @@ local function write_shapes()
 end
 
 ------------------------------------------------------------------------- settling
--- How each stream's entries are settled: commit.py's SETTLE_MODES.
+-- How each stream's entries are settled: SETTLE, settle_mode.py's SettleMode.
 local streams = {K.production, K.sister}
 local modes = {A.settle_production, A.settle_sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
@@ -149,18 +149,18 @@ end
 -- A duplicate, malformed or late entry: 1 if this call settled it, 0 if done before.
 local function settle(s)
   local mode = modes[s[ENTRY.stream]]
-  if mode == 'ack' then
+  if mode == SETTLE.ACK then
     return redis.call('XACK', streams[s[ENTRY.stream]], A.group, s[ENTRY.entry_id])
   end
-  if mode == 'position' then redis.call('ZREM', K.production_waiting, s[ENTRY.entry_id]) end
+  if mode == SETTLE.POSITION then redis.call('ZREM', K.production_waiting, s[ENTRY.entry_id]) end
   return mark(s)
 end
 -- An entry of a primary verdict (guarded by its decision) or of a skip.
 local function settle_quietly(s)
   local mode = modes[s[ENTRY.stream]]
-  if mode == 'ack' then
+  if mode == SETTLE.ACK then
     table.insert(bulk[s[ENTRY.stream]], s[ENTRY.entry_id])
-  elseif mode == 'mark' then
+  elseif mode == SETTLE.MARK then
     mark(s)  -- a copy read again later (from a pending list) is then known settled
   else
     redis.call('ZREM', K.production_waiting, s[ENTRY.entry_id])

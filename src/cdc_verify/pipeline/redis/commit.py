@@ -38,8 +38,9 @@ from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
+from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
-from cdc_verify.schemas.verdicts import GAP_VERDICTS
+from cdc_verify.schemas.verdicts import GAP_VERDICTS, SIDE_CODE
 from cdc_verify.timestamps import iso_now
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ COMMIT = ScriptContract(
         "outcomes",  # one msgpack array of OUTCOME_FIELDS rows (redis-py packs long ARGVs slowly)
         "now_ms",
         "record_prefix", "record_ttl_ms",  # + event_id: records other than `match`
-        # How each stream's entries are settled (SETTLE_MODES):
+        # How each stream's entries are settled (settle_mode.py):
         "settle_production", "settle_sister",
         "settled_prefix",  # + "<1|2>:<entry id>": marker keys of the 'mark' mode
         # read-only production: the last entry id read ('' = unchanged) and the entries
@@ -92,17 +93,11 @@ COMMIT = ScriptContract(
         "max_shapes", "shape_wide_add",
     ),
     records={"ROW": OUTCOME_FIELDS, "ENTRY": SETTLED_FIELDS},
-    constants={"KIND": {kind.name: kind.value for kind in OutcomeKind}},
+    constants={
+        "KIND": {kind.name: kind.value for kind in OutcomeKind},
+        "SETTLE": {mode.name: mode.value for mode in SettleMode},
+    },
 )  # fmt: skip
-
-# How a stream's entries are settled, so that a retried commit writes nothing twice:
-#   ack       XACK in the group, in this script (the stream is on the state server);
-#             XACK's answer guards duplicate, malformed and late records
-#   mark      SET NX of a marker key per entry; the runner acks the entry where it lives
-#             afterwards, or (Faust) it was acked upstream
-#   position  read-only production: a marker guards duplicate, malformed and late
-#             records; settled entries leave the waiting set
-SETTLE_MODES = ("ack", "mark", "position")
 
 # The script's body, a section per key family; COMMIT's preamble names what it reads.
 COMMIT_SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
@@ -123,7 +118,7 @@ _RECORD_FIELD = OUTCOME_FIELDS.index("record")
 _SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
 
 
-SettleModes = tuple[str, str]  # production's and sister's, from SETTLE_MODES
+SettleModes = tuple[SettleMode, SettleMode]  # production's and sister's
 
 
 class VerdictCommitter:
@@ -135,7 +130,7 @@ class VerdictCommitter:
         decided_retention_ms: int,
         verdict_maxlen: int,
         record_retention_ms: int,
-        settle: SettleModes = ("ack", "ack"),
+        settle: SettleModes = (SettleMode.ACK, SettleMode.ACK),
         lock_token: str = "",
         counter_retention_ms: int = 8 * 86_400_000,
         compact_matches: bool = False,
@@ -146,8 +141,7 @@ class VerdictCommitter:
         """`shapes`: the rules of a verifier that takes shapes; its outcomes' shapes are
         counted (shapes.py), at most `max_shapes` per entity. `server`: the state
         server's redacted URL, for messages."""
-        if not set(settle) <= set(SETTLE_MODES):
-            raise ValueError(f"settle modes are {SETTLE_MODES}, not {settle}")
+        settle = (SettleMode(settle[0]), SettleMode(settle[1]))  # ValueError if not one
         self._client = client
         self._keys = keys
         self._server = server or "(state)"
@@ -172,8 +166,8 @@ class VerdictCommitter:
         # A stream is a key of the script only when the script acks it; otherwise the
         # lock (a state key, never touched as a stream) holds its place, so that on a
         # Cluster every key of the script is in the state keys' slot.
-        production = keys.production if settle[0] == "ack" else keys.lock
-        sister = keys.sister if settle[1] == "ack" else keys.lock
+        production = keys.production if settle[0] is SettleMode.ACK else keys.lock
+        sister = keys.sister if settle[1] is SettleMode.ACK else keys.lock
         self._script_keys = COMMIT.keys_of(
             verdicts=keys.verdicts, production=production, sister=sister,
             alerts_open=keys.alerts_open, alerts_resolved=keys.alerts_resolved,
@@ -192,11 +186,11 @@ class VerdictCommitter:
         client: AsyncClient,
         settings: Settings,
         *,
-        settle: SettleModes = ("ack", "ack"),
+        settle: SettleModes = (SettleMode.ACK, SettleMode.ACK),
         lock_token: str = "",
         shapes: ShapeRules | None = None,
     ) -> VerdictCommitter:
-        """`settle`: the production and sister SETTLE_MODES; `lock_token`: commit only
+        """`settle`: the production and sister settle modes; `lock_token`: commit only
         while the worker lock holds it (the single engine); `shapes`: the verifier's
         shape rules, when it takes shapes."""
         return cls(
@@ -387,7 +381,7 @@ class VerdictCommitter:
                 record_to_json(record) if record else "",
                 o.decision.encode() if o.decision else "",
                 alert,
-                [(1 if e.side is PRODUCTION else 2, e.entry_id) for e in o.settles],
+                [(SIDE_CODE[e.side], e.entry_id) for e in o.settles],
                 *o.entity_op,
                 bucket,
                 expire_ms,
