@@ -168,6 +168,11 @@ class Answer:
     events: int | None = None
     counts: dict[str, int] | None = None
 
+    @property
+    def measured(self) -> bool:
+        """False for `cannot_measure`'s answer: nothing was read, `reason` says why."""
+        return self.events is not None
+
     def as_json(self) -> dict[str, Any]:
         return {
             "decision": self.decision.value,

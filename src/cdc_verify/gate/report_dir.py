@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cdc_verify.gate.criteria import CannotMeasure, Endpoint, Measurement
+from cdc_verify.gate.criteria import (
+    Answer,
+    CannotMeasure,
+    Criteria,
+    Endpoint,
+    Measurement,
+    cannot_measure,
+    judge,
+)
 from cdc_verify.pipeline.reports.folder import UnreadableReport, read_summary
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
@@ -13,6 +21,17 @@ from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
 
 def report_source(directory: Path) -> dict[str, Any]:
     return {"kind": "report", "dir": str(directory)}
+
+
+def judge_report(directory: Path, criteria: Criteria, scope: Endpoint) -> Answer:
+    """Go / no-go on the run in `directory` (`cdc-verify gate --report`); a report that
+    cannot be read is a `cannot_decide` answer."""
+    source = report_source(directory)
+    try:
+        measured = measure_report(directory, scope)
+    except CannotMeasure as exc:
+        return cannot_measure(str(exc), criteria, source, scope)
+    return judge(measured, criteria, source, scope)
 
 
 def measure_report(directory: Path, scope: Endpoint) -> Measurement:

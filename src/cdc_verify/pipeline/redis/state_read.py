@@ -36,17 +36,17 @@ async def read_state(
         await client.aclose()
 
 
-def read_state_server(
+async def read_state_checked(
     settings: Settings,
     read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]],
     reading: str,
     failed: Callable[[str], Exception],
 ) -> T:
-    """`read_state` from a command; a Redis failure, or a group without state on the
+    """`read_state` for a command; a Redis failure, or a group without state on the
     server, raises `failed(reason)`, the reason saying what `reading` could not be read
     and why."""
     try:
-        return asyncio.run(read_state(settings, read, require=True))
+        return await read_state(settings, read, require=True)
     except NoState as exc:  # a wrong server or group: not "nothing to report"
         raise failed(str(exc)) from None
     except Exception as exc:
@@ -54,3 +54,13 @@ def read_state_server(
         if reason is None:
             raise
         raise failed(reason) from None
+
+
+def read_state_server(
+    settings: Settings,
+    read: Callable[[AsyncClient, WorkerKeys], Awaitable[T]],
+    reading: str,
+    failed: Callable[[str], Exception],
+) -> T:
+    """`read_state_checked` on an event loop of its own (a command's)."""
+    return asyncio.run(read_state_checked(settings, read, reading, failed))
