@@ -21,6 +21,7 @@ from cdc_verify.cli.options import (
     json_option,
     live_flag_given,
     option,
+    report_option,
     setting_values,
     state_redis_options,
     verify_options,
@@ -37,12 +38,7 @@ log = logging.getLogger("cdc_verify")
 @click.command(cls=Command)
 @state_redis_options("the live worker counts shapes on")
 @group_option()
-@option(
-    "--report",
-    type=click.Path(path_type=Path),
-    topic=Topic.REPORT,
-    help="the --out directory of a backfill or replay, instead of the live worker's counts",
-)
+@report_option("the --out directory of a backfill or replay, instead of the live worker's counts")
 @entity_option("this entity only, e.g. comment")
 @option(
     "--status",

@@ -18,6 +18,7 @@ from cdc_verify.cli.options import (
     json_option,
     live_flag_given,
     option,
+    report_option,
     setting,
     state_redis_options,
 )
@@ -53,12 +54,7 @@ CRITERIA = Topic.CRITERIA
 @click.command(cls=Command)
 @state_redis_options("the worker keeps its counters on")
 @group_option()
-@option(
-    "--report",
-    type=click.Path(path_type=Path),
-    topic=Topic.REPORT,
-    help="gate the output directory of a backfill or replay instead of the live counters",
-)
+@report_option("gate the output directory of a backfill or replay instead of the live counters")
 @setting(
     "--since",
     "gate_since",

@@ -277,6 +277,11 @@ def entity_option(help_text: str) -> Decorator:
     return option("--entity", callback=_entity, topic=Topic.SCOPE, help=help_text)
 
 
+def report_option(help_text: str) -> Decorator:
+    """--report of gate and coverage: a report directory read instead of the live worker."""
+    return option("--report", type=click.Path(path_type=Path), topic=Topic.REPORT, help=help_text)
+
+
 # -- output ------------------------------------------------------------------------
 
 
