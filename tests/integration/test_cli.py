@@ -11,7 +11,8 @@ import click
 import pytest
 from pydantic import ByteSize
 
-from cdc_verify.cli import SettingOption, main
+from cdc_verify.cli import main
+from cdc_verify.cli.options import SettingOption
 from cdc_verify.config.settings import ConfigFileError, Settings, load_settings
 from cdc_verify.pipeline.reports.files import REPORT_FILES
 

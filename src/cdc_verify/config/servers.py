@@ -178,6 +178,14 @@ def _value(settings: Settings, role: Role | None, field: str) -> Any:
     return getattr(settings, _field(role, field))
 
 
+def role_url(settings: Settings, role: Role) -> str | None:
+    """The URL of `role`'s server, or None, without reading any password file."""
+    return next(
+        (url for step in _chain(role) if (url := _value(settings, step, "url")) is not None),
+        None,
+    )
+
+
 def resolve_server(settings: Settings, role: Role) -> RedisServer:
     chain = _chain(role)
 
@@ -200,7 +208,7 @@ def resolve_server(settings: Settings, role: Role) -> RedisServer:
             break
     return RedisServer(
         role=role,
-        url=pick("url"),
+        url=role_url(settings, role),
         username=pick("username"),
         password=password,
         tls_ca_file=pick("tls_ca_file"),
