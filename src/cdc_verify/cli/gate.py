@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from cdc_verify.cli.options import (
     state_redis_options,
 )
 from cdc_verify.config.roles import require_state_server
-from cdc_verify.config.servers import Role
 
 
 class _Rate(click.ParamType):
@@ -104,18 +104,10 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
     Measures the live worker's durable counters over --since (or a report directory)
     against each criterion; see docs/rollouts.md.
     """
-    from cdc_verify.gate.criteria import (
-        CannotMeasure,
-        Criteria,
-        Endpoint,
-        Measurement,
-        cannot_measure,
-        judge,
-    )
-    from cdc_verify.gate.live import measure_server, redis_source, window_problem
+    from cdc_verify.gate.criteria import Criteria, Endpoint
+    from cdc_verify.gate.live import StateServer, judge_live
     from cdc_verify.gate.render import print_json, print_table
-    from cdc_verify.gate.report_dir import measure_report, report_source
-    from cdc_verify.pipeline.redis.counters import Window
+    from cdc_verify.gate.report_dir import judge_report
 
     if report is not None:
         live = {"redis_url": "--redis", "state_redis_url": "--state-redis", "gate_since": "--since"}
@@ -129,29 +121,12 @@ def gate(report: Path | None, min_coverage: float | None, entity: str | None, op
     criteria = Criteria.from_settings(settings, min_coverage=min_coverage)
     scope = Endpoint(entity, op)
     if report is not None:
-        source = report_source(report)
-
-        def measure() -> Measurement:
-            return measure_report(report, scope)
-
+        answer = judge_report(report, criteria, scope)
     else:
         require_state_server(settings, "gate", or_report=True)
-        server = settings.server(Role.STATE)
-        window = Window.last(settings.gate_since)
-        source = redis_source(server.redacted_url(), settings.group, window, settings.gate_since)
-
-        def measure() -> Measurement:
-            problem = window_problem(settings.gate_since, settings)
-            if problem:
-                raise CannotMeasure(problem)
-            return measure_server(settings, window, scope, coverage=min_coverage is not None)
-
-    try:
-        answer = judge(measure(), criteria, source, scope)
-    except CannotMeasure as exc:
-        answer = cannot_measure(str(exc), criteria, source, scope)
-        if not as_json:
-            click.echo(f"CANNOT DECIDE: {exc}", err=True)
-            sys.exit(answer.decision.exit_status)
+        answer = asyncio.run(judge_live(settings, StateServer(settings), criteria, scope))
+    if not answer.measured and not as_json:
+        click.echo(f"CANNOT DECIDE: {answer.reason}", err=True)
+        sys.exit(answer.decision.exit_status)
     (print_json if as_json else print_table)(answer)
     sys.exit(answer.decision.exit_status)

@@ -4,7 +4,6 @@ status page's banner; they differ only in how they read (`Measure`)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -138,11 +137,3 @@ class StateServer:
             return await _measured(counts, scope, ShapeReader(client, keys) if coverage else None)
 
         return await read_state_checked(self.settings, read, "the counters", CannotMeasure)
-
-
-def measure_server(
-    settings: Settings, window: Window, scope: Endpoint, coverage: bool = False
-) -> Measurement:
-    """`StateServer` on an event loop of its own. Only for cli.py's `gate` until it calls
-    `judge_live(settings, StateServer(settings), ...)`: remove it then."""
-    return asyncio.run(StateServer(settings)(window, scope, coverage))
