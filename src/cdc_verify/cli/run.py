@@ -103,7 +103,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
 
     Serves the HTTP API, status page and /metrics on --http-host:--http-port.
     With --engine faust, runs as one of any number of Faust workers on Kafka
-    (serving /metrics only); see README: scaling out.
+    (serving /metrics only); see docs/architecture.md, "The Faust engine".
     """
     from cdc_verify.api.guard import HttpExposureError
     from cdc_verify.api.service import WorkerService
