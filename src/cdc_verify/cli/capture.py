@@ -62,7 +62,7 @@ from cdc_verify.escaping import terminal_markup
 @progress_option()
 def capture(stream: str, side: str | None, out: Path, start: str | None, end: str | None,
             config: Path | None, progress: bool | None, **kwargs: Any) -> None:  # fmt: skip
-    """Capture one stream, byte-exact, to a compressed file (docs/commands.md, "The capture file")."""
+    """Capture one stream, byte-exact, to a compressed file (docs/commands.md: capture)."""
     from cdc_verify.pipeline.capture.format import CaptureError
     from cdc_verify.pipeline.capture.redis_capture import capture_stream, parse_bound
 
