@@ -107,7 +107,8 @@ def run(config: Path | None, **kwargs: Any) -> None:
     """
     from cdc_verify.api.guard import HttpExposureError
     from cdc_verify.api.service import WorkerService
-    from cdc_verify.pipeline.runners.worker import CommitFailed, StreamWorker
+    from cdc_verify.pipeline.runners.failure import WorkerFailed
+    from cdc_verify.pipeline.runners.worker import StreamWorker
 
     settings = command_settings(config, **setting_values(kwargs))
     setup_logging(settings)
@@ -154,7 +155,7 @@ def run(config: Path | None, **kwargs: Any) -> None:
         )  # fmt: skip
         try:
             asyncio.run(service.run_until_signal())
-        except CommitFailed as exc:
+        except WorkerFailed as exc:
             # Logged at CRITICAL with its cause already: exit 1 without a second traceback.
             raise click.ClickException(f"the worker stopped: {exc}") from exc
 

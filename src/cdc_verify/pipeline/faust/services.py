@@ -24,7 +24,6 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 from mode import Service
-from redis.exceptions import AuthenticationError
 
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
@@ -33,12 +32,13 @@ from cdc_verify.core.shape import ShapeRules
 from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder, Send
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
-from cdc_verify.pipeline.redis.errors import REDIS_DOWN
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN, heals_by_waiting
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
+from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
@@ -46,15 +46,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ROUND_GRACE_S = 10.0  # how long a stopping forwarder may take to finish its round
-
-
-class WorkerFailed(RuntimeError):
-    """An error that retrying cannot cure: the worker stops with a non-zero status."""
-
-
-def _lost_connection(exc: BaseException) -> bool:
-    # Wrong credentials are a ConnectionError to redis-py, but do not heal by waiting.
-    return isinstance(exc, REDIS_DOWN) and not isinstance(exc, AuthenticationError)
 
 
 class RedisService(Service):
@@ -153,7 +144,7 @@ class RedisService(Service):
             try:
                 return await call()
             except Exception as exc:
-                if not _lost_connection(exc):
+                if not heals_by_waiting(exc):
                     raise await fail(self, what, exc) from exc
                 if self._stopping() or self.should_stop:
                     raise
@@ -206,7 +197,7 @@ class ForwarderService(Service):
             try:
                 await self._forwarder.start(s.start_id, s.grace_ms)
             except Exception as exc:
-                if not _lost_connection(exc):
+                if not heals_by_waiting(exc):
                     raise await fail(self, "starting the forwarder", exc) from exc
                 await self._wait_for_redis(exc, backoff)
             else:
@@ -231,7 +222,7 @@ class ForwarderService(Service):
                         next_claim = time.monotonic() + CLAIM_EVERY_S
                     backoff.reset()
                 except Exception as exc:
-                    if not _lost_connection(exc):
+                    if not heals_by_waiting(exc):
                         await fail(self, "forwarding", exc)
                         return
                     lost = True

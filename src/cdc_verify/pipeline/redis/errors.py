@@ -18,6 +18,12 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 )
 
 
+def heals_by_waiting(exc: BaseException) -> bool:
+    """A lost connection heals by waiting; wrong credentials, a ConnectionError to
+    redis-py too, do not."""
+    return isinstance(exc, REDIS_DOWN) and not isinstance(exc, redis_errors.AuthenticationError)
+
+
 class ServerRefused(redis_errors.AuthenticationError):
     """Wrong credentials, said with the server's role, redacted URL and user."""
 

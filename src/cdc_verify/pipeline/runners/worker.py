@@ -33,7 +33,13 @@ from cdc_verify.pipeline.redis.clock import ClockSkew
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect
 from cdc_verify.pipeline.redis.data_loss import DataLoss, LossWatch
-from cdc_verify.pipeline.redis.errors import REDIS_DOWN, AclRefused, LockLost, ServerRefused
+from cdc_verify.pipeline.redis.errors import (
+    REDIS_DOWN,
+    AclRefused,
+    LockLost,
+    ServerRefused,
+    heals_by_waiting,
+)
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
@@ -44,6 +50,7 @@ from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
+from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
@@ -66,7 +73,7 @@ CLOCK_SAMPLE_S = 1.0  # how often the two streams' clocks are compared
 INGEST_SLICE = 200
 
 
-class CommitFailed(RuntimeError):
+class CommitFailed(WorkerFailed):
     """A commit failed for a reason reconnecting cannot cure: the worker stops."""
 
 
@@ -144,9 +151,9 @@ class StreamWorker:
                 self.heartbeat = time.monotonic()
                 try:
                     await self._session(backoff)
-                except redis_errors.AuthenticationError:
-                    raise  # wrong credentials do not heal by retrying
                 except REDIS_DOWN as exc:
+                    if not heals_by_waiting(exc):
+                        raise
                     self._set_ready(False)
                     if self._stopping.is_set():
                         break  # asked to stop, e.g. with an embedded Redis stopping beside us
