@@ -37,7 +37,7 @@ from prometheus_client import start_http_server
 from cdc_verify.config.settings import Settings
 from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
-from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.entry import StreamEntry
 from cdc_verify.core.outcome import Outcome, record_to_json
 from cdc_verify.core.shape import ShapeRules
 from cdc_verify.pipeline.faust.join import PartitionJoin, partition_prefix
@@ -47,6 +47,7 @@ from cdc_verify.pipeline.faust.record_batches import send_in_batches
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
 from cdc_verify.pipeline.faust.topics import ensure_topics
 from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.runners.verify_step import verify_entries
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -230,12 +231,9 @@ class FaustVerifier:
 
         async def ingest() -> None:
             if entries:
-                needed = join.lookup_needed(entries)
-                prior = await self.redis.lookup(needed) if needed else None
-                outcomes.extend(join.ingest(entries, prior))
-                produced = sum(1 for e in entries if e.side is PRODUCTION)
-                self.metrics.read(PRODUCTION.value, produced)
-                self.metrics.read(SISTER.value, len(entries) - produced)
+                outcomes.extend(
+                    await verify_entries(join, entries, self.redis.lookup, self.metrics)
+                )
                 entries.clear()
 
         for _, value in messages:

@@ -52,6 +52,7 @@ from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.spill import SpillDirectory
+from cdc_verify.pipeline.runners.verify_step import verify_entries
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -414,21 +415,14 @@ class StreamWorker:
         verifier = self.verifier
         outcomes: list[Outcome] = []
         if entries:
-            needed = verifier.lookup_needed(entries)
-            prior = await session.committer.lookup(needed) if needed else None
-            outcomes = []
-            for start in range(0, len(entries), INGEST_SLICE):
-                if start:
-                    # Let the read under way take its next round trip meanwhile.
-                    await asyncio.sleep(0)
-                with session.keeper.busy():  # its thread keeps the lock meanwhile
-                    outcomes += verifier.ingest(entries[start : start + INGEST_SLICE], prior)
-                self._beat()  # progress, for /healthz
+            outcomes = await verify_entries(
+                verifier, entries, session.committer.lookup, self.metrics,
+                slice_size=INGEST_SLICE,
+                busy=session.keeper.busy,  # its thread keeps the lock meanwhile
+                after_slice=self._beat,  # progress, for /healthz
+            )  # fmt: skip
             self._report_slow()
             await self._compare_late(session, outcomes)
-            produced = sum(1 for e in entries if e.side is PRODUCTION)
-            self.metrics.read(PRODUCTION.value, produced)
-            self.metrics.read(SISTER.value, len(entries) - produced)
             if session.read_only_production:
                 self._unsaved.extend(e for e in entries if e.side is PRODUCTION)
         outcomes += verifier.expire()
