@@ -17,7 +17,8 @@ last commit (the worker commits its position at least every second).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -46,6 +47,44 @@ class Checkpoint:
     position: str  # the last production entry id read
     waiting: Sequence[StreamEntry]  # production entries read since the last checkpoint
     # that wait for their partner now
+
+
+class ReadOnlyProgress:
+    """What a worker has read of a read-only production stream and not yet saved: a
+    `Checkpoint` is due with every commit and at least every `every_s` seconds (what a
+    crash re-reads)."""
+
+    def __init__(self, every_s: float) -> None:
+        self._every_s = every_s
+        self.read_through: str | None = None  # the last production entry id read
+        self._saved: str | None = None
+        self._saved_at = 0.0
+        self._unsaved: list[StreamEntry] = []
+
+    def restart(self) -> None:
+        """A new session saves only what it reads itself: a read position of the last
+        session may be past what it committed."""
+        self._unsaved.clear()
+        self.read_through = self._saved = None
+
+    def read(self, entries: Iterable[StreamEntry]) -> None:
+        self._unsaved.extend(e for e in entries if e.side is Side.PRODUCTION)
+
+    def checkpoint(
+        self, committing: bool, is_waiting: Callable[[StreamEntry], bool]
+    ) -> Checkpoint | None:
+        """The checkpoint to commit now, if one is due; `is_waiting` tells the entries
+        that still wait for their partner."""
+        if self.read_through is None:
+            return None
+        due = time.monotonic() - self._saved_at >= self._every_s
+        if not (committing or (due and (self._unsaved or self.read_through != self._saved))):
+            return None
+        waiting = [e for e in self._unsaved if is_waiting(e)]
+        self._unsaved.clear()
+        self._saved = self.read_through
+        self._saved_at = time.monotonic()
+        return Checkpoint(self.read_through, waiting)
 
 
 def just_before(entry_id: str) -> str:

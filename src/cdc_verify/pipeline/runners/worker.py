@@ -43,7 +43,7 @@ from cdc_verify.pipeline.redis.errors import (
 from cdc_verify.pipeline.redis.group_stream import GroupStream
 from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
-from cdc_verify.pipeline.redis.readonly_stream import Checkpoint, ReadOnlyStream
+from cdc_verify.pipeline.redis.readonly_stream import Checkpoint, ReadOnlyProgress, ReadOnlyStream
 from cdc_verify.pipeline.redis.retention import RetentionPruner
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
@@ -110,10 +110,7 @@ class StreamWorker:
         self.servers_up: dict[Role, bool] = {role: False for role in Role}
         # Read-only production: how far reading went, what was saved, and the entries
         # read since the last checkpoint (their waiting ones go into the next one).
-        self._read_through: str | None = None
-        self._saved: str | None = None
-        self._checkpointed_at = 0.0
-        self._unsaved: list[StreamEntry] = []
+        self.read_only_progress = ReadOnlyProgress(CHECKPOINT_S)
         self.clock = ClockSkew()
         # What this run had on each server: a server found without it lost its data.
         self.losses = LossWatch()
@@ -261,10 +258,7 @@ class StreamWorker:
             # Join state lives in Redis (un-acked entries, or read-only production's
             # waiting set); rebuild it from there.
             self.verifier.reset(horizon)
-            # A read position of the last session may be past what it committed: this
-            # session saves only what it has read itself.
-            self._unsaved.clear()
-            self._read_through = self._saved = None
+            self.read_only_progress.restart()
             rebuilt = 0
             async for batch in streams.read_pending(s.batch_size):
                 rebuilt += len(batch)
@@ -291,9 +285,9 @@ class StreamWorker:
                             {k: v for k, v in self.lag.items() if k not in read.caught_up}
                         )
                     if PRODUCTION in read.last_ids:
-                        self._read_through = read.last_ids[PRODUCTION]
+                        self.read_only_progress.read_through = read.last_ids[PRODUCTION]
                         if session.read_only_production:
-                            self.losses.saw(PRODUCTION, self._read_through)
+                            self.losses.saw(PRODUCTION, read.last_ids[PRODUCTION])
                     await self._process(session, read.entries)
                     await session.keep_locks()
                     self.heartbeat = now = time.monotonic()
@@ -424,10 +418,14 @@ class StreamWorker:
             self._report_slow()
             await self._compare_late(session, outcomes)
             if session.read_only_production:
-                self._unsaved.extend(e for e in entries if e.side is PRODUCTION)
+                self.read_only_progress.read(entries)
         outcomes += verifier.expire()
         self.losses.mark(outcomes, self.settings.grace_ms)
-        checkpoint = self._checkpoint(session, bool(outcomes))
+        checkpoint = (
+            self.read_only_progress.checkpoint(bool(outcomes), verifier.is_waiting)
+            if session.read_only_production
+            else None
+        )
         if outcomes or checkpoint is not None:
             await self._settle_commit()
             self._inflight = asyncio.create_task(self._commit(session, outcomes, checkpoint))
@@ -446,20 +444,6 @@ class StreamWorker:
                 "after it waited that long for their verdicts",
                 entry.event_id, entry.side.value, entry.entry_id, seconds, self.settings.lock_ttl,
             )  # fmt: skip
-
-    def _checkpoint(self, session: Session, committing: bool) -> Checkpoint | None:
-        """Read-only production's position and new waiting entries, due with every commit
-        and at least every CHECKPOINT_S (what a crash re-reads)."""
-        if not session.read_only_production or self._read_through is None:
-            return None
-        due = time.monotonic() - self._checkpointed_at >= CHECKPOINT_S
-        if not (committing or (due and (self._unsaved or self._read_through != self._saved))):
-            return None
-        waiting = [e for e in self._unsaved if self.verifier.is_waiting(e)]
-        self._unsaved.clear()
-        self._saved = self._read_through
-        self._checkpointed_at = time.monotonic()
-        return Checkpoint(self._read_through, waiting)
 
     async def _compare_late(self, session: Session, outcomes: list[Outcome]) -> None:
         """Late arrivals whose twin the core no longer holds: fetch it back from its stream."""
