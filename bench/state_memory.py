@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.commit import VerdictCommitter
-from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.runners.state_writers import verdict_committer
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.ids import ulid
 
@@ -62,7 +62,7 @@ def outcomes(ids: list[str], start_ms: int, rate: float) -> list[Outcome]:
 
 async def commit_all(url: str, settings: Settings, batch: list[Outcome]) -> float:
     client = aioredis.Redis.from_url(url)
-    committer = VerdictCommitter.from_settings(client, settings)
+    committer = verdict_committer(client, settings)
     started = time.perf_counter()
     for i in range(0, len(batch), CHUNK):
         await committer.commit(batch[i : i + CHUNK])

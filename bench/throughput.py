@@ -44,11 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import verdict_stream_summary, versions
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.embedded_redis import READ_ONLY_ACL, EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Side, Verdict
 from cdc_verify.simulate.corpus import Corpus, generate

@@ -35,6 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cdc_verify.api.service import WorkerService
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, load_consumers
@@ -44,7 +45,6 @@ from cdc_verify.core.outcome import Outcome, OutcomeKind, record_to_json
 from cdc_verify.embedded_redis import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.escaping import terminal_text
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.state_read import read_state
 from cdc_verify.pipeline.runners.worker import StreamWorker

@@ -16,9 +16,9 @@ import redis
 
 from cdc_verify.api.app import create_app
 from cdc_verify.api.models import AlertPage, EventVerdict, Gate, Health, MismatchGroups, Status
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 from cdc_verify.pipeline.sinks.status import StatusBoard
@@ -417,7 +417,7 @@ def test_readyz_fails_when_the_consumer_lags_beyond_the_bound_or_the_group_is_go
 
 
 def test_record_keys_and_the_verdict_stream_expire(redis_url, redis_client):
-    from cdc_verify.pipeline.redis.keys import WorkerKeys
+    from cdc_verify.config.keys import WorkerKeys
     from cdc_verify.pipeline.redis.retention import RetentionPruner
 
     comment = sample_comment(random.Random(3), "t1_kept")

@@ -9,9 +9,9 @@ import time
 
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.entry import PRODUCTION
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

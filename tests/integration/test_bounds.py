@@ -15,6 +15,7 @@ import httpx
 import msgpack
 import redis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.bounds import (
     ALERT_MAX_BYTES,
     CUT,
@@ -23,7 +24,6 @@ from cdc_verify.core.bounds import (
     MiB,
 )
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 

@@ -196,7 +196,7 @@ def test_alerts_lists_open_gaps_as_json(redis_url, redis_client):
 def test_alerts_older_than_the_retention_are_dropped(redis_url, redis_client):
     import time as clock
 
-    from cdc_verify.pipeline.redis.keys import WorkerKeys
+    from cdc_verify.config.keys import WorkerKeys
 
     cfg = settings(redis_url, grace=0.2, alert_retention=2.0)
     keys = WorkerKeys.from_settings(cfg)

@@ -18,10 +18,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.embedded_redis import EmbeddedRedis
 from cdc_verify.pipeline.redis.clock import ClockSkew
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Side

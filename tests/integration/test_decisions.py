@@ -12,16 +12,16 @@ import random
 import pytest
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
-from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.decisions import (
     SHARDS,
     bucket_expire_at_ms,
     bucket_of,
     ulid_ms,
 )
-from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.pipeline.runners.state_writers import verdict_committer
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.ids import ulid
 
@@ -69,7 +69,7 @@ def test_a_decision_is_written_once_and_found_again(redis_url, redis_client, kin
 
     async def main() -> tuple[int, int, dict[str, Decision]]:
         client = aioredis.Redis.from_url(redis_url)
-        committer = VerdictCommitter.from_settings(client, cfg)
+        committer = verdict_committer(client, cfg)
         first = await committer.commit([pair(e, now_ms) for e in ids])
         again = await committer.commit([pair(e, now_ms) for e in ids])  # a retried commit
         found = await committer.lookup([*ids, "never-seen"])
@@ -106,7 +106,7 @@ def test_decisions_an_earlier_version_wrote_are_still_found(redis_url, redis_cli
     async def main() -> dict[str, Decision]:
         client = aioredis.Redis.from_url(redis_url)
         # 'mark': the late entry is settled here (it is in no consumer group's pending list)
-        committer = VerdictCommitter.from_settings(client, cfg, settle=("mark", "mark"))
+        committer = verdict_committer(client, cfg, settle=("mark", "mark"))
         before = await committer.lookup([old])
         assert before == {old: Decision(Verdict.MISSING_IN_SISTER, "p", now_ms - 1000)}
         await committer.commit([late])
@@ -128,7 +128,7 @@ def test_a_bucket_of_the_wrong_type_stops_the_commit_before_it_writes(redis_url,
 
     async def main() -> None:
         client = aioredis.Redis.from_url(redis_url)
-        committer = VerdictCommitter.from_settings(client, cfg)
+        committer = verdict_committer(client, cfg)
         try:
             await committer.commit([pair(event_id, now_ms), pair("evt-other", now_ms)])
         finally:

@@ -43,8 +43,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import paced_client, write_paced

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.entry import PRODUCTION, SISTER, entry_id_ms
 from cdc_verify.pipeline.faust.forwarder import RedisForwarder
 from cdc_verify.pipeline.faust.messages import CHUNK_BYTES, Batch, Retire, decode, partition_of
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.stream_reads import as_text
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics

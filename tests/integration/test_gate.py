@@ -21,9 +21,9 @@ import redis
 import redis.asyncio as aioredis
 
 from cdc_verify.api.models import Gate, Status
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.counters import CounterReader, Counts, Window, read_window
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus

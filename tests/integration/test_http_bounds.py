@@ -18,8 +18,8 @@ import httpx
 import pytest
 import redis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.embedded_redis import free_port
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.simulate.legacy_writer import sample_comment
 
 from ..conftest import cli_command, cli_env

@@ -11,10 +11,10 @@ import httpx
 import msgpack
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.simulate.legacy_writer import encode_msgpack
 

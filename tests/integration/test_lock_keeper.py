@@ -15,10 +15,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.pipeline.redis.errors import LockLost
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
 from cdc_verify.pipeline.runners import worker as worker_module
 from cdc_verify.pipeline.runners.worker import StreamWorker

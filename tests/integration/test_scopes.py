@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Verdict
 

@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 

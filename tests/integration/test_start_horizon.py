@@ -12,10 +12,10 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.entry import entry_id_ms
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners import worker as worker_module
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment

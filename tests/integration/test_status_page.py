@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import redis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.embedded_redis import EmbeddedRedis
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.simulate.corpus import generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 

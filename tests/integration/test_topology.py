@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.embedded_redis import free_port
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.backfill import run_backfill
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Side

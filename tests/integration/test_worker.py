@@ -10,14 +10,14 @@ import msgpack
 import pytest
 import redis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Decision
 from cdc_verify.core.verifier import Verifier, VerifierConfig
-from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.errors import LockLost
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
+from cdc_verify.pipeline.runners.state_writers import verdict_committer
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Verdict
 from cdc_verify.simulate.corpus import generate
@@ -145,7 +145,7 @@ def test_a_retried_commit_writes_nothing_twice(redis_url, redis_client):
 
     async def commit_twice() -> list[list]:
         client = redis.asyncio.Redis.from_url(redis_url)
-        committer = VerdictCommitter.from_settings(client, cfg)
+        committer = verdict_committer(client, cfg)
         try:
             return [await committer.commit(outcomes), await committer.commit(outcomes)]
         finally:
@@ -154,7 +154,7 @@ def test_a_retried_commit_writes_nothing_twice(redis_url, redis_client):
     async def commit_without_the_lock() -> None:
         client = redis.asyncio.Redis.from_url(redis_url)
         await client.set(keys.lock, "another-worker/0001")
-        committer = VerdictCommitter.from_settings(client, cfg, lock_token="me/0002")
+        committer = verdict_committer(client, cfg, lock_token="me/0002")
         try:
             with pytest.raises(LockLost):
                 await committer.commit(outcomes)

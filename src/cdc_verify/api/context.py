@@ -10,13 +10,13 @@ from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.counters import CounterReader
 from cdc_verify.pipeline.redis.events import EventLookup
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics

@@ -22,7 +22,6 @@ import msgpack
 
 from cdc_verify import __version__
 from cdc_verify.config.settings import Settings
-from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.coverage import describe, shape_id
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.diff import unescape_token
@@ -34,6 +33,7 @@ from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.runners.replay import read_capture
+from cdc_verify.pipeline.runners.wiring import verifier_config
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.pipeline.sinks.coverage import counts_of
 from cdc_verify.pipeline.sinks.groups import Fingerprint, fingerprint_of

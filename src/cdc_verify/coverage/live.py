@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.coverage import CoverageReport, CoverageTally, CoverageUnavailable
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.state_read import read_state_server
 

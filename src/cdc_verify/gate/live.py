@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.gate.criteria import (
@@ -21,7 +22,6 @@ from cdc_verify.gate.criteria import (
 )
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import CounterReader, Counts, Window, read_window
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.shapes import ShapeReader
 from cdc_verify.pipeline.redis.state_read import read_state_checked
 from cdc_verify.timestamps import iso_ms

@@ -34,8 +34,8 @@ from mode import ServiceT
 from mode.types.signals import BaseSignalT
 from prometheus_client import start_http_server
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
-from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import StreamEntry
 from cdc_verify.core.outcome import Outcome, record_to_json
@@ -46,8 +46,8 @@ from cdc_verify.pipeline.faust.partition_reader import PartitionReader, Record
 from cdc_verify.pipeline.faust.record_batches import send_in_batches
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
 from cdc_verify.pipeline.faust.topics import ensure_topics
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.runners.verify_step import verify_entries
+from cdc_verify.pipeline.runners.wiring import verifier_config
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_retire, partition_of
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.schemas.verdicts import STREAM_SIDES, Side

@@ -25,6 +25,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from mode import Service
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.outcome import Decision, Outcome
@@ -33,12 +34,12 @@ from cdc_verify.pipeline.faust.forwarder import CLAIM_EVERY_S, RedisForwarder, S
 from cdc_verify.pipeline.redis.commit import VerdictCommitter
 from cdc_verify.pipeline.redis.connection import connect, redact
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, heals_by_waiting
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.failure import WorkerFailed
+from cdc_verify.pipeline.runners.state_writers import verdict_committer
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
@@ -91,7 +92,7 @@ class RedisService(Service):
         # One server for both streams and the state (the CLI refuses other topologies).
         self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
         # Forwarders acked each entry once Kafka had it: markers guard the commit.
-        self._committer = VerdictCommitter.from_settings(
+        self._committer = verdict_committer(
             self._client, s, settle=(SettleMode.MARK, SettleMode.MARK), shapes=self._shape_rules
         )
         streams = StreamPair.on_one_server(

@@ -19,10 +19,10 @@ from enum import StrEnum
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import RedisServer, Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.connection import client_options
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 
 class Need(StrEnum):

@@ -21,13 +21,13 @@ from typing import Any, cast
 
 from redis.typing import ZSetRangeResponse
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.bounds import ENTITY_ID_MAX_BYTES, LATE_BOUNDS, cut_text
 from cdc_verify.core.outcome import Outcome, record_to_json
 from cdc_verify.core.verifier import MISSING_ON
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.presence import require_state
 from cdc_verify.schemas.verdicts import Side
 
@@ -251,7 +251,7 @@ async def query_alerts(
     client = await open_client(server)
     try:
         keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
-        await require_state(client, keys, settings, server.redacted_url())
+        await require_state(client, keys, settings.counter_retention, server.redacted_url())
         store = AlertStore(client, keys)
         found: list[dict[str, Any]] = []
         cursor = None

@@ -24,18 +24,16 @@ import msgpack
 from redis import exceptions as redis_errors
 from redis.exceptions import ResponseError
 
-from cdc_verify.config.servers import Role
-from cdc_verify.config.settings import Settings
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.bounds import MINIMAL_BOUNDS, MiB
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, record_to_json
 from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.redis.alerts import gap_alert, late_resolution
-from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
+from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
 from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
@@ -179,34 +177,6 @@ class VerdictCommitter:
         )  # fmt: skip
         self._counts_slot = COMMIT.keys.index("counts")
         self._script = COMMIT.register(client, COMMIT_SCRIPT)
-
-    @classmethod
-    def from_settings(
-        cls,
-        client: AsyncClient,
-        settings: Settings,
-        *,
-        settle: SettleModes = (SettleMode.ACK, SettleMode.ACK),
-        lock_token: str = "",
-        shapes: ShapeRules | None = None,
-    ) -> VerdictCommitter:
-        """`settle`: the production and sister settle modes; `lock_token`: commit only
-        while the worker lock holds it (the single engine); `shapes`: the verifier's
-        shape rules, when it takes shapes."""
-        return cls(
-            client,
-            WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
-            decided_retention_ms=round(settings.decided_retention * 1000),
-            verdict_maxlen=settings.verdict_stream_maxlen,
-            record_retention_ms=round(settings.verdict_retention * 1000),
-            settle=settle,
-            lock_token=lock_token,
-            counter_retention_ms=round(settings.counter_retention * 1000),
-            compact_matches=settings.compact_matches,
-            shapes=shapes,
-            max_shapes=settings.coverage_max_shapes,
-            server=settings.server(Role.STATE).redacted_url(),
-        )
 
     async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
         """Decisions Redis remembers for these event_ids (from earlier runs)."""

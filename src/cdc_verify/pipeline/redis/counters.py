@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.schemas.verdicts import COUNTED_NAMES, PRIMARY_VERDICTS
 
 MINUTE_MS = 60_000

@@ -17,9 +17,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 # Hashes per second of ULID time: at 10k events/s each holds ~80 fields, under Redis'
 # default hash-max-listpack-entries (128); faster streams want that raised (docs).

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.alerts import AlertState, AlertStore
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.decisions import DecisionStore
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,9 @@ import time
 
 from redis import exceptions as redis_errors
 
-from cdc_verify.config.settings import Settings
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 # How long listing the groups that do have state may take (a SCAN of the keyspace).
 LIST_TIMEOUT_S = 5.0
@@ -74,13 +73,13 @@ async def groups_with_state(client: AsyncClient, prefix: str) -> list[str] | Non
 
 
 async def require_state(
-    client: AsyncClient, keys: WorkerKeys, settings: Settings, url: str
+    client: AsyncClient, keys: WorkerKeys, counter_retention_s: float, url: str
 ) -> None:
     """Raise NoState, naming the server and the groups that do have state there, unless
     the group of `keys` has state on it."""
-    if await has_state(client, keys, settings.counter_retention):
+    if await has_state(client, keys, counter_retention_s):
         return
-    prefix = settings.key_prefix
+    prefix = keys.key_prefix
     others = await groups_with_state(client, prefix)
     where = f"no state for group {keys.group!r} on the state server {url}"
     if others is None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 
-from cdc_verify.config.settings import Settings
-from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
-from cdc_verify.pipeline.redis.keys import WorkerKeys
+from cdc_verify.config.keys import WorkerKeys
+from cdc_verify.pipeline.redis.connection import AsyncClient
 
 # KEYS: pairs of (alert hash, its index by time); ARGV[1]: the cutoff in epoch ms.
 # At most 500 alerts per pair and call: the caller calls again until none is left.
@@ -48,15 +47,6 @@ class RetentionPruner:
         self._alert_retention_ms = alert_retention_ms
         self._verdict_retention_ms = verdict_retention_ms
         self._script = client.register_script(PRUNE_SCRIPT)
-
-    @classmethod
-    def from_settings(cls, client: AsyncClient, settings: Settings) -> RetentionPruner:
-        return cls(
-            client,
-            WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
-            round(settings.alert_retention * 1000),
-            round(settings.verdict_retention * 1000),
-        )
 
     async def prune(self) -> tuple[int, int]:
         """(alerts dropped, verdict records dropped)."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgpack
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.coverage import CoverageReport, CoverageTally, ShapeCounts
 from cdc_verify.core.outcome import EVENT_COVERAGE_VALUES, Outcome, coverage_status
 from cdc_verify.core.shape import (
@@ -36,7 +37,6 @@ from cdc_verify.core.shape import (
     part_fields,
 )
 from cdc_verify.pipeline.redis.connection import AsyncClient
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 # Counters that are no shape (the commit script writes the same names).
 OVERFLOW = "+overflow"

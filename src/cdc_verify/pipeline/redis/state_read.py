@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
 from cdc_verify.pipeline.redis.errors import failure_reason
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.presence import NoState, require_state
 
 T = TypeVar("T")
@@ -30,7 +30,7 @@ async def read_state(
     try:
         keys = WorkerKeys.from_settings(settings, cluster=is_cluster(client))
         if require:
-            await require_state(client, keys, settings, server.redacted_url())
+            await require_state(client, keys, settings.counter_retention, server.redacted_url())
         return await read(client, keys)
     finally:
         await client.aclose()

@@ -15,12 +15,12 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import ROLE_OF_SIDE, RedisServer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, read_together
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES, ReadBudget
 from cdc_verify.pipeline.redis.readonly_stream import ReadOnlyStream
 from cdc_verify.pipeline.redis.stream_reads import RawEntries, SideRead, as_text

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import RedisServer, Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, open_client
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 
 
 @dataclass

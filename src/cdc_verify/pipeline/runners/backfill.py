@@ -16,7 +16,6 @@ import redis
 
 from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
-from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.core.verifier import Verifier
@@ -24,6 +23,7 @@ from cdc_verify.pipeline.redis.clock import SIGNIFICANT_MS
 from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
+from cdc_verify.pipeline.runners.wiring import verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Side
 

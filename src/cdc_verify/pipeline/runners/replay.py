@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cdc_verify.config.settings import Settings
-from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
 from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
+from cdc_verify.pipeline.runners.wiring import verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Side
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
+from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import ROLE_OF_SIDE, Role
 from cdc_verify.config.settings import Settings
-from cdc_verify.config.wiring import verifier_config
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Outcome, OutcomeKind
@@ -41,7 +41,6 @@ from cdc_verify.pipeline.redis.errors import (
     heals_by_waiting,
 )
 from cdc_verify.pipeline.redis.group_stream import GroupStream
-from cdc_verify.pipeline.redis.keys import WorkerKeys
 from cdc_verify.pipeline.redis.lock import LockKeeper, WorkerLock, lock_token
 from cdc_verify.pipeline.redis.readonly_stream import Checkpoint, ReadOnlyProgress, ReadOnlyStream
 from cdc_verify.pipeline.redis.retention import RetentionPruner
@@ -52,7 +51,9 @@ from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.spill import SpillDirectory
+from cdc_verify.pipeline.runners.state_writers import retention_pruner, verdict_committer
 from cdc_verify.pipeline.runners.verify_step import verify_entries
+from cdc_verify.pipeline.runners.wiring import verifier_config
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -535,7 +536,7 @@ class Session:
                 if all(lock.client is not reader.client or lock.key != fence for lock in locks):
                     server = topology.servers[ROLE_OF_SIDE[side]]
                     locks.append(WorkerLock(reader.client, fence, token, ttl_ms, server))
-        committer = VerdictCommitter.from_settings(
+        committer = verdict_committer(
             state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes
         )
         return cls(
@@ -543,7 +544,7 @@ class Session:
             locks,
             LockKeeper(locks, token, ttl_ms, LIVENESS_S),
             committer,
-            RetentionPruner.from_settings(state, s),
+            retention_pruner(state, s),
             AlertStore(state, keys),
             ack_after,
             topology.production_read_only,

@@ -1,5 +1,6 @@
-"""`Settings`, the user's flat contract, turned into the small typed configs the layers
-below take, so that the core never reads settings itself."""
+"""`Settings`, the user's flat contract, turned into the core's `VerifierConfig`: the core
+never reads settings itself (state_writers.py does the same for the state server's
+writers; this module imports no Redis, so an offline replay stays offline)."""
 
 from __future__ import annotations
 

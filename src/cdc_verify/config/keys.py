@@ -8,14 +8,17 @@ carries the stream's own tag, so that it sits in the stream's slot.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cdc_verify.config.settings import Settings
+if TYPE_CHECKING:
+    from cdc_verify.config.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerKeys:
     production: str
     sister: str
+    key_prefix: str
     group: str
     verdicts: str
     decided_prefix: str  # + event_id: the remembered verdict of an event that is no ULID
@@ -44,21 +47,46 @@ class WorkerKeys:
     @classmethod
     def from_settings(cls, settings: Settings, cluster: bool = False) -> WorkerKeys:
         """`cluster`: the state server is a Redis Cluster (see the module's docstring)."""
-        base = f"{settings.key_prefix}:{settings.group}"
-        verdicts = settings.verdict_stream
+        return cls.named(
+            key_prefix=settings.key_prefix,
+            group=settings.group,
+            production=settings.production,
+            sister=settings.sister,
+            verdict_stream=settings.verdict_stream,
+            verdict_stream_given="verdict_stream" in settings.model_fields_set,
+            cluster=cluster,
+        )
+
+    @classmethod
+    def named(
+        cls,
+        *,
+        key_prefix: str,
+        group: str,
+        production: str,
+        sister: str,
+        verdict_stream: str,
+        verdict_stream_given: bool = False,
+        cluster: bool = False,
+    ) -> WorkerKeys:
+        """`cluster`: the state server is a Redis Cluster (see the module's docstring);
+        `verdict_stream_given`: the user named the verdict stream (not the default)."""
+        base = f"{key_prefix}:{group}"
+        verdicts = verdict_stream
         if cluster:
             base = "{" + base + "}"
             if hash_tag(verdicts) != hash_tag(base):
-                if "verdict_stream" in settings.model_fields_set:
+                if verdict_stream_given:
                     raise ValueError(
                         f"on a Redis Cluster the verdict stream must share the state keys' "
                         f"slot: name it with the hash tag {base}, e.g. {base}:verdicts"
                     )
                 verdicts = f"{base}:verdicts"
         return cls(
-            production=settings.production,
-            sister=settings.sister,
-            group=settings.group,
+            production=production,
+            sister=sister,
+            key_prefix=key_prefix,
+            group=group,
             verdicts=verdicts,
             decided_prefix=f"{base}:decided:",
             decisions_prefix=f"{base}:decisions:",
