@@ -92,12 +92,12 @@ class RedisService(Service):
         # One server for both streams and the state (the CLI refuses other topologies).
         self._client = connect(s.model_copy(update={"redis_url": self._url}).server(Role.STATE))
         # Forwarders acked each entry once Kafka had it: markers guard the commit.
+        keys = WorkerKeys.from_settings(s)
         self._committer = verdict_committer(
-            self._client, s, settle=(SettleMode.MARK, SettleMode.MARK), shapes=self._shape_rules
-        )
-        streams = StreamPair.on_one_server(
-            self._client, WorkerKeys.from_settings(s), s.consumer_name
-        )
+            self._client, s, keys=keys, settle=(SettleMode.MARK, SettleMode.MARK),
+            shapes=self._shape_rules,
+        )  # fmt: skip
+        streams = StreamPair.on_one_server(self._client, keys, s.consumer_name)
         try:
             self.horizon = await self.call(
                 "creating the consumer groups",
@@ -109,7 +109,6 @@ class RedisService(Service):
             raise
         if self._shape_rules is not None:  # the paths other workers found wide
             rules = self._shape_rules
-            keys = WorkerKeys.from_settings(s)
             await self.call("reading the wide paths", lambda: load_wide(self.client, keys, rules))
         log.info("Redis %s: consumer group %s ready", redact(self._url), s.group)
 

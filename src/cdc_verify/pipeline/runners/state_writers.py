@@ -17,16 +17,18 @@ def verdict_committer(
     client: AsyncClient,
     settings: Settings,
     *,
+    keys: WorkerKeys | None = None,
     settle: SettleModes = (SettleMode.ACK, SettleMode.ACK),
     lock_token: str = "",
     shapes: ShapeRules | None = None,
 ) -> VerdictCommitter:
-    """`settle`: the production and sister settle modes; `lock_token`: commit only
+    """`keys`: the group's, as the caller already named them (default: named here);
+    `settle`: the production and sister settle modes; `lock_token`: commit only
     while the worker lock holds it (the single engine); `shapes`: the verifier's
     shape rules, when it takes shapes."""
     return VerdictCommitter(
         client,
-        WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
+        keys or WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
         decided_retention_ms=round(settings.decided_retention * 1000),
         verdict_maxlen=settings.verdict_stream_maxlen,
         record_retention_ms=round(settings.verdict_retention * 1000),
@@ -40,10 +42,12 @@ def verdict_committer(
     )
 
 
-def retention_pruner(client: AsyncClient, settings: Settings) -> RetentionPruner:
+def retention_pruner(
+    client: AsyncClient, settings: Settings, keys: WorkerKeys | None = None
+) -> RetentionPruner:
     return RetentionPruner(
         client,
-        WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
+        keys or WorkerKeys.from_settings(settings, cluster=is_cluster(client)),
         round(settings.alert_retention * 1000),
         round(settings.verdict_retention * 1000),
     )

@@ -537,14 +537,15 @@ class Session:
                     server = topology.servers[ROLE_OF_SIDE[side]]
                     locks.append(WorkerLock(reader.client, fence, token, ttl_ms, server))
         committer = verdict_committer(
-            state, s, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token, shapes=shapes
-        )
+            state, s, keys=keys, settle=(modes[PRODUCTION], modes[SISTER]), lock_token=token,
+            shapes=shapes,
+        )  # fmt: skip
         return cls(
             streams,
             locks,
             LockKeeper(locks, token, ttl_ms, LIVENESS_S),
             committer,
-            retention_pruner(state, s),
+            retention_pruner(state, s, keys),
             AlertStore(state, keys),
             ack_after,
             topology.production_read_only,
