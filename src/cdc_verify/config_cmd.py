@@ -77,5 +77,5 @@ config = click.Command(
     help="The settings `run` would use with these flags and where each came from: flag, "
     "environment (CDC_VERIFY_*), file (--config) or default. Passwords and the HTTP "
     "token are hidden, URLs shown without their passwords.",
-    short_help="the effective settings of a command line and where each came from",
+    short_help="The effective settings of a command line and where each came from.",
 )

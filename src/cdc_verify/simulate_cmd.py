@@ -62,7 +62,7 @@ def _entity_shares(ctx: click.Context, param: click.Parameter, value: str) -> di
     return {name: share / total for name, share in shares.items()}
 
 
-@click.command(short_help="writes the demo's simulated traffic to the servers you name")
+@click.command(short_help="Write the demo's simulated traffic to the servers you name.")
 @redis_options(
     f"Redis URL of both streams, unless each has a server of its own: {URL_FORMS}",
     (Role.PRODUCTION, Role.SISTER),
@@ -166,47 +166,57 @@ async def _simulate(
         stopped_by.append(sig)
         stop.set()
 
-    clients = await _clients(servers, keys)
-    for sig in STOP_SIGNALS:
+    for sig in STOP_SIGNALS:  # first: a signal while it connects stops it too
         loop.add_signal_handler(sig, on_signal, sig)
-    paced, total, started = PacedWrite(), len(corpus.production) + len(corpus.sister), 0.0
+    paced, started = PacedWrite(), time.monotonic()
     try:
-        started = time.monotonic()
-        writer = asyncio.create_task(write_paced(
-            clients, corpus, keys[Side.PRODUCTION], keys[Side.SISTER], stats=paced,
-            in_step=len({id(c) for c in clients.values()}) > 1,
-        ))  # fmt: skip
-        stopping = asyncio.create_task(stop.wait())
-        before, then = 0, started
-        while True:
-            await asyncio.wait({writer, stopping}, timeout=PROGRESS_S,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if writer.done() or stop.is_set():
-                break
-            now, written = time.monotonic(), sum(paced.written.values())
-            click.echo(
-                f"written {written:,}/{total:,} entries ({(written - before) / (now - then):,.0f}"
-                " entries/s)",
-                err=True,
-            )
-            before, then = written, now
-        stopping.cancel()
-        writer.cancel()  # stopped: not done
+        clients = await _clients(servers, keys)
         try:
-            await writer
-        except asyncio.CancelledError:
-            pass
+            if not stop.is_set():
+                await _write(clients, keys, corpus, stop, paced)
         except redis.ResponseError as exc:  # an ACL refusing XADD, a Cluster's MOVED
             urls = sorted({server.redacted_url() for server in servers.values()})
             raise click.ClickException(
                 f"Redis refused the simulated writes ({', '.join(urls)}): {exc}"
             ) from exc
+        finally:
+            for client in {id(c): c for c in clients.values()}.values():
+                await client.aclose()
     finally:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
-        for client in {id(c): c for c in clients.values()}.values():
-            await client.aclose()
     return Simulated(paced, time.monotonic() - started, stopped_by[0] if stopped_by else None)
+
+
+async def _write(
+    clients: Mapping[Side, aioredis.Redis], keys: Mapping[Side, str], corpus: Corpus,
+    stop: asyncio.Event, paced: PacedWrite,
+) -> None:  # fmt: skip
+    """`write_paced`, a progress line every PROGRESS_S, until done or `stop` is set."""
+    writer = asyncio.create_task(write_paced(
+        clients, corpus, keys[Side.PRODUCTION], keys[Side.SISTER], stats=paced,
+        in_step=len({id(c) for c in clients.values()}) > 1,
+    ))  # fmt: skip
+    stopping = asyncio.create_task(stop.wait())
+    total = len(corpus.production) + len(corpus.sister)
+    before, then = 0, time.monotonic()
+    while True:
+        await asyncio.wait({writer, stopping}, timeout=PROGRESS_S,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if writer.done() or stop.is_set():
+            break
+        now, written = time.monotonic(), sum(paced.written.values())
+        rate = (written - before) / (now - then)
+        click.echo(f"written {written:,}/{total:,} entries ({rate:,.0f} entries/s)", err=True)
+        before, then = written, now
+    stopping.cancel()
+    # Cancelled until it ends: redis-py (8.2) can swallow a cancel that lands in a
+    # pipeline on a loaded machine, and the writer would go on to the end.
+    while not writer.done():
+        writer.cancel()
+        await asyncio.wait({writer}, timeout=0.1)
+    if not writer.cancelled():
+        writer.result()  # what stopped it (an ACL refusing XADD) raises here
 
 
 async def _clients(
