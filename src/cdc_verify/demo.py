@@ -50,7 +50,7 @@ from cdc_verify.pipeline.redis.state_read import read_state
 from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
-from cdc_verify.simulate.corpus import Corpus, generate
+from cdc_verify.simulate.corpus import DEMO_ENTITIES, DEMO_INCREMENTS, Corpus, generate
 from cdc_verify.simulate.writer import PacedWrite, paced_client, write_paced
 from cdc_verify.terminal import verdict_table
 
@@ -61,8 +61,6 @@ READ_COMMANDS = frozenset(
     {"xread", "xrange", "xrevrange", "xinfo", "xlen", "type", "time", "ping"}
     | {"hello", "auth", "client", "select", "command"}
 )
-ENTITIES = {"comment": 0.8, "account": 0.2}  # the share of each model's changes
-INCREMENTS = 0.3  # of the changes past version 1: the rest are updates
 
 
 # Each ends a run in order (the summary, the servers stopped); Ctrl-C is SIGINT, a closed
@@ -113,8 +111,8 @@ def _run_demo(
     linger: float,
 ) -> int:  # fmt: skip
     corpus = generate(
-        events, seed=seed, grace_ms=round(grace * 1000), rate=rate, entities=ENTITIES,
-        increments=INCREMENTS,
+        events, seed=seed, grace_ms=round(grace * 1000), rate=rate, entities=DEMO_ENTITIES,
+        increments=DEMO_INCREMENTS,
     )  # fmt: skip
     # Fault names are `fault` (comments) or `entity:fault`.
     faulty = {n: k for n, k in corpus.faults.items() if n.rpartition(":")[2] != "clean"}

@@ -13,8 +13,12 @@ from pydantic import BeforeValidator, ByteSize, Field, SecretStr, ValidationErro
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     SettingsError,
     TomlConfigSettingsSource,
@@ -415,16 +419,21 @@ def _problems(exc: ValidationError, given: dict[str, Any], path: Path | None) ->
     return list(problems.values())
 
 
+def _settings_class(config_file: Path | None) -> tuple[type[Settings], Path | None]:
+    """Settings reading the TOML file of --config or CDC_VERIFY_CONFIG, and its path."""
+    path = config_file or os.environ.get("CDC_VERIFY_CONFIG")
+    if not path:
+        return Settings, None
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigFileError(f"config file {path} does not exist")
+    config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+    return type("FileSettings", (Settings,), {"model_config": config}), path
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from flags (`overrides`; None means not given), env and a TOML file."""
-    path = config_file or os.environ.get("CDC_VERIFY_CONFIG")
-    cls: type[Settings] = Settings
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigFileError(f"config file {path} does not exist")
-        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
-        cls = type("FileSettings", (Settings,), {"model_config": config})
+    cls, path = _settings_class(config_file)
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = cls(**given)
@@ -440,11 +449,42 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except SettingsError as exc:  # a source could not parse a value at all
         raise ConfigFileError(str(exc)) from exc
     except ValidationError as exc:
-        raise InvalidSettings(_problems(exc, given, Path(path) if path else None)) from exc
+        raise InvalidSettings(_problems(exc, given, path)) from exc
     ignored = tls_without_tls(settings)
     if ignored:
-        where = Path(path) if path else None
         raise InvalidSettings(
-            [Problem(f, reason, _origin(f, given, where)) for f, reason in ignored.items()]
+            [Problem(f, reason, _origin(f, given, path)) for f, reason in ignored.items()]
         )
     return settings
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting's value comes from."""
+
+    kind: Literal["flag", "environment", "file", "default"]
+    where: str | None = None  # the variable, or the file; None for a flag and a default
+
+
+def setting_sources(config_file: Path | None = None, **overrides: Any) -> dict[str, Source]:
+    """Each setting's source for `load_settings(config_file, **overrides)`: the first
+    source holding it, in the order Settings itself reads them (settings_customise_sources)."""
+    cls, path = _settings_class(config_file)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    sources = cls.settings_customise_sources(
+        cls, InitSettingsSource(cls, given), EnvSettingsSource(cls), DotEnvSettingsSource(cls),
+        SecretsSettingsSource(cls),
+    )  # fmt: skip
+    found: dict[str, Source] = {}
+    for source in reversed(sources):  # the first source wins: it is written last
+        if isinstance(source, TomlConfigSettingsSource):  # an InitSettingsSource too
+            origin = Source("file", str(path))
+        elif isinstance(source, InitSettingsSource):
+            origin = Source("flag")
+        elif isinstance(source, EnvSettingsSource):
+            origin = None  # per field: its variable
+        else:
+            raise TypeError(f"no name for the settings source {type(source).__name__}")
+        for field in source():
+            found[field] = origin or Source("environment", env_var(field))
+    return {field: found.get(field, Source("default")) for field in Settings.model_fields}

@@ -24,6 +24,10 @@ from cdc_verify.simulate.models import new_entity_id, sample
 
 EPOCH_MS = 1_700_000_000_000
 CLEAN_SHARE = 0.8
+# The traffic of the demo and `simulate`: each model's share of the changes, and the share
+# of the changes past version 1 that are increments (the rest are updates).
+DEMO_ENTITIES = {"comment": 0.8, "account": 0.2}
+DEMO_INCREMENTS = 0.3
 MISSING_ON = {
     Side.SISTER: Verdict.MISSING_IN_SISTER,
     Side.PRODUCTION: Verdict.MISSING_IN_PRODUCTION,
@@ -196,6 +200,7 @@ def generate(
     entities: Mapping[str, float] | None = None,
     increments: float = 0.0,
     epoch_ms: int = EPOCH_MS,
+    faults: bool = True,
 ) -> Corpus:
     """`events` logical changes at `rate` per second of event time.
 
@@ -206,10 +211,12 @@ def generate(
     share of the changes past version 1 whose op is `increment` (default: none, every
     such change is an `update`). `epoch_ms` is the time of the event ids (ULIDs) and
     `ts_ms` (a long soak gives each segment its own, as real ids would have).
+    `faults` False: every change clean and no malformed entry, whatever `mix` and
+    `malformed` say.
     """
     rng = random.Random(seed)
     ctx = FaultContext(rng, grace_ms)
-    weights = dict(mix) if mix else _default_mix(entities or {"comment": 1.0})
+    weights = dict(mix) if mix and faults else _default_mix(entities or {"comment": 1.0}, faults)
     names = list(weights)
     plan = [n for n in names if weights[n] > 0][:events]
     rng.shuffle(plan)
@@ -247,6 +254,7 @@ def generate(
             )
 
     count = malformed if malformed is not None else max(len(MALFORMED_FIELDS), events // 500)
+    count = count if faults else 0
     kinds = list(MALFORMED_FIELDS)
     for i in range(count):
         kind = kinds[i % len(kinds)]
@@ -274,14 +282,16 @@ def _entity_fault(name: str) -> tuple[str, Fault]:
         raise ValueError(f"no fault {name!r} (entities: {', '.join(CATALOGUES)})") from None
 
 
-def _default_mix(entities: Mapping[str, float]) -> dict[str, float]:
-    """Per entity, its share: 80% clean, the rest spread evenly over its faults."""
+def _default_mix(entities: Mapping[str, float], faults: bool = True) -> dict[str, float]:
+    """Per entity, its share: 80% clean, the rest spread evenly over its faults (with
+    `faults` False: all clean, the faults' weight 0, so none is drawn)."""
+    clean_share = CLEAN_SHARE if faults else 1.0
     out: dict[str, float] = {}
     for entity, share in entities.items():
         if entity not in CATALOGUES:
             raise ValueError(f"no faults for entity {entity!r} (known: {', '.join(CATALOGUES)})")
         prefix = "" if entity == "comment" else f"{entity}:"
-        faults = [n for n in CATALOGUES[entity] if n != "clean"]
-        out[prefix + "clean"] = share * CLEAN_SHARE
-        out.update({prefix + n: share * (1 - CLEAN_SHARE) / len(faults) for n in faults})
+        kinds = [n for n in CATALOGUES[entity] if n != "clean"]
+        out[prefix + "clean"] = share * clean_share
+        out.update({prefix + n: share * (1 - clean_share) / len(kinds) for n in kinds})
     return out
