@@ -51,7 +51,7 @@ from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.verdicts import PRIMARY_VERDICTS, Side, Verdict
 from cdc_verify.simulate.corpus import DEMO_ENTITIES, DEMO_INCREMENTS, Corpus, generate
-from cdc_verify.simulate.writer import PacedWrite, paced_client, write_paced
+from cdc_verify.simulate.writer import PacedWrite, cancel_writer, paced_client, write_paced
 from cdc_verify.terminal import verdict_table
 
 PRODUCTION, SISTER = "demo:production", "demo:sister"  # stream keys
@@ -366,10 +366,9 @@ async def _run_worker(
         while not writer.done() and not await _stopped(stop, 0.25):
             live.update(view())
         writing_s = time.monotonic() - started
-        if not writer.done():
-            writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        await cancel_writer(writer)
+        if not writer.cancelled():
+            writer.result()  # what stopped the writer raises here
         # Gaps are only known once the grace window has passed; a worker under load takes
         # longer, and the run waits as long as verdicts keep coming.
         progress_at, last = time.monotonic(), -1

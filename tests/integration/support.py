@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -223,17 +222,3 @@ def assert_live_coverage_is_a_backfills(url: str, out: Path, group: str = "cdc-v
     bounded = json.loads((out / "coverage.json").read_text())["shapes"]
     assert coverage_rows(live["shapes"]) == coverage_rows(bounded)
     return len(bounded)
-
-
-# simulate and config are not registered with the cli yet (issue 23 registers them when
-# cli.py becomes a package); once they are, this is `cli_command(*args)` of tests/conftest.py.
-NEW_COMMANDS = (
-    "from cdc_verify.cli import main; from cdc_verify.config_cmd import config; "
-    "from cdc_verify.simulate_cmd import simulate; main.add_command(simulate); "
-    "main.add_command(config); main(prog_name='cdc-verify')"
-)
-
-
-def new_command(*args: str) -> list[str]:
-    """The command line of `cdc-verify ARGS` with simulate and config registered."""
-    return [sys.executable, "-c", NEW_COMMANDS, *args]

@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 
-from cdc_verify.cli import run
+from cdc_verify.cli.config_cmd import config
+from cdc_verify.cli.run import run
 from cdc_verify.config.settings import Settings
-from cdc_verify.config_cmd import config
 
-from ..conftest import cli_env
-from .support import new_command
+from ..conftest import cli_command, cli_env
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(new_command(*args), env={**cli_env(), **(env or {})}, capture_output=True,
+    return subprocess.run(cli_command(*args), env={**cli_env(), **(env or {})}, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
 

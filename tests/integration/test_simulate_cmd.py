@@ -12,12 +12,11 @@ import redis
 
 from cdc_verify.embedded_redis import EmbeddedRedis, free_port
 
-from ..conftest import cli_env
-from .support import new_command
+from ..conftest import cli_command, cli_env
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(new_command(*args), env=env or cli_env(), capture_output=True, text=True,
+    return subprocess.run(cli_command(*args), env=env or cli_env(), capture_output=True, text=True,
                           timeout=240)  # fmt: skip
 
 
@@ -93,7 +92,7 @@ def test_servers_that_cannot_be_reached_or_refuse_are_named_in_one_line(own_redi
 
 def test_sigint_stops_the_writer_and_says_what_it_wrote(redis_url, redis_client):
     with subprocess.Popen(
-        new_command("simulate", "--redis", redis_url, "--events", "100000", "--rate", "1000"),
+        cli_command("simulate", "--redis", redis_url, "--events", "100000", "--rate", "1000"),
         env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as process:  # fmt: skip
         assert process.stderr is not None

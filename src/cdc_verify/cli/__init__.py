@@ -9,6 +9,8 @@ import click
 
 from cdc_verify.cli import alerts, bounded, capture, coverage, demo, gate, run
 from cdc_verify.cli.command import RedisErrorsAsMessages
+from cdc_verify.cli.config_cmd import config
+from cdc_verify.cli.simulate_cmd import simulate
 
 
 @click.group(
@@ -26,6 +28,7 @@ def main() -> None:
 
 
 main.add_command(demo.demo)
+main.add_command(simulate)
 main.add_command(run.run)
 main.add_command(run.check)
 main.add_command(bounded.backfill)
@@ -35,3 +38,4 @@ main.add_command(alerts.alerts)
 main.add_command(gate.gate)
 main.add_command(coverage.coverage)
 main.add_command(coverage.cases)
+main.add_command(config)

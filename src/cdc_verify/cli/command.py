@@ -23,6 +23,7 @@ class Topic(Enum):
     SERVERS = "Servers"
     REPORT = "Report directory, instead of the live worker"
     STREAMS = "Streams"
+    TRAFFIC = "Simulated traffic"
     SCOPE = "Scope and comparison"
     CRITERIA = "Criteria"
     HTTP = "HTTP"

@@ -295,3 +295,11 @@ def _as_bytes(fields: Mapping[Any, Any] | None) -> dict[bytes, bytes]:
         return value if isinstance(value, bytes) else str(value).encode()
 
     return {b(k): b(v) for k, v in (fields or {}).items()}
+
+
+async def cancel_writer(writer: asyncio.Task[Any]) -> None:
+    """Cancel `writer` until it has ended: redis-py (8.2) can swallow a cancel that lands
+    in a pipeline on a loaded machine, and the writer would go on to the end."""
+    while not writer.done():
+        writer.cancel()
+        await asyncio.wait({writer}, timeout=0.1)

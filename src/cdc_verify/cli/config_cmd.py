@@ -10,8 +10,8 @@ from typing import Any
 import click
 from pydantic import SecretStr
 
-# The lead's merge: these come from the cli package's own modules.
-from cdc_verify.cli import SettingOption, _flags, _settings, run
+from cdc_verify.cli.options import SettingOption, command_settings, setting_values
+from cdc_verify.cli.run import run
 from cdc_verify.config.servers import redact
 from cdc_verify.config.settings import Settings, Source, setting_sources
 from cdc_verify.escaping import json_visible, visible
@@ -43,8 +43,8 @@ def _text(value: Any) -> str:
 
 
 def _print(config: Path | None, as_json: bool, **kwargs: Any) -> None:
-    flags = _flags(kwargs)
-    settings = _settings(config, **flags)  # bad settings: the usage errors `run` gives
+    flags = setting_values(kwargs)
+    settings = command_settings(config, **flags)  # bad settings: the usage errors `run` gives
     sources = setting_sources(config, **flags)
     ctx = click.get_current_context()
     names = {p.name: p.opts[0] for p in ctx.command.params if isinstance(p, SettingOption)}

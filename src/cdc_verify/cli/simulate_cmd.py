@@ -22,12 +22,13 @@ import click
 import redis
 import redis.asyncio as aioredis
 
-# The lead's merge: these come from the cli package's own modules.
-from cdc_verify.cli import (
+from cdc_verify.cli.command import Command, Topic
+from cdc_verify.cli.options import (
     DURATION,
     URL_FORMS,
-    _settings,
+    command_settings,
     config_option,
+    option,
     redis_options,
     setting,
     stream_options,
@@ -36,7 +37,7 @@ from cdc_verify.config.servers import RedisServer, Role
 from cdc_verify.schemas.verdicts import Side, Verdict
 from cdc_verify.simulate.corpus import DEMO_ENTITIES, DEMO_INCREMENTS, Corpus, generate
 from cdc_verify.simulate.models import ENTITIES
-from cdc_verify.simulate.writer import PacedWrite, write_paced
+from cdc_verify.simulate.writer import PacedWrite, cancel_writer, write_paced
 
 PROGRESS_S = 5.0  # a progress line this often
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -62,7 +63,9 @@ def _entity_shares(ctx: click.Context, param: click.Parameter, value: str) -> di
     return {name: share / total for name, share in shares.items()}
 
 
-@click.command(short_help="Write the demo's simulated traffic to the servers you name.")
+@click.command(
+    cls=Command, short_help="Write the demo's simulated traffic to the servers you name."
+)
 @redis_options(
     f"Redis URL of both streams, unless each has a server of its own: {URL_FORMS}",
     (Role.PRODUCTION, Role.SISTER),
@@ -71,28 +74,32 @@ def _entity_shares(ctx: click.Context, param: click.Parameter, value: str) -> di
 @setting(
     "--grace",
     type=DURATION,
+    topic=Topic.TRAFFIC,
     help="the grace window run will use: late partners are written past it, healthy ones "
     "well inside it",
 )
-@click.option(
-    "--events", type=click.IntRange(1, 10_000_000), default=20_000, show_default=True,
+@option(
+    "--events", topic=Topic.TRAFFIC, type=click.IntRange(1, 10_000_000), default=20_000,
+    show_default=True,
     help="changes to generate, each written to both streams (faults aside)",
 )  # fmt: skip
-@click.option(
-    "--rate", type=click.FloatRange(1, 100_000), default=2_000, show_default=True,
+@option(
+    "--rate", topic=Topic.TRAFFIC, type=click.FloatRange(1, 100_000), default=2_000,
+    show_default=True,
     help="events per second written to each stream",
 )  # fmt: skip
-@click.option(
-    "--seed", type=int, default=1, show_default=True,
+@option(
+    "--seed", topic=Topic.TRAFFIC, type=int, default=1, show_default=True,
     help="seed of the changes and faults: the same seed, the same event ids and verdicts",
 )  # fmt: skip
-@click.option(
-    "--faults/--no-faults", default=True, show_default=True,
+@option(
+    "--faults/--no-faults", topic=Topic.TRAFFIC, default=True, show_default=True,
     help="inject the demo's faults (gaps, late partners, duplicates, mismatches, races, "
     "undecodable and malformed entries); --no-faults: every event a match",
 )  # fmt: skip
-@click.option(
+@option(
     "--entities",
+    topic=Topic.TRAFFIC,
     default=",".join(f"{name}={share:g}" for name, share in DEMO_ENTITIES.items()),
     show_default=True,
     callback=_entity_shares,
@@ -108,7 +115,7 @@ def simulate(events: int, rate: float, seed: int, faults: bool, entities: dict[s
     Progress goes to stderr every few seconds; the last line says how many entries were
     written and the verdict counts `run` or `backfill` must give them. Ctrl-C or SIGTERM
     stops the writer (exit status 128 + the signal)."""
-    settings = _settings(config, **kwargs)
+    settings = command_settings(config, **kwargs)
     servers = {side: settings.server(role) for side, role in SIDE_ROLES.items()}
     unset = [side.value for side, server in servers.items() if not server.url]
     if unset:
@@ -210,11 +217,7 @@ async def _write(
         click.echo(f"written {written:,}/{total:,} entries ({rate:,.0f} entries/s)", err=True)
         before, then = written, now
     stopping.cancel()
-    # Cancelled until it ends: redis-py (8.2) can swallow a cancel that lands in a
-    # pipeline on a loaded machine, and the writer would go on to the end.
-    while not writer.done():
-        writer.cancel()
-        await asyncio.wait({writer}, timeout=0.1)
+    await cancel_writer(writer)
     if not writer.cancelled():
         writer.result()  # what stopped it (an ACL refusing XADD) raises here
 
