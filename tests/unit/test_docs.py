@@ -248,3 +248,10 @@ def test_no_doc_promises_what_the_code_does_not():
     # Not on PyPI: the README installs from the checkout.
     for path in LINKED_FILES:
         assert "pip install 'cdc-verify[faust]'" not in path.read_text(encoding="utf-8"), path
+
+
+def test_testing_md_says_what_every_test_file_proves():
+    tested = (DOCS / "testing.md").read_text(encoding="utf-8")
+    files = [p for p in (ROOT / "tests").glob("*/test_*.py") if p.parent.name != "deploy"]
+    assert [str(p.relative_to(ROOT)) for p in files if p.name not in tested] == []
+    assert "| `tests/deploy/` |" in tested
