@@ -28,13 +28,12 @@ from typing import Literal
 
 from cdc_verify.embedded_redis import _die_with_parent, free_port
 
-from .postgres_server import PostgresServer
+from .postgres_server import PostgresServer, end
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "debezium-server"
 # A JVM start, Quarkus, the connector and the snapshot: ~10-20 s on two cores.
 START_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
 # Logged (ChangeEventSourceCoordinator) once the snapshot is written and the connector
 # turns to its slot: a change committed after it reaches the stream. (The slot is made
 # before the snapshot, so one committed during it does too.)
@@ -198,18 +197,10 @@ class DebeziumServer:
 
     def stop(self) -> None:
         """SIGTERM (Quarkus stops the connector, which flushes its offsets), SIGKILL if stuck."""
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        end(self._process, signal.SIGTERM)
 
     def kill(self) -> None:
-        if self._process and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        end(self._process, signal.SIGKILL)
 
     def drop_slot(self) -> None:
         """The replication slot and publication this server's connector made."""

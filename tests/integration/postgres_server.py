@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,19 @@ PG_BIN = Path(os.environ.get("CDC_VERIFY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 USER = "postgres"
+
+
+def end(process: subprocess.Popen[bytes] | None, sig: int, timeout: float = STOP_TIMEOUT) -> None:
+    """Stops a server child with `sig` (its own clean stop), SIGKILL when it takes longer
+    than `timeout`; nothing when it is not running."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def require_postgres() -> None:
@@ -150,13 +164,7 @@ class PostgresServer:
     def stop(self) -> None:
         """Fast shutdown (SIGINT: clients disconnected, a clean checkpoint), SIGKILL if stuck;
         then the cluster's directory goes."""
-        if self._process and self._process.poll() is None:
-            self._process.send_signal(2)
-            try:
-                self._process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        end(self._process, signal.SIGINT)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = ""

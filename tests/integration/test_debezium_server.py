@@ -13,6 +13,8 @@ the sink's `null.key` / `null.value`, "default" unless set.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import redis
 
 from cdc_verify.embedded_redis import EmbeddedRedis
 
-from .debezium_server import DebeziumServer, MessageFormat
+from .debezium_server import SCRIPT, DebeziumServer, MessageFormat, java_home
 from .postgres_server import PostgresServer
 
 NULL = "default"  # the Redis sink's null.key and null.value
@@ -39,13 +41,15 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-def read_stream(client: redis.Redis, stream: str, count: int, timeout: float = 60.0) -> list:
+def read_stream(
+    client: redis.Redis, stream: str, count: int, timeout: float = 60.0
+) -> list[dict[str, str]]:
     """The stream's first `count` entries' fields (str -> str), once there are that many."""
     deadline = time.monotonic() + timeout
     while (length := client.xlen(stream)) < count:
         assert time.monotonic() < deadline, f"{stream}: {length} entries, not {count}"
         time.sleep(0.1)
-    entries = client.xrange(stream)
+    entries: Any = client.xrange(stream)  # redis-py's sync-or-async union
     assert len(entries) == count, entries[count:]  # nothing more than the changes made
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
@@ -108,7 +112,7 @@ def test_row_changes_land_in_the_tables_stream(
 
     pairs = [key_and_value(fields, message_format) for fields in entries]
     keys = [None if k == NULL else payload(k, schemas) for k, _ in pairs]
-    values = [None if v == NULL else payload(v, schemas) for _, v in pairs]
+    values: list[Any] = [None if v == NULL else payload(v, schemas) for _, v in pairs]
     assert keys == [{"id": 1}, {"id": 2}, {"id": 2}, {"id": 1}, {"id": 1}, None]
     ops = [v and v["op"] for v in values]
     assert ops == ["r", "c", "u", "d", None, "t"]  # the 5th: the delete's tombstone
@@ -125,3 +129,35 @@ def test_row_changes_land_in_the_tables_stream(
         assert source["snapshot"] == "false" and source["lsn"] > 0 and source["txId"] > 0
     assert (truncate["before"], truncate["after"]) == (None, None)  # no row: key "default"
     assert truncate["source"]["table"] == table
+
+
+def fake_jdk(root: Path, version: str) -> Path:
+    """A directory shaped like a JDK home: its release file and a bin/java."""
+    root.mkdir()
+    (root / "release").write_text(f'JAVA_VERSION="{version}"\n')
+    (root / "bin").mkdir()
+    (root / "bin" / "java").write_text("#!/bin/sh\n")
+    (root / "bin" / "java").chmod(0o755)
+    return root
+
+
+def java_home_with(env_home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), "java-home"], capture_output=True, text=True, check=False,
+        env={**os.environ, "CDC_VERIFY_JAVA_HOME": str(env_home)},
+    )  # fmt: skip
+
+
+def test_the_java_debezium_runs_on_is_21_or_newer(tmp_path: Path) -> None:
+    """Debezium Server 3 needs Java 21+, and the machine's default java may be older: an
+    older JDK is refused with a message saying so, a newer one taken."""
+    old = java_home_with(fake_jdk(tmp_path / "jdk17", "17.0.15"))
+    assert old.returncode != 0 and old.stdout == ""
+    assert "is no JDK 21+ (found: 17)" in old.stderr
+    new = java_home_with(fake_jdk(tmp_path / "jdk21", "21.0.2"))
+    assert (new.returncode, new.stdout.strip()) == (0, str(tmp_path / "jdk21"))
+    # Without the variable: a real one on this machine (what the servers above ran on).
+    found = Path(java_home())
+    release = (found / "release").read_text()
+    major = int(release.split('JAVA_VERSION="', 1)[1].split(".", 1)[0])
+    assert major >= 21, release

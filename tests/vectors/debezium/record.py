@@ -97,9 +97,8 @@ def wait_len(client: redis.Redis, stream: str, count: int, timeout: float = 60.0
 
 
 def entries(client: redis.Redis, stream: str) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(stream)
-    ]
+    written: Any = client.xrange(stream)  # redis-py's sync-or-async union
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in written]
 
 
 def record(
