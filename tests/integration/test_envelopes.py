@@ -6,6 +6,7 @@ or as a user's own entries (tests/own_envelope.py), gets from `run` and from
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -84,6 +85,12 @@ def write_as(
         pipe.execute()
 
 
+def with_tests_importable(env: dict[str, str]) -> dict[str, str]:
+    """`tests.own_envelope` importable in a subprocess, beside whatever finds cdc_verify."""
+    paths = [str(REPO), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def flags(values: Mapping[str, Any]) -> list[str]:
     return [x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", v)]
 
@@ -109,15 +116,17 @@ def test_run_and_backfill_give_the_verdicts_of_the_cdc_verify_envelope(
     if case == "own":
         assert reasons >= {"no id field"}
         assert any(r.startswith("envelope failed: UnicodeDecodeError") for r in reasons), reasons
-    else:  # the json envelope names the pointer it found nothing (or no text) at
+    elif case == "json":  # it names the pointer it found nothing (or no text) at
         assert "no event id at '/meta/id' in change" in reasons
         assert "event_id at '/meta/id' is a bytes, not a string or integer" in reasons, reasons
+    else:  # each side's own envelope says why
+        assert {"no event_id field", "no event id at '/meta/id' in change"} <= reasons, reasons
 
     out = tmp_path / "out"
     done = subprocess.run(
         cli_command("backfill", "--redis", redis_url, "--production", PROD, "--sister", SIS,
                     "--grace", "1", "--out", str(out), *flags(envelope_settings)),
-        env={**cli_env(), "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+        env=with_tests_importable(cli_env()), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = (out / "verdicts.jsonl").read_text().splitlines()

@@ -83,6 +83,15 @@ def test_a_users_envelope_raising_or_giving_no_event_is_malformed_with_the_reaso
     assert opened(refuses, {b"a": b"1"})[1] == "no id field"
     assert opened(crashes, {b"a": b"1"})[1] == "envelope failed: KeyError: b'id'"
     assert opened(wrong, {b"a": b"1"})[1] == "envelope gave a dict, not an Event"
+    for event, reason in (
+        (Event(7), "key is a int, not a str"),  # type: ignore[arg-type]
+        (Event("E", op=b"create"), "op is a bytes, not a str"),  # type: ignore[arg-type]
+        (Event("E", version=-1), "version is -1, not an int >= 0"),
+        (Event("E", decodes={"payload": b"x"}), "decodes is no mapping of bytes to bytes"),  # type: ignore[dict-item]
+    ):
+        assert opened(lambda fields, e=event: e, {b"a": b"1"})[1] == (
+            f"envelope gave an Event whose {reason}"
+        )
 
 
 def test_key_fields_are_set_over_what_the_consumer_decodes():

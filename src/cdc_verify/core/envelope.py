@@ -68,6 +68,9 @@ def open_entry(
         return None, f"envelope failed: {describe_error(exc)}"
     if not isinstance(event, Event):
         return None, f"envelope gave a {type(event).__name__}, not an Event"
+    wrong = _wrong_types(event)
+    if wrong:
+        return None, f"envelope gave an Event whose {wrong}"
     canonical = dict(event.decodes) if event.decodes else {}
     canonical[b"event_id"] = event.key.encode("utf-8", "surrogatepass")
     for name, value in (
@@ -82,6 +85,28 @@ def open_entry(
     else:
         canonical.pop(b"version", None)
     return canonical, None
+
+
+def _wrong_types(event: Event) -> str | None:
+    """What of a user's Event is not of its type (the canonical fields need it so)."""
+    if not isinstance(event.key, str):
+        return f"key is a {type(event.key).__name__}, not a str"
+    for name in ("entity", "op", "entity_id"):
+        value = getattr(event, name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} is a {type(value).__name__}, not a str"
+    version = event.version
+    if version is not None and (
+        not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**63
+    ):
+        return f"version is {version!r}, not an int >= 0"
+    decodes = event.decodes
+    if decodes is not None and not (
+        isinstance(decodes, Mapping)
+        and all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in decodes.items())
+    ):
+        return "decodes is no mapping of bytes to bytes"
+    return None
 
 
 # -- json -------------------------------------------------------------------------

@@ -247,7 +247,8 @@ class GroupStream:
         )
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
-        entries = [StreamEntry.from_redis(self.side, eid, f, self.envelope) for eid, f in raw]
+        side, envelope = self.side, self.envelope
+        entries = [StreamEntry.from_redis(side, eid, f, envelope) for eid, f in raw]
         # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
         caught_up = None if entries else ReadPosition.caught_up(server_ms)
         return SideRead(entries, caught_up, entries[-1].entry_id if entries else after)
