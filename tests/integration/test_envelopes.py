@@ -1,7 +1,8 @@
 """Other envelopes on real Redis streams (docs/envelopes.md): one corpus with every
 verdict kind, written as `json` events (msgpack, key fields at pointers of their own)
-or as a user's own entries (tests/own_envelope.py), gets from `run` and from
-`backfill` the verdicts it gets as cdc-verify entries (tests/integration/test_worker.py)."""
+or as a user's own entries (tests/own_envelope.py), gets from `run`, `backfill` and
+`replay` of its captures the verdicts it gets as cdc-verify entries
+(tests/integration/test_worker.py)."""
 
 from __future__ import annotations
 
@@ -122,15 +123,24 @@ def test_run_and_backfill_give_the_verdicts_of_the_cdc_verify_envelope(
     else:  # each side's own envelope says why
         assert {"no event_id field", "no event id at '/meta/id' in change"} <= reasons, reasons
 
-    out = tmp_path / "out"
-    done = subprocess.run(
-        cli_command("backfill", "--redis", redis_url, "--production", PROD, "--sister", SIS,
-                    "--grace", "1", "--out", str(out), *flags(envelope_settings)),
-        env=with_tests_importable(cli_env()), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    lines = (out / "verdicts.jsonl").read_text().splitlines()
-    assert_records_match([json.loads(line) for line in lines], expected)
+    # backfill, and replay of captures (which keep the entries as the streams have them).
+    for stream, name in ((PROD, "p.cap"), (SIS, "s.cap")):
+        assert cli("capture", "--redis", redis_url, "--stream", stream,
+                   "--out", str(tmp_path / name)).returncode == 0  # fmt: skip
+    for command, sources in (
+        ("backfill", ("--redis", redis_url, "--production", PROD, "--sister", SIS)),
+        ("replay", ("--production", str(tmp_path / "p.cap"), "--sister", str(tmp_path / "s.cap"))),
+    ):
+        out = tmp_path / command
+        done = cli(command, *sources, "--grace", "1", "--out", str(out), *flags(envelope_settings))
+        assert done.returncode == 0, done.stderr
+        lines = (out / "verdicts.jsonl").read_text().splitlines()
+        assert_records_match([json.loads(line) for line in lines], expected)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_command(*args), env=with_tests_importable(cli_env()),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
 def test_a_bad_envelope_is_a_usage_error_naming_it(redis_url, tmp_path):
