@@ -17,6 +17,10 @@ import msgpack
 import pytest
 import redis
 
+from cdc_verify.config.keys import WorkerKeys
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.embedded_redis import EmbeddedRedis
+from cdc_verify.pipeline.runners.worker import StreamWorker
 from cdc_verify.schemas.verdicts import Side
 from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import past_base_ms
@@ -26,12 +30,15 @@ from ..own_envelope import own_fields
 from .support import (
     PROD,
     SIS,
+    VERDICTS,
     assert_exactly_one_primary,
     assert_records_match,
     run_worker_until_done,
     settings,
     verdict_records,
 )
+from .test_read_only import fields as ro_fields
+from .test_read_only import run_for
 
 REPO = Path(__file__).resolve().parents[2]
 Fields = Mapping[bytes, bytes]
@@ -156,3 +163,28 @@ def test_a_bad_envelope_is_a_usage_error_naming_it(redis_url, tmp_path):
         )  # fmt: skip
         assert done.returncode == 2 and said in done.stderr, (extra, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_read_only_production_rebuilds_its_waiting_entries_through_the_envelope(tmp_path):
+    """Read-only production keeps only waiting entry ids; a restarted worker reads those
+    entries again, and must read them as json events too."""
+    with EmbeddedRedis(tmp_path / "p") as prod, EmbeddedRedis(tmp_path / "s") as sis:
+        cfg = settings(
+            None, production_redis_url=prod.url, sister_redis_url=sis.url,
+            production_read_only=True, grace=60.0, batch_size=100,
+            **{"envelope": "json", **JSON_SETTINGS},
+        )  # fmt: skip
+        prod_client, sis_client = redis.Redis.from_url(prod.url), redis.Redis.from_url(sis.url)
+        ids = [f"E{i:04d}" for i in range(300)]
+        for event_id in ids:
+            prod_client.xadd(PROD, json_fields(ro_fields(event_id)))
+        sis_client.xadd(SIS, json_fields(ro_fields("warm-up")))  # the sister stream exists
+        waiting = lambda: sis_client.zcard(WorkerKeys.from_settings(cfg).production_waiting)  # noqa: E731
+        run_for(StreamWorker(cfg, decode_event), lambda: waiting() == len(ids))
+        for event_id in ids:  # the twins come while no worker runs
+            sis_client.xadd(SIS, json_fields(ro_fields(event_id)))
+        done = lambda: sum(1 for _ in sis_client.xrange(VERDICTS)) >= len(ids)  # noqa: E731
+        run_for(StreamWorker(cfg, decode_event), done)
+        records = verdict_records(sis_client, VERDICTS)
+        assert sorted(r["event_id"] for r in records if r["verdict"] == "match") == ids
+        assert waiting() == 0
