@@ -18,7 +18,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from cdc_verify.config.keys import WorkerKeys
-from cdc_verify.core.entry import PRODUCTION, SISTER, entry_id_ms
+from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
+from cdc_verify.core.envelope import JsonEnvelope
 from cdc_verify.pipeline.faust.forwarder import RedisForwarder
 from cdc_verify.pipeline.faust.messages import CHUNK_BYTES, Batch, Retire, decode, partition_of
 from cdc_verify.pipeline.faust.services import ForwarderService, RedisService
@@ -50,6 +51,12 @@ class Recorder:
         for partition, message in self.order:
             messages[partition].append(message)
         return messages
+
+    def entry_objects(self) -> Iterator[tuple[int, StreamEntry]]:
+        for partition, message in self.order:
+            if isinstance(message, Batch):
+                for entry in message.entries:
+                    yield partition, entry
 
     def entries(self) -> Iterator[tuple[int, str]]:
         for partition, message in self.order:
@@ -108,6 +115,36 @@ def test_a_round_sends_each_partition_its_entries_then_the_marks_that_cover_them
         assert all(m.ms <= newest[m.side] for m in batch.marks)
         seen += len(batch.entries)
     assert seen == 80
+
+
+def test_another_envelopes_entries_travel_canonical_to_their_partners_partition(client):
+    """The joins need no envelope: a sister json event reaches production's partition
+    as cdc-verify fields, a malformed one with its envelope's reason (docs/envelopes.md)."""
+
+    async def scenario() -> Recorder:
+        sent = Recorder()
+        keys = WorkerKeys.from_settings(settings("redis://unused"))
+        f0 = RedisForwarder(
+            client, keys, "f0", sent, PARTITIONS, batch_size=100, block_ms=10,
+            dead_after_ms=500, envelopes={SISTER: JsonEnvelope()},
+        )  # fmt: skip
+        await client.xadd(PROD, {"event_id": "E1", "entity": "comment", "payload": "p"})
+        await client.xadd(SIS, {"event": '{"event_id": "E1", "entity": "comment", "payload": "p"}'})
+        await client.xadd(SIS, {"event": '{"id": "E2"}'})
+        await f0.start("0", 1000)
+        await f0.round()
+        await client.aclose()
+        return sent
+
+    sent = asyncio.run(scenario())
+    entries = {(p, e.side, e.event_id, e.problem): e.fields for p, e in sent.entry_objects()}
+    production = partition_of(StreamEntry(PRODUCTION, "1-0", {b"event_id": b"E1"}), PARTITIONS)
+    canonical = {b"event_id": b"E1", b"entity": b"comment", b"payload": b"p"}
+    assert entries[(production, PRODUCTION, "E1", None)] == canonical
+    assert entries[(production, SISTER, "E1", None)] == canonical
+    [(side, problem, fields)] = [(k[1], k[3], v) for k, v in entries.items() if k[2] is None]
+    assert (side, problem) == (SISTER, "no event id at '/event_id' in event")
+    assert fields == {b"event": b'{"id": "E2"}'}  # as the stream had it
 
 
 def test_entries_are_acked_in_redis_only_after_they_were_sent(client):

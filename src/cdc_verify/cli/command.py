@@ -33,6 +33,7 @@ class Topic(Enum):
     ACCESS = "Server access: ACL users, password files, TLS, read-only production"
     GROUP = "Group member and start"
     COMPARISON = "Sampling, floats and decoding"
+    ENVELOPE = "Envelopes: what a stream entry means (docs/envelopes.md)"
     RECORDS = "Verdict records and logs"
     RETENTION = "Retention"
     HTTP_LIMITS = "HTTP exposure and limits"

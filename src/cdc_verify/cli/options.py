@@ -227,6 +227,47 @@ def capture_file_option(flag: str, help_text: str, required: bool = True) -> Dec
     )  # fmt: skip
 
 
+def envelope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What each side's entries mean (docs/envelopes.md) and what joins them."""
+    envelope = Topic.ENVELOPE
+    pointers = [
+        setting(
+            f"--json-{name.replace('_', '-')}",
+            topic=envelope,
+            help=f"json envelope: JSON pointer to the {what} in the event",
+        )
+        for name, what in (
+            ("event_id", "event id (the join key)"),
+            ("entity", "entity"),
+            ("op", "op"),
+            ("entity_id", "entity id"),
+            ("version", "version (optional)"),
+        )
+    ]
+    return _apply([
+        setting("--envelope", topic=envelope,
+                help="what a stream entry means, both sides: cdc-verify, json or module:callable"),
+        setting("--production-envelope", topic=envelope,
+                help="the production stream's envelope, over --envelope"),
+        setting("--sister-envelope", topic=envelope,
+                help="the sister stream's envelope, over --envelope"),
+        setting("--join-key", type=click.Choice(["event_id", "version"]), topic=envelope,
+                help="what joins the sides: event_id; version (entity, entity id, version) is "
+                     "not yet implemented"),
+        setting("--json-field", topic=envelope,
+                help="json envelope: the entry field holding the event"),
+        setting("--json-format", type=click.Choice(["json", "msgpack"]), topic=envelope,
+                help="json envelope: how that field is encoded"),
+        *pointers,
+        setting("--json-payload", topic=envelope,
+                help="json envelope: JSON pointer to what the consumer decodes, as the "
+                     "entry's payload field; \"\": the whole event"),
+        setting("--json-encoding", topic=envelope,
+                help="json envelope: JSON pointer to the payload's encoding, given to the "
+                     "consumer as the entry's encoding field"),
+    ], fn)  # fmt: skip
+
+
 def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """How events are joined, decoded and compared; where settings come from."""
     scope = Topic.SCOPE
@@ -250,6 +291,7 @@ def verify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         setting("--decode-each-side", is_flag=True, default=None, topic=Topic.COMPARISON,
                 help="decode both entries of a pair even when their fields are "
                      "byte-identical (default: once, for a deterministic consumer)"),
+        envelope_options,
         config_option(),
         setting("--log-level", topic=Topic.RECORDS, help="DEBUG, INFO, WARNING or ERROR"),
         setting("--log-format", type=click.Choice(["text", "json"]), topic=Topic.RECORDS,

@@ -20,7 +20,12 @@ def setup_logging(settings: Settings) -> None:
 
 
 def load_consumer(settings: Settings) -> Callable[..., Any]:
+    """The consumers; a user's envelope is loaded too, so that a bad one is a usage error
+    before any work (the runners load it again: Python has it imported by then)."""
+    from cdc_verify.pipeline.runners.wiring import side_envelopes
+
     try:
+        side_envelopes(settings)
         return load_consumers(settings.consumer)
     except ConsumerLoadError as exc:
         raise click.UsageError(str(exc)) from exc

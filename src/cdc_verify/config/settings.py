@@ -32,6 +32,7 @@ from cdc_verify.config.servers import (
     tls_without_tls,
 )
 from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
+from cdc_verify.core.envelope import BUILT_IN, DEBEZIUM, parse_pointer
 from cdc_verify.core.scope import Scope
 from cdc_verify.core.shape import MAX_SHAPES
 from cdc_verify.durations import parse_duration
@@ -133,6 +134,42 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_CONSUMERS),
         description="legacy consumers: module:callable for every entity, "
         "ENTITY=module:callable for one",
+    )
+    # What a stream entry's fields mean (docs/envelopes.md), for both sides or one.
+    envelope: str = Field(
+        "cdc-verify",
+        description="what a stream entry means: cdc-verify (docs/wire-format.md), json "
+        "(the event as one field, --json-* say where its key fields are) or module:callable",
+    )
+    production_envelope: str | None = Field(
+        None, description="the production stream's envelope (default: --envelope)"
+    )
+    sister_envelope: str | None = Field(
+        None, description="the sister stream's envelope (default: --envelope)"
+    )
+    join_key: Literal["event_id", "version"] = Field(
+        "event_id",
+        description="what joins the two sides: event_id; version (entity, entity id, "
+        "version) is not yet implemented",
+    )
+    json_field: str = Field(
+        "event", min_length=1, description="json envelope: the field holding the event"
+    )
+    json_format: Literal["json", "msgpack"] = Field(
+        "json", description="json envelope: how the event field is encoded"
+    )
+    json_event_id: str = Field("/event_id", description="json envelope: pointer to the event id")
+    json_entity: str = Field("/entity", description="json envelope: pointer to the entity")
+    json_op: str = Field("/op", description="json envelope: pointer to the op")
+    json_entity_id: str = Field("/entity_id", description="json envelope: pointer to the entity id")
+    json_version: str = Field("/version", description="json envelope: pointer to the version")
+    json_payload: str = Field(
+        "/payload",
+        description='json envelope: pointer to what the consumer decodes ("": the whole event)',
+    )
+    json_encoding: str = Field(
+        "/encoding",
+        description="json envelope: pointer to the payload's encoding",
     )
     scope: str = Field(
         "all",
@@ -295,6 +332,31 @@ class Settings(BaseSettings):
     def _scope(cls, text: str) -> str:
         Scope.parse(text)  # ScopeError is a ValueError: its words reach the user
         return text.strip()
+
+    @field_validator("envelope", "production_envelope", "sister_envelope")
+    @classmethod
+    def _envelope(cls, spec: str | None) -> str | None:
+        if spec is None or spec in BUILT_IN or ":" in spec:
+            return spec
+        if spec == DEBEZIUM:
+            raise ValueError("debezium: not yet (issue 24)")
+        raise ValueError(f"{spec!r}: give {', '.join(BUILT_IN)} or module:callable")
+
+    @field_validator("join_key")
+    @classmethod
+    def _join_key(cls, key: str) -> str:
+        if key == "version":
+            raise ValueError("version: not yet (the row-version join is to come, issue 24)")
+        return key
+
+    @field_validator(
+        "json_event_id", "json_entity", "json_op", "json_entity_id", "json_version",
+        "json_payload", "json_encoding",
+    )  # fmt: skip
+    @classmethod
+    def _pointer(cls, pointer: str) -> str:
+        parse_pointer(pointer)  # its ValueError's words reach the user
+        return pointer
 
     @field_validator("consumer")
     @classmethod

@@ -29,9 +29,10 @@ class ConsumerLoadError(ValueError):
     """The ``--consumer`` spec cannot be resolved to a callable."""
 
 
-def load_consumer(spec: str) -> Consumer:
+def load_consumer(spec: str, what: str = "consumer") -> Any:
     """Resolve ``"package.module:attr[.attr...]"`` to the consumer callable.
 
+    `what` names it in messages (an envelope is loaded the same way).
     Raises :class:`ConsumerLoadError` with a message saying what is wrong: no colon,
     module not importable (with the underlying error), attribute missing, not callable.
     """
@@ -40,23 +41,22 @@ def load_consumer(spec: str) -> Consumer:
     attr_path = attr_path.strip()
     if not sep:
         raise ConsumerLoadError(
-            f"consumer {spec!r}: expected 'module:callable' (e.g. {REFERENCE_CONSUMER!r}), "
+            f"{what} {spec!r}: expected 'module:callable' (e.g. {REFERENCE_CONSUMER!r}), "
             "no ':' found"
         )
     if not module_name or not attr_path:
         raise ConsumerLoadError(
-            f"consumer {spec!r}: expected 'module:callable' with both parts non-empty"
+            f"{what} {spec!r}: expected 'module:callable' with both parts non-empty"
         )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConsumerLoadError(
-            f"consumer {spec!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+            f"{what} {spec!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
         ) from exc
     except Exception as exc:  # the module itself failed while importing
         raise ConsumerLoadError(
-            f"consumer {spec!r}: importing module {module_name!r} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{what} {spec!r}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
 
     target: Any = module
@@ -66,12 +66,12 @@ def load_consumer(spec: str) -> Consumer:
             target = getattr(target, part)
         except AttributeError:
             raise ConsumerLoadError(
-                f"consumer {spec!r}: {walked!r} has no attribute {part!r}"
+                f"{what} {spec!r}: {walked!r} has no attribute {part!r}"
             ) from None
         walked = f"{walked}:{part}" if walked == module_name else f"{walked}.{part}"
     if not callable(target):
         raise ConsumerLoadError(
-            f"consumer {spec!r}: {walked!r} is not callable (type {type(target).__name__})"
+            f"{what} {spec!r}: {walked!r} is not callable (type {type(target).__name__})"
         )
     return target
 

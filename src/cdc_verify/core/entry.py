@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cdc_verify.core.envelope import Envelope, open_entry
 from cdc_verify.schemas.verdicts import Side
 
 PRODUCTION = Side.PRODUCTION
@@ -46,8 +47,13 @@ class StreamEntry:
 
     @classmethod
     def from_redis(
-        cls, side: Side, entry_id: bytes | str, fields: dict[bytes, bytes] | None
+        cls,
+        side: Side,
+        entry_id: bytes | str,
+        fields: dict[bytes, bytes] | None,
+        envelope: Envelope | None = None,
     ) -> StreamEntry:
+        """The entry as `envelope` reads it (None: the cdc-verify envelope, as is)."""
         if isinstance(entry_id, bytes):
             entry_id = entry_id.decode("ascii")
         if not fields:
@@ -55,7 +61,16 @@ class StreamEntry:
             entry = cls(side, entry_id, {})
             entry.problem = "entry was deleted from the stream before it was verified"
             return entry
-        return cls(side, entry_id, fields)
+        if envelope is None:
+            return cls(side, entry_id, fields)
+        canonical, problem = open_entry(envelope, fields)
+        if canonical is None:
+            # Malformed: the record shows the entry as it came, with the envelope's reason.
+            entry = object.__new__(cls)
+            entry.side, entry.entry_id, entry.fields = side, entry_id, fields
+            entry.arrival_ms, entry.event_id, entry.problem = entry_id_ms(entry_id), None, problem
+            return entry
+        return cls(side, entry_id, canonical)
 
 
 ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names and values

@@ -26,6 +26,7 @@ from cdc_verify.core.coverage import describe, shape_id
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.diff import unescape_token
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.jsonvalue import to_json_value
 from cdc_verify.core.outcome import Outcome, counted_as
 from cdc_verify.core.shape import SEP, Part, Shape, part_fields, project
@@ -33,7 +34,7 @@ from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import verify_bounded
 from cdc_verify.pipeline.runners.replay import read_capture
-from cdc_verify.pipeline.runners.wiring import verifier_config
+from cdc_verify.pipeline.runners.wiring import side_envelopes, verifier_config
 from cdc_verify.pipeline.sinks.base import Sink, replace_file
 from cdc_verify.pipeline.sinks.coverage import counts_of
 from cdc_verify.pipeline.sinks.groups import Fingerprint, fingerprint_of
@@ -240,12 +241,13 @@ def write_cases(
         if not pointer.startswith("/"):
             raise ValueError(f"--redact {pointer!r} is not a JSON pointer (starts with /)")
     verifier = Verifier(consumer, verifier_config(settings, shapes=True))
+    envelopes = side_envelopes(settings)
     rules = verifier.shape_rules
     assert rules is not None
     notes = Notes()
     with CaptureReader(production) as prod:
-        sis = _sister(sister)
-        verify_bounded(verifier, read_capture(prod, PRODUCTION), sis, notes)
+        sis = _sister(sister, envelopes[SISTER])
+        verify_bounded(verifier, read_capture(prod, PRODUCTION, envelopes[PRODUCTION]), sis, notes)
     # Shapes as they are once every wide path is known; their final numbers.
     final: Numbered[tuple[str, Shape]] = Numbered()
     final_shape = [
@@ -255,7 +257,7 @@ def write_cases(
     chosen = set(choose(notes.events, final_shape))
     cases = []
     with CaptureReader(production) as prod:
-        for entry in read_capture(prod, PRODUCTION):
+        for entry in read_capture(prod, PRODUCTION, envelopes[PRODUCTION]):
             if entry.event_id in chosen:
                 chosen.discard(entry.event_id)  # the first copy only
                 seen = notes.events[entry.event_id]
@@ -275,11 +277,11 @@ def write_cases(
     return figures
 
 
-def _sister(path: Path | None) -> Iterator[StreamEntry]:
+def _sister(path: Path | None, envelope: Envelope | None) -> Iterator[StreamEntry]:
     if path is None:
         return
     with CaptureReader(path) as reader:
-        yield from read_capture(reader, SISTER)
+        yield from read_capture(reader, SISTER, envelope)
 
 
 __all__ = ["choose", "redact", "redact_group", "redact_parts", "write_cases"]

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import redis.asyncio as aioredis
 
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.faust.messages import Retire, encode_batches, encode_retire, partition_of
 from cdc_verify.pipeline.redis.read_budget import DEFAULT_READ_MAX_BYTES
@@ -47,11 +48,15 @@ class RedisForwarder:
         block_ms: int,
         dead_after_ms: int,
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
+        envelopes: Mapping[Side, Envelope | None] | None = None,
     ) -> None:
         self.name = name
         self._client = client
         self._keys = keys
-        self._streams = StreamPair.on_one_server(client, keys, name, read_max_bytes=read_max_bytes)
+        # Entries go to Kafka with their canonical fields: the joins need no envelope.
+        self._streams = StreamPair.on_one_server(
+            client, keys, name, read_max_bytes=read_max_bytes, envelopes=envelopes
+        )
         self._send = send
         self._partitions = partitions
         self._batch_size = batch_size

@@ -71,7 +71,10 @@ def encode_batches(
     chunk: list[list[object]] = []
     size = 0
     for entry in entries:
-        chunk.append([SIDE_CODE[entry.side], entry.entry_id, entry.fields])
+        item: list[object] = [SIDE_CODE[entry.side], entry.entry_id, entry.fields]
+        if entry.event_id is None and entry.problem:
+            item.append(entry.problem)  # another envelope's reason: the fields alone lack it
+        chunk.append(item)
         size += len(entry.entry_id) + sum(len(k) + len(v) for k, v in entry.fields.items())
         if size >= CHUNK_BYTES:
             yield msgpack.packb(["b", forwarder, chunk, []])
@@ -79,6 +82,15 @@ def encode_batches(
     if chunk or marks:
         coded = [[SIDE_CODE[side], ms] for side, ms in (marks or {}).items()]
         yield msgpack.packb(["b", forwarder, chunk, coded])
+
+
+def _entry(side: int, entry_id: bytes, fields: dict[bytes, bytes], *problem: bytes) -> StreamEntry:
+    """An entry as the forwarder read it: its fields are canonical (core/envelope.py) or,
+    for a malformed one, come with the reason the forwarder's envelope gave."""
+    entry = StreamEntry.from_redis(SIDE_OF[side], entry_id, fields)
+    if problem:
+        entry.event_id, entry.problem = None, problem[0].decode("utf-8", "replace")
+    return entry
 
 
 def encode_retire(retire: Retire) -> bytes:
@@ -94,7 +106,7 @@ def decode(raw: bytes) -> Message:
             forwarder = name.decode()
             return Batch(
                 forwarder,
-                [StreamEntry.from_redis(SIDE_OF[s], eid, fields) for s, eid, fields in entries],
+                [_entry(*item) for item in entries],
                 [Watermark(forwarder, SIDE_OF[s], int(ms)) for s, ms in marks],
             )
         if kind == b"r":

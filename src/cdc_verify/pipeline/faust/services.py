@@ -40,6 +40,7 @@ from cdc_verify.pipeline.redis.streams import StreamPair
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
 from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.state_writers import verdict_committer
+from cdc_verify.pipeline.runners.wiring import side_envelopes
 from cdc_verify.pipeline.sinks.base import Sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
@@ -191,6 +192,7 @@ class ForwarderService(Service):
             self._redis.client, self._keys, s.consumer_name, self._send,
             self._partitions, batch_size=s.batch_size, block_ms=s.block_ms,
             dead_after_ms=round(s.lock_ttl * 1000), read_max_bytes=int(s.read_max_bytes),
+            envelopes=side_envelopes(s),
         )  # fmt: skip
         backoff = Backoff()
         while not self.should_stop:

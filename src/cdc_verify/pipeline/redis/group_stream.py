@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.core.entry import StreamEntry, fields_dict
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
 from cdc_verify.pipeline.redis.errors import LockLost
@@ -104,8 +105,10 @@ class GroupStream:
         group: str,
         consumer: str,
         fence: Fence | None = None,
+        envelope: Envelope | None = None,
     ) -> None:
         self.side, self.client, self.key = side, client, key
+        self.envelope = envelope  # how this stream's entries are read (None: cdc-verify)
         self._group, self._me, self._fence = group, consumer, fence
         self._fenced = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
         self._claim = FENCED_CLAIM.register(client, FENCED_CLAIM_SCRIPT) if fence else None
@@ -191,7 +194,7 @@ class GroupStream:
             )
             if not reply:
                 return
-            batch = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in reply]
+            batch = [StreamEntry.from_redis(self.side, eid, f, self.envelope) for eid, f in reply]
             budget.saw(batch)
             yield batch
             if len(reply) < n:
@@ -244,7 +247,8 @@ class GroupStream:
         )
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
-        entries = [StreamEntry.from_redis(self.side, eid, fields) for eid, fields in raw]
+        side, envelope = self.side, self.envelope
+        entries = [StreamEntry.from_redis(side, eid, f, envelope) for eid, f in raw]
         # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
         caught_up = None if entries else ReadPosition.caught_up(server_ms)
         return SideRead(entries, caught_up, entries[-1].entry_id if entries else after)
@@ -256,7 +260,7 @@ class GroupStream:
 
     async def fetch(self, entry_ids: list[str]) -> dict[str, StreamEntry]:
         """Entries by id; those trimmed away are left out."""
-        return await fetch_entries(self.client, self.side, self.key, entry_ids)
+        return await fetch_entries(self.client, self.side, self.key, entry_ids, self.envelope)
 
     async def lag_seconds(self) -> float | None:
         """How far (entry-id time) the group's reading is behind the stream's head."""

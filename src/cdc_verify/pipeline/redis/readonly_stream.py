@@ -25,6 +25,7 @@ from typing import cast
 from redis.typing import KeyT, StreamIdT
 
 from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
@@ -104,8 +105,10 @@ class ReadOnlyStream:
         state: AsyncClient,
         positions_key: str,
         waiting_key: str,
+        envelope: Envelope | None = None,
     ) -> None:
         self.side, self.client, self.key = side, client, key
+        self.envelope = envelope  # how this stream's entries are read (None: cdc-verify)
         self._state, self._positions, self.waiting_key = state, positions_key, waiting_key
         self.position = "0-0"  # last id read (in memory; the committed one is on state)
 
@@ -127,7 +130,7 @@ class ReadOnlyStream:
         while start < len(ids):
             chunk = ids[start : start + budget.count(count)]
             start += len(chunk)
-            found = await fetch_entries(self.client, self.side, self.key, chunk)
+            found = await fetch_entries(self.client, self.side, self.key, chunk, self.envelope)
             # An entry trimmed away meanwhile comes back empty: a malformed record, not silence.
             batch = [found.get(i) or StreamEntry.from_redis(self.side, i, None) for i in chunk]
             budget.saw(batch)
@@ -139,14 +142,17 @@ class ReadOnlyStream:
         server_ms = await server_time_ms(self.client, self.key)
         streams: dict[KeyT, StreamIdT] = {self.key: self.position}
         reply = await self.client.xread(streams, count=count)
-        entries = [StreamEntry.from_redis(self.side, eid, f) for eid, f in stream_entries(reply)]
+        entries = [
+            StreamEntry.from_redis(self.side, eid, f, self.envelope)
+            for eid, f in stream_entries(reply)
+        ]
         if entries:
             self.position = entries[-1].entry_id
             return SideRead(entries, None, self.position)
         return SideRead([], ReadPosition.caught_up(server_ms), self.position)
 
     async def fetch(self, entry_ids: list[str]) -> dict[str, StreamEntry]:
-        return await fetch_entries(self.client, self.side, self.key, entry_ids)
+        return await fetch_entries(self.client, self.side, self.key, entry_ids, self.envelope)
 
     async def lag_seconds(self) -> float | None:
         return await lag_after(self.client, self.key, self.position)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from cdc_verify.core.entry import StreamEntry, entry_id_ms
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
 from cdc_verify.schemas.verdicts import Side
@@ -25,7 +26,11 @@ class SideRead:
 
 
 async def fetch_entries(
-    client: AsyncClient, side: Side, key: str, entry_ids: list[str]
+    client: AsyncClient,
+    side: Side,
+    key: str,
+    entry_ids: list[str],
+    envelope: Envelope | None = None,
 ) -> dict[str, StreamEntry]:
     if not entry_ids:
         return {}
@@ -36,7 +41,7 @@ async def fetch_entries(
     found = {}
     for entry_id, reply in zip(entry_ids, replies, strict=True):
         if reply:
-            found[entry_id] = StreamEntry.from_redis(side, reply[0][0], reply[0][1])
+            found[entry_id] = StreamEntry.from_redis(side, reply[0][0], reply[0][1], envelope)
     return found
 
 

@@ -18,6 +18,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.servers import ROLE_OF_SIDE, RedisServer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, entry_id_ms
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.group_stream import Fence, GroupStream, read_together
@@ -81,9 +82,12 @@ class StreamPair:
         consumer_name: str,
         token: str | None = None,
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
+        envelopes: Mapping[Side, Envelope | None] | None = None,
     ) -> StreamPair:
         """Readers for the servers of `topology`; with a lock token, group reads are fenced
-        by the lock beside their stream (the single worker)."""
+        by the lock beside their stream (the single worker). `envelopes`: each side's
+        (none given: cdc-verify)."""
+        envelopes = envelopes or {}
         keys = topology.keys
         readers: dict[Side, SideReader] = {}
         servers: dict[Side, RedisServer] = {}
@@ -93,11 +97,14 @@ class StreamPair:
             client = topology.clients[role]
             if side is PRODUCTION and topology.production_read_only:
                 readers[side] = ReadOnlyStream(
-                    side, client, key, topology.state, keys.positions, keys.production_waiting
-                )
+                    side, client, key, topology.state, keys.positions, keys.production_waiting,
+                    envelopes.get(side),
+                )  # fmt: skip
             else:
                 fence = Fence(keys.fence_lock(key), token) if token else None
-                readers[side] = GroupStream(side, client, key, keys.group, consumer_name, fence)
+                readers[side] = GroupStream(
+                    side, client, key, keys.group, consumer_name, fence, envelopes.get(side)
+                )
         return cls(readers, topology.state, keys, consumer_name, read_max_bytes, servers)
 
     @classmethod
@@ -108,10 +115,14 @@ class StreamPair:
         consumer_name: str,
         fence: Fence | None = None,
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
+        envelopes: Mapping[Side, Envelope | None] | None = None,
     ) -> StreamPair:
         """Both streams and the state on one server, both read through the group."""
+        envelopes = envelopes or {}
         readers: dict[Side, SideReader] = {
-            side: GroupStream(side, client, key, keys.group, consumer_name, fence)
+            side: GroupStream(
+                side, client, key, keys.group, consumer_name, fence, envelopes.get(side)
+            )
             for side, key in ((PRODUCTION, keys.production), (SISTER, keys.sister))
         }
         return cls(readers, client, keys, consumer_name, read_max_bytes)
@@ -223,7 +234,10 @@ class StreamPair:
         newest: list[StreamEntry] = []
         for reader in self.readers.values():
             reply = cast(RawEntries, await reader.client.xrevrange(reader.key, "+", "-", count=1))
-            newest += [StreamEntry.from_redis(reader.side, eid, f) for eid, f in reply or []]
+            newest += [
+                StreamEntry.from_redis(reader.side, eid, f, reader.envelope)
+                for eid, f in reply or []
+            ]
         self.budget.seed(newest)
 
     async def claim_orphans(self) -> int:

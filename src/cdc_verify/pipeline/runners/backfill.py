@@ -18,24 +18,25 @@ from cdc_verify.config.servers import Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.redis.clock import SIGNIFICANT_MS
 from cdc_verify.pipeline.redis.connection import connect_sync
 from cdc_verify.pipeline.redis.ranges import last_entry_id, read_range
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
-from cdc_verify.pipeline.runners.wiring import verifier_config
+from cdc_verify.pipeline.runners.wiring import side_envelopes, verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Side
 
 
 def read_stream(
-    client: redis.Redis, side: Side, key: str, last_id: str | None
+    client: redis.Redis, side: Side, key: str, last_id: str | None, envelope: Envelope | None = None
 ) -> Iterator[StreamEntry]:
     if last_id is None:
         return
     for page in read_range(client, key, "-", last_id):
         for entry_id, flat in page:
-            yield StreamEntry.from_redis(side, entry_id, fields_dict(flat))
+            yield StreamEntry.from_redis(side, entry_id, fields_dict(flat), envelope)
 
 
 def server_skew_ms(production: Any, sister: Any) -> int:
@@ -65,6 +66,7 @@ def run_backfill(
         if on_start:
             on_start(prod.xlen(settings.production) + sister.xlen(settings.sister))
         verifier = Verifier(consumer, verifier_config(settings, shapes=True))
+        envelopes = side_envelopes(settings)
         # Two servers, two clocks: what their TIMEs say now is the best a bounded run can
         # know of the skew of the ids they gave (the live worker also watches the ids).
         skew = server_skew_ms(prod, sister)
@@ -83,8 +85,8 @@ def run_backfill(
         provenance += settings_provenance(settings)
         return verify_to_reports(
             verifier,
-            read_stream(prod, PRODUCTION, settings.production, prod_end),
-            read_stream(sister, SISTER, settings.sister, sister_end),
+            read_stream(prod, PRODUCTION, settings.production, prod_end, envelopes[PRODUCTION]),
+            read_stream(sister, SISTER, settings.sister, sister_end, envelopes[SISTER]),
             out_dir,
             on_progress,
             provenance,

@@ -12,17 +12,21 @@ from pathlib import Path
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry, fields_dict
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.verifier import Verifier
 from cdc_verify.pipeline.capture.format import CaptureReader
 from cdc_verify.pipeline.runners.bounded import settings_provenance, verify_to_reports
-from cdc_verify.pipeline.runners.wiring import verifier_config
+from cdc_verify.pipeline.runners.wiring import side_envelopes, verifier_config
 from cdc_verify.schemas.models import Summary
 from cdc_verify.schemas.verdicts import Side
 
 
-def read_capture(reader: CaptureReader, side: Side) -> Iterator[StreamEntry]:
+def read_capture(
+    reader: CaptureReader, side: Side, envelope: Envelope | None = None
+) -> Iterator[StreamEntry]:
+    """A capture holds the entries as the stream had them: `envelope` reads them."""
     for entry_id, flat in reader:  # the reader checked each entry's shape
-        yield StreamEntry.from_redis(side, entry_id, fields_dict(flat))
+        yield StreamEntry.from_redis(side, entry_id, fields_dict(flat), envelope)
 
 
 def run_replay(
@@ -36,6 +40,7 @@ def run_replay(
     # Both files are opened (and their headers checked) before any work is done.
     with CaptureReader(production) as prod, CaptureReader(sister) as sis:
         verifier = Verifier(consumer, verifier_config(settings, shapes=True))
+        envelopes = side_envelopes(settings)
         provenance = [
             ("production", f"capture {production}"),
             ("sister", f"capture {sister}"),
@@ -43,8 +48,8 @@ def run_replay(
         ]
         return verify_to_reports(
             verifier,
-            read_capture(prod, PRODUCTION),
-            read_capture(sis, SISTER),
+            read_capture(prod, PRODUCTION, envelopes[PRODUCTION]),
+            read_capture(sis, SISTER, envelopes[SISTER]),
             out_dir,
             on_progress,
             provenance,

@@ -5,8 +5,11 @@ writers; this module imports no Redis, so an offline replay stays offline)."""
 from __future__ import annotations
 
 from cdc_verify.config.settings import Settings
+from cdc_verify.consumers.loader import load_consumer
+from cdc_verify.core.envelope import CDC_VERIFY, JSON, Envelope, JsonEnvelope, JsonPointers
 from cdc_verify.core.scope import Scope
 from cdc_verify.core.verifier import DECIDED_IN_MEMORY_MS, VerifierConfig
+from cdc_verify.schemas.verdicts import Side
 
 
 def verifier_config(
@@ -32,3 +35,29 @@ def verifier_config(
         scope=Scope.parse(settings.scope, settings.scope_key),
         waiting_max_bytes=int(settings.waiting_max_bytes) or None,
     )
+
+
+def side_envelopes(settings: Settings) -> dict[Side, Envelope | None]:
+    """Each side's envelope (None: cdc-verify, read as is); a user's own is imported here.
+
+    Raises ConsumerLoadError for a `module:callable` that cannot be loaded.
+    """
+    specs = {
+        Side.PRODUCTION: settings.production_envelope or settings.envelope,
+        Side.SISTER: settings.sister_envelope or settings.envelope,
+    }
+    return {side: _envelope(spec, settings) for side, spec in specs.items()}
+
+
+def _envelope(spec: str, settings: Settings) -> Envelope | None:
+    if spec == CDC_VERIFY:
+        return None
+    if spec == JSON:
+        pointers = JsonPointers(
+            settings.json_event_id, settings.json_entity, settings.json_op,
+            settings.json_entity_id, settings.json_version, settings.json_payload,
+            settings.json_encoding,
+        )  # fmt: skip
+        return JsonEnvelope(settings.json_field, settings.json_format, pointers)
+    envelope: Envelope = load_consumer(spec, what="envelope")
+    return envelope

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
@@ -24,6 +24,7 @@ from cdc_verify.config.servers import ROLE_OF_SIDE, Role
 from cdc_verify.config.settings import Settings
 from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
+from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.core.shape import ShapeRules
 from cdc_verify.core.verifier import Verifier
@@ -53,7 +54,7 @@ from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.runners.state_writers import retention_pruner, verdict_committer
 from cdc_verify.pipeline.runners.verify_step import verify_entries
-from cdc_verify.pipeline.runners.wiring import verifier_config
+from cdc_verify.pipeline.runners.wiring import side_envelopes, verifier_config
 from cdc_verify.pipeline.sinks.base import OutcomeCallback
 from cdc_verify.pipeline.sinks.live import live_sinks
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
@@ -103,6 +104,7 @@ class StreamWorker:
             self.spill,
         )
         self.verifier.slow_after_s = settings.lock_ttl  # said at WARNING (_report_slow)
+        self.envelopes = side_envelopes(settings)  # a user's own is imported once, here
         self.servers = {role: settings.server(role) for role in Role}
         unset = [role.value for role, server in self.servers.items() if not server.url]
         if unset:
@@ -230,7 +232,7 @@ class StreamWorker:
             await self._check_acls(topology.keys)
             self.keys = topology.keys
             rules = self.verifier.shape_rules
-            session = Session.open(topology, s, self._lock_token, rules)
+            session = Session.open(topology, s, self._lock_token, rules, self.envelopes)
             # The state server's lock first: it fences commits; then one on each other
             # server whose stream is read through the group: it fences the reads there.
             for lock in session.locks:
@@ -512,11 +514,12 @@ class Session:
         s: Settings,
         token: str,
         shapes: ShapeRules | None = None,
+        envelopes: Mapping[Side, Envelope | None] | None = None,
     ) -> Session:
         ttl_ms = round(s.lock_ttl * 1000)
         state, keys = topology.state, topology.keys
         streams = StreamPair.from_topology(
-            topology, s.consumer_name, token, read_max_bytes=int(s.read_max_bytes)
+            topology, s.consumer_name, token, int(s.read_max_bytes), envelopes
         )
         # The state server's lock fences commits (and reads of a stream beside it); a
         # stream read through the group elsewhere is fenced by a lock beside it (same
