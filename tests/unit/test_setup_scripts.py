@@ -44,8 +44,12 @@ APT_GET = RECORD + '[ -z "$SHIM_APT_BUSY" ] || { echo "E: Could not get lock" >&
 def checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
-    for name in ("setup", "demo", "test"):
+    for name in ("setup", "demo", "test", "debezium-server"):
         shutil.copy(ROOT / "scripts" / name, repo / "scripts" / name)
+    # Debezium Server as if fetched before: its cache lives outside the checkout.
+    debezium = tmp_path / "debezium-server"
+    debezium.mkdir()
+    (debezium / ".complete").write_text("fetched\n")
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
     shims = tmp_path / "bin"
     shims.mkdir()
@@ -61,7 +65,8 @@ def checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         (shims / name).write_text(text)
         (shims / name).chmod(0o755)
     env = {"PATH": str(shims), "SHIM_LOG": str(tmp_path / "calls.log"),
-           "SHIM_DIR": str(shims), "SHIM_PIP_EXTRA": "", "SHIM_APT_BUSY": ""}  # fmt: skip
+           "SHIM_DIR": str(shims), "SHIM_PIP_EXTRA": "", "SHIM_APT_BUSY": "",
+           "CDC_VERIFY_DEBEZIUM_HOME": str(debezium)}  # fmt: skip
     return repo, env
 
 
