@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Record tests/vectors/debezium/: real Debezium Server records, as its Redis sink wrote
-them, from a real Postgres 15 (the rig of tests/integration/test_debezium_server.py).
+"""Record tests/debezium_vectors/: real Debezium Server records, as its Redis sink wrote
+them (apart from tests/vectors/, which the Go writer owns), from a real Postgres 15 (the
+rig of tests/integration/test_debezium_server.py).
 
-    PYTHONPATH=src .venv/bin/python tests/vectors/debezium/record.py [OUT_DIR]
+    PYTHONPATH=src .venv/bin/python tests/debezium_vectors/record.py [OUT_DIR]
 
 Needs what the row CDC tests need (bash scripts/setup test). One Debezium Server per
 configuration (a directory each, see CONFIGS), ~15 s each; each writes:
@@ -32,7 +33,7 @@ from typing import Any
 
 import redis
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # tests.integration: the servers' helpers
 
 from cdc_verify.embedded_redis import EmbeddedRedis  # noqa: E402
