@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from tests.rowcdc import build_gowriter, pywriter
 from tests.rowcdc.plan import BENIGN, FAULTS, WALL, Change, Plan, make_plan
-from tests.rowcdc.schema import AUDIT_SQL, COLUMNS, KEYS, SCHEMA_SQL
+from tests.rowcdc.schema import AUDIT_SQL, COLUMNS, KEYS, SCHEMA_SQL, TABLES, publication_sql
 
 from ..conftest import REPO
 from .postgres_server import PostgresServer
@@ -39,7 +39,13 @@ def gowriter(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
     with PostgresServer() as production, PostgresServer() as sister:
         for server in (production, sister):
-            server.sql(SCHEMA_SQL + AUDIT_SQL)
+            server.sql(SCHEMA_SQL + AUDIT_SQL + publication_sql())
+            # The publication holds the plan's tables and nothing else (not the audit).
+            published = server.sql(
+                "SELECT schemaname || '.' || tablename FROM"
+                " pg_publication_tables WHERE pubname = 'rowcdc_pub'"
+            )
+            assert sorted(published.split()) == sorted(TABLES)
         yield production, sister
 
 

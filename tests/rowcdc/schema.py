@@ -8,8 +8,9 @@
   makes its own (`publication.autocreate.mode=filtered`, named after its slot).
 - `AUDIT_SQL`: a test oracle, not part of the schema: a trigger copies every row image a
   change makes (the new row of an insert or update, the old row of a delete) with its
-  transaction id into `rowcdc_audit.<table>`, in commit order by a sequence. It shows what
-  Postgres stored for each row version, as Debezium will read it.
+  transaction id into `rowcdc_audit.<table>`, numbered by a sequence (in the order made:
+  the writers make one change at a time). It shows what Postgres stored for each row
+  version, as Debezium will read it.
 """
 
 from __future__ import annotations
