@@ -241,7 +241,7 @@ def make_plan(seed: int = 24, size: int = 300, faults: int = 2) -> Plan:
                     change.race = "adjacent"
         else:
             table, key = rng.choice(list(rows))
-            add(table, "delete", key, rows.pop((table, key)))
+            add(table, "delete", key, dict(rows.pop((table, key))))  # its own dict
     for seq, change in enumerate(changes):
         change.seq = seq
     place_faults(rng, changes, faults)
