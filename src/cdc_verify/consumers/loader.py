@@ -26,9 +26,6 @@ ACCOUNT_CONSUMER = "cdc_verify.consumers.account:decode_event"
 #: The reference row consumer: Debezium's row images (docs/consumers.md); without
 #: --consumer, the consumer of every entity when an envelope is debezium.
 ROW_CONSUMER = "cdc_verify.consumers.row:decode_row"
-#: The reference row consumer: Debezium's row images (docs/consumers.md); without
-#: --consumer, the consumer of every entity when an envelope is debezium.
-ROW_CONSUMER = "cdc_verify.consumers.row:decode_row"
 #: Without --consumer: comments (and any other entity) through the reference consumer,
 #: accounts through theirs.
 DEFAULT_CONSUMERS = (REFERENCE_CONSUMER, f"account={ACCOUNT_CONSUMER}")
