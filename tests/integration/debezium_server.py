@@ -135,6 +135,7 @@ class DebeziumServer:
             extra,
         )  # fmt: skip
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_from = 0
         self.start_seconds = 0.0
 
     @property
@@ -161,7 +162,9 @@ class DebeziumServer:
         classpath = os.pathsep.join([str(runner), f"{home}/config/lib", f"{home}/lib/*"])
         env = {**os.environ, "JAVA_HOME": str(java)}
         started = time.monotonic()
-        with self.log_path.open("wb") as log:
+        # A restart appends (the first run's log stays); only what this start logs counts.
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [str(java / "bin" / "java"), *HEAP.split(), "-cp", classpath,
                  "io.debezium.server.Main"],
@@ -186,7 +189,12 @@ class DebeziumServer:
         return self
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What the server logged since its latest start."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_from)
+            return f.read().decode(errors="replace")
 
     def rss_bytes(self) -> int:
         """The JVM's resident memory now."""

@@ -3,7 +3,7 @@
 // faults. Changes no service of ours makes (the plan's rogue_* faults) go through a
 // second connection named "ops-script".
 //
-//	gowriter --dsn postgresql://postgres@127.0.0.1:5432/postgres --plan plan.json
+//	gowriter --dsn postgresql://postgres@127.0.0.1:5432/postgres --plan plan.json [--pause 5ms]
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -19,6 +20,7 @@ import (
 func main() {
 	dsn := flag.String("dsn", "", "the sister's Postgres (a libpq URL or key=value string)")
 	planPath := flag.String("plan", "", "the plan's JSON file")
+	pause := flag.Duration("pause", 0, "a pause after each change (a paced service)")
 	flag.Parse()
 	if *dsn == "" || *planPath == "" {
 		fmt.Fprintln(os.Stderr, "usage: gowriter --dsn DSN --plan FILE")
@@ -27,7 +29,7 @@ func main() {
 	plan, err := loadPlan(*planPath)
 	if err == nil {
 		var done int
-		done, err = apply(context.Background(), *dsn, plan)
+		done, err = apply(context.Background(), *dsn, plan, *pause)
 		fmt.Printf("applied %d changes\n", done)
 	}
 	if err != nil {
@@ -45,7 +47,7 @@ func connect(ctx context.Context, dsn, application string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, config)
 }
 
-func apply(ctx context.Context, dsn string, plan *Plan) (int, error) {
+func apply(ctx context.Context, dsn string, plan *Plan, pause time.Duration) (int, error) {
 	service, err := connect(ctx, dsn, "new-service")
 	if err != nil {
 		return 0, err
@@ -77,6 +79,7 @@ func apply(ctx context.Context, dsn string, plan *Plan) (int, error) {
 			return done, fmt.Errorf("%s: %w", c.JoinKey, err)
 		}
 		done++
+		time.Sleep(pause)
 	}
 	return done, nil
 }
