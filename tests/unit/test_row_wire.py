@@ -14,6 +14,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cdc_verify.consumers.row import decode_row
 from cdc_verify.core.diff import StructuralDiff, deep_same
@@ -295,3 +297,38 @@ def test_the_shape_of_a_row_names_the_row_types():
         "/n_fixed": "decimal", "/ts": "datetime", "/tstz": "datetime", "/d": "date",
         "/t": "time", "/u": "uuid", "/b": "bin",
     }  # fmt: skip
+
+
+# -- hostile pairs ------------------------------------------------------------------
+
+FUZZ = settings(
+    derandomize=True, database=None, deadline=None, max_examples=100,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
+RECORDED = [raw(c, "types-read") for c in ("extended-schemas", "compact-plain")]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(which=st.sampled_from(RECORDED), column=st.sampled_from(sorted(SCHEMA_WIRES)),
+       value=json_values, cut=st.integers(0, 7000))  # fmt: skip
+def test_any_sister_value_gets_a_record_and_keeps_every_difference(which, column, value, cut):
+    doc = json.loads(which)
+    after(doc)[column[1:]] = value
+    sister = json.dumps(doc)
+    for other in (sister, sister[:cut]):
+        record = judge(which, other)  # validates the record against its model too
+        assert record["verdict"] in ("match", "mismatch", "undecodable")
+        if record["verdict"] == "mismatch":
+            p_row, s_row = decode_row(fields(which)), decode_row(fields(other))
+            found = {d.path for d in StructuralDiff()(p_row, s_row)}
+            assert found <= {d["path"] for d in record["differences"]}
+        # production's record is whole: its source block is kept on every finding
+        assert ("sources" in record) is (record["verdict"] != "match")
+        assert "production" in record.get("sources", {"production": {}})
