@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc_verify.consumers.loader import ROW_CONSUMER, load_consumer
-from cdc_verify.consumers.row import RowDecodeError, decode_row
+from cdc_verify.consumers.row import RowDecodeError, decode_row, open_record
 
 from ..row_records import CONFIGS, PLAIN, SCHEMAS, column_schema, document, envelope, fields
 from ..row_records import value_json as raw
@@ -348,3 +348,16 @@ def test_nested_arrays_past_the_bound_are_refused_not_recursed():
     after(doc)["ints"] = value
     with pytest.raises(RowDecodeError, match="nested deeper than 32 levels"):
         decode_row(fields(doc))
+
+
+def test_the_pair_just_decoded_is_not_parsed_again_for_its_wire_types():
+    production, sister = (
+        raw("extended-schemas", "types-read").encode(),
+        raw("compact-schemas", "types-read").encode(),
+    )
+    decode_row(fields(production)), decode_row(fields(sister))
+    assert open_record(production) is open_record(production)  # kept: the same parse
+    assert open_record(sister) is open_record(sister)
+    copy_of = bytes(bytearray(production))  # equal bytes, another object: parsed anew
+    assert open_record(copy_of) is not open_record(production)
+    assert open_record(copy_of) == open_record(production)

@@ -80,9 +80,29 @@ def decode_row(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
 # -- the record -------------------------------------------------------------------
 
 
+# The last records opened, by identity: the verifier's wire walk (core/wire.py) and
+# source blocks (core/rowsource.py) read the very payloads just decoded, and parsing the
+# JSON is most of the cost. Nothing mutates what is kept; two entries: one pair.
+_recent: list[tuple[bytes, tuple[dict[str, Any], dict[str, Any] | None]]] = []
+_RECENT = 2
+
+
 def open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(the change envelope: before, after, source, op...; the envelope's schema or
-    None) of a record's value JSON, with or without its schema."""
+    None) of a record's value JSON, with or without its schema. What it gives is shared:
+    read it, never change it."""
+    for seen, opened in _recent:
+        if seen is payload:
+            return opened
+    opened = _open_record(payload)
+    if type(payload) is bytes:  # immutable: the same object is the same record
+        _recent.append((payload, opened))
+        if len(_recent) > _RECENT:
+            del _recent[0]
+    return opened
+
+
+def _open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
     try:
         text = bytes(payload).decode("utf-8")
     except UnicodeDecodeError as exc:

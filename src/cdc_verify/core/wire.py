@@ -215,7 +215,7 @@ def _json_wire(
         out[path] = f"variable decimal(scale={_scale(value)})"
         return
     if top:
-        out[path] = "json " + _JSON_KINDS.get(kind, kind.__name__)
+        out[path] = _JSON_KINDS.get(kind) or f"json {kind.__name__}"
     if path not in below:
         return
     if kind is list:
@@ -226,8 +226,10 @@ def _json_wire(
             _json_wire(item, f"{path}/{escape_token(key)}", below, out, plain=False)
 
 
-_JSON_KINDS = {int: "int", float: "float", str: "string", bool: "bool", type(None): "null",
-               list: "array", dict: "object"}  # fmt: skip
+_JSON_KINDS = {
+    int: "json int", float: "json float", str: "json string", bool: "json bool",
+    type(None): "json null", list: "json array", dict: "json object",
+}  # fmt: skip
 
 
 def _scale(value: Any) -> str:
