@@ -220,6 +220,19 @@ def test_an_empty_string_for_a_null_is_named_both_ways():
     }  # fmt: skip
 
 
+def test_a_side_without_schemas_makes_no_finding_of_the_types_it_does_not_say():
+    # int32 against a JSON int, string against a JSON string: equal values, no finding
+    pair = raw("extended-schemas", "items-update"), raw("extended-plain", "items-update")
+    assert judge(*pair) == {"event_id": "types/1@1", "verdict": "match"}
+    # where the values differ in type, the wires are named all the same
+    record = judge(raw("extended-schemas", "types-read"), raw("extended-plain", "types-read"))
+    ts = {d["path"]: d for d in record["differences"]}["/ts"]
+    assert (ts["kind"], ts["production_wire"], ts["sister_wire"]) == (
+        "type", "MicroTimestamp", "json int"
+    )  # fmt: skip
+    assert "/id" not in {d["path"] for d in record["differences"]}
+
+
 def test_an_ignored_path_hides_a_wire_only_finding_too():
     scale_1 = {"scale": "1", "connect.decimal.precision": "12"}
     pair = sister_of("types-read", retyped("n_fixed", unscaled(12345), parameters=scale_1))

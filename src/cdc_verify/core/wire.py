@@ -100,10 +100,6 @@ def _named(
     return out
 
 
-def _any(types: set[str]) -> bool:
-    return True
-
-
 def with_row_wire_types(
     differences: list[Difference],
     production: Mapping[bytes, bytes],
@@ -133,7 +129,13 @@ def with_row_wire_types(
         s_wire = row_wire_types(sister.get(b"payload", b""), below)
     except WireError:
         return differences
-    return _named(differences, p_wire, s_wire, decoded, is_ignored, _any)
+    return _named(differences, p_wire, s_wire, decoded, is_ignored, _same_knowledge)
+
+
+def _same_knowledge(types: set[str]) -> bool:
+    """Both wire types say what a schema says, or both only what JSON says: a side
+    without schemas tells nothing of a column's type, so it makes no finding of it."""
+    return len({t.startswith("json ") for t in types}) == 1
 
 
 def row_wire_types(payload: bytes, below: Collection[str] = ()) -> dict[str, str]:
@@ -148,18 +150,18 @@ def row_wire_types(payload: bytes, below: Collection[str] = ()) -> dict[str, str
     and inside a Json value): `json int`, `json float`, `json string`, `json bool`,
     `json null`, `json array`, `json object`.
     """
+    out: dict[str, str] = {}
     try:
         envelope, schema = open_record(payload)
         row, columns = row_image(envelope, schema)
+        for name, value in row.items():
+            path = "/" + escape_token(name)
+            column = columns.get(name) if columns is not None else None
+            _row_wire(value, column if type(column) is dict else None, path, below, out)
     except RowDecodeError as exc:
         raise WireError(str(exc)) from None
-    except RecursionError:
+    except RecursionError:  # a jsonb value nested past the stack
         raise WireError("payload nested too deep to read") from None
-    out: dict[str, str] = {}
-    for name, value in row.items():
-        path = "/" + escape_token(name)
-        column = columns.get(name) if columns is not None else None
-        _row_wire(value, column if type(column) is dict else None, path, below, out)
     return out
 
 
