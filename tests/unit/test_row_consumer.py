@@ -361,3 +361,17 @@ def test_the_pair_just_decoded_is_not_parsed_again_for_its_wire_types():
     copy_of = bytes(bytearray(production))  # equal bytes, another object: parsed anew
     assert open_record(copy_of) is not open_record(production)
     assert open_record(copy_of) == open_record(production)
+
+
+def test_a_numeric_past_its_bound_is_refused_quickly():
+    value = base64.b64encode(b"\x7f" + b"\xff" * (64 * 1024)).decode()
+    with pytest.raises(RowDecodeError, match="a numeric of 65537 bytes"):
+        decode_row(row(n_fixed=value))
+    as_many = base64.b64encode(b"\x7f" + b"\xff" * (4 * 1024 - 1)).decode()
+    assert len(decode_row(row(n_fixed=as_many))["n_fixed"].as_tuple().digits) > 9_800
+
+
+@pytest.mark.parametrize("scale", ["--5", "²", "1.5", ""])
+def test_a_decimal_scale_that_is_no_integer_is_refused(scale):
+    with pytest.raises(RowDecodeError, match="numeric scale"):
+        decode_row(edited(set_schema("n_fixed", parameters={"scale": scale})))

@@ -36,8 +36,10 @@ __all__ = [
 
 #: Levels of nested schemas (arrays of arrays, structs) and of plain-JSON arrays read.
 MAX_DEPTH = 32
-#: The bytes of one numeric's unscaled value: Postgres's largest numeric takes ~55 KiB.
-MAX_DECIMAL_BYTES = 64 * 1024
+#: The bytes of one numeric's unscaled value, about 9,800 digits. Turning the bytes into
+#: a Decimal takes time quadratic in their length (1 ms here, 0.3 s at Postgres's
+#: largest, ~60 KiB), so a record cannot make the consumer slow.
+MAX_DECIMAL_BYTES = 4 * 1024
 #: A numeric's scale, either sign: Postgres's own go to 16,383.
 MAX_SCALE = 100_000
 
@@ -82,9 +84,11 @@ def decode_row(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
 
 # The last records opened, by identity: the verifier's wire walk (core/wire.py) and
 # source blocks (core/rowsource.py) read the very payloads just decoded, and parsing the
-# JSON is most of the cost. Nothing mutates what is kept; two entries: one pair.
+# JSON is most of the cost. Nothing mutates what is kept; two entries: one pair, and
+# none of a payload so large that keeping its parse would matter.
 _recent: list[tuple[bytes, tuple[dict[str, Any], dict[str, Any] | None]]] = []
 _RECENT = 2
+_RECENT_MAX_BYTES = 1024 * 1024
 
 
 def open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -95,7 +99,8 @@ def open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if seen is payload:
             return opened
     opened = _open_record(payload)
-    if type(payload) is bytes:  # immutable: the same object is the same record
+    # bytes are immutable: the same object is the same record
+    if type(payload) is bytes and len(payload) <= _RECENT_MAX_BYTES:
         _recent.append((payload, opened))
         if len(_recent) > _RECENT:
             del _recent[0]
@@ -273,7 +278,8 @@ def scale_of(schema: dict[str, Any]) -> Any:
     """A fixed-scale Decimal schema's scale (an int), or what its parameters hold."""
     parameters = schema.get("parameters")
     text = parameters.get("scale") if type(parameters) is dict else None
-    if type(text) is str and text.lstrip("-").isdigit() and len(text) <= 7:
+    digits = text[1:] if type(text) is str and text.startswith("-") else text
+    if type(digits) is str and digits.isascii() and digits.isdigit() and len(digits) <= 7:
         return int(text)
     return text
 
