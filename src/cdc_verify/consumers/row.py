@@ -278,9 +278,10 @@ def scale_of(schema: dict[str, Any]) -> Any:
     """A fixed-scale Decimal schema's scale (an int), or what its parameters hold."""
     parameters = schema.get("parameters")
     text = parameters.get("scale") if type(parameters) is dict else None
-    digits = text[1:] if type(text) is str and text.startswith("-") else text
-    if type(digits) is str and digits.isascii() and digits.isdigit() and len(digits) <= 7:
-        return int(text)
+    if isinstance(text, str):
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit() and len(digits) <= 7:
+            return int(text)
     return text
 
 
