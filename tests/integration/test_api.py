@@ -275,7 +275,7 @@ def test_the_gate_of_the_live_worker(verified):
         ({"max_mismatch_rate": "0.1%"}, 422),  # the command takes 0.1%; a query takes 0.001
         ({"max_gaps": "-1"}, 422),
         ({"min_events": "many"}, 422),
-        ({"op": "delete"}, 422),
+        ({"op": "upsert"}, 422),
         ({"entity": "Comment"}, 422),
         ({"entity": "x" * 33}, 422),
         ({"since": "soon"}, 422),

@@ -153,8 +153,11 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_envelope_is_a_usage_error_naming_it(redis_url, tmp_path):
     for extra, said in (
         (("--envelope", "no_such_module:read"), "envelope 'no_such_module:read': cannot import"),
-        (("--sister-envelope", "debezium"), "debezium: not yet"),
-        (("--join-key", "version"), "version: not yet"),
+        (
+            ("--sister-envelope", "debezium", "--join-key", "event_id"),
+            "its records carry no event id",
+        ),
+        (("--envelope", "avro"), "'avro': give cdc-verify, json, debezium or module:callable"),
         (("--envelope", "json", "--json-event-id", "id"), "'id' is not a JSON pointer"),
     ):
         done = subprocess.run(

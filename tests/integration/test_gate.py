@@ -103,7 +103,7 @@ def test_gate_reads_the_counters_of_its_window(redis_url, counted):
     assert body["counts"] == {
         "match": 2480, "mismatch": 11, "race": 4, "undecodable": 3, "missing_in_sister": 2,
         "missing_in_production": 0, "duplicate": 9, "malformed": 1, "out_of_scope": 30,
-        "late": 2,
+        "tombstone": 0, "late": 2,
     }  # fmt: skip
     assert body["source"]["kind"] == "redis" and body["source"]["window_seconds"] == 3600
     assert body["source"]["server"] == redis_url and body["source"]["group"] == "cdc-verify"

@@ -182,6 +182,7 @@ def test_the_json_answer_is_stable(tmp_path):
         "counts": {
             "match": 1999, "mismatch": 1, "race": 0, "undecodable": 0, "missing_in_sister": 0,
             "missing_in_production": 0, "duplicate": 2, "malformed": 0, "out_of_scope": 0,
+            "tombstone": 0,
         },
         "criteria": [
             {"name": "max_mismatch_rate", "flag": "--max-mismatch-rate", "measured": 0.0005,

@@ -210,8 +210,11 @@ class Status(BaseModel):
     events: int = Field(description="events with a primary verdict in counts_window")
     late_arrivals: int = Field(description="late arrivals in counts_window")
     out_of_scope: int = Field(description="production events outside --scope in counts_window")
+    tombstones: int = Field(
+        description="entries that stand for no change (Debezium tombstones) in counts_window"
+    )
     by_entity_op: dict[str, dict[str, int]] = Field(
-        description='"entity/op" -> {verdict or "out_of_scope" or "late": count}'
+        description='"entity/op" -> {verdict, "out_of_scope", "tombstone" or "late": count}'
     )
     rate: list[RatePoint] = Field(description="the last 10 minutes, oldest first")
     events_per_second: dict[str, float] = Field(

@@ -246,14 +246,17 @@ def envelope_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ]
     return _apply([
         setting("--envelope", topic=envelope,
-                help="what a stream entry means, both sides: cdc-verify, json or module:callable"),
+                help="what a stream entry means, both sides: cdc-verify, debezium, json or "
+                     "module:callable"),
         setting("--production-envelope", topic=envelope,
                 help="the production stream's envelope, over --envelope"),
         setting("--sister-envelope", topic=envelope,
                 help="the sister stream's envelope, over --envelope"),
         setting("--join-key", type=click.Choice(["event_id", "version"]), topic=envelope,
-                help="what joins the sides: event_id; version (entity, entity id, version) is "
-                     "not yet implemented"),
+                help="what joins the sides: event_id, or version (entity, entity id, "
+                     "version); default event_id, version when an envelope is debezium"),
+        setting("--version-column", topic=envelope,
+                help="debezium envelope: the row image's column holding the row version"),
         setting("--json-field", topic=envelope,
                 help="json envelope: the entry field holding the event"),
         setting("--json-format", type=click.Choice(["json", "msgpack"]), topic=envelope,

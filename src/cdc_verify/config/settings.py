@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -31,7 +39,7 @@ from cdc_verify.config.servers import (
     resolve_server,
     tls_without_tls,
 )
-from cdc_verify.consumers.loader import DEFAULT_CONSUMERS
+from cdc_verify.consumers.loader import DEFAULT_CONSUMERS, ROW_CONSUMER
 from cdc_verify.core.envelope import BUILT_IN, DEBEZIUM, parse_pointer
 from cdc_verify.core.scope import Scope
 from cdc_verify.core.shape import MAX_SHAPES
@@ -138,7 +146,7 @@ class Settings(BaseSettings):
     # What a stream entry's fields mean (docs/envelopes.md), for both sides or one.
     envelope: str = Field(
         "cdc-verify",
-        description="what a stream entry means: cdc-verify (docs/wire-format.md), json "
+        description="what a stream entry means: cdc-verify (docs/wire-format.md), debezium, json "
         "(the event as one field, --json-* say where its key fields are) or module:callable",
     )
     production_envelope: str | None = Field(
@@ -147,10 +155,15 @@ class Settings(BaseSettings):
     sister_envelope: str | None = Field(
         None, description="the sister stream's envelope (default: --envelope)"
     )
-    join_key: Literal["event_id", "version"] = Field(
-        "event_id",
-        description="what joins the two sides: event_id; version (entity, entity id, "
-        "version) is not yet implemented",
+    join_key: Literal["event_id", "version"] | None = Field(
+        None,
+        description="what joins the two sides: event_id, or version (entity, entity id, "
+        "version); default event_id, version when an envelope is debezium",
+    )
+    version_column: str = Field(
+        "version",
+        min_length=1,
+        description="debezium envelope: the row image's column that holds the row version",
     )
     json_field: str = Field(
         "event", min_length=1, description="json envelope: the field holding the event"
@@ -338,16 +351,37 @@ class Settings(BaseSettings):
     def _envelope(cls, spec: str | None) -> str | None:
         if spec is None or spec in BUILT_IN or ":" in spec:
             return spec
-        if spec == DEBEZIUM:
-            raise ValueError("debezium: not yet (issue 24)")
         raise ValueError(f"{spec!r}: give {', '.join(BUILT_IN)} or module:callable")
 
-    @field_validator("join_key")
-    @classmethod
-    def _join_key(cls, key: str) -> str:
-        if key == "version":
-            raise ValueError("version: not yet (the row-version join is to come, issue 24)")
-        return key
+    @model_validator(mode="after")
+    def _row_cdc(self) -> Settings:
+        """Debezium's records carry no event id: they join by row version, and decode
+        through the row consumer unless --consumer says otherwise."""
+        if DEBEZIUM not in self.side_envelopes:
+            return self
+        if self.join_key == "event_id":
+            raise ValueError(
+                "--join-key event_id with the debezium envelope: its records carry no "
+                "event id; they join by row version (--join-key version, the default for it)"
+            )
+        if "consumer" not in self.model_fields_set:
+            self.consumer = [ROW_CONSUMER]
+        return self
+
+    @property
+    def side_envelopes(self) -> tuple[str, str]:
+        """(production's envelope, the sister's)."""
+        return (
+            self.production_envelope or self.envelope,
+            self.sister_envelope or self.envelope,
+        )
+
+    @property
+    def joins_by_version(self) -> bool:
+        """Whether the sides join by row version (explicitly, or for debezium)."""
+        return self.join_key == "version" or (
+            self.join_key is None and DEBEZIUM in self.side_envelopes
+        )
 
     @field_validator(
         "json_event_id", "json_entity", "json_op", "json_entity_id", "json_version",

@@ -7,17 +7,25 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "ACCOUNT_CONSUMER", "DEFAULT_CONSUMERS", "REFERENCE_CONSUMER", "ROW_CONSUMER", "Consumer",
-    "ConsumerLoadError", "ConsumersByEntity", "NoConsumerForEntity", "load_consumer",
+    "ACCOUNT_CONSUMER",
+    "DEFAULT_CONSUMERS",
+    "REFERENCE_CONSUMER",
+    "ROW_CONSUMER",
+    "Consumer",
+    "ConsumerLoadError",
+    "ConsumersByEntity",
+    "NoConsumerForEntity",
+    "load_consumer",
     "load_consumers",
 ]  # fmt: skip
 
 #: The shipped reference consumer for the documented wire format.
 REFERENCE_CONSUMER = "cdc_verify.consumers.reference:decode_event"
-#: The reference row consumer for Debezium's JSON (docs/consumers.md, "The row consumer").
-ROW_CONSUMER = "cdc_verify.consumers.row:decode_row"
 #: The reference consumer of the second model, accounts (docs/wire-format.md).
 ACCOUNT_CONSUMER = "cdc_verify.consumers.account:decode_event"
+#: The reference row consumer: Debezium's row images (docs/consumers.md); without
+#: --consumer, the consumer of every entity when an envelope is debezium.
+ROW_CONSUMER = "cdc_verify.consumers.row:decode_row"
 #: Without --consumer: comments (and any other entity) through the reference consumer,
 #: accounts through theirs.
 DEFAULT_CONSUMERS = (REFERENCE_CONSUMER, f"account={ACCOUNT_CONSUMER}")

@@ -3,8 +3,9 @@ the metrics' labels, the durable counters (docs/rollouts.md, "More than one mode
 
 Both come from the stream entry, production's when there is one (it is the
 reference), else the sister's. They become label values, so they are bounded: an
-op other than the three write endpoints is `other`, an entity that is no short
-lower-case name is `unknown`, and past MAX_ENTITIES names every new one is `other`.
+op other than the three write endpoints and a row's delete and (snapshot) read is
+`other`, an entity that is no short lower-case name is `unknown`, and past
+MAX_ENTITIES names every new one is `other`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from cdc_verify.core.entry import PRODUCTION, StreamEntry
 
-OPS = ("create", "update", "increment")
+OPS = ("create", "update", "increment", "delete", "read")
 UNKNOWN = "unknown"  # the field is missing or not a name
 OTHER = "other"  # a value past the bounds
 MAX_ENTITIES = 32

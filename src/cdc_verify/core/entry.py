@@ -21,7 +21,8 @@ class StreamEntry:
     `arrival_ms` is the millisecond part of the Redis entry id: the time Redis
     accepted the entry. Grace windows are measured on it rather than on the
     producer's `ts_ms`, because it is monotonic per stream and cannot be garbage.
-    `event_id` is None when the entry has no usable one; `problem` then says why.
+    `event_id` is None when the entry has no usable one; `problem` then says why, or is
+    None for a tombstone (an entry its envelope says stands for no change).
     """
 
     side: Side
@@ -65,7 +66,8 @@ class StreamEntry:
             return cls(side, entry_id, fields)
         canonical, problem = open_entry(envelope, fields)
         if canonical is None:
-            # Malformed: the record shows the entry as it came, with the envelope's reason.
+            # Malformed (or a tombstone): the record shows the entry as it came, with the
+            # envelope's reason.
             entry = object.__new__(cls)
             entry.side, entry.entry_id, entry.fields = side, entry_id, fields
             entry.arrival_ms, entry.event_id, entry.problem = entry_id_ms(entry_id), None, problem
@@ -74,6 +76,11 @@ class StreamEntry:
 
 
 ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names and values
+
+
+def is_tombstone(entry: StreamEntry) -> bool:
+    """An entry that stands for no change: settled and counted, never verdicted."""
+    return entry.event_id is None and entry.problem is None
 
 
 def entry_bytes(entry: StreamEntry) -> int:

@@ -26,11 +26,16 @@ from cdc_verify.core.decoder import describe_error
 CDC_VERIFY = "cdc-verify"
 JSON = "json"
 DEBEZIUM = "debezium"
-BUILT_IN = (CDC_VERIFY, JSON)
+BUILT_IN = (CDC_VERIFY, JSON, DEBEZIUM)
 
 
 class Malformed(ValueError):
     """Raised by an envelope for an entry it cannot read; the message is the reason."""
+
+
+class Tombstone(Exception):
+    """Raised by an envelope for an entry that stands for no change (Debezium's tombstone
+    after a delete): it is settled and counted as `tombstone`, never verdicted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +62,14 @@ Envelope = Callable[[Mapping[bytes, bytes]], Event]
 def open_entry(
     envelope: Envelope, fields: dict[bytes, bytes]
 ) -> tuple[dict[bytes, bytes] | None, str | None]:
-    """The entry's canonical fields, or None and the reason it is malformed."""
+    """The entry's canonical fields, or None and the reason it is malformed; (None, None)
+    for a tombstone."""
     try:
         event = envelope(fields)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except Tombstone:
+        return None, None
     except Malformed as exc:
         return None, str(exc) or "malformed"
     except BaseException as exc:  # a user's envelope failing is the entry's finding
@@ -107,6 +115,68 @@ def _wrong_types(event: Event) -> str | None:
     ):
         return "decodes is no mapping of bytes to bytes"
     return None
+
+
+# -- the row-version join ---------------------------------------------------------
+
+DELETE = "delete"
+
+
+def version_key(entity: str, entity_id: str, version: int, op: str | None) -> str:
+    """The join key of one row version: `ENTITY/ENTITY_ID@VERSION`, a delete keyed by the
+    version it removed with `:delete` appended (docs/envelopes.md, "Joined by version")."""
+    key = f"{entity}/{entity_id}@{version}"
+    return f"{key}:{DELETE}" if op == DELETE else key
+
+
+def read_canonical(fields: Mapping[bytes, bytes]) -> Event:
+    """The cdc-verify envelope as an object (the default reads its entries as they are,
+    with no object at all; the version join needs one to wrap)."""
+    key = fields.get(b"event_id", b"")
+    return Event(
+        key.decode("utf-8", "surrogatepass"),
+        _field_text(fields, b"entity"),
+        _field_text(fields, b"op"),
+        _field_text(fields, b"entity_id"),
+        _field_version(fields),
+        fields,
+    )
+
+
+def _field_text(fields: Mapping[bytes, bytes], name: bytes) -> str | None:
+    raw = fields.get(name)
+    return None if raw is None else raw.decode("utf-8", "surrogatepass")
+
+
+def _field_version(fields: Mapping[bytes, bytes]) -> int | None:
+    raw = fields.get(b"version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise Malformed(f"version {raw[:40]!r} is not a decimal integer")
+    return int(raw)
+
+
+class VersionKeyed:
+    """Another envelope, its events joined by row version (`--join-key version`): the key
+    is `version_key` of the event's entity, entity id, version and op; an event without
+    one of the three is malformed."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+
+    def __call__(self, fields: Mapping[bytes, bytes]) -> Event:
+        event = self.envelope(fields)
+        if not isinstance(event, Event):
+            return event  # open_entry names what it is
+        for name in ("entity", "entity_id", "version"):
+            if getattr(event, name) is None:
+                raise Malformed(f"no {name}: the row-version join needs entity, entity id "
+                                "and version")  # fmt: skip
+        assert event.entity is not None and event.entity_id is not None
+        assert event.version is not None
+        key = version_key(event.entity, event.entity_id, event.version, event.op)
+        return Event(key, event.entity, event.op, event.entity_id, event.version, event.decodes)
 
 
 # -- json -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from cdc_verify.schemas.verdicts import (
     PRIMARY_VERDICTS,
     SIDE_CODE,
     SIDE_LETTERS,
+    TOMBSTONE,
     Side,
     Verdict,
 )
@@ -148,6 +149,7 @@ class OutcomeKind(Enum):
     LATE = "L"  # the missing partner arrived after its gap verdict
     SKIP = "S"  # entries from before the start horizon: acked, no verdict
     OUT_OF_SCOPE = "O"  # production event outside --scope, no twin in time: counted only
+    TOMBSTONE = "T"  # an entry that stands for no change (a Debezium tombstone): counted only
 
 
 @dataclass(slots=True)
@@ -184,12 +186,14 @@ class Outcome:
 
 def counted_as(outcome: Outcome) -> str | None:
     """The name the outcome is counted under, by entity and op (COUNTED_NAMES): its
-    record's verdict, `out_of_scope` or `late`; None for a skip. commit.py's script
-    counts by the same rule."""
+    record's verdict, `out_of_scope`, `tombstone` or `late`; None for a skip. commit.py's
+    script counts by the same rule."""
     if outcome.record is not None:
         return outcome.record.verdict.value
     if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
         return OUT_OF_SCOPE
+    if outcome.kind is OutcomeKind.TOMBSTONE:
+        return TOMBSTONE
     return LATE if outcome.kind is OutcomeKind.LATE else None
 
 

@@ -28,6 +28,7 @@ from cdc_verify.core.entry import (
     SISTER,
     StreamEntry,
     entry_bytes,
+    is_tombstone,
     parse_version,
 )
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
@@ -265,6 +266,9 @@ class Verifier:
         if event_id is None:
             if entry.arrival_ms < self.horizon_ms:
                 out.append(self._skip(entry))
+                return
+            if is_tombstone(entry):
+                out.append(Outcome(OutcomeKind.TOMBSTONE, None, (entry,)))
                 return
             record = VerdictRecord(
                 None, Verdict.MALFORMED, side, entry.entry_id, error=entry.problem

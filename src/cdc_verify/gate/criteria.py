@@ -1,7 +1,7 @@
 """The go / no-go rule: criteria, their thresholds and the decision (docs/rollouts.md).
 
 Rates are over events, the event_ids with a primary verdict: a `race` is an event but
-no mismatch; `duplicate`, `malformed`, `out_of_scope` and `late` are no events.
+no mismatch; `duplicate`, `malformed`, `out_of_scope`, `tombstone` and `late` are no events.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from cdc_verify.gate.criteria import (
 )
 from cdc_verify.pipeline.reports.folder import UnreadableReport, read_summary
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, Verdict
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, TOMBSTONE, Verdict
 
 
 def report_source(directory: Path) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def judge_report(directory: Path, criteria: Criteria, scope: Endpoint) -> Answer
 
 
 def measure_report(directory: Path, scope: Endpoint) -> Measurement:
-    """Name -> count (the eight verdicts and out_of_scope) of the run in `directory`."""
+    """Name -> count (the eight verdicts, out_of_scope and tombstone) of the run in `directory`."""
     try:
         summary, raw = read_summary(directory)
     except UnreadableReport as exc:
@@ -43,14 +43,17 @@ def measure_report(directory: Path, scope: Endpoint) -> Measurement:
     coverage = _coverage(summary, scope)
     if scope.entity is None and scope.op is None:
         counts = {v.value: summary.verdicts.get(v, 0) for v in Verdict}
-        return Measurement({**counts, OUT_OF_SCOPE: summary.out_of_scope}, coverage=coverage)
+        return Measurement(
+            {**counts, OUT_OF_SCOPE: summary.out_of_scope, TOMBSTONE: summary.tombstones},
+            coverage=coverage,
+        )
     if "by_entity_op" not in raw and summary.events:
         raise CannotMeasure(
             f"{directory / 'summary.json'} has no by_entity_op breakdown (written by an older "
             "cdc-verify): "
             "--entity and --op need one; gate the whole report, or run the backfill again"
         )
-    counts = dict.fromkeys([*(v.value for v in Verdict), OUT_OF_SCOPE], 0)
+    counts = dict.fromkeys([*(v.value for v in Verdict), OUT_OF_SCOPE, TOMBSTONE], 0)
     for key, row in summary.by_entity_op.items():
         entity, _, op = key.partition("/")
         if scope.entity in (None, entity) and scope.op in (None, op):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cdc_verify.schemas.verdicts import (
     OUT_OF_SCOPE,
     PRIMARY_VERDICTS,
+    TOMBSTONE,
     DifferenceKind,
     Side,
     Verdict,
@@ -104,9 +105,12 @@ class Summary(BaseModel):
     out_of_scope: int = Field(
         0, description="production events outside --scope whose twin never came: no verdict"
     )
+    tombstones: int = Field(
+        0, description="entries that stand for no change (Debezium tombstones): no verdict"
+    )
     by_entity_op: dict[str, dict[str, int]] = Field(
         default_factory=dict,
-        description='"entity/op" -> {verdict or "out_of_scope": count}',
+        description='"entity/op" -> {verdict, "out_of_scope" or "tombstone": count}',
     )
     ignored: dict[str, int] = Field(
         default_factory=dict, description="--ignore-path -> differences it suppressed"
@@ -129,6 +133,11 @@ class Summary(BaseModel):
         self.out_of_scope += 1
         counts = self.by_entity_op.setdefault(entity_op, {})
         counts[OUT_OF_SCOPE] = counts.get(OUT_OF_SCOPE, 0) + 1
+
+    def add_tombstone(self, entity_op: str) -> None:
+        self.tombstones += 1
+        counts = self.by_entity_op.setdefault(entity_op, {})
+        counts[TOMBSTONE] = counts.get(TOMBSTONE, 0) + 1
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -48,13 +48,15 @@ GAP_VERDICTS: frozenset[Verdict] = frozenset(
 
 
 # Counted beside the verdicts, never a verdict: a production event outside --scope whose
-# twin did not come, and a twin that came after its event's decision.
+# twin did not come, an entry that stands for no change (a Debezium tombstone), and a
+# twin that came after its event's decision.
 OUT_OF_SCOPE = "out_of_scope"
+TOMBSTONE = "tombstone"
 LATE = "late"
 # Every name an outcome is counted under, by entity and op (core.outcome.counted_as): the
 # state server's per-minute counters (commit.py's script), summary.json's by_entity_op
-# (no `late`) and the metrics (a verdict by its label, the other two by their own).
-COUNTED_NAMES: tuple[str, ...] = (*(v.value for v in Verdict), OUT_OF_SCOPE, LATE)
+# (no `late`) and the metrics (a verdict by its label, the others by their own).
+COUNTED_NAMES: tuple[str, ...] = (*(v.value for v in Verdict), OUT_OF_SCOPE, TOMBSTONE, LATE)
 
 
 class DifferenceKind(StrEnum):

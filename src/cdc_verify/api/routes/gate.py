@@ -12,7 +12,7 @@ from cdc_verify.durations import DURATION_PATTERN, parse_window
 from cdc_verify.gate.criteria import ENTITY_PATTERN, OP_VALUES, Criteria, Endpoint
 from cdc_verify.gate.live import LiveReaders, judge_live
 
-OpName = Literal["create", "update", "increment", "unknown", "other"]
+OpName = Literal["create", "update", "increment", "delete", "read", "unknown", "other"]
 if get_args(OpName) != OP_VALUES:
     raise RuntimeError("OpName and the ops the counters hold (gate.criteria.OP_VALUES) differ")
 

@@ -15,7 +15,7 @@ from cdc_verify.gate.criteria import Criteria, Endpoint
 from cdc_verify.gate.live import Counted, judge_live
 from cdc_verify.pipeline.redis.alerts import AlertState
 from cdc_verify.pipeline.redis.counters import Window, events_per_second
-from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, Verdict
+from cdc_verify.schemas.verdicts import LATE, OUT_OF_SCOPE, TOMBSTONE, Verdict
 from cdc_verify.timestamps import iso_ms
 
 RATE_MINUTES = 10  # the status page's chart
@@ -57,6 +57,7 @@ async def status(context: Context) -> dict[str, Any]:
         "events": counts.events,
         "late_arrivals": totals[LATE],
         "out_of_scope": totals[OUT_OF_SCOPE],
+        "tombstones": totals[TOMBSTONE],
         "by_entity_op": counts.by_entity_op(),
         "rate": [{"at": minute * 60, "counts": _nonzero(c.totals())} for minute, c in series],
         "events_per_second": {

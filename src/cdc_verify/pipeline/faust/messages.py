@@ -72,8 +72,9 @@ def encode_batches(
     size = 0
     for entry in entries:
         item: list[object] = [SIDE_CODE[entry.side], entry.entry_id, entry.fields]
-        if entry.event_id is None and entry.problem:
-            item.append(entry.problem)  # another envelope's reason: the fields alone lack it
+        if entry.event_id is None:
+            # Another envelope's reason ("" for a tombstone): the fields alone lack it.
+            item.append(entry.problem or "")
         chunk.append(item)
         size += len(entry.entry_id) + sum(len(k) + len(v) for k, v in entry.fields.items())
         if size >= CHUNK_BYTES:
@@ -86,10 +87,11 @@ def encode_batches(
 
 def _entry(side: int, entry_id: bytes, fields: dict[bytes, bytes], *problem: bytes) -> StreamEntry:
     """An entry as the forwarder read it: its fields are canonical (core/envelope.py) or,
-    for a malformed one, come with the reason the forwarder's envelope gave."""
+    for a malformed one, come with the reason the forwarder's envelope gave (empty: a
+    tombstone)."""
     entry = StreamEntry.from_redis(SIDE_OF[side], entry_id, fields)
     if problem:
-        entry.event_id, entry.problem = None, problem[0].decode("utf-8", "replace")
+        entry.event_id, entry.problem = None, problem[0].decode("utf-8", "replace") or None
     return entry
 
 

@@ -300,8 +300,15 @@ local function commit_late(o)
   resolve_alert(o)
   return true, false
 end
+-- A tombstone: no verdict, counted once (the XACK or marker of its entry guards it).
+local function commit_tombstone(o)
+  if settle_all(o) == 0 then return false, false end
+  count('tombstone', o)
+  return true, false
+end
 local commit_kind = {
   [KIND.OUT_OF_SCOPE] = commit_out_of_scope, [KIND.PRIMARY] = commit_primary,
+  [KIND.TOMBSTONE] = commit_tombstone,
   [KIND.SKIP] = commit_skip, [KIND.EXTRA] = commit_extra, [KIND.LATE] = commit_late,
 }
 

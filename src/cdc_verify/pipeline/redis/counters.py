@@ -2,7 +2,7 @@
 
 In the atomic commit that writes the verdicts, the worker's script HINCRBYs the hash
 `WorkerKeys.counts_prefix + str(minute)` (minute = commit ms // 60000), field
-`<name>|<entity>|<op>`, where name is a verdict, `out_of_scope` or `late`. Each hash
+`<name>|<entity>|<op>`, where name is a verdict, `out_of_scope`, `tombstone` or `late`. Each hash
 expires `counter_retention` after its minute ends. So the counts survive a restart, and a
 window is read as whole minutes: one HGETALL a minute, pipelined (the keys share the
 state keys' hash tag, so on a Cluster they sit in one slot, on one node).

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.loader import load_consumer
-from cdc_verify.core.envelope import CDC_VERIFY, JSON, Envelope, JsonEnvelope, JsonPointers
+from cdc_verify.core.debezium import DebeziumEnvelope
+from cdc_verify.core.envelope import (
+    CDC_VERIFY,
+    DEBEZIUM,
+    JSON,
+    Envelope,
+    JsonEnvelope,
+    JsonPointers,
+    VersionKeyed,
+    read_canonical,
+)
 from cdc_verify.core.scope import Scope
 from cdc_verify.core.verifier import DECIDED_IN_MEMORY_MS, VerifierConfig
 from cdc_verify.schemas.verdicts import Side
@@ -42,14 +52,20 @@ def side_envelopes(settings: Settings) -> dict[Side, Envelope | None]:
 
     Raises ConsumerLoadError for a `module:callable` that cannot be loaded.
     """
-    specs = {
-        Side.PRODUCTION: settings.production_envelope or settings.envelope,
-        Side.SISTER: settings.sister_envelope or settings.envelope,
-    }
+    production, sister = settings.side_envelopes
+    specs = {Side.PRODUCTION: production, Side.SISTER: sister}
     return {side: _envelope(spec, settings) for side, spec in specs.items()}
 
 
 def _envelope(spec: str, settings: Settings) -> Envelope | None:
+    if spec == DEBEZIUM:  # its key is the row version already
+        return DebeziumEnvelope(settings.version_column)
+    if settings.joins_by_version:
+        return VersionKeyed(_by_event_id(spec, settings) or read_canonical)
+    return _by_event_id(spec, settings)
+
+
+def _by_event_id(spec: str, settings: Settings) -> Envelope | None:
     if spec == CDC_VERIFY:
         return None
     if spec == JSON:

@@ -27,7 +27,7 @@ from cdc_verify.escaping import html_text as escape  # stream data: controls sho
 from cdc_verify.pipeline.sinks.groups import Group, describe
 from cdc_verify.pipeline.sinks.timeline import VerdictTimeline
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, STREAM_SIDES, Verdict
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, STREAM_SIDES, TOMBSTONE, Verdict
 
 COLORS = {
     Verdict.MATCH: "#4caf50", Verdict.MISMATCH: "#f44336", Verdict.RACE: "#ff9800",
@@ -113,9 +113,15 @@ def _totals(summary: Summary) -> str:
         if summary.out_of_scope
         else ""
     )
+    tombstones = (
+        f"<p id='tombstones'><b>{summary.tombstones:,}</b> tombstones (no change): no verdict</p>"
+        if summary.tombstones
+        else ""
+    )
     return (
         f"<p id='headline'><b>{events:,}</b> events, <b>{rate}</b> match</p>"
         f"<table id='totals'><tr><th>verdict</th><th>records</th></tr>{rows}</table>{scope}"
+        f"{tombstones}"
     )
 
 
@@ -125,7 +131,7 @@ def _by_entity_op(summary: Summary) -> str:
         return ""
     seen = {name for counts in summary.by_entity_op.values() for name in counts}
     columns: list[str] = [v.value for v in Verdict if v.value in seen]
-    columns += [OUT_OF_SCOPE] if OUT_OF_SCOPE in seen else []
+    columns += [name for name in (OUT_OF_SCOPE, TOMBSTONE) if name in seen]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     rows = "".join(
         f"<tr><td>{escape(key)}</td>"

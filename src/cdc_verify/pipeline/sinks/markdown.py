@@ -8,7 +8,9 @@ from __future__ import annotations
 from cdc_verify.escaping import markdown_code, markdown_text
 from cdc_verify.pipeline.sinks.groups import Fingerprint, Group, describe
 from cdc_verify.schemas.models import Summary
-from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, Verdict
+from cdc_verify.schemas.verdicts import OUT_OF_SCOPE, PRIMARY_VERDICTS, TOMBSTONE, Verdict
+
+_NOT_OTHER_VERDICTS = (Verdict.MATCH.value, OUT_OF_SCOPE, TOMBSTONE)
 
 TOP_GROUPS = 10
 
@@ -29,15 +31,15 @@ def render_markdown(summary: Summary, groups: list[Group], title: str = "cdc-ver
             lines.append(f"| `{verdict.value}` | {count:,} |")
     if summary.out_of_scope:
         lines.append(f"| out of scope (no verdict) | {summary.out_of_scope:,} |")
+    if summary.tombstones:
+        lines.append(f"| tombstones (no change, no verdict) | {summary.tombstones:,} |")
     if summary.by_entity_op:
         lines += ["", "| entity/op | events | match | other verdicts | out of scope |",
                   "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for key, counts in sorted(summary.by_entity_op.items()):
             primary = sum(counts.get(v.value, 0) for v in PRIMARY_VERDICTS)
             match = counts.get(Verdict.MATCH.value, 0)
-            others = sum(
-                n for v, n in counts.items() if v not in (Verdict.MATCH.value, OUT_OF_SCOPE)
-            )
+            others = sum(n for v, n in counts.items() if v not in _NOT_OTHER_VERDICTS)
             lines.append(f"| {markdown_text(key)} | {primary:,} | {match:,} | {others:,} "
                          f"| {counts.get(OUT_OF_SCOPE, 0):,} |")  # fmt: skip
     if summary.ignored:

@@ -44,6 +44,12 @@ class VerifierMetrics(Sink):
             ["entity", "op"],
             registry=r,
         )
+        self.tombstones = Counter(
+            "cdc_verify_tombstones",
+            "Entries that stand for no change (Debezium tombstones): no verdict.",
+            ["entity"],
+            registry=r,
+        )
         self.ignored_differences = Counter(
             "cdc_verify_ignored_differences",
             "Differences an --ignore-path suppressed, per path.",
@@ -184,6 +190,8 @@ class VerifierMetrics(Sink):
                 if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
                     entity, op = outcome.entity_op
                     self.out_of_scope.labels(entity=entity, op=op).inc()
+                elif outcome.kind is OutcomeKind.TOMBSTONE:
+                    self.tombstones.labels(entity=outcome.entity_op[0]).inc()
                 else:
                     self.skipped.inc(len(outcome.settles))
                 continue

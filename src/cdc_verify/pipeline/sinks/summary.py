@@ -26,6 +26,8 @@ class SummaryCounter(Sink):
                         summary.ignored[path] = summary.ignored.get(path, 0) + count
             elif outcome.kind is OutcomeKind.OUT_OF_SCOPE:
                 summary.add_out_of_scope("/".join(outcome.entity_op))
+            elif outcome.kind is OutcomeKind.TOMBSTONE:
+                summary.add_tombstone("/".join(outcome.entity_op))
 
     def write(self, path: Path) -> None:
         replace_file(path, self.summary.to_json())
