@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc_verify.consumers.row import decode_row
+from cdc_verify.core.debezium import DebeziumEnvelope
 from cdc_verify.core.diff import StructuralDiff, deep_same
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.jsonvalue import dumps
@@ -27,7 +28,7 @@ from cdc_verify.core.verifier import Verifier, VerifierConfig
 from cdc_verify.core.wire import WireError, row_wire_types
 from cdc_verify.schemas.models import VerdictRecordModel
 
-from ..row_records import column_schema, document, envelope, fields
+from ..row_records import VECTORS, column_schema, document, envelope, fields
 from ..row_records import value_json as raw
 
 SCHEMA_WIRES = {
@@ -345,3 +346,48 @@ def test_any_sister_value_gets_a_record_and_keeps_every_difference(which, column
         # production's record is whole: its source block is kept on every finding
         assert ("sources" in record) is (record["verdict"] != "match")
         assert "production" in record.get("sources", {"production": {}})
+
+
+# -- through the debezium envelope ------------------------------------------------
+
+
+def sink_fields(config: str, name: str) -> dict[bytes, bytes]:
+    record = json.loads((VECTORS / config / f"{name}.json").read_text(encoding="utf-8"))
+    return {k.encode(): v.encode() for k, v in record["fields"].items()}
+
+
+def verdict_of(production: dict[bytes, bytes], sister: dict[bytes, bytes]) -> dict[str, Any]:
+    envelope = DebeziumEnvelope()
+    entries = [StreamEntry.from_redis(PRODUCTION, b"1-0", production, envelope),
+               StreamEntry.from_redis(SISTER, b"2-0", sister, envelope)]  # fmt: skip
+    [outcome] = Verifier(decode_row, VerifierConfig(grace_ms=1000)).ingest(entries)
+    return json.loads(record_to_json(outcome.record))
+
+
+@pytest.mark.parametrize("name", ["types-read", "types-create", "types-update", "items-delete"])
+def test_two_real_debezium_runs_of_one_change_are_a_match(name):
+    # Two servers, two runs: other LSNs, transactions and times, extended against compact.
+    production, sister = sink_fields("extended-schemas", name), sink_fields("compact-schemas", name)
+    assert production[b"value"] != next(iter(sister.values()))
+    record = verdict_of(production, sister)
+    assert record["verdict"] == "match" and "/" in record["event_id"]
+
+
+def test_a_real_record_against_its_edited_twin_through_the_envelope():
+    production = sink_fields("extended-schemas", "types-update")
+    doc = json.loads(production[b"value"])
+    scale_1 = {"scale": "1", "connect.decimal.precision": "12"}
+    retyped("n_fixed", unscaled(0), parameters=scale_1)(doc)  # 0.00 written as 0.0
+    envelope(doc)["source"].update(lsn=7, txId=8, db="sister")
+    sister = {**production, b"value": json.dumps(doc).encode()}
+    record = verdict_of(production, sister)
+    assert (record["event_id"], record["verdict"]) == ("types/2@2", "mismatch")
+    [difference] = record["differences"]
+    assert (difference["path"], difference["production_wire"], difference["sister_wire"]) == (
+        "/n_fixed", "decimal(scale=2)", "decimal(scale=1)"
+    )  # fmt: skip
+    assert (record["sources"]["sister"]["lsn"], record["sources"]["sister"]["db"]) == (7, "sister")
+    assert (
+        record["sources"]["production"]["lsn"]
+        == envelope(json.loads(production[b"value"]))["source"]["lsn"]
+    )
