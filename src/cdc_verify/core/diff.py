@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from cdc_verify.schemas.verdicts import DifferenceKind
 
@@ -20,8 +23,14 @@ TYPE = DifferenceKind.TYPE
 MISSING = DifferenceKind.MISSING
 EXTRA = DifferenceKind.EXTRA
 
-# Types whose values can be compared with == once their types are known equal.
-_SCALARS = frozenset({str, int, bool, bytes, float, type(None)})
+# Types whose values can be compared with == once their types are known equal. The
+# row consumer's (consumers/row.py) are among them; a Decimal NaN and a naive against an
+# aware datetime or time are told apart before (`_walk`).
+_SCALARS = frozenset(
+    {str, int, bool, bytes, float, type(None), Decimal, datetime, date, time, timedelta, UUID}
+)
+# Types that may be naive or aware: one of each is a `type` difference, never compared.
+_ZONED = (datetime, time)
 # Containers whose items _same_types checks (the walk descends into the same ones).
 _CONTAINERS = frozenset({dict, list, tuple})
 _ABSENT = object()
@@ -104,12 +113,16 @@ def deep_same(a: Any, b: Any) -> bool:
                     stack.append((vx, y[key]))
             else:
                 stack.extend(zip(x, y, strict=True))
-        elif tx is float:
-            if x != y and not (math.isnan(x) and math.isnan(y)):
+        elif tx is float or tx is Decimal:
+            if x != y and not (_is_nan(x) and _is_nan(y)):
                 return False
-        elif x != y:
+        elif (tx in _ZONED and (x.tzinfo is None) is not (y.tzinfo is None)) or x != y:
             return False
     return True
+
+
+def _is_nan(value: Any) -> bool:
+    return value.is_nan() if type(value) is Decimal else math.isnan(value)
 
 
 def escape_token(token: object) -> str:
@@ -199,6 +212,11 @@ class StructuralDiff:
         elif ta is float:
             if a != b and not self._floats_close(a, b):
                 self._add(out, path, VALUE, a, b)
+        elif ta is Decimal:
+            if a != b and not (a.is_nan() and b.is_nan()):
+                self._add(out, path, VALUE, a, b)
+        elif ta in _ZONED and (a.tzinfo is None) is not (b.tzinfo is None):
+            self._add(out, path, TYPE, a, b)  # naive against aware: legacy code sees tzinfo
         elif ta in _SCALARS:
             if a != b:
                 self._add(out, path, VALUE, a, b)

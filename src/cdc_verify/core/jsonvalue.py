@@ -13,6 +13,11 @@ parser reads, so such values become tagged objects:
   a container inside itself   {"$cycle": "<JSON pointer of the ancestor>"}
   deeper than MAX_DEPTH       {"$deep": "nested deeper than 64 levels"}
   an int of >= 1024 bits      {"$int": "<hex>"}
+  Decimal                     {"$decimal": "1234.50"} (its exact text: str())
+  datetime, date, time        {"$datetime": "2024-02-29T10:34:56.789012+00:00"}, {"$date": ...},
+                              {"$time": ...} (isoformat(): an aware one ends in its offset)
+  timedelta                   {"$timedelta": "<days>d<seconds>s<microseconds>us"}
+  UUID                        {"$uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}
   anything else               {"$repr": "<repr, cut to 200 chars>"}
 """
 
@@ -20,8 +25,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from cdc_verify.core.diff import escape_token
 
@@ -54,6 +62,9 @@ def _convert(value: Any, path: str, depth: int, ancestors: dict[int, str]) -> An
         return value if math.isfinite(value) else {"$float": _NON_FINITE[repr(value)]}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": bytes(value).hex()}
+    tagged = _TAGGED.get(kind)
+    if tagged is not None:
+        return tagged(value)
     if not isinstance(value, Mapping | list | tuple | set | frozenset):
         return _scalar_subclass(value)
     if depth >= MAX_DEPTH:
@@ -65,6 +76,18 @@ def _convert(value: Any, path: str, depth: int, ancestors: dict[int, str]) -> An
         return _container(value, path, depth + 1, ancestors)
     finally:
         del ancestors[id(value)]
+
+
+# The row consumer's values (consumers/row.py): a tag each, so that a Decimal and the
+# string of its digits, or a date and its ISO text, read apart in a type difference.
+_TAGGED: dict[type, Callable[[Any], dict[str, str]]] = {
+    Decimal: lambda d: {"$decimal": str(d)},
+    datetime: lambda d: {"$datetime": d.isoformat()},
+    date: lambda d: {"$date": d.isoformat()},
+    time: lambda t: {"$time": t.isoformat()},
+    timedelta: lambda t: {"$timedelta": f"{t.days}d{t.seconds}s{t.microseconds}us"},
+    UUID: lambda u: {"$uuid": str(u)},
+}
 
 
 def _container(value: Any, path: str, depth: int, ancestors: dict[int, str]) -> Any:

@@ -50,6 +50,9 @@ class VerdictRecord:
     more_differences: int = 0
     # Why the record was reduced below RECORD_BOUNDS (the state server refused it whole)
     reduced: str | None = None
+    # Debezium records only: side -> its source block's LSN, transaction, time, names
+    # (core/rowsource.py); bounded where it is read.
+    sources: dict[str, dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.differences is not None or self.error is not None:
@@ -87,6 +90,8 @@ class VerdictRecord:
             out["more_differences"] = self.more_differences
         if self.reduced is not None:
             out["reduced"] = self.reduced
+        if self.sources is not None:
+            out["sources"] = self.sources
         return out
 
 
@@ -235,6 +240,7 @@ def record_to_json(record: VerdictRecord) -> str:
         and record.error is None
         and record.differences is None
         and record.reduced is None
+        and record.sources is None
         and record.event_id is not None
     ):
         # Most records are a bare match: skip the generic encoder (7x faster, same bytes).

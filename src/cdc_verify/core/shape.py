@@ -6,7 +6,8 @@ with rich text, or an approved one and a removed one, do not. A shape is the set
 
 - its JSON-pointer path, list indices written `*` (all items of a list share their parts,
   so a list of three awards and one of five have the same shape);
-- its type: map, list, str, int, float, bool, null, bin, or another type's name;
+- its type: map, list, str, int, float, bool, null, bin, decimal, datetime, date, time,
+  timedelta, uuid, or another type's name;
 - for a string of up to SHAPE_VALUE_CHARS characters and for a bool, its value, when
   the path is enum-like (approval_state, media type, rich-text kinds): `ShapeRules`
   learns, per entity, which paths are, from the values seen. A path past ENUM_VALUES
@@ -26,7 +27,10 @@ shape unbounded, or slow.
 from __future__ import annotations
 
 import itertools
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from cdc_verify.core.diff import escape_token
 
@@ -41,6 +45,9 @@ MAX_SHAPES = 2_000  # counted per entity, by default (the setting coverage_max_s
 _TYPE_NAMES = {
     dict: "map", list: "list", tuple: "list", str: "str", int: "int", float: "float",
     bool: "bool", type(None): "null", bytes: "bin",
+    # the row consumer's (consumers/row.py)
+    Decimal: "decimal", datetime: "datetime", date: "date", time: "time",
+    timedelta: "timedelta", UUID: "uuid",
 }  # fmt: skip
 SEP = "\x00"  # between a part's path, type and value; a NUL in a key is written \u0000
 

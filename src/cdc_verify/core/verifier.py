@@ -33,6 +33,7 @@ from cdc_verify.core.entry import (
 )
 from cdc_verify.core.outcome import Decision, Outcome, OutcomeKind, VerdictRecord
 from cdc_verify.core.position import START, ReadPosition
+from cdc_verify.core.rowsource import sources_of
 from cdc_verify.core.scope import ALL, Scope
 from cdc_verify.core.shape import MAX_SHAPES, Shape, ShapeRules
 from cdc_verify.core.waiting import Spill, WaitingRoom
@@ -330,7 +331,10 @@ class Verifier:
     def _duplicate(self, entry: StreamEntry) -> Outcome:
         if entry.arrival_ms < self.horizon_ms:
             return self._skip(entry)
-        record = VerdictRecord(entry.event_id, Verdict.DUPLICATE, entry.side, entry.entry_id)
+        record = VerdictRecord(
+            entry.event_id, Verdict.DUPLICATE, entry.side, entry.entry_id,
+            sources=sources_of(entry),
+        )  # fmt: skip
         return Outcome(OutcomeKind.EXTRA, record, (entry,))
 
     def _expired(self, present: StreamEntry) -> Outcome:
@@ -366,7 +370,9 @@ class Verifier:
         self._gap_twin_bytes += size
         while len(twins) > GAP_TWINS_KEPT or self._gap_twin_bytes > GAP_TWINS_MAX_BYTES:
             self._gap_twin_bytes -= twins.popitem(last=False)[1][1]
-        record = VerdictRecord(event_id, verdict, entry_id=present.entry_id)
+        record = VerdictRecord(
+            event_id, verdict, entry_id=present.entry_id, sources=sources_of(present)
+        )
         outcome = Outcome(OutcomeKind.PRIMARY, record, (present,), decision)
         if self.shape_rules is not None and present.side is PRODUCTION:
             outcome.shape = self._shape_of(present)
@@ -403,19 +409,31 @@ class Verifier:
             if error is None:
                 return VerdictRecord(event_id, Verdict.MATCH), value
             both = f"production: {error}; sister: {error}"
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=both), UNDECODED
+            sources = sources_of(production, sister)
+            record = VerdictRecord(
+                event_id, Verdict.UNDECODABLE, Side.BOTH, error=both, sources=sources
+            )
+            return record, UNDECODED
         p_value, p_error = self.decoder.decode(production.fields)
         s_value, s_error = self.decoder.decode(sister.fields)
         if p_error is not None and s_error is not None:
             error = f"production: {p_error}; sister: {s_error}"
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error), UNDECODED
-        if p_error is not None:
+            sources = sources_of(production, sister)
             record = VerdictRecord(
-                event_id, Verdict.UNDECODABLE, PRODUCTION, production.entry_id, p_error
+                event_id, Verdict.UNDECODABLE, Side.BOTH, error=error, sources=sources
             )
             return record, UNDECODED
+        if p_error is not None:
+            record = VerdictRecord(
+                event_id, Verdict.UNDECODABLE, PRODUCTION, production.entry_id, p_error,
+                sources=sources_of(production, sister),
+            )  # fmt: skip
+            return record, UNDECODED
         if s_error is not None:
-            record = VerdictRecord(event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error)
+            record = VerdictRecord(
+                event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error,
+                sources=sources_of(production, sister),
+            )  # fmt: skip
             return record, p_value
         return self._compare(production, sister, p_value, s_value), p_value
 
@@ -435,14 +453,19 @@ class Verifier:
             )
         except Exception as exc:  # values a consumer returned that cannot even be compared
             error = f"the decoded events cannot be compared: {describe_error(exc)}"
-            return VerdictRecord(event_id, Verdict.UNDECODABLE, Side.BOTH, error=error)
+            sources = sources_of(production, sister)
+            return VerdictRecord(
+                event_id, Verdict.UNDECODABLE, Side.BOTH, error=error, sources=sources
+            )
         if not differences:
             record = VerdictRecord(event_id, Verdict.MATCH)
         else:
             p_version, s_version = parse_version(production.fields), parse_version(sister.fields)
             raced = p_version is not None and s_version is not None and p_version != s_version
             verdict = Verdict.RACE if raced else Verdict.MISMATCH
-            record = VerdictRecord(event_id, verdict, differences=differences)
+            record = VerdictRecord(
+                event_id, verdict, differences=differences, sources=sources_of(production, sister)
+            )
         if suppressed:
             record.ignored = suppressed
         return record

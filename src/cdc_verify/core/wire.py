@@ -1,20 +1,32 @@
-"""Wire types of a msgpack payload, by JSON pointer.
+"""Wire types of a msgpack payload or a Debezium record, by JSON pointer.
 
 Decoding hides some distinctions a consumer in another language may care about:
-a msgpack float32 and float64 of equal value both become a Python float. The
-verifier walks the raw bytes of both sides to name the wire types of a
-difference, and to find such differences where the decoded values are equal.
+a msgpack float32 and float64 of equal value both become a Python float; a Postgres
+numeric(12,2) and a numeric(12,1) of equal value both become a Decimal, a timestamp and
+a timestamp(3) both a datetime. The verifier walks the raw payloads of both sides to
+name the wire types of a difference, and to find such differences where the decoded
+values are equal.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from cdc_verify.consumers.row import (
+    DECIMAL,
+    VARIABLE_DECIMAL,
+    RowDecodeError,
+    open_record,
+    row_image,
+    scale_of,
+)
 from cdc_verify.core.diff import TYPE, Difference, escape_token, unescape_token
 
 FLOAT32_MARKER = 0xCA
+DEBEZIUM = b"debezium"
 
 
 class WireError(ValueError):
@@ -35,9 +47,13 @@ def with_wire_types(
     differences that decoding hides (equal values, different wire types).
 
     Only msgpack payloads on both sides are walked, and only when there is a type
-    difference or a float32 marker byte: most pairs pay nothing.
+    difference or a float32 marker byte: most pairs pay nothing. Debezium records on
+    both sides (the `debezium` envelope's encoding) go to `with_row_wire_types`.
     """
-    if production.get(b"encoding") != b"msgpack" or sister.get(b"encoding") != b"msgpack":
+    p_encoding, s_encoding = production.get(b"encoding"), sister.get(b"encoding")
+    if p_encoding == DEBEZIUM and s_encoding == DEBEZIUM:
+        return with_row_wire_types(differences, production, sister, decoded, is_ignored)
+    if p_encoding != b"msgpack" or s_encoding != b"msgpack":
         return differences
     p_payload, s_payload = production.get(b"payload", b""), sister.get(b"payload", b"")
     has_float32 = FLOAT32_MARKER in p_payload or FLOAT32_MARKER in s_payload
@@ -47,6 +63,23 @@ def with_wire_types(
         p_wire, s_wire = msgpack_wire_types(p_payload), msgpack_wire_types(s_payload)
     except WireError:
         return differences
+    return _named(differences, p_wire, s_wire, decoded, is_ignored, _FLOATS.__eq__)
+
+
+_FLOATS = {"float32", "float64"}
+
+
+def _named(
+    differences: list[Difference],
+    p_wire: dict[str, str],
+    s_wire: dict[str, str],
+    decoded: tuple[Any, Any],
+    is_ignored: Callable[[str], bool],
+    hides: Callable[[set[str]], bool],
+) -> list[Difference]:
+    """The differences with their wire types named (on a type difference, or where the
+    wires differ), and a type difference at each path whose wire types `hides` says
+    decoding made equal."""
     out = [
         Difference(d.path, d.kind, d.production, d.sister, p_wire.get(d.path), s_wire.get(d.path))
         if d.kind is TYPE or _differ(p_wire.get(d.path), s_wire.get(d.path))
@@ -56,13 +89,154 @@ def with_wire_types(
     reported = {d.path for d in differences}
     for path, p_type in p_wire.items():
         s_type = s_wire.get(path)
-        if {p_type, s_type} != {"float32", "float64"} or path in reported or is_ignored(path):
+        if s_type is None or p_type == s_type or not hides({p_type, s_type}):
+            continue
+        if path in reported or is_ignored(path):
             continue
         p_value, s_value = resolve(decoded[0], path), resolve(decoded[1], path)
         if p_value is _ABSENT or s_value is _ABSENT:
             continue  # not part of what the consumer returns
         out.append(Difference(path, TYPE, p_value, s_value, p_type, s_type))
     return out
+
+
+def with_row_wire_types(
+    differences: list[Difference],
+    production: Mapping[bytes, bytes],
+    sister: Mapping[bytes, bytes],
+    decoded: tuple[Any, Any],
+    is_ignored: Callable[[str], bool],
+) -> list[Difference]:
+    """Name the Debezium wire types of differences, and add a type difference for each
+    column whose wire types differ though the decoded values are equal (a numeric of
+    another scale, a timestamp(3) against a timestamp, an int32 against an int64).
+
+    Every pair is walked, but only the row's columns, and below them only the paths
+    that lead to a difference: a wire type inside an array or a jsonb value is named on
+    its difference, not looked for where the values are equal (int against float, what
+    jsonb can differ in there, is a type difference of the values already).
+    """
+    below: set[str] = set()
+    for difference in differences:
+        path = difference.path
+        while path:
+            path = path.rpartition("/")[0]
+            if path in below:
+                break
+            below.add(path)
+    try:
+        p_wire = row_wire_types(production.get(b"payload", b""), below)
+        s_wire = row_wire_types(sister.get(b"payload", b""), below)
+    except WireError:
+        return differences
+    return _named(differences, p_wire, s_wire, decoded, is_ignored, _same_knowledge)
+
+
+def _same_knowledge(types: set[str]) -> bool:
+    """Both wire types say what a schema says, or both only what JSON says: a side
+    without schemas tells nothing of a column's type, so it makes no finding of it."""
+    return len({t.startswith("json ") for t in types}) == 1
+
+
+def row_wire_types(payload: bytes, below: Collection[str] = ()) -> dict[str, str]:
+    """JSON pointer of the decoded row (consumers/row.py) -> Debezium wire type, for
+    each column and, under the paths in `below`, for what is inside them.
+
+    With a schema: `decimal(scale=S)`, `variable decimal(scale=S)`, the last part of a
+    Debezium or Connect type name (`MicroTimestamp`, `Timestamp`, `Date`, `MicroTime`,
+    `Json`, `Uuid`...; `ZonedTimestamp(digits=N)` says its fraction digits), else the
+    Connect type (`int16`, `int32`, `int64`, `float`, `double`, `boolean`, `string`,
+    `bytes`, `array`, `struct`, `map`); a NULL is `null`. What only JSON says (no schema,
+    and inside a Json value): `json int`, `json float`, `json string`, `json bool`,
+    `json null`, `json array`, `json object`.
+    """
+    out: dict[str, str] = {}
+    try:
+        envelope, schema = open_record(payload)
+        row, columns = row_image(envelope, schema)
+        for name, value in row.items():
+            path = "/" + escape_token(name)
+            column = columns.get(name) if columns is not None else None
+            _row_wire(value, column if type(column) is dict else None, path, below, out)
+    except RowDecodeError as exc:
+        raise WireError(str(exc)) from None
+    except RecursionError:  # a jsonb value nested past the stack
+        raise WireError("payload nested too deep to read") from None
+    return out
+
+
+def _row_wire(
+    value: Any, schema: dict[str, Any] | None, path: str, below: Collection[str], out: dict
+) -> None:
+    if schema is None:
+        _json_wire(value, path, below, out, plain=True)
+        return
+    if value is None:
+        out[path] = "null"
+        return
+    name = schema.get("name")
+    kind = schema.get("type")
+    if name == DECIMAL:
+        out[path] = f"decimal(scale={scale_of(schema)})"
+    elif name == VARIABLE_DECIMAL:
+        out[path] = f"variable decimal(scale={_scale(value)})"
+    elif name == "io.debezium.time.ZonedTimestamp" and type(value) is str:
+        digits = len(value.partition(".")[2].rstrip("Z").partition("+")[0].partition("-")[0])
+        out[path] = f"ZonedTimestamp(digits={digits})"
+    elif type(name) is str and name.startswith(("io.debezium.", "org.apache.kafka.connect.")):
+        out[path] = name.rpartition(".")[2]
+        if name == "io.debezium.data.Json" and path in below and type(value) is str:
+            try:
+                document = json.loads(value)
+            except ValueError:
+                return
+            _json_wire(document, path, below, out, plain=False, top=False)
+    else:
+        out[path] = str(kind)
+        if path not in below:
+            return
+        if kind == "array" and type(value) is list:
+            items = schema.get("items")
+            for i, item in enumerate(value):
+                _row_wire(item, items if type(items) is dict else None, f"{path}/{i}", below, out)
+        elif kind == "struct" and type(value) is dict and type(schema.get("fields")) is list:
+            fields = {f.get("field"): f for f in schema["fields"] if type(f) is dict}
+            for key, item in value.items():
+                field = fields.get(key)
+                sub = f"{path}/{escape_token(key)}"
+                _row_wire(item, field if type(field) is dict else None, sub, below, out)
+
+
+def _json_wire(
+    value: Any, path: str, below: Collection[str], out: dict, plain: bool, top: bool = True
+) -> None:
+    """What JSON says of a value: its kind; in a record without schemas, a variable-scale
+    numeric's {scale, value} object (the row consumer reads it as a Decimal)."""
+    kind = type(value)
+    if plain and kind is dict and value.keys() == {"scale", "value"}:
+        out[path] = f"variable decimal(scale={_scale(value)})"
+        return
+    if top:
+        out[path] = _JSON_KINDS.get(kind) or f"json {kind.__name__}"
+    if path not in below:
+        return
+    if kind is list:
+        for i, item in enumerate(value):
+            _json_wire(item, f"{path}/{i}", below, out, plain)
+    elif kind is dict:  # the row consumer reads no {scale, value} inside an object
+        for key, item in value.items():
+            _json_wire(item, f"{path}/{escape_token(key)}", below, out, plain=False)
+
+
+_JSON_KINDS = {
+    int: "json int", float: "json float", str: "json string", bool: "json bool",
+    type(None): "json null", list: "json array", dict: "json object",
+}  # fmt: skip
+
+
+def _scale(value: Any) -> str:
+    scale = value.get("scale") if type(value) is dict else None
+    return str(scale) if type(scale) is int else "?"
 
 
 def _differ(a: str | None, b: str | None) -> bool:

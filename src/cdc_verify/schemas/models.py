@@ -27,7 +27,9 @@ class DifferenceModel(BaseModel):
     kind: DifferenceKind
     production: Any = None
     sister: Any = None
-    production_wire: str | None = Field(None, description="msgpack wire type, on type differences")
+    production_wire: str | None = Field(
+        None, description="msgpack or Debezium wire type, on type differences"
+    )
     sister_wire: str | None = None
 
 
@@ -46,6 +48,11 @@ class VerdictRecordModel(BaseModel):
         None, ge=1, description="differences past the record's bound, not listed"
     )
     reduced: str | None = Field(None, description="why the record was cut below its usual bounds")
+    sources: dict[Side, dict[str, str | int | bool]] | None = Field(
+        None,
+        description="Debezium records: per side, the source block's lsn, txId, ts_ms, db, "
+        "schema, table and snapshot (left out of the comparison)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> VerdictRecordModel:
