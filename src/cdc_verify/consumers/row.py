@@ -107,7 +107,49 @@ def open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return opened
 
 
+_SCHEMA_HEAD = b'{"schema":'
+_PAYLOAD_KEY = b',"payload":'
+_schemas: dict[bytes, Any] = {}  # a schema's JSON text -> its parse (every table's is the same)
+_SCHEMAS_KEPT = 64  # bounded: at most this many distinct texts (~4 KiB each) are kept
+
+
+def split_schema(document: bytes) -> tuple[bytes, bytes] | None:
+    """(the schema's JSON, the payload's JSON) of the JSON converter's compact
+    `{"schema":...,"payload":...}`, cut by their text, or None when it is not in that form.
+
+    A record's schema is most of its bytes and the same for every record of its table:
+    parsed once, not per record. The cut is at the first `,"payload":`; JSON escapes a
+    quote inside a string, so that text is a key, and a key "payload" nested in the schema
+    would leave a payload text of several values, which no parse accepts (the caller then
+    parses the whole document)."""
+    if not (document.startswith(_SCHEMA_HEAD) and document.endswith(b"}")):
+        return None
+    at = document.find(_PAYLOAD_KEY)
+    if at < 0:
+        return None
+    return document[len(_SCHEMA_HEAD) : at], document[at + len(_PAYLOAD_KEY) : -1]
+
+
+def _parsed_schema(text: bytes) -> Any:
+    schema = _schemas.get(text)
+    if schema is None:
+        schema = json.loads(text)
+        if len(_schemas) >= _SCHEMAS_KEPT:
+            _schemas.clear()
+        _schemas[text] = schema
+    return schema
+
+
 def _open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    split = split_schema(payload) if type(payload) is bytes else None
+    if split is not None:
+        try:
+            envelope, schema = json.loads(split[1]), _parsed_schema(split[0])
+        except (ValueError, RecursionError):
+            pass  # the whole document's parse below says what is wrong
+        else:
+            if type(envelope) is dict and type(schema) is dict:
+                return envelope, schema
     try:
         text = bytes(payload).decode("utf-8")
     except UnicodeDecodeError as exc:

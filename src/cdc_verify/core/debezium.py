@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from cdc_verify.consumers.row import split_schema
 from cdc_verify.core.envelope import Event, Malformed, Tombstone, version_key
 
 ENCODING = b"debezium"
@@ -106,6 +107,15 @@ def _key_and_value(fields: Mapping[bytes, bytes]) -> tuple[bytes, bytes]:
 
 def _payload(document: bytes, what: str) -> dict[str, Any]:
     """The JSON document's payload (with or without its schema)."""
+    split = split_schema(document)
+    if split is not None:  # the schema is not needed here: its bytes are not parsed
+        try:
+            payload = json.loads(split[1])
+        except (ValueError, RecursionError):
+            pass  # the whole document's parse below says what is wrong
+        else:
+            if isinstance(payload, dict):
+                return payload
     try:
         parsed = json.loads(document)
     except (ValueError, RecursionError) as exc:
