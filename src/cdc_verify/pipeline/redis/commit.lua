@@ -28,17 +28,17 @@ local gens = nil
 local filed = {}  -- row -> the generation its new decision goes to
 for _, o in ipairs(batch) do
   if o[ROW.bucket] == '' and o[ROW.shard_hash] >= 0 then
-    gens = gens or gen_load(K.decision_generations)
+    gens = gens or gen_load(K.decision_generations, A.decisions_prefix)
     local g
     if o[ROW.kind] == KIND.LATE then
       g = gen_covering(gens, o[ROW.first_seen_ms])
     else
-      g = gen_for_new(gens, o[ROW.first_seen_ms], ttl_ms)
+      g = gen_for_new(gens, o[ROW.first_seen_ms], ttl_ms, A.decisions_prefix)
       filed[o] = g
       g.keep = math.max(g.keep, hash_expire_at(g.stop, now_ms, ttl_ms))
     end
     if g then
-      o[ROW.bucket], o[ROW.bucket_end_ms] = gen_bucket(A.decisions_prefix, g, o[ROW.shard_hash]), g.stop
+      o[ROW.bucket], o[ROW.bucket_end_ms] = gen_bucket(g, o[ROW.shard_hash]), g.stop
     end
   end
 end

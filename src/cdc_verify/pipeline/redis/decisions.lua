@@ -28,7 +28,8 @@ local function hash_expire_at(stop_ms, now_ms, retention_ms)
   return math.min(math.max(stop_ms, now_ms), now_ms + retention_ms) + retention_ms
 end
 
-local function gen_load(registry)
+-- The registry's generations, oldest first; `prefix` + "g<start>:" names their hashes.
+local function gen_load(registry, prefix)
   local flat, gens = redis.call('HGETALL', registry), {}
   for i = 1, #flat, 2 do
     local stop, shards, count, lo, hi, keep = string.match(
@@ -38,6 +39,7 @@ local function gen_load(registry)
         name = flat[i], start = tonumber(flat[i]), stop = tonumber(stop),
         shards = tonumber(shards), count = tonumber(count), lo = tonumber(lo),
         hi = tonumber(hi), keep = tonumber(keep), dirty = false, pending = 0,
+        prefix = prefix .. 'g' .. flat[i] .. ':',
       })
     end
   end
@@ -45,8 +47,8 @@ local function gen_load(registry)
   return gens
 end
 
-local function gen_bucket(prefix, g, h)
-  return prefix .. 'g' .. g.name .. ':' .. string.format('%d', h % g.shards)
+local function gen_bucket(g, h)
+  return g.prefix .. (h % g.shards)  -- an integral number concatenates as "12"
 end
 
 local function gen_covering(gens, t)
@@ -56,10 +58,10 @@ local function gen_covering(gens, t)
   return nil
 end
 
--- The hashes a decision of an event with an entry at `at_ms` may be in ('' = any time:
--- every generation), older than --decided-retention before it are forgotten.
-local function gen_lookup_buckets(gens, prefix, h, at_ms, retention_ms)
-  local out = {}
+-- The decision of `eid` (shard hash `h`) with an entry at `at_ms` ('' = at any time), or
+-- false: it is in the generations within --decided-retention before that entry (older
+-- ones are forgotten) and the clock margin after it.
+local function gen_find(gens, eid, h, at_ms, retention_ms)
   local lo, hi = -math.huge, math.huge
   if at_ms ~= '' then
     at_ms = tonumber(at_ms)
@@ -67,9 +69,12 @@ local function gen_lookup_buckets(gens, prefix, h, at_ms, retention_ms)
   end
   for i = #gens, 1, -1 do  -- newest first: a duplicate is most often recent
     local g = gens[i]
-    if g.start <= hi and g.stop > lo then table.insert(out, gen_bucket(prefix, g, h)) end
+    if g.start <= hi and g.stop > lo then
+      local value = redis.call('HGET', g.prefix .. (h % g.shards), eid)
+      if value then return value end
+    end
   end
-  return out
+  return false
 end
 
 local function gen_shards(model, span, at_least, count)
@@ -77,8 +82,9 @@ local function gen_shards(model, span, at_least, count)
   return math.min(GEN_MAX_SHARDS, math.max(at_least, math.ceil(per_ms * span / GEN_FILL)))
 end
 
-local function gen_add(gens, g)
+local function gen_add(gens, g, prefix)
   g.name, g.dirty = string.format('%d', g.start), true
+  g.prefix = prefix .. 'g' .. g.name .. ':'
   table.insert(gens, g)
   table.sort(gens, function(a, b) return a.start < b.start end)
   return g
@@ -88,14 +94,14 @@ end
 -- full and t is newer than all it holds; else a new one. Its span [lo, hi] takes t in
 -- (a split must leave behind every decision it may hold); its count is the caller's
 -- (what it wrote), `pending` what this call may add.
-local function gen_for_new(gens, t, retention_ms)
+local function gen_for_new(gens, t, retention_ms, prefix)
   local g = gen_covering(gens, t)
   if g and g.count + g.pending >= g.shards * GEN_SPLIT and t > g.hi then
     local new = {start = g.hi + 1, stop = g.stop, count = 0, lo = t, hi = t, keep = 0,
                  pending = 0}
     new.shards = gen_shards(g, g.stop - new.start, 2 * g.shards, g.count + g.pending)
     g.stop, g.dirty = new.start, true
-    g = gen_add(gens, new)
+    g = gen_add(gens, new, prefix)
   elseif not g then
     local grid = math.max(1000, math.floor(retention_ms / GEN_GRID_PARTS))
     local start = math.floor(t / grid) * grid
@@ -111,7 +117,7 @@ local function gen_for_new(gens, t, retention_ms)
     local model = before or after
     local shards = model and gen_shards(model, stop - start, 1, model.count) or 1
     g = gen_add(gens, {start = start, stop = stop, shards = shards, count = 0, lo = t, hi = t,
-                       keep = 0, pending = 0})
+                       keep = 0, pending = 0}, prefix)
   end
   g.pending, g.lo, g.hi, g.dirty = g.pending + 1, math.min(g.lo, t), math.max(g.hi, t), true
   return g

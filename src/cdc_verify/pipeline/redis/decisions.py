@@ -79,11 +79,8 @@ for i = 4, #ARGV, 4 do
   if bucket ~= '' then
     value = redis.call('HGET', bucket, eid)
   elseif h >= 0 then
-    gens = gens or gen_load(KEYS[1])
-    for _, b in ipairs(gen_lookup_buckets(gens, hashes, h, ARGV[i + 3], retention)) do
-      value = redis.call('HGET', b, eid)
-      if value then break end
-    end
+    gens = gens or gen_load(KEYS[1], hashes)
+    value = gen_find(gens, eid, h, ARGV[i + 3], retention)
   end
   if not value then value = redis.call('GET', prefix .. eid) end
   table.insert(out, value or '')
