@@ -67,20 +67,26 @@ def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
 
 # KEYS[1]: the generations' registry (a state key: it routes the call on a Cluster, where
 # every decision key shares its hash tag). ARGV: the prefix of a key of its own, of the
-# hashes, the retention; then (ULID hash or '', event_id, shard hash, entry ms or '') fours.
+# hashes, the retention; then per event_id a ULID's (hash, event_id), or another's
+# ('', event_id, shard hash, entry ms or '': at any time), or ('', event_id, '', '') for a
+# key of its own.
 LOOKUP_SCRIPT = (
     GENERATIONS_LUA
     + """
 local prefix, hashes, retention, out = ARGV[1], ARGV[2], tonumber(ARGV[3]), {}
-local gens = nil
-for i = 4, #ARGV, 4 do
-  local bucket, eid, h = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+local gens, i = nil, 4
+while i <= #ARGV do
+  local bucket, eid = ARGV[i], ARGV[i + 1]
   local value = false
   if bucket ~= '' then
     value = redis.call('HGET', bucket, eid)
-  elseif h >= 0 then
-    gens = gens or gen_load(KEYS[1], hashes)
-    value = gen_find(gens, eid, h, ARGV[i + 3], retention)
+    i = i + 2
+  else
+    if ARGV[i + 2] ~= '' then
+      gens = gens or gen_load(KEYS[1], hashes)
+      value = gen_find(gens, eid, tonumber(ARGV[i + 2]), ARGV[i + 3], retention)
+    end
+    i = i + 4
   end
   if not value then value = redis.call('GET', prefix .. eid) end
   table.insert(out, value or '')
@@ -110,7 +116,12 @@ class DecisionStore:
         buckets = self._buckets
         for event_id, at_ms in events.items():
             bucket, _, shard_hash = filing(buckets, event_id)
-            args += (bucket, event_id, shard_hash, "" if at_ms is None else at_ms)
+            if bucket:  # a ULID's, as fast as before generations
+                args += (bucket, event_id)
+            elif shard_hash == OWN_KEY:
+                args += ("", event_id, "", "")
+            else:
+                args += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
         values = await self._script(keys=self._route, args=args)
         found: dict[str, Decision | ValueError] = {}
         for event_id, value in zip(events, values, strict=True):
