@@ -5,8 +5,9 @@
 -- A generation covers [start, stop) of the decisions' first-seen time (entry-id ms) and
 -- keeps them in `shards` hashes, `<prefix>g<start>:<crc32(event_id) % shards>`, each a
 -- listpack while it holds at most 128 fields. The registry (a hash, start -> "stop shards
--- count lo hi until") lists them: a generation's shard count is chosen once, when it
--- opens, from the decisions per ms its neighbour held, and never changes. New ones open
+-- count lo hi keep", keep: when its hashes go) lists them: a generation's shard count is
+-- chosen once, when it opens, from the decisions per ms its neighbour held, and never
+-- changes. New ones open
 -- on a grid of a quarter of --decided-retention, clipped to their neighbours (a grid
 -- changed with the retention never overlaps the old one). One whose hashes hold
 -- GEN_SPLIT fields on average is split at the newest decision it holds: later ones go to
