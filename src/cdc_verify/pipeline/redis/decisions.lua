@@ -7,12 +7,11 @@
 -- listpack while it holds at most 128 fields. The registry (a hash, start -> "stop shards
 -- count lo hi keep", keep: when its hashes go) lists them: a generation's shard count is
 -- chosen once, when it opens, from the decisions per ms its neighbour held, and never
--- changes. New ones open
--- on a grid of a quarter of --decided-retention, clipped to their neighbours (a grid
--- changed with the retention never overlaps the old one). One whose hashes hold
--- GEN_SPLIT fields on average is split at the newest decision it holds: later ones go to
--- a new generation with more shards, so the first generation (no neighbour to learn
--- from) and a rate that grows find their size within a few generations.
+-- changes. New ones open on a grid of a quarter of --decided-retention, clipped to their
+-- neighbours (a grid changed with the retention never overlaps the old one). One whose
+-- hashes hold GEN_SPLIT fields on average is split at the newest decision it holds:
+-- later ones go to a new generation with more shards, so the first generation (no
+-- neighbour to learn from) and a rate that grows find their size within a few.
 
 local GEN_FILL = 80  -- the fields per hash a new generation is sized for (Redis: <= 128)
 local GEN_SPLIT = 100  -- the average at which a generation stops taking newer decisions
