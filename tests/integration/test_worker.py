@@ -9,12 +9,14 @@ import random
 import msgpack
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Decision
 from cdc_verify.core.verifier import Verifier, VerifierConfig
+from cdc_verify.pipeline.redis.decisions import DecisionStore
 from cdc_verify.pipeline.redis.errors import LockLost
 from cdc_verify.pipeline.redis.lock import WorkerLock, lock_token
 from cdc_verify.pipeline.runners.state_writers import verdict_committer
@@ -89,8 +91,17 @@ def test_gap_opens_an_alert_and_a_late_arrival_resolves_it(redis_url, redis_clie
     resolved = json.loads(redis_client.hget(keys.alerts_resolved, "LATE1"))
     assert resolved["resolution"] == "late" and resolved["late_by_ms"] >= 300
     assert resolved["verdict"] == "missing_in_sister" and resolved["opened_at"]
+
     # The remembered decision now knows both sides: another copy is a duplicate.
-    decision = Decision.decode(redis_client.get(keys.decided_prefix + "LATE1"))  # no ULID
+    async def remembered() -> Decision | ValueError:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            return (await DecisionStore(client, keys).lookup({"LATE1": None}))["LATE1"]
+        finally:
+            await client.aclose()
+
+    decision = asyncio.run(remembered())
+    assert isinstance(decision, Decision)
     assert (decision.verdict, decision.sides) == (Verdict.MISSING_IN_SISTER, "ps")
 
 

@@ -200,11 +200,11 @@ def test_malformed_entries():
 def test_prior_decisions_from_a_durable_store():
     v = verifier()
     e = entry(SISTER, 5000)
-    assert v.lookup_needed([e]) == ["E1"]
+    assert v.lookup_needed([e]) == {"E1": 5000}  # with the time to look near
     prior = {"E1": Decision(Verdict.MISSING_IN_SISTER, "p", 1000)}
     [late] = v.ingest([e], prior)
     assert late.kind is OutcomeKind.LATE and late.late_by_ms == 4000
-    assert v.lookup_needed([entry(PRODUCTION, 6000)]) == []  # now known in memory
+    assert v.lookup_needed([entry(PRODUCTION, 6000)]) == {}  # now known in memory
 
 
 def test_flush_turns_every_waiting_event_into_a_gap():
@@ -220,10 +220,10 @@ def test_flush_turns_every_waiting_event_into_a_gap():
 def test_decisions_are_forgotten_after_retention():
     v = verifier(decided_retention_ms=10_000)
     v.ingest([entry(PRODUCTION, 1000), entry(SISTER, 1001)])
-    assert v.lookup_needed([entry(PRODUCTION, 2000)]) == []
+    assert v.lookup_needed([entry(PRODUCTION, 2000)]) == {}
     v.advance(PRODUCTION, ReadPosition(20_000))
     v.expire()
-    assert v.lookup_needed([entry(PRODUCTION, 20_001)]) == ["E1"]
+    assert v.lookup_needed([entry(PRODUCTION, 20_001)]) == {"E1": 20_001}
 
 
 def test_negative_grace_is_rejected():
@@ -297,7 +297,7 @@ def test_a_short_memory_window_defers_older_decisions_to_the_durable_store():
     v.ingest([entry(PRODUCTION, 1000), entry(SISTER, 1001)])
     v.advance(SISTER, ReadPosition(7_000))
     v.expire()
-    assert v.lookup_needed([entry(PRODUCTION, 7_001)]) == ["E1"]  # ask Redis, not memory
+    assert v.lookup_needed([entry(PRODUCTION, 7_001)]) == {"E1": 7_001}  # ask Redis, not memory
 
 
 def test_bare_match_records_use_the_same_json_as_the_generic_encoder():

@@ -21,8 +21,11 @@ class WorkerKeys:
     key_prefix: str
     group: str
     verdicts: str
-    decided_prefix: str  # + event_id: the remembered verdict of an event that is no ULID
-    decisions_prefix: str  # + "<second>:<shard>": hashes of ULID events' verdicts
+    decided_prefix: str  # + event_id: a remembered verdict kept in a key of its own
+    # + "<second>:<shard>": hashes of ULID events' verdicts; + "g<start ms>:<shard>": of
+    # others, by generation (pipeline/redis/decisions.py)
+    decisions_prefix: str
+    decision_generations: str  # hash: the generations (decisions.lua)
     record_prefix: str  # + event_id: its verdict record, unless a plain match
     settled_prefix: str  # + "<1|2>:<entry id>": entries settled (runners that cannot XACK)
     alive_prefix: str  # + consumer name: a forwarder's heartbeat (Faust runner)
@@ -90,6 +93,7 @@ class WorkerKeys:
             verdicts=verdicts,
             decided_prefix=f"{base}:decided:",
             decisions_prefix=f"{base}:decisions:",
+            decision_generations=f"{base}:decisions:index",
             record_prefix=f"{base}:record:",
             settled_prefix=f"{base}:settled:",
             alive_prefix=f"{base}:alive:",

@@ -168,22 +168,26 @@ class Verifier:
         read = self._read_before[side]
         return read if oldest is None else min(oldest, read)
 
-    def lookup_needed(self, entries: Iterable[StreamEntry]) -> list[str]:
-        """event_ids whose earlier verdict (if any) the core does not know.
+    def lookup_needed(self, entries: Iterable[StreamEntry]) -> dict[str, int]:
+        """event_ids whose earlier verdict (if any) the core does not know, each with the
+        entry-id ms of its first entry here (its decision is looked for near that time).
 
         A runner with a durable decision store looks these up and passes them
         to `ingest` as `prior`, so duplicates and late arrivals survive restarts.
         """
         prod, sis, decided = self._waiting[PRODUCTION], self._waiting[SISTER], self._decided
-        needed = {
-            e.event_id
-            for e in entries
-            if e.event_id is not None
-            and e.event_id not in prod
-            and e.event_id not in sis
-            and e.event_id not in decided
-        }
-        return sorted(needed)
+        needed: dict[str, int] = {}
+        for e in entries:
+            event_id = e.event_id
+            if (
+                event_id is not None
+                and event_id not in needed
+                and event_id not in prod
+                and event_id not in sis
+                and event_id not in decided
+            ):
+                needed[event_id] = e.arrival_ms
+        return needed
 
     # -- input -----------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class PartitionJoin:
 
     # -- input -----------------------------------------------------------------
 
-    def lookup_needed(self, entries: list[StreamEntry]) -> list[str]:
+    def lookup_needed(self, entries: list[StreamEntry]) -> dict[str, int]:
         return self.verifier.lookup_needed(entries)
 
     def ingest(

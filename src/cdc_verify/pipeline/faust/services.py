@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -119,11 +119,11 @@ class RedisService(Service):
         if self._client is not None:
             await self._client.aclose()
 
-    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
-        """Decisions Redis remembers for these event_ids."""
+    async def lookup(self, events: Mapping[str, int]) -> dict[str, Decision]:
+        """Decisions Redis remembers for these event_ids (each with an entry's ms)."""
         committer = self._committer
         assert committer is not None
-        return await self.call("a decision lookup", lambda: committer.lookup(event_ids))
+        return await self.call("a decision lookup", lambda: committer.lookup(events))
 
     async def commit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Makes the outcomes durable, then tells the sinks of those this call wrote.

@@ -1,11 +1,12 @@
 -- The commit script (commit.py): one atomic call makes a batch of outcomes durable.
 --
--- commit.py prepends the names this body reads, built from Python's own lists:
+-- commit.py prepends the names this body reads, built from Python's own lists, and
+-- decisions.lua (the generations: gen_load, gen_for_new, ...):
 --   K      the keys (K.verdicts, ...)            A      the arguments (A.group, ...)
 --   ROW    the fields of an outcome's row        ENTRY  the fields of a settled entry
 --   KIND   the outcome kinds (core/outcome.py's OutcomeKind: KIND.PRIMARY = 'P', ...)
 --
--- Sections, one job each: fence, type checks, decisions, counters, shapes, settling,
+-- Sections, one job each: fence, filing, type checks, decisions, counters, shapes, settling,
 -- alerts, records, verdict stream, read-only positions; then the outcomes, each by its
 -- kind; then what is written once per call (in this order: matches, counters, shapes,
 -- decision hashes' expiry, read-only positions, acks, trimming).
@@ -16,6 +17,32 @@ if A.lock_token ~= '' and redis.call('GET', K.lock) ~= A.lock_token then
   return redis.error_reply('LOCKLOST the worker lock is held by another worker')
 end
 
+-------------------------------------------------------------------------- filing
+-- Each decision's hash, chosen before anything is written: a ULID's comes with its row;
+-- another event_id's is in a generation (decisions.lua), which a new decision may open
+-- or split (in `gens`, saved once per call), and a late arrival's is the one that covers
+-- its first-seen time, if any (else it was kept in a key of its own).
+local batch = cmsgpack.unpack(A.outcomes)
+local ttl, ttl_ms, now_ms = A.decided_ttl_ms, tonumber(A.decided_ttl_ms), tonumber(A.now_ms)
+local gens = nil
+local filed = {}  -- row -> the generation its new decision goes to
+for _, o in ipairs(batch) do
+  if o[ROW.bucket] == '' and o[ROW.shard_hash] >= 0 then
+    gens = gens or gen_load(K.decision_generations, A.decisions_prefix)
+    local g
+    if o[ROW.kind] == KIND.LATE then
+      g = gen_covering(gens, o[ROW.first_seen_ms])
+    else
+      g = gen_for_new(gens, o[ROW.first_seen_ms], ttl_ms, A.decisions_prefix)
+      filed[o] = g
+      g.keep = math.max(g.keep, hash_expire_at(g.stop, now_ms, ttl_ms))
+    end
+    if g then
+      o[ROW.bucket], o[ROW.bucket_end_ms] = gen_bucket(g, o[ROW.shard_hash]), g.stop
+    end
+  end
+end
+
 ---------------------------------------------------------------------- type checks
 -- Redis does not undo a script that fails half way: a key of the wrong type would
 -- leave decisions written without their verdicts. Check before writing anything.
@@ -24,8 +51,8 @@ local key_types = {
   [K.alerts_open_index] = 'zset', [K.alerts_resolved_index] = 'zset',
   [K.positions] = 'hash', [K.production_waiting] = 'zset', [K.counts] = 'hash',
   [K.shapes] = 'hash', [K.shape_counts] = 'hash', [K.shape_wide] = 'set',
+  [K.decision_generations] = 'hash',
 }
-local batch = cmsgpack.unpack(A.outcomes)
 for _, o in ipairs(batch) do
   if o[ROW.bucket] ~= '' then key_types[o[ROW.bucket]] = 'hash' end
 end
@@ -35,11 +62,11 @@ for key, wanted in pairs(key_types) do
     return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. wanted)
   end
 end
-local ttl = A.decided_ttl_ms
 
 ------------------------------------------------------------------------ decisions
--- decisions.py reads them: a hash per second of ULID time, or a key per event_id.
-local expiring = {}  -- decision hash -> when it may go, for the hashes this call wrote
+-- decisions.py reads them: a hash per second of ULID time or per generation's shard, or
+-- a key per event_id.
+local expiring = {}  -- decision hash -> the end of the span it covers, for those written
 -- A value we wrote: an encoded decision, or the text form of earlier versions.
 local function ours(v)
   return v and (string.match(v, '^%d+$') or string.match(v, '^[a-z_]+|[ps]+|%d+$'))
@@ -58,7 +85,9 @@ local function decide(o)
     if ours(redis.call('HGET', bucket, eid)) then return false end
     redis.call('HSET', bucket, eid, value)
   end
-  expiring[bucket] = o[ROW.bucket_expire_ms]
+  local g = filed[o]
+  if g then g.count = g.count + 1 end  -- what sizes the next generations
+  expiring[bucket] = o[ROW.bucket_end_ms]
   return true
 end
 -- A late arrival: the decision now has both sides.
@@ -66,12 +95,15 @@ local function redecide(o)
   local bucket = o[ROW.bucket]
   if bucket ~= '' and redis.call('HEXISTS', bucket, o[ROW.event_id]) == 1 then
     redis.call('HSET', bucket, o[ROW.event_id], o[ROW.decision])
-  else  -- no ULID, or decided by an earlier version
+  else  -- kept in a key of its own (or by an earlier version)
     redis.call('SET', A.decided_prefix .. o[ROW.event_id], o[ROW.decision], 'XX', 'KEEPTTL')
   end
 end
 local function expire_decisions()
-  for bucket, at in pairs(expiring) do redis.call('PEXPIREAT', bucket, at) end
+  for bucket, stop in pairs(expiring) do
+    redis.call('PEXPIREAT', bucket, string.format('%d', hash_expire_at(stop, now_ms, ttl_ms)))
+  end
+  if gens then gen_save(K.decision_generations, gens, now_ms) end
 end
 
 ------------------------------------------------------------------------- counters

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from typing import Any
@@ -32,7 +32,7 @@ from cdc_verify.core.shape import MAX_SHAPES, ShapeRules
 from cdc_verify.pipeline.redis.alerts import gap_alert, late_resolution
 from cdc_verify.pipeline.redis.connection import AsyncClient
 from cdc_verify.pipeline.redis.counters import MINUTE_MS, counts_key
-from cdc_verify.pipeline.redis.decisions import DecisionStore, bucket_expire_at_ms, bucket_of
+from cdc_verify.pipeline.redis.decisions import GENERATIONS_LUA, DecisionStore, filing
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
@@ -49,8 +49,10 @@ OUTCOME_FIELDS = (
     "event_id", "verdict", "record", "decision", "alert",
     "settles",  # its entries, each SETTLED_FIELDS
     "entity", "op",  # what the counters count it under (core/breakdown.py)
-    # the hash of its decision ('' = a key of its own) and when that hash may go
-    "bucket", "bucket_expire_ms",
+    # where its decision is kept (decisions.py's filing): a ULID's hash and the end of
+    # its second, or '' and the crc32 of the event_id for a generation's hash (the script
+    # picks it from the decision's first-seen ms), or '' and -1 for a key of its own
+    "bucket", "bucket_end_ms", "shard_hash", "first_seen_ms",
     # the production event's shape: its key ('' = none), its coverage status ('' = the
     # outcome says nothing of one) and its parts (sent with the first outcomes of a
     # shape only)
@@ -67,10 +69,12 @@ COMMIT = ScriptContract(
         "positions", "production_waiting",
         "counts",  # this minute's verdict counters (hash "<name>|<entity>|<op>" -> count)
         "shapes", "shape_counts", "shape_wide",  # shape coverage (shapes.py)
+        "decision_generations",  # the generations' registry (decisions.lua)
     ),
     args=(
         "group",  # the consumer group whose entries are XACKed
         "decided_prefix", "decided_ttl_ms",  # + event_id: the remembered decision
+        "decisions_prefix",  # + "g<start>:<shard>": a generation's hash
         "verdict_maxlen",  # approximate trim of the verdict stream, 0 = never
         "outcomes",  # one msgpack array of OUTCOME_FIELDS rows (redis-py packs long ARGVs slowly)
         "now_ms",
@@ -98,7 +102,9 @@ COMMIT = ScriptContract(
 )  # fmt: skip
 
 # The script's body, a section per key family; COMMIT's preamble names what it reads.
-COMMIT_SCRIPT = files(__package__).joinpath("commit.lua").read_text(encoding="utf-8")
+COMMIT_SCRIPT = GENERATIONS_LUA + files(__package__).joinpath("commit.lua").read_text(
+    encoding="utf-8"
+)
 
 # Outcomes per script call: keeps each call short, so Redis stays responsive.
 CHUNK = 1000
@@ -149,6 +155,7 @@ class VerdictCommitter:
             group=keys.group,
             decided_prefix=keys.decided_prefix,
             decided_ttl_ms=decided_retention_ms,
+            decisions_prefix=keys.decisions_prefix,
             verdict_maxlen=verdict_maxlen,
             record_prefix=keys.record_prefix,
             record_ttl_ms=record_retention_ms,
@@ -159,8 +166,7 @@ class VerdictCommitter:
         self._shapes = ShapeWrites(shapes, max_shapes) if shapes is not None else None
         self._max_shapes = max_shapes
         self._counter_retention_ms = counter_retention_ms
-        self._decided_retention_ms = decided_retention_ms
-        self._decisions = DecisionStore(client, keys)
+        self._decisions = DecisionStore(client, keys, decided_retention_ms)
         # A stream is a key of the script only when the script acks it; otherwise the
         # lock (a state key, never touched as a stream) holds its place, so that on a
         # Cluster every key of the script is in the state keys' slot.
@@ -174,14 +180,16 @@ class VerdictCommitter:
             positions=keys.positions, production_waiting=keys.production_waiting,
             counts=keys.lock,  # a placeholder: the key of the minute is set per call
             shapes=keys.shapes, shape_counts=keys.shape_counts, shape_wide=keys.shape_wide,
+            decision_generations=keys.decision_generations,
         )  # fmt: skip
         self._counts_slot = COMMIT.keys.index("counts")
         self._script = COMMIT.register(client, COMMIT_SCRIPT)
 
-    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision]:
-        """Decisions Redis remembers for these event_ids (from earlier runs)."""
+    async def lookup(self, events: Mapping[str, int | None]) -> dict[str, Decision]:
+        """Decisions Redis remembers for these event_ids (from earlier runs), each with
+        the entry-id ms of an entry of it (None: at any time)."""
         decisions = {}
-        for event_id, found in (await self._decisions.lookup(event_ids)).items():
+        for event_id, found in (await self._decisions.lookup(events)).items():
             if isinstance(found, ValueError):  # not written by us: the event_id is unknown
                 log.warning("ignoring an unreadable decision for event %s: %s", event_id, found)
             else:
@@ -206,8 +214,8 @@ class VerdictCommitter:
         """
         if not outcomes and checkpoint is None:
             return []
-        now, now_ms = iso_now("milliseconds"), int(time.time() * 1000)
-        rows = [self._row(o, now, now_ms) for o in outcomes]
+        now = iso_now("milliseconds")
+        rows = [self._row(o, now) for o in outcomes]
         shapes = self._shapes
         wide = shapes.wide_to_send() if shapes is not None else []
         fresh: list[Outcome] = []
@@ -327,14 +335,14 @@ class VerdictCommitter:
             raise
         return flags
 
-    def _row(self, o: Outcome, now: str, now_ms: int) -> bytes:
+    def _row(self, o: Outcome, now: str) -> bytes:
         """The outcome as the script reads it (msgpack, OUTCOME_FIELDS' order)."""
         record = o.record
-        bucket, expire_ms = "", 0
-        if o.decision is not None and o.event_id:
-            bucket, second = bucket_of(self._keys.decisions_prefix, o.event_id)
-            if bucket:
-                expire_ms = bucket_expire_at_ms(second, now_ms, self._decided_retention_ms)
+        decision = o.decision
+        bucket, end_ms, shard_hash, first_seen_ms = "", 0, -1, 0
+        if decision is not None and o.event_id:
+            bucket, end_ms, shard_hash = filing(self._keys.decisions_prefix, o.event_id)
+            first_seen_ms = decision.first_seen_ms
         alert = ""
         if o.kind is OutcomeKind.LATE:
             alert = late_resolution(o, now)
@@ -349,12 +357,14 @@ class VerdictCommitter:
                 o.event_id or "",
                 record.verdict.value if record else "",
                 record_to_json(record) if record else "",
-                o.decision.encode() if o.decision else "",
+                decision.encode() if decision else "",
                 alert,
                 [(SIDE_CODE[e.side], e.entry_id) for e in o.settles],
                 *o.entity_op,
                 bucket,
-                expire_ms,
+                end_ms,
+                shard_hash,
+                first_seen_ms,
                 *(shapes.fields(o) if shapes is not None else NO_SHAPE),
             )
         )

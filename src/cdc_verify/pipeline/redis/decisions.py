@@ -1,21 +1,30 @@
 """Where the remembered decision of an event lives on the state server, compactly.
 
-A key per decision costs Redis about 200 bytes (the key, its object, its expiry). Most
-event_ids are ULIDs, whose first ten characters are the millisecond they were made, so
-decisions are kept in small hashes instead: one per second of ULID time and shard
-(`<prefix>:decisions:<second>:<shard>`, field = event_id, value = Decision.encode). A hash
-of up to 128 short fields is stored as one listpack, a few bytes per field over its
-data, and it expires as a whole once its second is older than --decided-retention.
+A key per decision costs Redis about 200 bytes (the key, its object, its expiry), so
+decisions are kept as fields of small hashes (field = event_id, value = Decision.encode),
+each stored as one listpack, a few bytes per field over its data, while it holds at most
+128 fields:
 
-An event_id that is not a ULID keeps a key of its own (`<prefix>:decided:<event_id>`),
-as every decision did before; lookups read both, so decisions written by an earlier
-version are still found after an upgrade.
+- A ULID event_id, whose first ten characters are the millisecond it was made, goes to
+  one hash per second of ULID time and shard (`<prefix>:decisions:<second>:<shard>`).
+- Any other event_id (a row version such as `comments/42@7` carries no time) goes to a
+  *generation*: a span of first-seen time whose shard count is sized from the rate it
+  met (`<prefix>:decisions:g<start ms>:<shard>`, listed in `<prefix>:decisions:index`).
+  decisions.lua holds that rule, shared by the lookup below and the commit script; a
+  lookup names the time of an entry of the event, and looks in the generations within
+  --decided-retention of it (and a clock margin).
+- An event_id longer than a listpack's values may be (64 bytes) would turn its whole
+  hash into a hash table, and keeps a key of its own (`<prefix>:decided:<event_id>`).
+
+Hashes expire as a whole --decided-retention after the span they cover. Lookups also
+read a key of its own, so decisions an earlier version kept so are still found.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping
+from importlib.resources import files
 
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.outcome import Decision
@@ -24,10 +33,15 @@ from cdc_verify.pipeline.redis.connection import AsyncClient
 # Hashes per second of ULID time: at 10k events/s each holds ~80 fields, under Redis'
 # default hash-max-listpack-entries (128); faster streams want that raised (docs).
 SHARDS = 128
+# Redis' default hash-max-listpack-value: a longer field turns its hash into a hash table.
+LISTPACK_MAX_VALUE = 64
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Crockford base 32 (case-insensitive) -> the digits int(..., 32) reads.
 _TO_INT32 = str.maketrans(_CROCKFORD + _CROCKFORD.lower(), "0123456789abcdefghijklmnopqrstuv" * 2)
 _ULID_CHARS = frozenset(_CROCKFORD + _CROCKFORD.lower())
+# The generations' rule, which both scripts begin with.
+GENERATIONS_LUA = files(__package__).joinpath("decisions.lua").read_text(encoding="utf-8")
+OWN_KEY = -1  # filing()'s shard hash of an event_id that keeps a key of its own
 
 
 def ulid_ms(event_id: str) -> int | None:
@@ -37,57 +51,80 @@ def ulid_ms(event_id: str) -> int | None:
     return int(event_id[:10].translate(_TO_INT32), 32)
 
 
-def bucket_of(decisions_prefix: str, event_id: str) -> tuple[str, int]:
-    """(the hash holding the event's decision, its second), or ("", 0) for a key of its own."""
+def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
+    """Where the event's decision is kept: (its ULID hash, the end of that hash's second,
+    -1); or ("", 0, crc32) for a generation's hash (decisions.lua picks it); or
+    ("", 0, OWN_KEY) for a key of its own."""
     ms = ulid_ms(event_id)
-    if ms is None:
-        return "", 0
-    second = ms // 1000
-    shard = zlib.crc32(event_id.encode()) % SHARDS
-    return f"{decisions_prefix}{second}:{shard}", second
+    raw = event_id.encode()
+    if ms is not None:
+        second = ms // 1000
+        return f"{decisions_prefix}{second}:{zlib.crc32(raw) % SHARDS}", second * 1000 + 1000, -1
+    if len(raw) > LISTPACK_MAX_VALUE:
+        return "", 0, OWN_KEY
+    return "", 0, zlib.crc32(raw)
 
 
-def bucket_expire_at_ms(second: int, now_ms: int, retention_ms: int) -> int:
-    """When a bucket may go: `retention_ms` after its second, or after now for ULIDs from a
-    clock far behind; a ULID from the far future keeps its bucket no longer than twice that."""
-    end = min(max((second + 1) * 1000, now_ms), now_ms + retention_ms)
-    return end + retention_ms
-
-
-# KEYS[1]: a state key, which routes the call on a Cluster (every decision key shares
-# its hash tag); ARGV: the prefix of a key of its own, then (bucket or '', event_id) pairs.
-LOOKUP_SCRIPT = """
-local prefix, out = ARGV[1], {}
-for i = 2, #ARGV, 2 do
+# KEYS[1]: the generations' registry (a state key: it routes the call on a Cluster, where
+# every decision key shares its hash tag). ARGV: the prefix of a key of its own, of the
+# hashes, the retention; then per event_id a ULID's (hash, event_id), or another's
+# ('', event_id, shard hash, entry ms or '': at any time), or ('', event_id, '', '') for a
+# key of its own.
+LOOKUP_SCRIPT = (
+    GENERATIONS_LUA
+    + """
+local prefix, hashes, retention, out = ARGV[1], ARGV[2], tonumber(ARGV[3]), {}
+local gens, i = nil, 4
+while i <= #ARGV do
   local bucket, eid = ARGV[i], ARGV[i + 1]
   local value = false
-  if bucket ~= '' then value = redis.call('HGET', bucket, eid) end
+  if bucket ~= '' then
+    value = redis.call('HGET', bucket, eid)
+    i = i + 2
+  else
+    if ARGV[i + 2] ~= '' then
+      gens = gens or gen_load(KEYS[1], hashes)
+      value = gen_find(gens, eid, tonumber(ARGV[i + 2]), ARGV[i + 3], retention)
+    end
+    i = i + 4
+  end
   if not value then value = redis.call('GET', prefix .. eid) end
   table.insert(out, value or '')
 end
 return out
 """
+)
 
 
 class DecisionStore:
     """Reads remembered decisions (the commit script writes them)."""
 
-    def __init__(self, client: AsyncClient, keys: WorkerKeys) -> None:
+    def __init__(self, client: AsyncClient, keys: WorkerKeys, retention_ms: int = 0) -> None:
+        """`retention_ms`: --decided-retention, for lookups that name an entry's time."""
         self._prefix = keys.decided_prefix
         self._buckets = keys.decisions_prefix
-        self._route = [keys.lock]
+        self._route = [keys.decision_generations]
+        self._retention_ms = retention_ms
         self._script = client.register_script(LOOKUP_SCRIPT)
 
-    async def lookup(self, event_ids: Sequence[str]) -> dict[str, Decision | ValueError]:
-        """Each known decision; a ValueError for a value we did not write."""
-        if not event_ids:
+    async def lookup(self, events: Mapping[str, int | None]) -> dict[str, Decision | ValueError]:
+        """Each known decision of `events` (event_id -> the entry-id ms of an entry of it,
+        or None: at any time); a ValueError for a value we did not write."""
+        if not events:
             return {}
-        args: list[str] = [self._prefix]
-        for event_id in event_ids:
-            args += (bucket_of(self._buckets, event_id)[0], event_id)
+        args: list[str | int] = [self._prefix, self._buckets, self._retention_ms]
+        buckets = self._buckets
+        for event_id, at_ms in events.items():
+            bucket, _, shard_hash = filing(buckets, event_id)
+            if bucket:  # a ULID's, as fast as before generations
+                args += (bucket, event_id)
+            elif shard_hash == OWN_KEY:
+                args += ("", event_id, "", "")
+            else:
+                args += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
         values = await self._script(keys=self._route, args=args)
         found: dict[str, Decision | ValueError] = {}
-        for event_id, value in zip(event_ids, values, strict=True):
+        for event_id, value in zip(events, values, strict=True):
             if not value:
                 continue
             try:

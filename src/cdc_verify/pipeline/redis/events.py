@@ -31,7 +31,7 @@ class EventLookup:
 
     async def get(self, event_id: str) -> EventVerdict | None:
         """None: no verdict known (not yet decided, or older than the retentions)."""
-        found = (await self._decisions.lookup([event_id])).get(event_id)
+        found = (await self._decisions.lookup({event_id: None})).get(event_id)  # at any time
         decision = found if isinstance(found, Decision) else None
         record = await self._client.get(self._keys.record_prefix + event_id)
         if record is not None:

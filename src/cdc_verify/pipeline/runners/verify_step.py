@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -13,13 +13,14 @@ from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.outcome import Decision, Outcome
 from cdc_verify.pipeline.sinks.metrics import VerifierMetrics
 
-Lookup = Callable[[Sequence[str]], Awaitable[Mapping[str, Decision]]]
+# event_id -> the entry-id ms of an entry of it (where its decision is looked for)
+Lookup = Callable[[Mapping[str, int]], Awaitable[Mapping[str, Decision]]]
 
 
 class Ingests(Protocol):
     """The single worker's `Verifier` or one of Faust's `PartitionJoin`s."""
 
-    def lookup_needed(self, entries: list[StreamEntry]) -> list[str]: ...
+    def lookup_needed(self, entries: list[StreamEntry]) -> dict[str, int]: ...
 
     def ingest(
         self, entries: list[StreamEntry], prior: Mapping[str, Decision] | None
