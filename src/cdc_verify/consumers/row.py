@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "MAX_DEPTH", "RowDecodeError", "decode_row", "open_record", "row_image", "scale_of",
@@ -50,6 +50,7 @@ _EPOCH = datetime(1970, 1, 1)  # naive: Debezium's timestamps are the wall time 
 _EPOCH_DATE = date(1970, 1, 1)
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _IMAGE = {"c": "after", "u": "after", "r": "after", "d": "before"}
+_Zoned = TypeVar("_Zoned", datetime, time)
 
 
 class RowDecodeError(ValueError):
@@ -377,24 +378,22 @@ def _date(value: Any, schema: dict[str, Any], path: str) -> date:
 
 
 def _zoned_timestamp(value: Any, schema: dict[str, Any], path: str) -> datetime:
-    if type(value) is not str:
-        _mismatch(path, "ISO 8601 timestamp with zone", value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise RowDecodeError(f"{path}: {_cut(repr(value), 60)} is no ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise RowDecodeError(f"{path}: {_cut(repr(value), 60)} has no zone")
+    parsed = _zoned(value, path, datetime.fromisoformat, "timestamp")
     return parsed.astimezone(UTC) if parsed.utcoffset() else parsed.replace(tzinfo=UTC)
 
 
 def _zoned_time(value: Any, schema: dict[str, Any], path: str) -> time:
+    return _zoned(value, path, time.fromisoformat, "time")
+
+
+def _zoned(value: Any, path: str, parse: Callable[[str], _Zoned], what: str) -> _Zoned:
+    """An ISO 8601 `what` with its zone (Debezium's ZonedTimestamp and ZonedTime)."""
     if type(value) is not str:
-        _mismatch(path, "ISO 8601 time with zone", value)
+        _mismatch(path, f"ISO 8601 {what} with zone", value)
     try:
-        parsed = time.fromisoformat(value)
+        parsed = parse(value)
     except ValueError:
-        raise RowDecodeError(f"{path}: {_cut(repr(value), 60)} is no ISO 8601 time") from None
+        raise RowDecodeError(f"{path}: {_cut(repr(value), 60)} is no ISO 8601 {what}") from None
     if parsed.tzinfo is None:
         raise RowDecodeError(f"{path}: {_cut(repr(value), 60)} has no zone")
     return parsed

@@ -413,32 +413,17 @@ class Verifier:
             if error is None:
                 return VerdictRecord(event_id, Verdict.MATCH), value
             both = f"production: {error}; sister: {error}"
-            sources = sources_of(production, sister)
-            record = VerdictRecord(
-                event_id, Verdict.UNDECODABLE, Side.BOTH, error=both, sources=sources
-            )
-            return record, UNDECODED
+            return _undecodable(production, sister, Side.BOTH, None, both), UNDECODED
         p_value, p_error = self.decoder.decode(production.fields)
         s_value, s_error = self.decoder.decode(sister.fields)
         if p_error is not None and s_error is not None:
             error = f"production: {p_error}; sister: {s_error}"
-            sources = sources_of(production, sister)
-            record = VerdictRecord(
-                event_id, Verdict.UNDECODABLE, Side.BOTH, error=error, sources=sources
-            )
-            return record, UNDECODED
+            return _undecodable(production, sister, Side.BOTH, None, error), UNDECODED
         if p_error is not None:
-            record = VerdictRecord(
-                event_id, Verdict.UNDECODABLE, PRODUCTION, production.entry_id, p_error,
-                sources=sources_of(production, sister),
-            )  # fmt: skip
+            record = _undecodable(production, sister, PRODUCTION, production.entry_id, p_error)
             return record, UNDECODED
         if s_error is not None:
-            record = VerdictRecord(
-                event_id, Verdict.UNDECODABLE, SISTER, sister.entry_id, s_error,
-                sources=sources_of(production, sister),
-            )  # fmt: skip
-            return record, p_value
+            return _undecodable(production, sister, SISTER, sister.entry_id, s_error), p_value
         return self._compare(production, sister, p_value, s_value), p_value
 
     def _compare(
@@ -476,3 +461,13 @@ class Verifier:
 
     def _evict_decisions(self) -> None:
         self._decided.forget_older_than(max(self._read_before.values()) - self._decided_window)
+
+
+def _undecodable(
+    production: StreamEntry, sister: StreamEntry, side: Side, entry_id: str | None, error: str
+) -> VerdictRecord:
+    """The pair's `undecodable` record, with both entries' source blocks (row CDC)."""
+    return VerdictRecord(
+        production.event_id, Verdict.UNDECODABLE, side, entry_id, error,
+        sources=sources_of(production, sister),
+    )  # fmt: skip
