@@ -20,7 +20,7 @@ the name in CDC_VERIFY_NATIVE_MODULE). When it imports, this script runs itself 
 a subprocess with CDC_VERIFY_PURE=1 (the package must then take its pure-Python path) and
 prints pure Python µs / native Python µs per configuration; otherwise the column is n/a.
 
-    .venv/bin/python bench/throughput.py               # ~70 s: 50,000 events, 4 configs, 2 rounds
+    .venv/bin/python bench/throughput.py               # 70-90 s: 50,000 events, 4 configs, 2 rounds
     .venv/bin/python bench/throughput.py --topology one --coverage on   # the default config only
     .venv/bin/python bench/throughput.py --events 200000 --rounds 3     # larger, medians of 3
     .venv/bin/python bench/throughput.py --identical-bytes   # pairs decoded once
