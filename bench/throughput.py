@@ -301,6 +301,67 @@ class CpuMeter:
         )
 
 
+class RedisStats:
+    """Bytes in and out of each server and the time its commands took (INFO stats and
+    commandstats), between two points: where a server's CPU goes."""
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self._urls = urls
+
+    def _now(self) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        out = {}
+        for name, url in self._urls.items():
+            with redis.Redis.from_url(url) as client:
+                out[name] = (client.info("stats"), client.info("commandstats"))
+        return out
+
+    def __enter__(self) -> RedisStats:
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.net: dict[str, tuple[int, int]] = {}
+        self.usec: dict[str, dict[str, int]] = {}
+        for name, (stats, commands) in end.items():
+            stats0, commands0 = self._start[name]
+            self.net[name] = (
+                stats["total_net_input_bytes"] - stats0["total_net_input_bytes"],
+                stats["total_net_output_bytes"] - stats0["total_net_output_bytes"],
+            )
+            spent = {
+                cmd.removeprefix("cmdstat_"): figures["usec"]
+                - commands0.get(cmd, {}).get("usec", 0)
+                for cmd, figures in commands.items()
+                if cmd not in ("cmdstat_info",)
+            }
+            self.usec[name] = {cmd: us for cmd, us in spent.items() if us > 0}
+
+    def describe(self, entries: int) -> str:
+        """Per server: bytes in/out and the top commands' µs, per entry."""
+        parts = []
+        for name, (sent, received) in self.net.items():
+            if sent + received < entries:  # idle (the state server in a drain)
+                continue
+            top = sorted(self.usec[name].items(), key=lambda kv: kv[1], reverse=True)[:4]
+            commands = ", ".join(f"{cmd} {us / entries:.1f}" for cmd, us in top)
+            parts.append(
+                f"{name} in {sent / entries:,.0f} B, out {received / entries:,.0f} B;"
+                f" µs in commands: {commands}"
+            )
+        return "per entry: " + "; ".join(parts)
+
+    def figures(self, entries: int) -> dict[str, Any]:
+        return {
+            name: {
+                "in_bytes": self.net[name][0] / entries,
+                "out_bytes": self.net[name][1] / entries,
+                "command_us": {cmd: us / entries for cmd, us in self.usec[name].items()},
+            }
+            for name in self.net
+        }
+
+
 READER = "reader"
 
 
@@ -329,6 +390,9 @@ class OneServer:
 
     def cpu(self) -> CpuMeter:
         return CpuMeter(self.server.pid)
+
+    def redis_stats(self) -> RedisStats:
+        return RedisStats({"redis-server": self.url})
 
 
 class ThreeServers:
@@ -382,6 +446,10 @@ class ThreeServers:
         return CpuMeter(
             None, production=self.production.pid, sister=self.sister.pid, state=self.state.pid
         )
+
+    def redis_stats(self) -> RedisStats:
+        urls = {"production": self.production.url, "sister": self.sister.url}
+        return RedisStats({**urls, "state": self.state.url})
 
 
 Topology = OneServer | ThreeServers
@@ -456,6 +524,7 @@ class Config:
     redis_s: dict[str, float]
     ref: Reference
     verdicts_ok: bool
+    servers: dict[str, Any]  # per server: bytes in/out and command µs, per entry
 
     rate = property(lambda self: self.entries / self.seconds)
     python_us = property(lambda self: self.python_s / self.entries * 1e6)
@@ -510,11 +579,12 @@ def measure_topology(
     primaries = len(corpus.expected)
     label = f"[{topo.name} server{'s' if topo.name != 'one' else ''}, round {round_ + 1}]"
 
-    with topo.cpu() as cpu:
+    with topo.redis_stats() as stats, topo.cpu() as cpu:
         read, _, raw_s = asyncio.run(drain(topo.sources(), args.batch, f"bench-raw-{round_}"))
     raw_python, raw_redis = cpu.of("python"), cpu.of(*topo.drain_cpu)
     print(f"{label} raw drain: {read:,} entries in {raw_s:.2f}s = {read / raw_s:,.0f} entries/s")
     print(f"            {cpu.describe(raw_s)}")
+    print(f"            {stats.describe(read)}")
     with topo.cpu() as cpu:
         read_f, decoded, floor_s = asyncio.run(
             drain(topo.sources(), args.batch, f"bench-floor-{round_}", legacy_decode)
@@ -535,7 +605,7 @@ def measure_topology(
         tag = "on" if on else "off"
         group, verdicts = f"bench-shapes-{tag}-{round_}", f"bench:verdicts:{tag}:{round_}"
         profiler = args.profile if round_ == 0 and on == profile_shapes else None
-        with topo.cpu() as cpu:
+        with topo.redis_stats() as stats, topo.cpu() as cpu:
             run = asyncio.run(
                 run_verifier(
                     topo.url, args.batch, entries, primaries, profiler, args.timeout,
@@ -549,6 +619,7 @@ def measure_topology(
             f" ({args.events / run.seconds:,.0f} events/s){tail}"
         )
         print(f"            {cpu.describe(run.seconds)}")
+        print(f"            {stats.describe(entries)}")
         with redis.Redis.from_url(topo.state_url) as state:
             ok = check_verdicts(state, corpus.expected_counts(), primaries, verdicts)
             if on and round_ == 0:
@@ -572,6 +643,7 @@ def measure_topology(
                 redis_s,
                 ref,
                 ok,
+                stats.figures(entries),
             )
         )
     return out
