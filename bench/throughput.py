@@ -268,6 +268,15 @@ def profile_per_entry(stats: pstats.Stats, entries: int, top: int = 40) -> str:
     return "\n".join(lines)
 
 
+def show_profile(text: str, out: Path | None, indent: str = "") -> None:
+    """Writes a profile's text to `out`, or prints it."""
+    if out:
+        out.write_text(text)
+        print(f"{indent}profile written to {out}")
+    else:
+        print(text)
+
+
 class CpuMeter:
     """CPU seconds (user+system) this process and the redis-servers spend between two points."""
 
@@ -625,11 +634,7 @@ def measure_topology(
             if on and round_ == 0:
                 print(f"            {shape_memory(state, group)}")
         if run.profile:
-            if args.profile_out:
-                args.profile_out.write_text(run.profile)
-                print(f"            profile written to {args.profile_out}")
-            else:
-                print(run.profile)
+            show_profile(run.profile, args.profile_out, "            ")
         redis_s = {n: u for n, u in zip(cpu._names[1:], cpu.used[1:], strict=True)}
         out.append(
             Config(
