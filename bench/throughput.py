@@ -303,6 +303,10 @@ class CpuMeter:
         """CPU seconds of the named processes, summed."""
         return sum(u for n, u in zip(self._names, self.used, strict=True) if n in names)
 
+    def servers(self) -> dict[str, float]:
+        """CPU seconds of each redis-server."""
+        return dict(zip(self._names[1:], self.used[1:], strict=True))
+
     def describe(self, seconds: float) -> str:
         return ", ".join(
             f"{n} {u:.1f}s CPU ({u / seconds:.0%})"
@@ -635,7 +639,6 @@ def measure_topology(
                 print(f"            {shape_memory(state, group)}")
         if run.profile:
             show_profile(run.profile, args.profile_out, "            ")
-        redis_s = {n: u for n, u in zip(cpu._names[1:], cpu.used[1:], strict=True)}
         out.append(
             Config(
                 topo.name,
@@ -645,7 +648,7 @@ def measure_topology(
                 run.seconds,
                 cpu.of("python"),
                 cpu.of(*topo.state_cpu),
-                redis_s,
+                cpu.servers(),
                 ref,
                 ok,
                 stats.figures(entries),
