@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import verdict_stream_summary, versions
-from throughput import PROD, SIS, CpuMeter, raw_drain
+from throughput import PROD, SIS, CpuMeter, drain, raw_drain, show_profile
 
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.loader import Consumer, load_consumers
@@ -329,33 +328,7 @@ async def floor_drain(
 ) -> tuple[int, int, float]:
     """The raw drain plus the consumer's decode of every entry: what the verifier cannot
     avoid. Returns (entries read, entries decoded, seconds)."""
-    client = aioredis.Redis.from_url(url)
-    try:
-        for key in (PROD, SIS):
-            await client.xgroup_create(key, FLOOR_GROUP, id="0")
-        streams = {PROD: ">", SIS: ">"}
-        read = decoded = 0
-        start = time.perf_counter()
-        while True:
-            reply = await client.xreadgroup(FLOOR_GROUP, "c", streams, count=batch)
-            items = reply.items() if isinstance(reply, dict) else (reply or ())
-            pipe = client.pipeline(transaction=False)
-            got = 0
-            for key, entries in items:
-                if isinstance(entries, list) and entries and isinstance(entries[0], list):
-                    entries = entries[0]  # RESP3 shape
-                for _, fields in entries:
-                    decoded += decode(fields) is not None
-                if entries:
-                    pipe.xack(key, FLOOR_GROUP, *[entry_id for entry_id, _ in entries])
-                    got += len(entries)
-            if not got:
-                break
-            await pipe.execute()
-            read += got
-        return read, decoded, time.perf_counter() - start
-    finally:
-        await client.aclose()
+    return await drain([(url, (PROD, SIS))], batch, FLOOR_GROUP, decode)
 
 
 @dataclass
@@ -547,11 +520,7 @@ def measure(plan: Plan, url: str, args: argparse.Namespace, profile: bool) -> Fi
             f" {plan.expected.get(TOMBSTONE, 0):,} tombstones !!!!!!"
         )
     if run.profile:
-        if args.profile_out:
-            args.profile_out.write_text(run.profile)
-            print(f"  profile written to {args.profile_out}")
-        else:
-            print(run.profile)
+        show_profile(run.profile, args.profile_out, "  ")
     return figs
 
 
