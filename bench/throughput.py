@@ -217,10 +217,33 @@ class CpuMeter:
     def __exit__(self, *exc: object) -> None:
         self.used = [b - a for a, b in zip(self._start, self._now(), strict=True)]
 
-    def describe(self, seconds: float) -> str:
+    def describe(self, seconds: float, entries: int = 0) -> str:
+        """CPU seconds and share of a core of each process; with `entries`, also µs
+        per stream entry."""
         return ", ".join(
-            f"{n} {u:.1f}s CPU ({u / seconds:.0%})"
+            f"{n} {u:.2f}s CPU ({u / seconds:.0%}"
+            + (f", {u / entries * 1e6:.1f} µs/entry)" if entries else ")")
             for n, u in zip(self._names, self.used, strict=True)
+        )
+
+
+def reset_commandstats(client: redis.Redis) -> None:
+    client.config_resetstat()
+
+
+def print_commandstats(client: redis.Redis, entries: int, top: int = 12) -> None:
+    """Redis' own time per command since the last reset, per stream entry: a command a
+    script calls is counted under its own name too (and inside the script's figure)."""
+    stats = client.info("commandstats")
+    rows = sorted(
+        ((k.removeprefix("cmdstat_"), v) for k, v in stats.items()),
+        key=lambda kv: -kv[1]["usec"],
+    )
+    print(f"            commandstats ({entries:,} entries), µs/entry and calls/entry:")
+    for name, v in rows[:top]:
+        print(
+            f"              {name:<12} {v['usec'] / entries:6.2f} µs  "
+            f"{v['calls'] / entries:6.3f} calls  ({v['usec_per_call']:.2f} µs/call)"
         )
 
 
@@ -340,6 +363,12 @@ def main() -> None:
         help="count shapes (the worker's default), not, or both side by side (one server): "
         "what shape coverage costs",
     )
+    parser.add_argument(
+        "--commandstats",
+        action="store_true",
+        help="print Redis' INFO commandstats per phase (one server): which commands, "
+        "the commit script's among them, take the server's time",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()  # fmt: skip
 
@@ -370,14 +399,21 @@ def main() -> None:
             f" batch {args.batch}"
         )
 
+        stats = args.commandstats
+        if stats:
+            reset_commandstats(client)
         with CpuMeter(server.pid) as raw_cpu:
             raw_read, raw_s = asyncio.run(raw_drain(server.url, args.batch))
         raw_rate = raw_read / raw_s
         print(f"raw drain:  {raw_read:,} entries in {raw_s:.2f}s = {raw_rate:,.0f} entries/s")
-        print(f"            {raw_cpu.describe(raw_s)}")
+        print(f"            {raw_cpu.describe(raw_s, raw_read)}")
+        if stats:
+            print_commandstats(client, raw_read)
 
         if args.topology in ("one", "both") and args.coverage == "both":
             # Shapes off first, on its own group and verdict stream; the run below has them.
+            if stats:
+                reset_commandstats(client)
             with CpuMeter(server.pid) as cpu:
                 off = asyncio.run(
                     run_verifier(
@@ -390,9 +426,13 @@ def main() -> None:
                 f"verifier without shapes: {off.entries:,} entries in {off.seconds:.2f}s ="
                 f" {off_rate:,.0f} entries/s ({args.events / off.seconds:,.0f} events/s)"
             )
-            print(f"            {cpu.describe(off.seconds)}")
+            print(f"            {cpu.describe(off.seconds, entries)}")
+            if stats:
+                print_commandstats(client, entries)
             check_verdicts(client, expected, primaries, "bench:no-shapes")
         if args.topology in ("one", "both"):
+            if stats:
+                reset_commandstats(client)
             with CpuMeter(server.pid) as cpu:
                 run = asyncio.run(
                     run_verifier(
@@ -406,7 +446,9 @@ def main() -> None:
                 f"verifier:   {run.entries:,} entries in {run.seconds:.2f}s = {rate:,.0f}"
                 f" entries/s ({args.events / run.seconds:,.0f} events/s){tail}"
             )
-            print(f"            {cpu.describe(run.seconds)}")
+            print(f"            {cpu.describe(run.seconds, entries)}")
+            if stats:
+                print_commandstats(client, entries)
             print(f"ratio verifier/raw: {rate / raw_rate:.2f}  (target: >= 0.5)")
             if args.coverage == "both":
                 print(f"with shapes / without: {rate / off_rate:.2f}")
@@ -436,7 +478,7 @@ def main() -> None:
                 f" ({args.events / run3.seconds:,.0f} events/s){vs}; ratio to the raw drain"
                 f" {rate / raw_rate:.2f} (written to the three in {three_write_s:.1f}s)"
             )
-            print(f"            {cpu.describe(run3.seconds)}")
+            print(f"            {cpu.describe(run3.seconds, entries)}")
             with redis.Redis.from_url(three.state.url) as state:
                 check_verdicts(state, expected, primaries)
             run = run if run is not None else run3
