@@ -3,12 +3,12 @@
 -- commit.py prepends the names this body reads, built from Python's own lists, and
 -- decisions.lua (the generations: gen_load, gen_for_new, ...):
 --   K      the keys (K.verdicts, ...)            A      the arguments (A.group, ...)
---   ROW    the fields of an outcome's row        ENTRY  the fields of a settled entry
+--   ROW    the fields of an outcome's row
 --   KIND   the outcome kinds (core/outcome.py's OutcomeKind: KIND.PRIMARY = 'P', ...)
 --
 -- The outcomes come as one flat array, row after row (B[o + ROW.kind], o the row's offset),
--- and a row's entries as one flat array of ENTRY pairs: a Lua table per outcome and per
--- entry was most of what unpacking them cost.
+-- the entries each settles as two strings of ids: a Lua table per outcome or entry was
+-- most of what unpacking them cost.
 --
 -- Sections, one job each: fence, filing, type checks, decisions, counters, shapes, settling,
 -- alerts, records, verdict stream, read-only positions; then the outcomes, each by its
@@ -207,18 +207,29 @@ local function settle_quietly(stream, id)
     redis.call('ZREM', K.production_waiting, id)
   end
 end
+-- The ids of the outcome's entries, by stream: mostly one or none, else space separated.
+local ids_field = {ROW.production_ids, ROW.sister_ids}
 -- The outcome's entries settled: the number this call settled.
 local function settle_all(o)
-  local acked, entries = 0, B[o + ROW.settles]
-  for j = 0, #entries - 1, 2 do
-    acked = acked + settle(entries[j + ENTRY.stream], entries[j + ENTRY.entry_id])
+  local acked = 0
+  for stream = 1, 2 do
+    local ids = B[o + ids_field[stream]]
+    if not string.find(ids, ' ', 1, true) then
+      if ids ~= '' then acked = acked + settle(stream, ids) end
+    else
+      for id in string.gmatch(ids, '%S+') do acked = acked + settle(stream, id) end
+    end
   end
   return acked
 end
 local function settle_all_quietly(o)
-  local entries = B[o + ROW.settles]
-  for j = 0, #entries - 1, 2 do
-    settle_quietly(entries[j + ENTRY.stream], entries[j + ENTRY.entry_id])
+  for stream = 1, 2 do
+    local ids = B[o + ids_field[stream]]
+    if not string.find(ids, ' ', 1, true) then
+      if ids ~= '' then settle_quietly(stream, ids) end
+    else
+      for id in string.gmatch(ids, '%S+') do settle_quietly(stream, id) end
+    end
   end
 end
 local function write_acks()

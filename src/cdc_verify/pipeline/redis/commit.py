@@ -38,7 +38,7 @@ from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
-from cdc_verify.schemas.verdicts import GAP_VERDICTS, SIDE_CODE
+from cdc_verify.schemas.verdicts import GAP_VERDICTS
 from cdc_verify.timestamps import iso_now
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 OUTCOME_FIELDS = (
     "kind",  # its OutcomeKind's value (Lua: KIND.PRIMARY, ...)
     "event_id", "verdict", "record", "decision", "alert",
-    "settles",  # its entries: one flat array, SETTLED_FIELDS after SETTLED_FIELDS
+    # the ids of the entries it settles, of production (Lua: stream 1) and of the sister
+    # (stream 2): mostly one or none, else space separated (entry ids hold no space)
+    "production_ids", "sister_ids",
     "entity", "op",  # what the counters count it under (core/breakdown.py)
     # where its decision is kept (decisions.py's filing): a ULID's hash and the end of
     # its second, or '' and the crc32 of the event_id for a generation's hash (the script
@@ -59,9 +61,6 @@ OUTCOME_FIELDS = (
     # shape only)
     "shape", "shape_status", "shape_parts",
 )  # fmt: skip
-# One settled entry (Lua: `entries[j + ENTRY.entry_id]`, j its offset in the row's
-# settles): stream 1 (production) or 2 (sister), and its entry id.
-SETTLED_FIELDS = ("stream", "entry_id")
 
 COMMIT = ScriptContract(
     keys=(
@@ -97,7 +96,7 @@ COMMIT = ScriptContract(
         # (msgpack array of shapes.py's members)
         "max_shapes", "shape_wide_add",
     ),
-    records={"ROW": OUTCOME_FIELDS, "ENTRY": SETTLED_FIELDS},
+    records={"ROW": OUTCOME_FIELDS},
     constants={
         "KIND": {kind.name: kind.value for kind in OutcomeKind},
         "SETTLE": {mode.name: mode.value for mode in SettleMode},
@@ -365,7 +364,7 @@ class VerdictCommitter:
                 record_to_json(record) if record else "",
                 decision.encode() if decision else "",
                 alert,
-                [x for e in o.settles for x in (SIDE_CODE[e.side], e.entry_id)],
+                *_settled_ids(o.settles),
                 *o.entity_op,
                 bucket,
                 end_ms,
@@ -398,6 +397,17 @@ def _chunk_end(rows: Sequence[bytes], start: int) -> int:
             break
         end += 1
     return end
+
+
+def _settled_ids(settles: Sequence[StreamEntry]) -> tuple[str, str]:
+    """The ids of production's entries and of the sister's, each space separated."""
+    production = sister = ""
+    for e in settles:
+        if e.side is PRODUCTION:
+            production = f"{production} {e.entry_id}" if production else e.entry_id
+        else:
+            sister = f"{sister} {e.entry_id}" if sister else e.entry_id
+    return production, sister
 
 
 def _production_entries(outcomes: Iterable[Outcome]) -> list[StreamEntry]:
