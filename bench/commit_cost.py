@@ -74,11 +74,11 @@ def record_calls(recorded: Recorded) -> None:
 
     def committer(self: VerdictCommitter, *a: Any, **k: Any) -> None:
         commit_init(self, *a, **k)
-        self._script = wrap("commit", self._script)  # type: ignore[assignment]
+        self._script = wrap("commit", self._script)
 
     def store(self: DecisionStore, *a: Any, **k: Any) -> None:
         store_init(self, *a, **k)
-        self._script = wrap("lookup", self._script)  # type: ignore[assignment]
+        self._script = wrap("lookup", self._script)
 
     commit_module.VerdictCommitter.__init__ = committer  # type: ignore[method-assign]
     decisions_module.DecisionStore.__init__ = store  # type: ignore[method-assign]
