@@ -21,6 +21,7 @@ entry: exact and repeatable where CPU time on a shared machine is not, and a pro
     .venv/bin/python bench/commit_cost.py [--events 20000] [--repeat 3]
     .venv/bin/python bench/commit_cost.py --script /tmp/commit-variant.lua
     .venv/bin/python bench/commit_cost.py --no-lookups --callgrind   # ~2 min
+    .venv/bin/python bench/commit_cost.py --events 10000 --whole-run   # ~1 min
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import versions
-from throughput import PROD, SIS, run_verifier
+from throughput import PROD, SIS, raw_drain, run_verifier
 
 from cdc_verify.embedded_redis import EmbeddedRedis, find_redis_server
 from cdc_verify.pipeline.redis import commit as commit_module
 from cdc_verify.pipeline.redis import decisions as decisions_module
 from cdc_verify.pipeline.redis.commit import COMMIT, VerdictCommitter
 from cdc_verify.pipeline.redis.decisions import LOOKUP_SCRIPT, DecisionStore
-from cdc_verify.simulate.corpus import generate
+from cdc_verify.simulate.corpus import Corpus, generate
 from cdc_verify.simulate.writer import past_base_ms, write_corpus
 
 
@@ -173,6 +174,27 @@ def callgrind_totals(pid: int, name: str) -> int:
 _CALLGRIND_OUT = "callgrind.out"
 
 
+def whole_run(corpus: Corpus, batch: int) -> None:
+    """The raw drain, then the verifier, on a server under callgrind."""
+    entries = len(corpus.production) + len(corpus.sister)
+    with ExitStack() as stack:
+        server = callgrind_server(stack, Path(_CALLGRIND_OUT).resolve())
+        assert server.pid is not None
+        client = stack.enter_context(redis.Redis.from_url(server.url))
+        write_corpus(client, corpus, PROD, SIS, past_base_ms(client, corpus))
+        print(versions(client))
+        callgrind_totals(server.pid, "before")
+        subprocess.run(["callgrind_control", "-i", "on", str(server.pid)], capture_output=True)
+        asyncio.run(raw_drain(server.url, batch))
+        raw = callgrind_totals(server.pid, "raw drain") / entries
+        asyncio.run(run_verifier(server.url, batch, entries, len(corpus.expected), None, 900.0))
+        verifier = callgrind_totals(server.pid, "verifier") / entries
+    print(
+        f"{entries:,} entries, redis-server instructions per entry: raw drain {raw:,.0f},"
+        f" verifier {verifier:,.0f} ({verifier / raw:.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="logical changes (pairs)")
@@ -195,10 +217,19 @@ def main() -> None:
         "instructions it executed per entry (exact, unlike CPU time on a shared machine); "
         "each replay's profile is left in ./callgrind.out.<pid>.<n> for callgrind_annotate",
     )  # fmt: skip
+    parser.add_argument(
+        "--whole-run", action="store_true",
+        help="instead: the raw drain and then the verifier (throughput.py's), each on its "
+        "own group, against one redis-server under callgrind: its instructions per entry "
+        "for each, and their ratio (issue 25's state-server target, exactly)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     corpus = generate(args.events, seed=args.seed, grace_ms=2000, rate=5_000.0)
     entries = len(corpus.production) + len(corpus.sister)
+    if args.whole_run:
+        whole_run(corpus, args.batch)
+        return
     recorded = Recorded()
     record_calls(recorded)
     with ExitStack() as stack:
