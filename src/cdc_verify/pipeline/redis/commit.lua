@@ -3,8 +3,12 @@
 -- commit.py prepends the names this body reads, built from Python's own lists, and
 -- decisions.lua (the generations: gen_load, gen_for_new, ...):
 --   K      the keys (K.verdicts, ...)            A      the arguments (A.group, ...)
---   ROW    the fields of an outcome's row        ENTRY  the fields of a settled entry
+--   ROW    the fields of an outcome's row
 --   KIND   the outcome kinds (core/outcome.py's OutcomeKind: KIND.PRIMARY = 'P', ...)
+--
+-- The outcomes come as one flat array, row after row (B[o + ROW.kind], o the row's offset),
+-- the entries each settles as two strings of ids: a Lua table per outcome or entry was
+-- most of what unpacking them cost.
 --
 -- Sections, one job each: fence, filing, type checks, decisions, counters, shapes, settling,
 -- alerts, records, verdict stream, read-only positions; then the outcomes, each by its
@@ -22,23 +26,26 @@ end
 -- another event_id's is in a generation (decisions.lua), which a new decision may open
 -- or split (in `gens`, saved once per call), and a late arrival's is the one that covers
 -- its first-seen time, if any (else it was kept in a key of its own).
-local batch = cmsgpack.unpack(A.outcomes)
+local B = cmsgpack.unpack(A.outcomes)
+local F = 0  -- fields per row
+for _ in pairs(ROW) do F = F + 1 end
+local LAST = #B - F  -- the last row's offset
 local ttl, ttl_ms, now_ms = A.decided_ttl_ms, tonumber(A.decided_ttl_ms), tonumber(A.now_ms)
 local gens = nil
-local filed = {}  -- row -> the generation its new decision goes to
-for _, o in ipairs(batch) do
-  if o[ROW.bucket] == '' and o[ROW.shard_hash] >= 0 then
+local filed = {}  -- row offset -> the generation its new decision goes to
+for o = 0, LAST, F do
+  if B[o + ROW.bucket] == '' and B[o + ROW.shard_hash] >= 0 then
     gens = gens or gen_load(K.decision_generations, A.decisions_prefix)
     local g
-    if o[ROW.kind] == KIND.LATE then
-      g = gen_covering(gens, o[ROW.first_seen_ms])
+    if B[o + ROW.kind] == KIND.LATE then
+      g = gen_covering(gens, B[o + ROW.first_seen_ms])
     else
-      g = gen_for_new(gens, o[ROW.first_seen_ms], ttl_ms, A.decisions_prefix)
+      g = gen_for_new(gens, B[o + ROW.first_seen_ms], ttl_ms, A.decisions_prefix)
       filed[o] = g
       g.keep = math.max(g.keep, hash_expire_at(g.stop, now_ms, ttl_ms))
     end
     if g then
-      o[ROW.bucket], o[ROW.bucket_end_ms] = gen_bucket(g, o[ROW.shard_hash]), g.stop
+      B[o + ROW.bucket], B[o + ROW.bucket_end_ms] = gen_bucket(g, B[o + ROW.shard_hash]), g.stop
     end
   end
 end
@@ -53,8 +60,8 @@ local key_types = {
   [K.shapes] = 'hash', [K.shape_counts] = 'hash', [K.shape_wide] = 'set',
   [K.decision_generations] = 'hash',
 }
-for _, o in ipairs(batch) do
-  if o[ROW.bucket] ~= '' then key_types[o[ROW.bucket]] = 'hash' end
+for o = 0, LAST, F do
+  if B[o + ROW.bucket] ~= '' then key_types[B[o + ROW.bucket]] = 'hash' end
 end
 for key, wanted in pairs(key_types) do
   local found = redis.call('TYPE', key)['ok']
@@ -73,7 +80,7 @@ local function ours(v)
 end
 -- Remembers the outcome's decision unless one is there already: true if this call did.
 local function decide(o)
-  local eid, value, bucket = o[ROW.event_id], o[ROW.decision], o[ROW.bucket]
+  local eid, value, bucket = B[o + ROW.event_id], B[o + ROW.decision], B[o + ROW.bucket]
   if bucket == '' then
     local key = A.decided_prefix .. eid
     if redis.call('SET', key, value, 'NX', 'PX', ttl) then return true end
@@ -81,22 +88,23 @@ local function decide(o)
     redis.call('SET', key, value, 'PX', ttl)  -- anything else is overwritten
     return true
   end
+  -- (Measured: one HMGET and one HSET per hash cost more; a batch brings a hash a few.)
   if redis.call('HSETNX', bucket, eid, value) == 0 then
     if ours(redis.call('HGET', bucket, eid)) then return false end
     redis.call('HSET', bucket, eid, value)
   end
   local g = filed[o]
   if g then g.count = g.count + 1 end  -- what sizes the next generations
-  expiring[bucket] = o[ROW.bucket_end_ms]
+  expiring[bucket] = B[o + ROW.bucket_end_ms]
   return true
 end
 -- A late arrival: the decision now has both sides.
 local function redecide(o)
-  local bucket = o[ROW.bucket]
-  if bucket ~= '' and redis.call('HEXISTS', bucket, o[ROW.event_id]) == 1 then
-    redis.call('HSET', bucket, o[ROW.event_id], o[ROW.decision])
+  local bucket, eid = B[o + ROW.bucket], B[o + ROW.event_id]
+  if bucket ~= '' and redis.call('HEXISTS', bucket, eid) == 1 then
+    redis.call('HSET', bucket, eid, B[o + ROW.decision])
   else  -- kept in a key of its own (or by an earlier version)
-    redis.call('SET', A.decided_prefix .. o[ROW.event_id], o[ROW.decision], 'XX', 'KEEPTTL')
+    redis.call('SET', A.decided_prefix .. eid, B[o + ROW.decision], 'XX', 'KEEPTTL')
   end
 end
 local function expire_decisions()
@@ -110,7 +118,7 @@ end
 -- counters.py reads them: K.counts, this minute's hash "<name>|<entity>|<op>" -> count.
 local tally = {}  -- counter field -> increment: what this call made durable, counted once
 local function count(name, o)
-  local field = name .. '|' .. o[ROW.entity] .. '|' .. o[ROW.op]
+  local field = name .. '|' .. B[o + ROW.entity] .. '|' .. B[o + ROW.op]
   tally[field] = (tally[field] or 0) + 1
 end
 local function write_counts()
@@ -130,15 +138,15 @@ local max_shapes = tonumber(A.max_shapes)
 local shape_known = {}  -- shape key -> whether K.shapes holds it
 local shape_tally = {}  -- K.shape_counts field -> increment
 local function hold_shape(o)
-  local key = o[ROW.shape]
+  local key = B[o + ROW.shape]
   local known = shape_known[key]
   if known == nil then
     known = redis.call('HEXISTS', K.shapes, key) == 1
   end
-  if not known and o[ROW.shape_parts] ~= '' then
-    local held = o[ROW.entity] .. '|+shapes'
+  if not known and B[o + ROW.shape_parts] ~= '' then
+    local held = B[o + ROW.entity] .. '|+shapes'
     if tonumber(redis.call('HGET', K.shape_counts, held) or '0') < max_shapes then
-      redis.call('HSET', K.shapes, key, o[ROW.shape_parts])
+      redis.call('HSET', K.shapes, key, B[o + ROW.shape_parts])
       redis.call('HINCRBY', K.shape_counts, held, 1)
       known = true
     end
@@ -146,15 +154,15 @@ local function hold_shape(o)
   shape_known[key] = known
 end
 local function count_shape(o)
-  local status, key = o[ROW.shape_status], o[ROW.shape]
+  local status, key = B[o + ROW.shape_status], B[o + ROW.shape]
   if status == '' then return end
   local field
   if key == '' then
-    field = o[ROW.entity] .. '|+undecodable'
+    field = B[o + ROW.entity] .. '|+undecodable'
   elseif shape_known[key] then
     field = key
   else
-    field = o[ROW.entity] .. '|+overflow'
+    field = B[o + ROW.entity] .. '|+overflow'
   end
   field = field .. '|' .. status
   shape_tally[field] = (shape_tally[field] or 0) + 1
@@ -174,40 +182,55 @@ end
 local streams = {K.production, K.sister}
 local modes = {A.settle_production, A.settle_sister}
 local bulk = {{}, {}}  -- acks whose answer does not matter
-local function mark(s)
-  local marker = A.settled_prefix .. s[ENTRY.stream] .. ':' .. s[ENTRY.entry_id]
+local function mark(stream, id)
+  local marker = A.settled_prefix .. stream .. ':' .. id
   return redis.call('SET', marker, 1, 'NX', 'PX', ttl) and 1 or 0
 end
 -- A duplicate, malformed or late entry: 1 if this call settled it, 0 if done before.
-local function settle(s)
-  local mode = modes[s[ENTRY.stream]]
+local function settle(stream, id)
+  local mode = modes[stream]
   if mode == SETTLE.ACK then
-    return redis.call('XACK', streams[s[ENTRY.stream]], A.group, s[ENTRY.entry_id])
+    return redis.call('XACK', streams[stream], A.group, id)
   end
-  if mode == SETTLE.POSITION then redis.call('ZREM', K.production_waiting, s[ENTRY.entry_id]) end
-  return mark(s)
+  if mode == SETTLE.POSITION then redis.call('ZREM', K.production_waiting, id) end
+  return mark(stream, id)
 end
 -- An entry of a primary verdict (guarded by its decision) or of a skip.
-local function settle_quietly(s)
-  local mode = modes[s[ENTRY.stream]]
+local function settle_quietly(stream, id)
+  local mode = modes[stream]
   if mode == SETTLE.ACK then
-    table.insert(bulk[s[ENTRY.stream]], s[ENTRY.entry_id])
+    local ids = bulk[stream]
+    ids[#ids + 1] = id
   elseif mode == SETTLE.MARK then
-    mark(s)  -- a copy read again later (from a pending list) is then known settled
+    mark(stream, id)  -- a copy read again later (from a pending list) is then known settled
   else
-    redis.call('ZREM', K.production_waiting, s[ENTRY.entry_id])
+    redis.call('ZREM', K.production_waiting, id)
   end
 end
+-- The ids of the outcome's entries, by stream: mostly one or none, else space separated.
+local ids_field = {ROW.production_ids, ROW.sister_ids}
 -- The outcome's entries settled: the number this call settled.
 local function settle_all(o)
   local acked = 0
-  for _, s in ipairs(o[ROW.settles]) do
-    acked = acked + settle(s)
+  for stream = 1, 2 do
+    local ids = B[o + ids_field[stream]]
+    if not string.find(ids, ' ', 1, true) then
+      if ids ~= '' then acked = acked + settle(stream, ids) end
+    else
+      for id in string.gmatch(ids, '%S+') do acked = acked + settle(stream, id) end
+    end
   end
   return acked
 end
 local function settle_all_quietly(o)
-  for _, s in ipairs(o[ROW.settles]) do settle_quietly(s) end
+  for stream = 1, 2 do
+    local ids = B[o + ids_field[stream]]
+    if not string.find(ids, ' ', 1, true) then
+      if ids ~= '' then settle_quietly(stream, ids) end
+    else
+      for id in string.gmatch(ids, '%S+') do settle_quietly(stream, id) end
+    end
+  end
 end
 local function write_acks()
   for i = 1, 2 do
@@ -222,18 +245,18 @@ end
 -- alerts.py builds their JSON and reads them: a hash (event_id -> alert) per state,
 -- each with a sorted set of event_ids by the time they were opened (resolved).
 local function open_alert(o)
-  local eid = o[ROW.event_id]
-  redis.call('HSET', K.alerts_open, eid, o[ROW.alert])
+  local eid = B[o + ROW.event_id]
+  redis.call('HSET', K.alerts_open, eid, B[o + ROW.alert])
   redis.call('ZADD', K.alerts_open_index, A.now_ms, eid)
 end
 -- A late arrival resolves its gap's alert, if still open: the alert and what the late
 -- arrival adds to it move to the resolved ones.
 local function resolve_alert(o)
-  local eid = o[ROW.event_id]
+  local eid = B[o + ROW.event_id]
   local open = redis.call('HGET', K.alerts_open, eid)
   if open then
     local merged = cjson.decode(open)
-    for k, v in pairs(cjson.decode(o[ROW.alert])) do merged[k] = v end
+    for k, v in pairs(cjson.decode(B[o + ROW.alert])) do merged[k] = v end
     redis.call('HSET', K.alerts_resolved, eid, cjson.encode(merged))
     redis.call('ZADD', K.alerts_resolved_index, A.now_ms, eid)
     redis.call('HDEL', K.alerts_open, eid)
@@ -245,7 +268,7 @@ end
 -- Records other than `match` are kept by event_id (the API's "verdict of one event");
 -- a match is told by its decision.
 local function keep_record(o)
-  redis.call('SET', A.record_prefix .. o[ROW.event_id], o[ROW.record], 'PX', A.record_ttl_ms)
+  redis.call('SET', A.record_prefix .. B[o + ROW.event_id], B[o + ROW.record], 'PX', A.record_ttl_ms)
 end
 
 ------------------------------------------------------------------- verdict stream
@@ -253,12 +276,12 @@ local maxlen = tonumber(A.verdict_maxlen)
 local written = 0
 local compact, matches = A.compact_matches == '1', {}  -- event_ids of matches, in order
 local function add_verdict(o)
-  local eid, verdict = o[ROW.event_id], o[ROW.verdict]
+  local eid, verdict = B[o + ROW.event_id], B[o + ROW.verdict]
   if compact and verdict == 'match' then
     table.insert(matches, eid)
   else
     redis.call('XADD', K.verdicts, '*', 'event_id', eid, 'verdict', verdict,
-               'record', o[ROW.record])
+               'record', B[o + ROW.record])
   end
   written = written + 1
 end
@@ -311,8 +334,8 @@ end
 local function commit_primary(o)
   settle_all_quietly(o)
   local emit = decide(o)
-  if emit and o[ROW.alert] ~= '' then open_alert(o) end
-  if emit and o[ROW.verdict] ~= 'match' then keep_record(o) end
+  if emit and B[o + ROW.alert] ~= '' then open_alert(o) end
+  if emit and B[o + ROW.verdict] ~= 'match' then keep_record(o) end
   return emit, emit
 end
 local function commit_skip(o)
@@ -345,15 +368,15 @@ local commit_kind = {
 }
 
 local fresh = {}  -- per outcome: 1 if this call made it durable, 0 if done before
-for _, o in ipairs(batch) do
-  if o[ROW.shape] ~= '' then hold_shape(o) end
-  local made, emit = commit_kind[o[ROW.kind]](o)
+for o = 0, LAST, F do
+  if B[o + ROW.shape] ~= '' then hold_shape(o) end
+  local made, emit = commit_kind[B[o + ROW.kind]](o)
   if emit then
     add_verdict(o)
-    count(o[ROW.verdict], o)
+    count(B[o + ROW.verdict], o)
     count_shape(o)
   end
-  table.insert(fresh, made and 1 or 0)
+  fresh[#fresh + 1] = made and 1 or 0
 end
 
 ---------------------------------------------------------------- once per call

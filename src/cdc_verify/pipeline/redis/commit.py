@@ -38,16 +38,19 @@ from cdc_verify.pipeline.redis.readonly_stream import Checkpoint
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.settle_mode import SettleMode
 from cdc_verify.pipeline.redis.shapes import NO_SHAPE, ShapeWrites
-from cdc_verify.schemas.verdicts import GAP_VERDICTS, SIDE_CODE
+from cdc_verify.schemas.verdicts import GAP_VERDICTS
 from cdc_verify.timestamps import iso_now
 
 log = logging.getLogger(__name__)
 
-# An outcome as the script reads it (Lua: `o[ROW.kind]`), in the order `_row` packs it.
+# An outcome as the script reads it (Lua: `B[o + ROW.kind]`, o the row's offset in the
+# batch's one flat array), in the order `_row` packs it.
 OUTCOME_FIELDS = (
     "kind",  # its OutcomeKind's value (Lua: KIND.PRIMARY, ...)
     "event_id", "verdict", "record", "decision", "alert",
-    "settles",  # its entries, each SETTLED_FIELDS
+    # the ids of the entries it settles, of production (Lua: stream 1) and of the sister
+    # (stream 2): mostly one or none, else space separated (entry ids hold no space)
+    "production_ids", "sister_ids",
     "entity", "op",  # what the counters count it under (core/breakdown.py)
     # where its decision is kept (decisions.py's filing): a ULID's hash and the end of
     # its second, or '' and the crc32 of the event_id for a generation's hash (the script
@@ -58,9 +61,6 @@ OUTCOME_FIELDS = (
     # shape only)
     "shape", "shape_status", "shape_parts",
 )  # fmt: skip
-# One settled entry (Lua: `s[ENTRY.entry_id]`): stream 1 (production) or 2 (sister),
-# and its entry id.
-SETTLED_FIELDS = ("stream", "entry_id")
 
 COMMIT = ScriptContract(
     keys=(
@@ -76,7 +76,9 @@ COMMIT = ScriptContract(
         "decided_prefix", "decided_ttl_ms",  # + event_id: the remembered decision
         "decisions_prefix",  # + "g<start>:<shard>": a generation's hash
         "verdict_maxlen",  # approximate trim of the verdict stream, 0 = never
-        "outcomes",  # one msgpack array of OUTCOME_FIELDS rows (redis-py packs long ARGVs slowly)
+        # one flat msgpack array of OUTCOME_FIELDS rows, row after row (redis-py packs long
+        # ARGVs slowly; a Lua table per row costs the script more than the rest of a row)
+        "outcomes",
         "now_ms",
         "record_prefix", "record_ttl_ms",  # + event_id: records other than `match`
         # How each stream's entries are settled (settle_mode.py):
@@ -94,7 +96,7 @@ COMMIT = ScriptContract(
         # (msgpack array of shapes.py's members)
         "max_shapes", "shape_wide_add",
     ),
-    records={"ROW": OUTCOME_FIELDS, "ENTRY": SETTLED_FIELDS},
+    records={"ROW": OUTCOME_FIELDS},
     constants={
         "KIND": {kind.name: kind.value for kind in OutcomeKind},
         "SETTLE": {mode.name: mode.value for mode in SettleMode},
@@ -116,8 +118,11 @@ COMMIT_MAX_BYTES = 64 * MiB
 # size, and a reset is an outage.
 REFUSAL_MIN_BYTES = 1 * MiB
 _packer = msgpack.Packer(use_bin_type=False)
-_pack_row = _packer.pack
+_pack = _packer.pack
 _ARRAY_HEADER = _packer.pack_array_header
+# A row is packed as an array and sent without its header: the batch is one flat array.
+_ROW_HEADER = _ARRAY_HEADER(len(OUTCOME_FIELDS))
+_ROW_START = len(_ROW_HEADER)
 _RECORD_FIELD = OUTCOME_FIELDS.index("record")
 _SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
 
@@ -279,10 +284,10 @@ class VerdictCommitter:
         reduced = replace(outcome, record=record)
         # The row as it was (its alert is bounded small), with the record reduced and
         # without the shape's parts (up to 256 paths): the shape is counted, not held.
-        fields = msgpack.unpackb(rows_of_one, raw=True)
+        fields = msgpack.unpackb(_ROW_HEADER + rows_of_one, raw=True)
         fields[_RECORD_FIELD] = record_to_json(record) if record else ""
         fields[_SHAPE_PARTS_FIELD] = b""
-        row = _pack_row(fields)
+        row = _pack(fields)[_ROW_START:]
         log.error(
             "the state server %s refused a commit of %d bytes for event %s (%s); its record "
             "is committed reduced (%d bytes); raise proto-max-bulk-len or "
@@ -316,7 +321,7 @@ class VerdictCommitter:
         keys[self._counts_slot] = counts_key(self._keys, now_ms)
         minute_end = (now_ms // MINUTE_MS + 1) * MINUTE_MS
         args = COMMIT.args_of(
-            outcomes=_ARRAY_HEADER(len(rows)) + b"".join(rows),
+            outcomes=_ARRAY_HEADER(len(rows) * len(OUTCOME_FIELDS)) + b"".join(rows),
             now_ms=now_ms,
             counts_expire_at_ms=minute_end + self._counter_retention_ms,
             production_position=carry.position,
@@ -336,7 +341,7 @@ class VerdictCommitter:
         return flags
 
     def _row(self, o: Outcome, now: str) -> bytes:
-        """The outcome as the script reads it (msgpack, OUTCOME_FIELDS' order)."""
+        """The outcome as the script reads it: its OUTCOME_FIELDS, msgpack, no array header."""
         record = o.record
         decision = o.decision
         bucket, end_ms, shard_hash, first_seen_ms = "", 0, -1, 0
@@ -351,7 +356,7 @@ class VerdictCommitter:
         shapes = self._shapes
         # Positional on the hot path (a dict per outcome costs as much as the rest of
         # the packing); OUTCOME_FIELDS pins the order to the contract's names.
-        return _pack_row(
+        return _pack(
             (
                 o.kind.value,
                 o.event_id or "",
@@ -359,7 +364,7 @@ class VerdictCommitter:
                 record_to_json(record) if record else "",
                 decision.encode() if decision else "",
                 alert,
-                [(SIDE_CODE[e.side], e.entry_id) for e in o.settles],
+                *_settled_ids(o.settles),
                 *o.entity_op,
                 bucket,
                 end_ms,
@@ -367,7 +372,7 @@ class VerdictCommitter:
                 first_seen_ms,
                 *(shapes.fields(o) if shapes is not None else NO_SHAPE),
             )
-        )
+        )[_ROW_START:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +397,17 @@ def _chunk_end(rows: Sequence[bytes], start: int) -> int:
             break
         end += 1
     return end
+
+
+def _settled_ids(settles: Sequence[StreamEntry]) -> tuple[str, str]:
+    """The ids of production's entries and of the sister's, each space separated."""
+    production = sister = ""
+    for e in settles:
+        if e.side is PRODUCTION:
+            production = f"{production} {e.entry_id}" if production else e.entry_id
+        else:
+            sister = f"{sister} {e.entry_id}" if sister else e.entry_id
+    return production, sister
 
 
 def _production_entries(outcomes: Iterable[Outcome]) -> list[StreamEntry]:
