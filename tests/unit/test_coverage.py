@@ -204,6 +204,29 @@ def test_any_value_a_consumer_returns_has_a_bounded_shape_and_the_same_one_again
     assert all(describe(p).startswith("/") for p in shape)
 
 
+@given(st.lists(VALUES, min_size=1, max_size=4), st.sets(st.sampled_from(["", "/a", "/0", "/*"])))
+@settings(max_examples=300, deadline=None)
+def test_map_layouts_give_exactly_what_the_walk_gives(values, wide):
+    layouts: shape_module.Layouts = {}
+    for value in [*values, *values]:  # the second time, the layouts are met again
+        assert shape_module._walk(value, wide, layouts) == shape_module._walk(value, wide)
+
+
+def test_map_layouts_stop_where_the_walk_stops():
+    wide: set[str] = set()
+    layouts: shape_module.Layouts = {}
+    big = {f"k{i}": {"a": 1, "b": "x", "c": True} for i in range(300)}  # past the parts cap
+    for _ in range(2):
+        assert shape_module._walk(big, wide, layouts) == shape_module._walk(big, wide)
+    deep: object = {"a": 1}
+    for _ in range(40):
+        deep = {"d": deep, "s": "v"}  # past the depth cap
+    assert shape_module._walk(deep, wide, layouts) == shape_module._walk(deep, wide)
+    for i in range(shape_module.MAX_LAYOUTS + 10):  # the layouts stay bounded
+        shape_module._walk({f"x{i}": 1}, wide, layouts)
+    assert len(layouts) <= shape_module.MAX_LAYOUTS
+
+
 def test_a_root_that_is_no_container_is_a_shape_of_one_part():
     assert [describe_all(shape_of(v)) for v in ("abc", 5, True, None)] == [
         ["/ str=abc"], ["/ int"], ["/ bool=true"], ["/ null"],
