@@ -151,9 +151,11 @@ def _walk(
         if kind is dict:
             add(path + SEP + "map")
             n = len(node)
-            # A layout only where the loop below could not stop early: the same parts.
+            # A layout only where the loop below could not stop early (the same parts),
+            # and for maps big enough to pay for looking it up.
             if (
                 layouts is not None
+                and n >= LAYOUT_MIN_KEYS
                 and depth < MAX_SHAPE_DEPTH
                 and n <= budget
                 and len(parts) + n <= MAX_SHAPE_PARTS
@@ -238,6 +240,7 @@ class _Layout(NamedTuple):
 Layouts = dict[tuple[str, tuple[Any, ...], tuple[type, ...]], _Layout]
 _CONTAINER, _STR, _BOOL = "container", "str", "bool"
 MAX_LAYOUTS = 1024  # per entity; past it, maps of new layouts are walked item by item
+LAYOUT_MIN_KEYS = 6  # a smaller map is walked faster item by item (measured)
 
 
 def _layout_of(
