@@ -204,6 +204,49 @@ def test_any_value_a_consumer_returns_has_a_bounded_shape_and_the_same_one_again
     assert all(describe(p).startswith("/") for p in shape)
 
 
+# Maps as big as those a layout is kept for, with few keys so that layouts recur.
+LAYOUT_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=45),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "~x", "a/b", "k" * 101]),
+            inner,
+            min_size=shape_module.LAYOUT_MIN_KEYS,
+            max_size=9,
+        )
+    ),
+    max_leaves=80,
+)
+
+
+@given(
+    st.lists(LAYOUT_VALUES, min_size=1, max_size=4),
+    st.sets(st.sampled_from(["", "/a", "/b", "/a/c", "/*", "/c/*/d"])),
+)
+@settings(max_examples=300, deadline=None)
+def test_map_layouts_give_exactly_what_the_walk_gives(values, wide):
+    layouts: shape_module.Layouts = {}
+    for value in [*values, *values]:  # the second time, the layouts are met again
+        assert shape_module._walk(value, wide, layouts) == shape_module._walk(value, wide)
+
+
+def test_map_layouts_stop_where_the_walk_stops():
+    wide: set[str] = set()
+    layouts: shape_module.Layouts = {}
+    item = {"a": 1, "b": "x", "c": True, "d": None, "e": [1], "f": 2.5}
+    big = {f"k{i}": dict(item) for i in range(300)}  # past the parts cap
+    for _ in range(2):
+        assert shape_module._walk(big, wide, layouts) == shape_module._walk(big, wide)
+    deep: object = {"a": 1}
+    for _ in range(40):
+        deep = {"d": deep, "s": "v", "t": True, "u": 1, "v": None, "w": "x" * 50}  # too deep
+    assert shape_module._walk(deep, wide, layouts) == shape_module._walk(deep, wide)
+    for i in range(shape_module.MAX_LAYOUTS + 10):  # the layouts stay bounded
+        shape_module._walk({f"x{i}": 1, **{k: 1 for k in "abcde"}}, wide, layouts)
+    assert len(layouts) <= shape_module.MAX_LAYOUTS
+
+
 def test_a_root_that_is_no_container_is_a_shape_of_one_part():
     assert [describe_all(shape_of(v)) for v in ("abc", 5, True, None)] == [
         ["/ str=abc"], ["/ int"], ["/ bool=true"], ["/ null"],

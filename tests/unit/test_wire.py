@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import msgpack
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from cdc_verify.consumers.reference import decode_event
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.verifier import Verifier, VerifierConfig
-from cdc_verify.core.wire import WireError, msgpack_wire_types
+from cdc_verify.core.wire import WireError, may_hold_float32, msgpack_wire_types
 from cdc_verify.simulate.legacy_writer import encode_msgpack, sample_comment
 
 
@@ -88,3 +89,32 @@ def test_float32_that_loses_precision_is_a_value_difference_with_wire_types():
 def test_identical_payloads_walk_nothing_and_match():
     c = comment()
     assert judge(encode_msgpack(c), encode_msgpack(c)) == {"event_id": "W", "verdict": "match"}
+
+
+def test_the_float32_pre_check_never_misses_one():
+    # The walk runs only when may_hold_float32 says so: it must say so for every payload
+    # the walk finds a float32 in (the marker byte alone is mostly some other value's).
+    rng = random.Random(3)
+
+    def value(depth: int = 0) -> Any:
+        if depth > 3 or rng.random() < 0.5:
+            leaves = [rng.random(), rng.randint(-1000, 1000), "\u02a0" * rng.randint(0, 3),
+                      1e30, True, None, float("inf"), -0.0, float("nan")]  # fmt: skip
+            return rng.choice(leaves)
+        if rng.random() < 0.5:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {str(i): value(depth + 1) for i in range(rng.randint(0, 4))}
+
+    said = 0
+    for _ in range(3000):
+        try:
+            payload = msgpack.packb(value(), use_single_float=rng.random() < 0.5)
+        except OverflowError:  # 1e30 as a float32
+            continue
+        maybe = may_hold_float32(payload)
+        said += maybe
+        assert maybe or "float32" not in msgpack_wire_types(payload).values(), payload
+    assert 0 < said < 3000
+    assert not may_hold_float32(msgpack.packb({"a": 0.1, "b": "\u02a0"}))  # 0xCA, no float32
+    duplicate = b"\x82\xa1a\xca\x3f\x00\x00\x00\xa1a\x01"  # {"a": float32, "a": 1}
+    assert may_hold_float32(duplicate)

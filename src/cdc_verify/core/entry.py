@@ -31,10 +31,14 @@ class StreamEntry:
     arrival_ms: int = field(init=False)
     event_id: str | None = field(init=False)
     problem: str | None = field(init=False)
+    # entry_bytes', once asked for (-1: not yet): the read budget and the waiting room
+    # both ask.
+    size: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.arrival_ms = entry_id_ms(self.entry_id)
         self.event_id, self.problem = usable_event_id(self.fields)
+        self.size = -1
 
     @classmethod
     def restore(
@@ -44,6 +48,7 @@ class StreamEntry:
         entry = object.__new__(cls)
         entry.side, entry.entry_id, entry.fields = side, entry_id, fields
         entry.arrival_ms, entry.event_id, entry.problem = arrival_ms, event_id, None
+        entry.size = -1
         return entry
 
     @classmethod
@@ -71,6 +76,7 @@ class StreamEntry:
             entry = object.__new__(cls)
             entry.side, entry.entry_id, entry.fields = side, entry_id, fields
             entry.arrival_ms, entry.event_id, entry.problem = entry_id_ms(entry_id), None, problem
+            entry.size = -1
             return entry
         return cls(side, entry_id, canonical)
 
@@ -85,8 +91,12 @@ def is_tombstone(entry: StreamEntry) -> bool:
 
 def entry_bytes(entry: StreamEntry) -> int:
     """About how much memory the entry holds: what the byte caps count."""
-    fields = entry.fields
-    return ENTRY_OVERHEAD_BYTES + sum(map(len, fields)) + sum(map(len, fields.values()))
+    size = entry.size
+    if size < 0:
+        fields = entry.fields
+        size = ENTRY_OVERHEAD_BYTES + sum(map(len, fields)) + sum(map(len, fields.values()))
+        entry.size = size
+    return size
 
 
 def fields_dict(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from cdc_verify.core.diff import escape_token
@@ -69,6 +69,9 @@ class ShapeRules:
         self._values: dict[str, dict[str, set[str]]] = {}  # entity -> path -> values seen
         self.wide: dict[str, set[str]] = {}  # entity -> paths that carry no value
         self.widened = 0  # how many paths went wide so far: a cheap "anything new?"
+        # entity -> (its wide paths' count when made, the layouts of its maps): a layout
+        # names which children carry no value, so it is made afresh once a path goes wide.
+        self._layouts: dict[str, tuple[int, Layouts]] = {}
 
     def add_wide(self, entity: str, path: str) -> None:
         """Takes `path` as wide, as another run learnt it (the live worker's state server
@@ -83,7 +86,10 @@ class ShapeRules:
         wide = self.wide.get(entity)
         if wide is None:
             wide = self.wide[entity] = set()
-        parts, valued = _walk(value, wide)
+        layouts = self._layouts.get(entity)
+        if layouts is None or layouts[0] != len(wide):  # wide paths only ever grow
+            layouts = self._layouts[entity] = (len(wide), {})
+        parts, valued = _walk(value, wide, layouts[1])
         values = self._values.get(entity)
         if values is None:
             values = self._values[entity] = {}
@@ -124,11 +130,15 @@ def shape_of(value: Any, wide: set[str] | frozenset[str] = frozenset()) -> Shape
     return frozenset(_walk(value, wide)[0])
 
 
-def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[tuple[str, str]]]:
+def _walk(
+    value: Any, wide: set[str] | frozenset[str], layouts: Layouts | None = None
+) -> tuple[set[str], list[tuple[str, str]]]:
     """The parts, and (path, value) of those that carry a value.
 
     This runs once per production event, so leaves (most of an event) are handled in
-    the loop over a container's items, and only containers go on the stack.
+    the loop over a container's items, and only containers go on the stack. With
+    `layouts` (made for this `wide`), a map whose keys and value types were met before
+    adds its valueless leaves' parts at once (`_Layout`).
     """
     parts: set[str] = set()
     valued: list[tuple[str, str]] = []
@@ -140,6 +150,37 @@ def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[t
         kind = type(node)
         if kind is dict:
             add(path + SEP + "map")
+            n = len(node)
+            # A layout only where the loop below could not stop early (the same parts),
+            # and for maps big enough to pay for looking it up.
+            if (
+                layouts is not None
+                and n >= LAYOUT_MIN_KEYS
+                and depth < MAX_SHAPE_DEPTH
+                and n <= budget
+                and len(parts) + n <= MAX_SHAPE_PARTS
+            ):
+                layout = _layout_of(layouts, path, node, wide)
+                if layout is not None:
+                    budget -= n
+                    parts.update(layout.fixed)
+                    items = tuple(node.values())
+                    depth += 1
+                    for index, child, code, other in layout.special:
+                        item = items[index]
+                        if code is _CONTAINER:
+                            stack.append((child, item, depth))
+                        elif code is _STR:
+                            if len(item) <= SHAPE_VALUE_CHARS:
+                                add(child + "\x00str\x00" + item)
+                                valued.append((child, item))
+                            else:
+                                add(other)
+                        else:
+                            text = "true" if item else "false"
+                            add(child + "\x00bool\x00" + text)
+                            valued.append((child, text))
+                    continue
             children: Any = node.items()
         elif kind is list or kind is tuple:
             add(path + SEP + "list")
@@ -185,6 +226,53 @@ def _walk(value: Any, wide: set[str] | frozenset[str]) -> tuple[set[str], list[t
                     part = typed[t] = child + SEP + (_TYPE_NAMES.get(t) or t.__name__)
                 add(part)
     return parts, valued
+
+
+class _Layout(NamedTuple):
+    """What a map of given keys and value types yields, at one path: the parts of its
+    leaves that carry no value, and per other child (item index, path, what it is, its
+    part when a str is too long to carry its value), in item order."""
+
+    fixed: tuple[str, ...]
+    special: tuple[tuple[int, str, str, str], ...]
+
+
+Layouts = dict[tuple[str, tuple[Any, ...], tuple[type, ...]], _Layout]
+_CONTAINER, _STR, _BOOL = "container", "str", "bool"
+MAX_LAYOUTS = 1024  # per entity; past it, maps of new layouts are walked item by item
+LAYOUT_MIN_KEYS = 6  # a smaller map is walked faster item by item (measured)
+
+
+def _layout_of(
+    layouts: Layouts, path: str, node: dict[Any, Any], wide: set[str] | frozenset[str]
+) -> _Layout | None:
+    """The layout of `node` at `path` (None: walk it item by item)."""
+    try:
+        key = (path, tuple(node), tuple(map(type, node.values())))
+        layout = layouts.get(key)
+    except TypeError:  # a key that cannot be hashed again
+        return None
+    if layout is not None:
+        return layout
+    # Only short str keys: no other key is kept (a huge one), or named otherwise.
+    if len(layouts) >= MAX_LAYOUTS or not all(
+        type(k) is str and len(k) <= MAX_KEY_CHARS for k in key[1]
+    ):
+        return None
+    fixed: list[str] = []
+    special: list[tuple[int, str, str, str]] = []
+    for index, (name, t) in enumerate(zip(key[1], key[2], strict=True)):
+        child = _child(path, name)
+        if t is dict or t is list or t is tuple:
+            special.append((index, child, _CONTAINER, ""))
+        elif t is str and child not in wide:
+            special.append((index, child, _STR, child + SEP + "str"))
+        elif t is bool and child not in wide:
+            special.append((index, child, _BOOL, ""))
+        else:
+            fixed.append(child + SEP + (_TYPE_NAMES.get(t) or t.__name__))
+    layout = layouts[key] = _Layout(tuple(fixed), tuple(special))
+    return layout
 
 
 _REPEAT_NONE = itertools.repeat(None)  # the "key" of every list item: its path ends in *

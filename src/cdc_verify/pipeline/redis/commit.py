@@ -125,6 +125,7 @@ _ROW_HEADER = _ARRAY_HEADER(len(OUTCOME_FIELDS))
 _ROW_START = len(_ROW_HEADER)
 _RECORD_FIELD = OUTCOME_FIELDS.index("record")
 _SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
+_LATE = OutcomeKind.LATE
 
 
 SettleModes = tuple[SettleMode, SettleMode]  # production's and sister's
@@ -349,7 +350,7 @@ class VerdictCommitter:
             bucket, end_ms, shard_hash = filing(self._keys.decisions_prefix, o.event_id)
             first_seen_ms = decision.first_seen_ms
         alert = ""
-        if o.kind is OutcomeKind.LATE:
+        if o.kind is _LATE:
             alert = late_resolution(o, now)
         elif record is not None and record.verdict in GAP_VERDICTS:
             alert = gap_alert(o, now)
@@ -358,9 +359,9 @@ class VerdictCommitter:
         # the packing); OUTCOME_FIELDS pins the order to the contract's names.
         return _pack(
             (
-                o.kind.value,
+                o.kind._value_,  # not .value: an Enum property, slow on Python 3.11
                 o.event_id or "",
-                record.verdict.value if record else "",
+                record.verdict._value_ if record else "",
                 record_to_json(record) if record else "",
                 decision.encode() if decision else "",
                 alert,

@@ -50,6 +50,7 @@ from cdc_verify.pipeline.redis.shapes import load_wide
 from cdc_verify.pipeline.redis.streams import StreamPair, StreamsMissing
 from cdc_verify.pipeline.redis.topology import Topology
 from cdc_verify.pipeline.runners.backoff import Backoff, wait_for_redis
+from cdc_verify.pipeline.runners.collector import fewer_collections
 from cdc_verify.pipeline.runners.failure import WorkerFailed
 from cdc_verify.pipeline.runners.spill import SpillDirectory
 from cdc_verify.pipeline.runners.state_writers import retention_pruner, verdict_committer
@@ -143,6 +144,10 @@ class StreamWorker:
         self._stopping.set()
 
     async def run(self) -> None:
+        with fewer_collections():  # collector.py: the young generation, per batch
+            await self._run()
+
+    async def _run(self) -> None:
         backoff = Backoff()
         self._started_at = time.monotonic()
         self.running = True

@@ -88,10 +88,13 @@ class Group:
         }
 
 
+_MATCH = Verdict.MATCH  # per outcome: a module name is faster than the Enum's class
+
+
 def fingerprint_of(outcome: Outcome) -> Fingerprint | None:
     """The group of the outcome's record; None for a match or an outcome without a record."""
     record = outcome.record
-    if record is None or record.verdict is Verdict.MATCH:
+    if record is None or record.verdict is _MATCH:
         return None
     return Fingerprint(
         record.verdict.value,

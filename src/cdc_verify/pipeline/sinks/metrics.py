@@ -16,6 +16,10 @@ from cdc_verify.schemas.models import Coverage
 from cdc_verify.schemas.verdicts import STREAM_SIDES, Side, Verdict
 
 SIDE_LABELS = tuple(side.value for side in STREAM_SIDES)  # the `side` label's values
+# Members read per outcome, as module names (through its class, an Enum member costs
+# about 50 ns on Python 3.11).
+_LATE, _OUT_OF_SCOPE, _TOMBSTONE = OutcomeKind.LATE, OutcomeKind.OUT_OF_SCOPE, OutcomeKind.TOMBSTONE
+_UNDECODABLE = Verdict.UNDECODABLE
 
 
 class VerifierMetrics(Sink):
@@ -182,15 +186,15 @@ class VerifierMetrics(Sink):
 
     def add(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
-            if outcome.kind is OutcomeKind.LATE:
+            if outcome.kind is _LATE:
                 self.late_arrivals.labels(side=outcome.settles[0].side.value).inc()
                 continue
             record = outcome.record
             if record is None:
-                if outcome.kind is OutcomeKind.OUT_OF_SCOPE:
+                if outcome.kind is _OUT_OF_SCOPE:
                     entity, op = outcome.entity_op
                     self.out_of_scope.labels(entity=entity, op=op).inc()
-                elif outcome.kind is OutcomeKind.TOMBSTONE:
+                elif outcome.kind is _TOMBSTONE:
                     self.tombstones.labels(entity=outcome.entity_op[0]).inc()
                 else:
                     self.skipped.inc(len(outcome.settles))
@@ -205,7 +209,7 @@ class VerifierMetrics(Sink):
                 self.records_reduced.inc()
             for path, count in (record.ignored or {}).items():
                 self.ignored_differences.labels(path=path).inc(count)
-            if record.verdict is Verdict.UNDECODABLE and record.side is not None:
+            if record.verdict is _UNDECODABLE and record.side is not None:
                 sides = SIDE_LABELS if record.side is Side.BOTH else (record.side.value,)
                 for side in sides:
                     self._decode_error[side].inc()
