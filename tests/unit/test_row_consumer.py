@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdc_verify.consumers import row as row_module
 from cdc_verify.consumers.loader import ROW_CONSUMER, load_consumer
 from cdc_verify.consumers.row import RowDecodeError, decode_row, open_record
 
@@ -324,6 +325,80 @@ def test_any_json_value_in_any_column_decodes_or_is_refused(which, column, value
     decodes_or_refuses(fields(doc))
 
 
+# Each integer type's edges, either side.
+INT_EDGES = [
+    e + d
+    for bits in (8, 16, 32, 64)
+    for e in (-(2 ** (bits - 1)), 2 ** (bits - 1))
+    for d in (-1, 0)
+]
+# Every column schema of the types table, to meet values of every other column too.
+COLUMN_SCHEMAS = [
+    column_schema(document("extended-schemas", "types-read"), "after", name) for name in READ_ROW
+]
+
+
+def read_by_value(entry: dict[bytes, bytes]) -> Any:
+    """What decode_row gives, read as it was before its per-schema plan: each column's
+    value through _typed, its schema looked at anew. The value, or the error's text."""
+    token = row_module._token
+    try:
+        envelope_, schema = open_record(entry[b"payload"])
+        row, columns = row_module.row_image(envelope_, schema)
+        if columns is None:
+            return {
+                name: row_module._plain(value, f"/{token(name)}", 0) for name, value in row.items()
+            }
+        if row.keys() != columns.keys():
+            row_module._explain_columns(row, columns)
+        return {
+            name: row_module._typed(value, columns[name], f"/{token(name)}", 0)
+            for name, value in row.items()
+        }
+    except RowDecodeError as exc:
+        return str(exc)
+
+
+def read_by_plan(entry: dict[bytes, bytes]) -> Any:
+    try:
+        return decode_row(entry)
+    except RowDecodeError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("config", SCHEMAS)
+def test_every_column_read_by_its_plan_is_what_reading_it_by_value_gives(config):
+    doc = document(config, "types-read")
+    for column in READ_ROW:
+        for value in [*INT_EDGES, None, True, 0, 1.5, "x", "", [], {}, [1], {"a": 1}]:
+            changed = copy.deepcopy(doc)
+            envelope(changed)["after"][column] = value
+            entry = fields(changed)
+            assert read_by_plan(entry) == read_by_value(entry), (column, value)
+
+
+@settings(FUZZ, max_examples=600)
+@given(
+    which=st.sampled_from(RECORDED),
+    column=st.sampled_from(sorted(READ_ROW)),
+    value=json_values | st.sampled_from(INT_EDGES),
+    schema=st.none() | st.sampled_from(COLUMN_SCHEMAS) | json_values,
+)
+def test_a_column_read_by_its_plan_is_what_reading_it_by_value_gives(which, column, value, schema):
+    doc = json.loads(which)
+    inner = envelope(doc)
+    image = inner["after"] if inner["op"] != "d" else inner["before"]
+    image[column] = value
+    if schema is not None and "schema" in doc:  # a column schema of any JSON in its place
+        image_name = "before" if inner["op"] == "d" else "after"
+        [struct] = [f for f in doc["schema"]["fields"] if f.get("field") == image_name]
+        for spec in [f for f in struct["fields"] if f.get("field") == column]:
+            spec.clear()
+            spec.update(schema if type(schema) is dict else {"type": schema}, field=column)
+    entry = fields(doc)
+    assert read_by_plan(entry) == read_by_value(entry)
+
+
 @FUZZ
 @given(value=json_values, schema=json_values)
 def test_any_json_document_or_schema_decodes_or_is_refused(value, schema):
@@ -375,3 +450,29 @@ def test_a_numeric_past_its_bound_is_refused_quickly():
 def test_a_decimal_scale_that_is_no_integer_is_refused(scale):
     with pytest.raises(RowDecodeError, match="numeric scale"):
         decode_row(edited(set_schema("n_fixed", parameters={"scale": scale})))
+
+
+def cut_by_search(document: bytes) -> tuple[bytes, bytes] | None:
+    """split_schema's cut as its docstring gives it: at the first `,"payload":`."""
+    if not (document.startswith(b'{"schema":') and document.endswith(b"}")):
+        return None
+    at = document.find(b',"payload":')
+    return None if at < 0 else (document[10:at], document[at + 11 : -1])
+
+
+@FUZZ
+@given(
+    which=st.sampled_from([raw(c, n) for c in SCHEMAS for n in ("types-read", "items-delete")]),
+    tail=st.sampled_from([b',"payload":{}}', b',"payload":1}', b',"payloads":{}}', b"}", b',"p"}']),
+    cut=st.integers(0, 40),
+)
+def test_a_schema_met_before_is_cut_where_the_search_would_cut(which, tail, cut):
+    schema_text, _ = row_module.split_schema(which.encode())
+    row_module._parsed_schema(schema_text)  # now a schema met before
+    for text in (
+        which.encode(),
+        b'{"schema":' + schema_text + tail,
+        b'{"schema":' + schema_text[: len(schema_text) - cut] + tail,
+        b'{"schema":' + schema_text + b',"payload":{"a":' + schema_text + b"}}",
+    ):
+        assert row_module.split_schema(text) == cut_by_search(text)

@@ -68,14 +68,17 @@ def decode_row(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
         raise RowDecodeError("missing field 'payload'")
     try:
         envelope, schema = open_record(payload)
-        row, columns = row_image(envelope, schema)
-        if columns is None:
+        row, image = _image(envelope)
+        if schema is None:
             return {name: _plain(value, f"/{_token(name)}", 0) for name, value in row.items()}
+        columns, readers = _plan(schema, image)
         if row.keys() != columns.keys():
             _explain_columns(row, columns)
-        return {
-            name: _typed(value, columns[name], f"/{_token(name)}", 0) for name, value in row.items()
-        }
+        out = {}
+        for name, value in row.items():
+            read, path = readers[name]
+            out[name] = read(value, path)
+        return out
     except RecursionError:  # json.loads on a document nested past the stack
         raise RowDecodeError("payload nested too deep to read") from None
 
@@ -112,6 +115,8 @@ _SCHEMA_HEAD = b'{"schema":'
 _PAYLOAD_KEY = b',"payload":'
 _schemas: dict[bytes, Any] = {}  # a schema's JSON text -> its parse (every table's is the same)
 _SCHEMAS_KEPT = 64  # bounded: at most this many distinct texts (~4 KiB each) are kept
+_schema_texts: list[bytes] = []  # the latest schema texts parsed, most recent first
+_SCHEMA_TEXTS = 8
 
 
 def split_schema(document: bytes) -> tuple[bytes, bytes] | None:
@@ -125,10 +130,18 @@ def split_schema(document: bytes) -> tuple[bytes, bytes] | None:
     parses the whole document)."""
     if not (document.startswith(_SCHEMA_HEAD) and document.endswith(b"}")):
         return None
+    head = len(_SCHEMA_HEAD)
+    for text in _schema_texts:
+        # A schema met before, compared in place: no search through it, no copy of it.
+        # Its text holds no `,"payload":` and that key's one comma cannot start inside
+        # it, so this is the cut the search would find.
+        end = head + len(text)
+        if document.startswith(text, head) and document.startswith(_PAYLOAD_KEY, end):
+            return text, document[end + len(_PAYLOAD_KEY) : -1]
     at = document.find(_PAYLOAD_KEY)
     if at < 0:
         return None
-    return document[len(_SCHEMA_HEAD) : at], document[at + len(_PAYLOAD_KEY) : -1]
+    return document[head:at], document[at + len(_PAYLOAD_KEY) : -1]
 
 
 def _parsed_schema(text: bytes) -> Any:
@@ -138,6 +151,8 @@ def _parsed_schema(text: bytes) -> Any:
         if len(_schemas) >= _SCHEMAS_KEPT:
             _schemas.clear()
         _schemas[text] = schema
+    if _schema_texts[:1] != [text]:  # the most recent first, a few (split_schema's)
+        _schema_texts[:] = [text, *(t for t in _schema_texts if t != text)][:_SCHEMA_TEXTS]
     return schema
 
 
@@ -174,7 +189,16 @@ def _open_record(payload: bytes) -> tuple[dict[str, Any], dict[str, Any] | None]
 def row_image(
     envelope: dict[str, Any], schema: dict[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]] | None]:
-    """(the row image for the envelope's op, its columns' schemas by name or None)."""
+    """(the row image for the envelope's op, its columns' schemas by name or None). The
+    columns are shared: read them, never change them."""
+    row, image = _image(envelope)
+    if schema is None:
+        return row, None
+    return row, _plan(schema, image)[0]
+
+
+def _image(envelope: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the row image for the envelope's op, which image it is: after or before)."""
     op = envelope.get("op")
     image = _IMAGE.get(op) if type(op) is str else None
     if image is None:
@@ -183,9 +207,34 @@ def row_image(
     row = envelope.get(image)
     if type(row) is not dict:
         raise RowDecodeError(f"no row image: {image} is a JSON {_kind(row)} in an op {op!r} record")
-    if schema is None:
-        return row, None
-    return row, _columns(schema, image)
+    return row, image
+
+
+_ColumnReader = Callable[[Any, str], Any]
+_plans: dict[
+    tuple[int, str],
+    tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, tuple[_ColumnReader, str]]],
+] = {}
+_PLANS_KEPT = 64  # bounded as _schemas is: one a table and image
+
+
+def _plan(
+    schema: dict[str, Any], image: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[_ColumnReader, str]]]:
+    """(the image's columns' schemas by name, a reader and a path for each column).
+
+    Worked out once per schema (a parsed schema is shared, split_schema), not per
+    record: the schema's checks, its type name's lookups and each column's path."""
+    key = (id(schema), image)
+    planned = _plans.get(key)
+    if planned is not None and planned[0] is schema:
+        return planned[1], planned[2]
+    columns = _columns(schema, image)
+    readers = {name: (_reader(column), f"/{_token(name)}") for name, column in columns.items()}
+    if len(_plans) >= _PLANS_KEPT:
+        _plans.clear()
+    _plans[key] = (schema, columns, readers)  # holds the schema: its id stays its own
+    return columns, readers
 
 
 def _columns(schema: dict[str, Any], image: str) -> dict[str, dict[str, Any]]:
@@ -265,6 +314,36 @@ def _typed(value: Any, schema: Any, path: str, depth: int) -> Any:
         values = schema.get("values")
         return {k: _typed(v, values, f"{path}/{_token(k)}", depth + 1) for k, v in value.items()}
     raise RowDecodeError(f"{path}: unknown schema type {_cut(repr(kind), 40)}")
+
+
+def _reader(schema: dict[str, Any]) -> _ColumnReader:
+    """A top-level column's _typed, its schema looked at once: the same value or error
+    for every value."""
+    name = schema.get("name")
+    named = _NAMED.get(name) if type(name) is str else None
+    if named is not None:
+        return lambda value, path: None if value is None else named(value, schema, path)
+    kind = schema.get("type")
+    bits = _INT_BITS.get(kind) if type(kind) is str else None
+    if bits is not None:
+        low, high, int_kind = -(1 << (bits - 1)), 1 << (bits - 1), str(kind)
+
+        def read_int(value: Any, path: str) -> Any:
+            if value is not None and (type(value) is not int or not low <= value < high):
+                _mismatch(path, int_kind, value)
+            return value
+
+        return read_int
+    if kind == "string" or kind == "boolean":
+        wanted = str if kind == "string" else bool
+
+        def read_exact(value: Any, path: str) -> Any:
+            if value is not None and type(value) is not wanted:
+                _mismatch(path, kind, value)
+            return value
+
+        return read_exact
+    return lambda value, path: _typed(value, schema, path, 0)
 
 
 def _struct(value: Any, schema: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
