@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdc_verify.consumers.row import decode_row
+from cdc_verify.consumers.row import RowDecodeError, decode_row, open_record, row_image
+from cdc_verify.core import wire
 from cdc_verify.core.debezium import DebeziumEnvelope
-from cdc_verify.core.diff import StructuralDiff, deep_same
+from cdc_verify.core.diff import StructuralDiff, deep_same, escape_token
 from cdc_verify.core.entry import PRODUCTION, SISTER, StreamEntry
 from cdc_verify.core.jsonvalue import dumps
 from cdc_verify.core.outcome import record_to_json
@@ -65,6 +66,59 @@ def test_below_a_path_the_items_and_the_jsonb_inside_are_named():
 def test_a_payload_the_consumer_refuses_is_a_wire_error():
     with pytest.raises(WireError, match="not JSON"):
         row_wire_types(b"default")
+
+
+def wires_column_by_column(payload: bytes, below: set[str]) -> dict[str, str] | str:
+    """row_wire_types as it was before its per-columns plan: every column through
+    _row_wire. The wire types, or the error's text."""
+    out: dict[str, str] = {}
+    try:
+        row, columns = row_image(*open_record(payload))
+        for name, value in row.items():
+            column = columns.get(name) if columns is not None else None
+            wire._row_wire(value, column, "/" + escape_token(name), below, out)
+    except RowDecodeError as exc:
+        return str(exc)
+    return out
+
+
+def wires_planned(payload: bytes, below: set[str]) -> dict[str, str] | str:
+    try:
+        return row_wire_types(payload, below)
+    except WireError as exc:
+        return str(exc)
+
+
+VALUES = [
+    None,
+    0,
+    -1,
+    2**31,
+    1.5,
+    True,
+    "",
+    "x",
+    "2024-02-29T10:34:56.1Z",
+    "null",
+    [],
+    [1, None],
+    {},
+]
+VALUES += [{"scale": 2, "value": "AQ=="}, {"a": [1, 2.5]}, '{"a": [1]}']
+
+
+@pytest.mark.parametrize("config", ["extended-schemas", "compact-plain"])
+def test_every_column_s_wire_by_its_plan_is_what_the_column_by_column_walk_gives(config):
+    doc = document(config, "types-read")
+    for column in SCHEMA_WIRES:
+        for value in VALUES:
+            for below in (set(), {column}, {column, column + "/a"}):
+                edited = json.loads(json.dumps(doc))
+                envelope(edited)["after"][column[1:]] = value
+                payload = json.dumps(edited).encode()
+                assert wires_planned(payload, below) == wires_column_by_column(payload, below), (
+                    column, value, below,
+                )  # fmt: skip
 
 
 # -- findings ---------------------------------------------------------------------

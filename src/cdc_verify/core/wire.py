@@ -187,7 +187,17 @@ def row_wire_types(payload: bytes, below: Collection[str] = ()) -> dict[str, str
     try:
         envelope, schema = open_record(payload)
         row, columns = row_image(envelope, schema)
+        plan = _column_wires(columns) if columns is not None else {}
         for name, value in row.items():
+            planned = plan.get(name)
+            if planned is not None:
+                path, fixed = planned
+                if value is None:
+                    out[path] = "null"
+                    continue
+                if fixed is not None and path not in below:
+                    out[path] = fixed
+                    continue
             path = "/" + escape_token(name)
             column = columns.get(name) if columns is not None else None
             _row_wire(value, column if type(column) is dict else None, path, below, out)
@@ -196,6 +206,38 @@ def row_wire_types(payload: bytes, below: Collection[str] = ()) -> dict[str, str
     except RecursionError:  # a jsonb value nested past the stack
         raise WireError("payload nested too deep to read") from None
     return out
+
+
+_plans: dict[int, tuple[Mapping[str, Any], dict[str, tuple[str, str | None]]]] = {}
+_PLANS_KEPT = 64  # as the row consumer's plans: one a table and image
+
+
+def _column_wires(columns: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """Column -> (its path, the wire type _row_wire names for any value but NULL, or None
+    where it depends on the value), for the columns with a schema. Worked out once per
+    columns object: row_image shares one per schema and image."""
+    planned = _plans.get(id(columns))
+    if planned is not None and planned[0] is columns:
+        return planned[1]
+    plan: dict[str, tuple[str, str | None]] = {}
+    for name, column in columns.items():
+        if type(column) is not dict:
+            continue
+        kind, named = column.get("type"), column.get("name")
+        fixed: str | None
+        if named == VARIABLE_DECIMAL or named == "io.debezium.time.ZonedTimestamp":
+            fixed = None  # the value's scale, the value's digits
+        elif named == DECIMAL:
+            fixed = f"decimal(scale={scale_of(column)})"
+        elif type(named) is str and named.startswith(("io.debezium.", "org.apache.kafka.connect.")):
+            fixed = named.rpartition(".")[2]
+        else:
+            fixed = str(kind)
+        plan[name] = ("/" + escape_token(name), fixed)
+    if len(_plans) >= _PLANS_KEPT:
+        _plans.clear()
+    _plans[id(columns)] = (columns, plan)  # holds the columns: their id stays their own
+    return plan
 
 
 def _row_wire(
