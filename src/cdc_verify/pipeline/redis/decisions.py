@@ -26,6 +26,8 @@ import zlib
 from collections.abc import Mapping
 from importlib.resources import files
 
+import msgpack
+
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.connection import AsyncClient
@@ -74,33 +76,37 @@ def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
 
 # KEYS[1]: the generations' registry (a state key: it routes the call on a Cluster, where
 # every decision key shares its hash tag). ARGV: the prefix of a key of its own, of the
-# hashes, the retention; then per event_id a ULID's (hash, event_id), or another's
-# ('', event_id, shard hash, entry ms or '': at any time), or ('', event_id, '', '') for a
-# key of its own.
+# hashes, the retention, and the event_ids as one flat msgpack array (redis-py encodes
+# each ARGV in Python; msgpack packs them all in C): per event_id a ULID's (hash,
+# event_id), or another's ('', event_id, shard hash, entry ms or '': at any time), or
+# ('', event_id, '', '') for a key of its own.
 LOOKUP_SCRIPT = (
     GENERATIONS_LUA
     + """
 local prefix, hashes, retention, out = ARGV[1], ARGV[2], tonumber(ARGV[3]), {}
-local gens, i = nil, 4
-while i <= #ARGV do
-  local bucket, eid = ARGV[i], ARGV[i + 1]
+local L = cmsgpack.unpack(ARGV[4])
+local gens, i = nil, 1
+while i <= #L do
+  local bucket, eid = L[i], L[i + 1]
   local value = false
   if bucket ~= '' then
     value = redis.call('HGET', bucket, eid)
     i = i + 2
   else
-    if ARGV[i + 2] ~= '' then
+    if L[i + 2] ~= '' then
       gens = gens or gen_load(KEYS[1], hashes)
-      value = gen_find(gens, eid, tonumber(ARGV[i + 2]), ARGV[i + 3], retention)
+      value = gen_find(gens, eid, L[i + 2], L[i + 3], retention)
     end
     i = i + 4
   end
   if not value then value = redis.call('GET', prefix .. eid) end
-  table.insert(out, value or '')
+  out[#out + 1] = value or ''
 end
 return out
 """
 )
+# The events' array: strings as msgpack's str type (Lua reads both the same).
+_pack = msgpack.Packer(use_bin_type=False).pack
 
 
 class DecisionStore:
@@ -119,16 +125,17 @@ class DecisionStore:
         or None: at any time); a ValueError for a value we did not write."""
         if not events:
             return {}
-        args: list[str | int] = [self._prefix, self._buckets, self._retention_ms]
+        flat: list[str | int] = []
         buckets = self._buckets
         for event_id, at_ms in events.items():
             bucket, _, shard_hash = filing(buckets, event_id)
             if bucket:  # a ULID's, as fast as before generations
-                args += (bucket, event_id)
+                flat += (bucket, event_id)
             elif shard_hash == OWN_KEY:
-                args += ("", event_id, "", "")
+                flat += ("", event_id, "", "")
             else:
-                args += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
+                flat += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
+        args = (self._prefix, self._buckets, self._retention_ms, _pack(flat))
         values = await self._script(keys=self._route, args=args)
         found: dict[str, Decision | ValueError] = {}
         for event_id, value in zip(events, values, strict=True):
