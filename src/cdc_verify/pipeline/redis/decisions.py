@@ -60,7 +60,10 @@ def _ulid_ms(raw: bytes) -> int | None:
     return int(raw[:10].translate(_TO_INT32), 32)
 
 
-def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
+Filing = tuple[str, int, int]  # filing()'s answer
+
+
+def filing(decisions_prefix: str, event_id: str) -> Filing:
     """Where the event's decision is kept: (its ULID hash, the end of that hash's second,
     -1); or ("", 0, crc32) for a generation's hash (decisions.lua picks it); or
     ("", 0, OWN_KEY) for a key of its own."""
@@ -120,15 +123,21 @@ class DecisionStore:
         self._retention_ms = retention_ms
         self._script = client.register_script(LOOKUP_SCRIPT)
 
-    async def lookup(self, events: Mapping[str, int | None]) -> dict[str, Decision | ValueError]:
+    async def lookup(
+        self, events: Mapping[str, int | None], filed: dict[str, Filing] | None = None
+    ) -> dict[str, Decision | ValueError]:
         """Each known decision of `events` (event_id -> the entry-id ms of an entry of it,
-        or None: at any time); a ValueError for a value we did not write."""
+        or None: at any time); a ValueError for a value we did not write. `filed`: where
+        to keep each event's filing (the commit needs it again)."""
         if not events:
             return {}
         flat: list[str | int] = []
         buckets = self._buckets
         for event_id, at_ms in events.items():
-            bucket, _, shard_hash = filing(buckets, event_id)
+            filed_as = filing(buckets, event_id)
+            if filed is not None:
+                filed[event_id] = filed_as
+            bucket, _, shard_hash = filed_as
             if bucket:  # a ULID's, as fast as before generations
                 flat += (bucket, event_id)
             elif shard_hash == OWN_KEY:
