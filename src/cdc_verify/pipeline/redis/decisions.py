@@ -82,14 +82,16 @@ def filing(decisions_prefix: str, event_id: str) -> Filing:
 # hashes, the retention, and the event_ids as one flat msgpack array (redis-py encodes
 # each ARGV in Python; msgpack packs them all in C): per event_id a ULID's (hash,
 # event_id), or another's ('', event_id, shard hash, entry ms or '': at any time), or
-# ('', event_id, '', '') for a key of its own.
+# ('', event_id, '', '') for a key of its own. Returns the decisions found only, each
+# after its event's place in the array (1, 2, ...): most lookups find none.
 LOOKUP_SCRIPT = (
     GENERATIONS_LUA
     + """
 local prefix, hashes, retention, out = ARGV[1], ARGV[2], tonumber(ARGV[3]), {}
 local L = cmsgpack.unpack(ARGV[4])
-local gens, i = nil, 1
+local gens, i, n = nil, 1, 0
 while i <= #L do
+  n = n + 1
   local bucket, eid = L[i], L[i + 1]
   local value = false
   if bucket ~= '' then
@@ -103,7 +105,10 @@ while i <= #L do
     i = i + 4
   end
   if not value then value = redis.call('GET', prefix .. eid) end
-  out[#out + 1] = value or ''
+  if value and value ~= '' then
+    out[#out + 1] = n
+    out[#out + 1] = value
+  end
 end
 return out
 """
@@ -145,11 +150,13 @@ class DecisionStore:
             else:
                 flat += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
         args = (self._prefix, self._buckets, self._retention_ms, _pack(flat))
-        values = await self._script(keys=self._route, args=args)
+        replies = await self._script(keys=self._route, args=args)
         found: dict[str, Decision | ValueError] = {}
-        for event_id, value in zip(events, values, strict=True):
-            if not value:
-                continue
+        if not replies:
+            return found
+        ids = list(events)
+        for place, value in zip(replies[::2], replies[1::2], strict=True):
+            event_id = ids[int(place) - 1]
             try:
                 found[event_id] = Decision.decode(value)
             except ValueError as exc:
