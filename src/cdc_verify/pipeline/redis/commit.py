@@ -126,10 +126,11 @@ _ROW_START = len(_ROW_HEADER)
 _RECORD_FIELD = OUTCOME_FIELDS.index("record")
 _SHAPE_PARTS_FIELD = OUTCOME_FIELDS.index("shape_parts")
 _LATE = OutcomeKind.LATE
-# The most filings a committer keeps from its lookups for the commits of those events;
-# past it they are made afresh (an event looked up but never committed with a decision
-# would otherwise stay).
-_MAX_FILED = 1 << 17
+# The most filings a committer keeps from its lookups for the commits of those events
+# (~210 bytes each: ~7 MB); past it they are dropped and made afresh, as are those of
+# events looked up but never committed with a decision. At the default grace it holds
+# what ~16k events/s keep in flight.
+_MAX_FILED = 1 << 15
 
 
 SettleModes = tuple[SettleMode, SettleMode]  # production's and sister's
