@@ -126,6 +126,8 @@ def test_a_decision_is_written_once_and_found_again(redis_url, redis_client, kin
     seen = {e: now_ms - 5000 + i for i, e in enumerate(ids)}  # first-seen: 1k events/s
 
     async def work(committer: VerdictCommitter) -> tuple[int, int, dict[str, Decision]]:
+        # Looked up first, as a worker does: the commit takes each filing the lookup made.
+        assert await committer.lookup(dict.fromkeys(ids, now_ms)) == {}
         first = await committer.commit([pair(e, ms) for e, ms in seen.items()])
         again = await committer.commit([pair(e, ms) for e, ms in seen.items()])  # a retry
         found = await committer.lookup({**dict.fromkeys(ids, now_ms), "never-seen": now_ms})

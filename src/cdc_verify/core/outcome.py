@@ -240,6 +240,8 @@ _COVERAGE_OF = {
 
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode
+# Made once: json.dumps given any option builds an encoder per call (~0.7 µs a record).
+_encode_record = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def record_to_json(record: VerdictRecord) -> str:
@@ -256,7 +258,7 @@ def record_to_json(record: VerdictRecord) -> str:
         # Most records are a bare match: skip the generic encoder (7x faster, same bytes).
         verdict = record.verdict._value_
         return f'{{"event_id":{_encode_str(record.event_id)},"verdict":"{verdict}"}}'
-    text = json.dumps(record.as_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _encode_record(record.as_json())
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

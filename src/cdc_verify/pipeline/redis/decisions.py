@@ -26,6 +26,8 @@ import zlib
 from collections.abc import Mapping
 from importlib.resources import files
 
+import msgpack
+
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.core.outcome import Decision
 from cdc_verify.pipeline.redis.connection import AsyncClient
@@ -58,7 +60,10 @@ def _ulid_ms(raw: bytes) -> int | None:
     return int(raw[:10].translate(_TO_INT32), 32)
 
 
-def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
+Filing = tuple[str, int, int]  # filing()'s answer
+
+
+def filing(decisions_prefix: str, event_id: str) -> Filing:
     """Where the event's decision is kept: (its ULID hash, the end of that hash's second,
     -1); or ("", 0, crc32) for a generation's hash (decisions.lua picks it); or
     ("", 0, OWN_KEY) for a key of its own."""
@@ -74,33 +79,42 @@ def filing(decisions_prefix: str, event_id: str) -> tuple[str, int, int]:
 
 # KEYS[1]: the generations' registry (a state key: it routes the call on a Cluster, where
 # every decision key shares its hash tag). ARGV: the prefix of a key of its own, of the
-# hashes, the retention; then per event_id a ULID's (hash, event_id), or another's
-# ('', event_id, shard hash, entry ms or '': at any time), or ('', event_id, '', '') for a
-# key of its own.
+# hashes, the retention, and the event_ids as one flat msgpack array (redis-py encodes
+# each ARGV in Python; msgpack packs them all in C): per event_id a ULID's (hash,
+# event_id), or another's ('', event_id, shard hash, entry ms or '': at any time), or
+# ('', event_id, '', '') for a key of its own. Returns the decisions found only, each
+# after its event's place in the array (1, 2, ...): most lookups find none.
 LOOKUP_SCRIPT = (
     GENERATIONS_LUA
     + """
 local prefix, hashes, retention, out = ARGV[1], ARGV[2], tonumber(ARGV[3]), {}
-local gens, i = nil, 4
-while i <= #ARGV do
-  local bucket, eid = ARGV[i], ARGV[i + 1]
+local L = cmsgpack.unpack(ARGV[4])
+local gens, i, n = nil, 1, 0
+while i <= #L do
+  n = n + 1
+  local bucket, eid = L[i], L[i + 1]
   local value = false
   if bucket ~= '' then
     value = redis.call('HGET', bucket, eid)
     i = i + 2
   else
-    if ARGV[i + 2] ~= '' then
+    if L[i + 2] ~= '' then
       gens = gens or gen_load(KEYS[1], hashes)
-      value = gen_find(gens, eid, tonumber(ARGV[i + 2]), ARGV[i + 3], retention)
+      value = gen_find(gens, eid, L[i + 2], L[i + 3], retention)
     end
     i = i + 4
   end
   if not value then value = redis.call('GET', prefix .. eid) end
-  table.insert(out, value or '')
+  if value and value ~= '' then
+    out[#out + 1] = n
+    out[#out + 1] = value
+  end
 end
 return out
 """
 )
+# The events' array: strings as msgpack's str type (Lua reads both the same).
+_pack = msgpack.Packer(use_bin_type=False).pack
 
 
 class DecisionStore:
@@ -114,26 +128,35 @@ class DecisionStore:
         self._retention_ms = retention_ms
         self._script = client.register_script(LOOKUP_SCRIPT)
 
-    async def lookup(self, events: Mapping[str, int | None]) -> dict[str, Decision | ValueError]:
+    async def lookup(
+        self, events: Mapping[str, int | None], filed: dict[str, Filing] | None = None
+    ) -> dict[str, Decision | ValueError]:
         """Each known decision of `events` (event_id -> the entry-id ms of an entry of it,
-        or None: at any time); a ValueError for a value we did not write."""
+        or None: at any time); a ValueError for a value we did not write. `filed`: where
+        to keep each event's filing (the commit needs it again)."""
         if not events:
             return {}
-        args: list[str | int] = [self._prefix, self._buckets, self._retention_ms]
+        flat: list[str | int] = []
         buckets = self._buckets
         for event_id, at_ms in events.items():
-            bucket, _, shard_hash = filing(buckets, event_id)
+            filed_as = filing(buckets, event_id)
+            if filed is not None:
+                filed[event_id] = filed_as
+            bucket, _, shard_hash = filed_as
             if bucket:  # a ULID's, as fast as before generations
-                args += (bucket, event_id)
+                flat += (bucket, event_id)
             elif shard_hash == OWN_KEY:
-                args += ("", event_id, "", "")
+                flat += ("", event_id, "", "")
             else:
-                args += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
-        values = await self._script(keys=self._route, args=args)
+                flat += ("", event_id, shard_hash, "" if at_ms is None else at_ms)
+        args = (self._prefix, self._buckets, self._retention_ms, _pack(flat))
+        replies = await self._script(keys=self._route, args=args)
         found: dict[str, Decision | ValueError] = {}
-        for event_id, value in zip(events, values, strict=True):
-            if not value:
-                continue
+        if not replies:
+            return found
+        ids = list(events)
+        for place, value in zip(replies[::2], replies[1::2], strict=True):
+            event_id = ids[int(place) - 1]
             try:
                 found[event_id] = Decision.decode(value)
             except ValueError as exc:
