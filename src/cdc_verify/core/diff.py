@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from cdc_verify.native import NATIVE
 from cdc_verify.schemas.verdicts import DifferenceKind
 
 VALUE = DifferenceKind.VALUE
@@ -84,6 +85,19 @@ def _same_types(a: Any, b: Any) -> bool:
     elif isinstance(a, Mapping | tuple):
         return False  # rare shapes: let the full walk decide
     return True
+
+
+def _same_types_native(a: Any, b: Any) -> bool:
+    """`_same_types` by the native module (its same_types mirrors it); the pure function
+    for any pair it raises on (another type of value, nesting past its depth, a pair the
+    pure function raises on: it raises again)."""
+    try:
+        return NATIVE.same_types(a, b)  # type: ignore[union-attr]
+    except Exception:
+        return _same_types(a, b)
+
+
+same_types = _same_types if NATIVE is None else _same_types_native  # what the diff calls
 
 
 def deep_same(a: Any, b: Any) -> bool:
@@ -191,7 +205,7 @@ class StructuralDiff:
         # Most pairs match: a C-level == plus a check of container and leaf types
         # settles them at half the cost of the walk below.
         try:
-            if production == sister and _same_types(production, sister):
+            if production == sister and same_types(production, sister):
                 return []
         except RecursionError:  # nested past Python's stack: the bounded walk decides
             pass

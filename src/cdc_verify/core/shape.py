@@ -27,12 +27,14 @@ shape unbounded, or slow.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from cdc_verify.core.diff import escape_token
+from cdc_verify.native import NATIVE
 
 SHAPE_VALUE_CHARS = 40
 ENUM_VALUES = 8
@@ -86,10 +88,13 @@ class ShapeRules:
         wide = self.wide.get(entity)
         if wide is None:
             wide = self.wide[entity] = set()
-        layouts = self._layouts.get(entity)
-        if layouts is None or layouts[0] != len(wide):  # wide paths only ever grow
-            layouts = self._layouts[entity] = (len(wide), {})
-        parts, valued = _walk(value, wide, layouts[1])
+        walked = _native_walk(value, wide)
+        if walked is None:  # the pure path, or a value the native walk gave up on
+            layouts = self._layouts.get(entity)
+            if layouts is None or layouts[0] != len(wide):  # wide paths only ever grow
+                layouts = self._layouts[entity] = (len(wide), {})
+            walked = _walk(value, wide, layouts[1])
+        parts, valued = walked
         values = self._values.get(entity)
         if values is None:
             values = self._values[entity] = {}
@@ -127,7 +132,22 @@ def project(shape: Shape, wide: set[str] | frozenset[str]) -> Shape:
 def shape_of(value: Any, wide: set[str] | frozenset[str] = frozenset()) -> Shape:
     """The parts of a decoded event (any value a consumer returns; never raises); the
     paths in `wide` carry no value."""
-    return frozenset(_walk(value, wide)[0])
+    walked = _native_walk(value, wide) or _walk(value, wide)
+    return frozenset(walked[0])
+
+
+Walked = tuple[AbstractSet[str], list[tuple[str, str]]]  # the parts; (path, value) valued
+
+
+def _native_walk(value: Any, wide: set[str] | frozenset[str]) -> Walked | None:
+    """`_walk` by the native module (its ShapeWalker mirrors it), or None: no native
+    module, or a value it gave up on (the pure walk then says what happens)."""
+    if _WALKER is None:
+        return None
+    try:
+        return _WALKER.walk(value, wide)
+    except Exception:  # e.g. a map that a key's __str__ changed while it was walked
+        return None
 
 
 def _walk(
@@ -205,9 +225,11 @@ def _walk(
                 break
             try:
                 child, typed = below[key]
-            except (KeyError, TypeError):  # new, or a key that cannot be hashed again
+            except Exception:  # new, or a key that cannot be hashed again
                 child, typed = _child(path, key), {}
-                if _cached[0] < _MAX_CACHED_KEYS:
+                # Only str keys (and None, a list item's): 1, True and 1.0 are one key
+                # to a dict but each is named as itself.
+                if _cached[0] < _MAX_CACHED_KEYS and (type(key) is str or key is None):
                     below[key] = (child, typed)
                     _cached[0] += 1
             t = type(item)
@@ -223,7 +245,7 @@ def _walk(
             else:
                 part = typed.get(t)
                 if part is None:
-                    part = typed[t] = child + SEP + (_TYPE_NAMES.get(t) or t.__name__)
+                    part = typed[t] = _part(child, t)
                 add(part)
     return parts, valued
 
@@ -270,7 +292,7 @@ def _layout_of(
         elif t is bool and child not in wide:
             special.append((index, child, _BOOL, ""))
         else:
-            fixed.append(child + SEP + (_TYPE_NAMES.get(t) or t.__name__))
+            fixed.append(_part(child, t))
     layout = layouts[key] = _Layout(tuple(fixed), tuple(special))
     return layout
 
@@ -286,11 +308,19 @@ _MAX_CACHED_PATHS = 4096
 _MAX_CACHED_KEYS = 65_536
 
 
+def _part(path: str, kind: type) -> Part:
+    """The part of a value of type `kind` at `path` that carries no value."""
+    return path + SEP + (_TYPE_NAMES.get(kind) or kind.__name__)
+
+
 def _child(path: str, key: Any) -> str:
+    """The path of `key`'s child of `path` (None: a list item's, `_HERE`: the root's)."""
     if key is None:
         return path + "/*"
     if key is _HERE:
         return path
+    if type(key) is not str and isinstance(key, str):
+        key = str.__str__(key)  # named by its value, as the caches (equal keys) would
     if (
         type(key) is str
         and len(key) <= MAX_KEY_CHARS
@@ -312,3 +342,15 @@ def _token(key: Any) -> str:
     if len(token) > MAX_KEY_CHARS:
         token = token[:MAX_KEY_CHARS] + "…"
     return token.replace(SEP, "\\u0000")
+
+
+def native_walker(native: Any) -> Any:
+    """A ShapeWalker of the compiled module `native` (native/src/lib.rs), given this
+    module's rules (`_child`, `_part`) and caps, which it mirrors."""
+    return native.ShapeWalker(
+        _child, _part, SEP, MAX_SHAPE_DEPTH, MAX_SHAPE_PARTS, MAX_SHAPE_NODES,
+        SHAPE_VALUE_CHARS, _MAX_CACHED_KEYS,
+    )  # fmt: skip
+
+
+_WALKER = None if NATIVE is None else native_walker(NATIVE)  # None: the pure walk

@@ -28,6 +28,7 @@ from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.core.shape import ShapeRules
 from cdc_verify.core.verifier import Verifier
+from cdc_verify.native import HOT_PATH
 from cdc_verify.pipeline.redis.acl import check_acl, probe_key, refusal, server_uses
 from cdc_verify.pipeline.redis.alerts import AlertStore
 from cdc_verify.pipeline.redis.clock import ClockSkew
@@ -152,6 +153,7 @@ class StreamWorker:
         self._started_at = time.monotonic()
         self.running = True
         log.info("worker %s starting: %s", self.settings.consumer_name, self._describe_servers())
+        log.info("hot path: %s", HOT_PATH)  # native (compiled) or pure Python, and why
         try:
             while not self._stopping.is_set():
                 self.heartbeat = time.monotonic()

@@ -1,0 +1,110 @@
+"""Micro-benchmark of the native hot path: each ported function, pure against native.
+
+On the bench corpus' decoded production values (throughput.py's corpus: `generate`, the
+reference consumer's decode), µs per call of the pure-Python function and of the
+compiled one (src/cdc_verify/_native, built from native/), best of --repeat passes, and a
+check that both give the same answers. End to end figures: throughput.py's native/pure
+column. Needs the compiled module (pip install -e . with a Rust toolchain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _common import src_digest
+
+from cdc_verify.consumers.reference import decode_event
+from cdc_verify.core import diff, shape
+from cdc_verify.native import HOT_PATH, NATIVE
+from cdc_verify.simulate.corpus import Corpus, generate
+
+
+def best_us(call: Callable[[Any], object], values: list[Any], repeat: int) -> float:
+    """µs per value of `call` on each value, best of `repeat` passes."""
+    best = float("inf")
+    gc.disable()  # the collector would walk the corpus' values, whichever path made garbage
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for value in values:
+                call(value)  # the answer dropped at once, as the worker drops most
+            best = min(best, time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return best / len(values) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()}; cdc_verify sources {src_digest()}")
+    print(f"hot path: {HOT_PATH}")
+    walker = shape._WALKER
+    if walker is None:
+        raise SystemExit("no native module: nothing to compare (see the hot path line)")
+    values: list[Any] = []
+    corpus = generate(args.events, seed=1)
+    for entry in corpus.production:
+        try:
+            values.append(decode_event(entry.fields))
+        except Exception:
+            continue  # refused by the consumer: never shaped
+    wide: set[str] = set()
+    rules = shape.ShapeRules()  # learn the corpus' wide paths, as a running worker has
+    for value in values:
+        rules.shape("comment", value)
+    wide = rules.wide["comment"]
+    for value in values:
+        pure, native = shape._walk(value, wide), walker.walk(value, wide)
+        assert (set(pure[0]), pure[1]) == (set(native[0]), native[1]), value
+    layouts: shape.Layouts = {}
+    pure_us = best_us(lambda v: shape._walk(v, wide, layouts), values, args.repeat)
+    native_us = best_us(lambda v: walker.walk(v, wide), values, args.repeat)
+    print(f"{len(values)} decoded production values, the same parts and values from both")
+    print(f"shape walk (_walk, with layouts): pure {pure_us:.2f} µs, native {native_us:.2f} µs "
+          f"per value ({pure_us / native_us:.1f}x)")  # fmt: skip
+    rules_pure, rules_native = shape.ShapeRules(), shape.ShapeRules()
+    saved, shape._WALKER = shape._WALKER, None
+    try:
+        pure_us = best_us(lambda v: rules_pure.shape("comment", v), values, args.repeat)
+    finally:
+        shape._WALKER = saved
+    native_us = best_us(lambda v: rules_native.shape("comment", v), values, args.repeat)
+    print(f"ShapeRules.shape (what the verifier calls): pure {pure_us:.2f} µs, native "
+          f"{native_us:.2f} µs per value ({pure_us / native_us:.1f}x)")  # fmt: skip
+    pairs = equal_pairs(corpus)
+    for a, b in pairs:
+        assert diff._same_types(a, b) == NATIVE.same_types(a, b)
+    pure_us = best_us(lambda p: p[0] == p[1] and diff._same_types(*p), pairs, args.repeat)
+    native_us = best_us(lambda p: p[0] == p[1] and diff.same_types(*p), pairs, args.repeat)
+    print(f"{len(pairs)} equal decoded pairs, the same answers from both")
+    print(f"the diff's match check (== and _same_types): pure {pure_us:.2f} µs, native "
+          f"{native_us:.2f} µs per pair ({pure_us / native_us:.1f}x)")  # fmt: skip
+
+
+def equal_pairs(corpus: Corpus) -> list[tuple[Any, Any]]:
+    """(production, sister) decoded values of the events whose sides are equal."""
+    sister = {entry.event_id: entry for entry in corpus.sister}
+    pairs = []
+    for entry in corpus.production:
+        twin = sister.get(entry.event_id)
+        if twin is None:
+            continue
+        try:
+            a, b = decode_event(entry.fields), decode_event(twin.fields)
+        except Exception:
+            continue
+        if a == b:
+            pairs.append((a, b))
+    return pairs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,589 @@
+//! `cdc_verify._native`: compiled versions of cdc-verify's hottest pure-Python functions.
+//!
+//! Each mirrors one Python function and must return exactly what it returns, for every
+//! value; the Python caller falls back to its pure function whenever this raises
+//! (src/cdc_verify/native.py chooses the path, docs/architecture.md says why). The rules
+//! themselves (how a key is named, a type's name, the caps) stay in Python: they are
+//! handed to the constructor, so there is one home for each.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyFrozenSet, PyList, PyString, PyTuple, PyType};
+
+/// A node of the walk's cache: one path (as `_BELOW` caches it in core/shape.py).
+struct Node {
+    path: Py<PyString>,
+    str_prefix: Option<Py<PyString>>, // path SEP "str" SEP: a short string's part less its value
+    bool_parts: Option<(Py<PyString>, Py<PyString>)>, // path SEP "bool" SEP "true" / "false"
+    typed: Vec<(Py<PyType>, Py<PyString>)>, // type -> path SEP its name
+    star: Option<u32>,                // the child of list items (and of a None key)
+    children: Children,
+}
+
+/// str key (by its hash; equal hashes in a short list) -> its child node.
+type Children = HashMap<isize, Vec<(Py<PyString>, u32)>, BuildHasherDefault<StrHash>>;
+
+/// Python's own (cached, randomised) hash of a str key, used as it is.
+#[derive(Default)]
+struct StrHash(u64);
+
+impl Hasher for StrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only isize keys")
+    }
+    fn write_isize(&mut self, i: isize) {
+        self.0 = i as u64;
+    }
+}
+
+const TEMP: u32 = 1 << 31; // a node made for this walk only (under a key that is no str)
+const MAX_TYPED: usize = 8; // types remembered per path; more are named at each meeting
+
+/// The cache: nodes kept across walks (index 0: the root, path ""), and this walk's others.
+struct Cache {
+    kept: Vec<Node>,
+    temp: Vec<Node>,
+}
+
+impl Cache {
+    fn node(&mut self, at: u32) -> &mut Node {
+        if at & TEMP != 0 {
+            &mut self.temp[(at & !TEMP) as usize]
+        } else {
+            &mut self.kept[at as usize]
+        }
+    }
+
+    fn add(&mut self, temp: bool, path: Py<PyString>) -> u32 {
+        let node = Node {
+            path,
+            str_prefix: None,
+            bool_parts: None,
+            typed: Vec::new(),
+            star: None,
+            children: HashMap::default(),
+        };
+        if temp {
+            self.temp.push(node);
+            (self.temp.len() - 1) as u32 | TEMP
+        } else {
+            self.kept.push(node);
+            (self.kept.len() - 1) as u32
+        }
+    }
+}
+
+/// Mirrors `_walk` in src/cdc_verify/core/shape.py (without its layouts, an optimisation
+/// that yields the same parts): the parts of a decoded value, and (path, value) of those
+/// that carry a value, with the same caps and in the same order.
+#[pyclass(frozen, module = "cdc_verify._native")]
+struct ShapeWalker {
+    child: Py<PyAny>, // shape._child(path, key): a key's path
+    part: Py<PyAny>,  // shape._part(path, type): a valueless part
+    sep: Py<PyString>,
+    true_text: Py<PyString>,
+    false_text: Py<PyString>,
+    max_depth: u32,
+    max_parts: isize,
+    max_nodes: isize,
+    value_chars: isize,
+    max_kept: usize,
+    cache: Mutex<Cache>,
+}
+
+#[pymethods]
+impl ShapeWalker {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        child: Py<PyAny>,
+        part: Py<PyAny>,
+        sep: Py<PyString>,
+        max_depth: u32,
+        max_parts: isize,
+        max_nodes: isize,
+        value_chars: isize,
+        max_kept: usize,
+    ) -> Self {
+        let root = PyString::new(py, "").unbind();
+        let mut cache = Cache {
+            kept: Vec::new(),
+            temp: Vec::new(),
+        };
+        cache.add(false, root);
+        ShapeWalker {
+            child,
+            part,
+            sep,
+            true_text: PyString::intern(py, "true").unbind(),
+            false_text: PyString::intern(py, "false").unbind(),
+            max_depth,
+            max_parts,
+            max_nodes,
+            value_chars,
+            max_kept,
+            cache: Mutex::new(cache),
+        }
+    }
+
+    /// (frozenset of parts, list of (path, value)), as `_walk` returns (set, list).
+    fn walk<'py>(
+        &self,
+        py: Python<'py>,
+        value: Bound<'py, PyAny>,
+        wide: Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyFrozenSet>, Bound<'py, PyList>)> {
+        if unsafe { ffi::PyAnySet_Check(wide.as_ptr()) } == 0 {
+            return Err(PyRuntimeError::new_err("wide must be a set or frozenset"));
+        }
+        // Never wait for the cache: another thread may hold it while it runs Python code
+        // (naming a key), and waiting with the GIL held would deadlock. That thread's
+        // value is walked here by the pure function instead (the caller's fallback).
+        let Ok(mut cache) = self.cache.try_lock() else {
+            return Err(PyRuntimeError::new_err(
+                "the walker is busy in another thread",
+            ));
+        };
+        if cache.kept.len() >= self.max_kept {
+            cache.kept.truncate(1); // start afresh, as `_BELOW` does past its bounds
+            let root = &mut cache.kept[0];
+            root.star = None;
+            root.children.clear();
+            root.typed.clear();
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.walk_inner(py, &mut cache, value, &wide)
+        }));
+        cache.temp.clear();
+        match result {
+            Ok(answer) => answer,
+            Err(_) => Err(PyRuntimeError::new_err("native shape walk panicked")),
+        }
+    }
+}
+
+impl ShapeWalker {
+    fn walk_inner<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut Cache,
+        value: Bound<'py, PyAny>,
+        wide: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyFrozenSet>, Bound<'py, PyList>)> {
+        // A new frozenset may be filled with PySet_Add until it is handed out.
+        let parts = unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyFrozenSet_New(std::ptr::null_mut()))?
+        }
+        .cast_into::<PyFrozenSet>()?;
+        let valued = PyList::empty(py);
+        let mut stack: Vec<(u32, Bound<'py, PyAny>, u32)> = vec![(0, value, 0)];
+        let mut budget = self.max_nodes;
+        while budget > 0 && set_size(&parts) < self.max_parts {
+            let Some((at, node, depth)) = stack.pop() else {
+                break;
+            };
+            let ptr = node.as_ptr();
+            let is_dict = unsafe { ffi::PyDict_CheckExact(ptr) } != 0;
+            let is_seq = !is_dict
+                && unsafe { ffi::PyList_CheckExact(ptr) != 0 || ffi::PyTuple_CheckExact(ptr) != 0 };
+            if is_dict || is_seq {
+                let part = self.typed_part(py, cache, at, &node.get_type())?;
+                add(&parts, &part)?;
+            } else if depth != 0 {
+                continue; // only containers are put on the stack
+            }
+            if depth >= self.max_depth {
+                continue;
+            }
+            let depth = depth + 1;
+            if is_dict {
+                for_each_item(&node, |key, item| {
+                    if !self.one_more(&mut budget, &parts) {
+                        return Ok(false);
+                    }
+                    let child = self.child_of(py, cache, at, Some(&key))?;
+                    self.leaf(
+                        py, cache, child, item, depth, &parts, &valued, wide, &mut stack,
+                    )?;
+                    Ok(true)
+                })?;
+            } else if is_seq {
+                let child = self.child_of(py, cache, at, None)?;
+                let is_list = unsafe { ffi::PyList_CheckExact(ptr) } != 0;
+                let mut index: ffi::Py_ssize_t = 0;
+                loop {
+                    // A list is read live, as Python's iterator reads it; a tuple is fixed.
+                    let item = unsafe {
+                        if is_list {
+                            if index >= ffi::PyList_GET_SIZE(ptr) {
+                                break;
+                            }
+                            Bound::from_borrowed_ptr(py, ffi::PyList_GET_ITEM(ptr, index))
+                        } else {
+                            if index >= ffi::PyTuple_GET_SIZE(ptr) {
+                                break;
+                            }
+                            Bound::from_borrowed_ptr(py, ffi::PyTuple_GET_ITEM(ptr, index))
+                        }
+                    };
+                    index += 1;
+                    if !self.one_more(&mut budget, &parts) {
+                        break;
+                    }
+                    self.leaf(
+                        py, cache, child, item, depth, &parts, &valued, wide, &mut stack,
+                    )?;
+                }
+            } else {
+                // a root that is no container: the one child of itself
+                if !self.one_more(&mut budget, &parts) {
+                    break;
+                }
+                self.leaf(
+                    py, cache, at, node, depth, &parts, &valued, wide, &mut stack,
+                )?;
+            }
+        }
+        Ok((parts, valued))
+    }
+
+    /// Whether the walk takes one more item: within MAX_SHAPE_NODES and MAX_SHAPE_PARTS.
+    fn one_more(&self, budget: &mut isize, parts: &Bound<'_, PyFrozenSet>) -> bool {
+        *budget -= 1;
+        *budget >= 0 && set_size(parts) < self.max_parts
+    }
+
+    /// One item of a container: containers go on the stack, leaves add their part.
+    #[allow(clippy::too_many_arguments)]
+    fn leaf<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut Cache,
+        at: u32,
+        item: Bound<'py, PyAny>,
+        depth: u32,
+        parts: &Bound<'py, PyFrozenSet>,
+        valued: &Bound<'py, PyList>,
+        wide: &Bound<'py, PyAny>,
+        stack: &mut Vec<(u32, Bound<'py, PyAny>, u32)>,
+    ) -> PyResult<()> {
+        let ptr = item.as_ptr();
+        unsafe {
+            if ffi::PyDict_CheckExact(ptr) != 0
+                || ffi::PyList_CheckExact(ptr) != 0
+                || ffi::PyTuple_CheckExact(ptr) != 0
+            {
+                stack.push((at, item, depth));
+                return Ok(());
+            }
+            if ffi::PyUnicode_CheckExact(ptr) != 0
+                && ffi::PyUnicode_GetLength(ptr) <= self.value_chars
+                && !in_wide(py, wide, &cache.node(at).path)?
+            {
+                let prefix = self.str_prefix(py, cache, at)?;
+                let part =
+                    Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_Concat(prefix.as_ptr(), ptr))?;
+                add(parts, &part)?;
+                let path = cache.node(at).path.bind(py).clone();
+                valued.append(PyTuple::new(py, [path.into_any(), item])?)?;
+                return Ok(());
+            }
+            if ffi::PyBool_Check(ptr) != 0 && !in_wide(py, wide, &cache.node(at).path)? {
+                let truth = ptr == ffi::Py_True();
+                let (when_true, when_false) = self.bool_parts(py, cache, at)?;
+                add(parts, if truth { &when_true } else { &when_false })?;
+                let text = if truth {
+                    &self.true_text
+                } else {
+                    &self.false_text
+                };
+                let path = cache.node(at).path.bind(py).clone();
+                valued.append(PyTuple::new(
+                    py,
+                    [path.into_any(), text.bind(py).clone().into_any()],
+                )?)?;
+                return Ok(());
+            }
+        }
+        let part = self.typed_part(py, cache, at, &item.get_type())?;
+        add(parts, &part)
+    }
+
+    /// The node of `key`'s child of `at` (None: of a list item), as `_child` names it.
+    fn child_of(
+        &self,
+        py: Python<'_>,
+        cache: &mut Cache,
+        at: u32,
+        key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u32> {
+        let temp = at & TEMP != 0;
+        let key = match key {
+            Some(key) if !key.is_none() => key,
+            _ => {
+                if let Some(star) = cache.node(at).star {
+                    return Ok(star);
+                }
+                let path = self.named(py, cache, at, &py.None().into_bound(py))?;
+                let star = cache.add(temp, path);
+                cache.node(at).star = Some(star);
+                return Ok(star);
+            }
+        };
+        if unsafe { ffi::PyUnicode_CheckExact(key.as_ptr()) } == 0 {
+            // Another key type is named anew each time: 1, True and 1.0 are equal keys.
+            let path = self.named(py, cache, at, key)?;
+            return Ok(cache.add(true, path));
+        }
+        let hash = key.hash()?;
+        if let Some(same) = cache.node(at).children.get(&hash) {
+            for (name, child) in same {
+                if name.as_ptr() == key.as_ptr() || name.bind(py).as_any().eq(key)? {
+                    return Ok(*child);
+                }
+            }
+        }
+        let path = self.named(py, cache, at, key)?;
+        let child = cache.add(temp, path);
+        let name = key.cast::<PyString>()?.clone().unbind();
+        cache
+            .node(at)
+            .children
+            .entry(hash)
+            .or_default()
+            .push((name, child));
+        Ok(child)
+    }
+
+    fn named(
+        &self,
+        py: Python<'_>,
+        cache: &mut Cache,
+        at: u32,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyString>> {
+        let parent = cache.node(at).path.clone_ref(py);
+        let path = self.child.bind(py).call1((parent, key))?;
+        Ok(path.cast_into::<PyString>()?.unbind())
+    }
+
+    /// `_part(path, type)`: path SEP the type's name.
+    fn typed_part<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut Cache,
+        at: u32,
+        kind: &Bound<'py, PyType>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let node = cache.node(at);
+        for (known, part) in &node.typed {
+            if known.as_ptr() == kind.as_ptr() {
+                return Ok(part.bind(py).clone());
+            }
+        }
+        let path = node.path.clone_ref(py);
+        let part = self
+            .part
+            .bind(py)
+            .call1((path, kind))?
+            .cast_into::<PyString>()?;
+        let node = cache.node(at);
+        if node.typed.len() < MAX_TYPED {
+            node.typed
+                .push((kind.clone().unbind(), part.clone().unbind()));
+        }
+        Ok(part)
+    }
+
+    fn str_prefix<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut Cache,
+        at: u32,
+    ) -> PyResult<Bound<'py, PyString>> {
+        if let Some(prefix) = &cache.node(at).str_prefix {
+            return Ok(prefix.bind(py).clone());
+        }
+        let typed = self.typed_part(py, cache, at, &py.get_type::<PyString>())?;
+        let prefix = concat(py, &typed, self.sep.bind(py))?;
+        cache.node(at).str_prefix = Some(prefix.clone().unbind());
+        Ok(prefix)
+    }
+
+    fn bool_parts<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut Cache,
+        at: u32,
+    ) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyString>)> {
+        if let Some((t, f)) = &cache.node(at).bool_parts {
+            return Ok((t.bind(py).clone(), f.bind(py).clone()));
+        }
+        let typed = self.typed_part(py, cache, at, &py.get_type::<pyo3::types::PyBool>())?;
+        let prefix = concat(py, &typed, self.sep.bind(py))?;
+        let t = concat(py, &prefix, self.true_text.bind(py))?;
+        let f = concat(py, &prefix, self.false_text.bind(py))?;
+        cache.node(at).bool_parts = Some((t.clone().unbind(), f.clone().unbind()));
+        Ok((t, f))
+    }
+}
+
+/// Calls `visit` with each (key, value) of a dict, owned (it may run Python code), until
+/// it returns false; an error once the dict changed size, as Python's iteration raises.
+fn for_each_item<'py>(
+    dict: &Bound<'py, PyAny>,
+    mut visit: impl FnMut(Bound<'py, PyAny>, Bound<'py, PyAny>) -> PyResult<bool>,
+) -> PyResult<()> {
+    let (py, ptr) = (dict.py(), dict.as_ptr());
+    let size = unsafe { ffi::PyDict_Size(ptr) };
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+    while unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } != 0 {
+        let (key, value) = unsafe {
+            (
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, value),
+            )
+        };
+        if !visit(key, value)? {
+            break;
+        }
+        if unsafe { ffi::PyDict_Size(ptr) } != size {
+            return Err(PyRuntimeError::new_err(
+                "dictionary changed size during iteration",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn concat<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyString>,
+    b: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyString>> {
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_Concat(a.as_ptr(), b.as_ptr())) }?
+        .cast_into::<PyString>()
+        .map_err(Into::into)
+}
+
+fn set_size(parts: &Bound<'_, PyFrozenSet>) -> isize {
+    unsafe { ffi::PySet_Size(parts.as_ptr()) }
+}
+
+fn add(parts: &Bound<'_, PyFrozenSet>, part: &Bound<'_, impl Sized>) -> PyResult<()> {
+    if unsafe { ffi::PySet_Add(parts.as_ptr(), part.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(parts.py()));
+    }
+    Ok(())
+}
+
+fn in_wide(py: Python<'_>, wide: &Bound<'_, PyAny>, path: &Py<PyString>) -> PyResult<bool> {
+    match unsafe { ffi::PySet_Contains(wide.as_ptr(), path.as_ptr()) } {
+        -1 => Err(PyErr::fetch(py)),
+        found => Ok(found == 1),
+    }
+}
+
+/// Mirrors `_same_types` in src/cdc_verify/core/diff.py: whether two values that compare
+/// equal also have the same types throughout. It raises where the pure function would
+/// (a missing key, lists of other lengths), on a value other than a dict, list or tuple
+/// (the pure function's isinstance(Mapping) needs Python), and past MAX_SAME_DEPTH levels
+/// (Python's stack would overflow first): the caller then runs the pure function.
+#[pyfunction]
+fn same_types(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let kind = unsafe { ffi::Py_TYPE(a.as_ptr()) };
+    if kind != unsafe { ffi::Py_TYPE(b.as_ptr()) } {
+        return Ok(false);
+    }
+    if !is_container(a.as_ptr()) {
+        return Err(PyRuntimeError::new_err(
+            "not a dict, list or tuple: the pure check",
+        ));
+    }
+    same_containers(a, b, 0)
+}
+
+const MAX_SAME_DEPTH: u32 = 400;
+
+fn is_container(ptr: *mut ffi::PyObject) -> bool {
+    unsafe {
+        ffi::PyDict_CheckExact(ptr) != 0
+            || ffi::PyList_CheckExact(ptr) != 0
+            || ffi::PyTuple_CheckExact(ptr) != 0
+    }
+}
+
+/// Two dicts, lists or tuples of one type: their items' types, the same throughout.
+fn same_containers(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, depth: u32) -> PyResult<bool> {
+    if depth >= MAX_SAME_DEPTH {
+        return Err(PyRuntimeError::new_err("nested too deep: the pure check"));
+    }
+    let py = a.py();
+    let same_item = |va: &Bound<'_, PyAny>, vb: &Bound<'_, PyAny>| -> PyResult<bool> {
+        let tv = unsafe { ffi::Py_TYPE(va.as_ptr()) };
+        if tv != unsafe { ffi::Py_TYPE(vb.as_ptr()) } {
+            return Ok(false);
+        }
+        if is_container(va.as_ptr()) {
+            return same_containers(va, vb, depth + 1);
+        }
+        Ok(true)
+    };
+    let ptr = a.as_ptr();
+    if unsafe { ffi::PyDict_CheckExact(ptr) } != 0 {
+        let mut same = true;
+        for_each_item(a, |key, va| {
+            let found = unsafe { ffi::PyDict_GetItemWithError(b.as_ptr(), key.as_ptr()) };
+            if found.is_null() {
+                return Err(PyErr::take(py)
+                    .unwrap_or_else(|| pyo3::exceptions::PyKeyError::new_err("missing key")));
+            }
+            same = same_item(&va, &unsafe { Bound::from_borrowed_ptr(py, found) })?;
+            Ok(same)
+        })?;
+        return Ok(same);
+    }
+    // A list or a tuple (the types are equal): zip(strict=True) over the two.
+    let (a_len, b_len) = (a.len()?, b.len()?);
+    if a_len != b_len {
+        return Err(PyRuntimeError::new_err(
+            "lengths differ: the pure check raises",
+        ));
+    }
+    let item = |seq: &Bound<'_, PyAny>, index: usize| -> PyResult<Bound<'_, PyAny>> {
+        // Owned, and from the list as it is now (a key's __eq__ may have changed it).
+        let at = index as ffi::Py_ssize_t;
+        unsafe {
+            let found = if ffi::PyList_CheckExact(seq.as_ptr()) != 0 {
+                ffi::PyList_GetItem(seq.as_ptr(), at)
+            } else {
+                ffi::PyTuple_GetItem(seq.as_ptr(), at)
+            };
+            Bound::from_borrowed_ptr_or_err(py, found)
+        }
+    };
+    for index in 0..a_len {
+        if !same_item(&item(a, index)?, &item(b, index)?)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<ShapeWalker>()?;
+    module.add_function(wrap_pyfunction!(same_types, module)?)?;
+    Ok(())
+}

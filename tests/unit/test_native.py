@@ -1,0 +1,346 @@
+"""The compiled hot path (cdc_verify._native, built from native/) against the pure one.
+
+A native function must give exactly what its pure-Python function gives, for every
+value a consumer may return; these compare them on generated values, caps included.
+They run whenever the module is built, also under CDC_VERIFY_PURE=1 (which only makes
+the package take the pure path). On CI the module must be built and in use.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import importlib
+import math
+import os
+import sys
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cdc_verify import native
+from cdc_verify.core import diff, shape
+
+try:
+    NATIVE_MODULE: Any = importlib.import_module("cdc_verify._native")
+except ImportError:
+    NATIVE_MODULE = None
+ON_CI = bool(os.environ.get("CI"))
+needs_native = pytest.mark.skipif(
+    NATIVE_MODULE is None and not ON_CI,
+    reason="cdc_verify._native is not built (pip install -e . with cargo on PATH)",
+)
+
+
+def test_on_ci_the_native_module_is_built_and_in_use():
+    """A broken build must not fall back to the pure path unnoticed on CI."""
+    if not ON_CI:
+        pytest.skip("only on CI (CI set): elsewhere the pure path is a valid install")
+    assert NATIVE_MODULE is not None, native.HOT_PATH
+    if os.environ.get(native.PURE_ENV):
+        assert native.NATIVE is None and shape._WALKER is None, native.HOT_PATH
+    else:
+        assert native.NATIVE is NATIVE_MODULE and shape._WALKER is not None, native.HOT_PATH
+
+
+def test_the_hot_path_line_says_which_path_runs():
+    if native.NATIVE is None:
+        assert native.HOT_PATH.startswith("pure Python")
+    else:
+        assert native.HOT_PATH.startswith("native")
+
+
+class Mapping(dict):  # subclasses are leaves, named by their type
+    pass
+
+
+class Items(list):
+    pass
+
+
+class Text(str):
+    def __str__(self) -> str:
+        return "not " + str.__str__(self)
+
+
+class Unknown:
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def __hash__(self) -> int:
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unknown)
+
+    def __str__(self) -> str:
+        raise ValueError("no name")
+
+
+KEYS = (
+    st.text(max_size=6)
+    | st.sampled_from(["a", "b", "a/b", "~x", "\x00", "k" * 101, "é" * 101])
+    | st.integers(-2, 2)
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True)
+    | st.binary(max_size=3)
+    | st.builds(Text, st.sampled_from(["a", "b"]))
+    | st.builds(Unknown)
+    | st.tuples(st.integers(0, 2))
+    | st.frozensets(st.integers(0, 2), max_size=2)
+)
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=45)
+    | st.text(st.characters(exclude_categories=()), max_size=8)  # lone surrogates too
+    | st.sampled_from(["x" * 40, "x" * 41, "approved", "removed"])
+    | st.binary(max_size=4)
+    | st.decimals(allow_nan=True)
+    | st.datetimes()
+    | st.datetimes(timezones=st.just(UTC))
+    | st.dates()
+    | st.times()
+    | st.timedeltas()
+    | st.uuids()
+    | st.builds(Text, st.text(max_size=3))
+    | st.builds(Unknown, st.integers(0, 3))
+    | st.just(math.nan)
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(KEYS, inner, max_size=5)
+        | st.dictionaries(st.sampled_from("abcdefgh"), inner, min_size=6, max_size=8)
+        | st.builds(Mapping, st.dictionaries(st.text(max_size=2), inner, max_size=2))
+        | st.builds(Items, st.lists(inner, max_size=2))
+        | st.sets(st.integers(0, 3), max_size=2)
+        | st.frozensets(st.text(max_size=2), max_size=2)
+    ),
+    max_leaves=30,
+)
+WIDE = st.sets(st.sampled_from(["", "/a", "/b", "/*", "/a/*", "/*/a", "/0", "/True", "/1"]))
+
+
+@pytest.fixture(scope="module")
+def walker() -> Any:
+    if NATIVE_MODULE is None:
+        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
+    return shape.native_walker(NATIVE_MODULE)
+
+
+def same(walker: Any, value: Any, wide: set[str] | frozenset[str]) -> None:
+    parts, valued = shape._walk(value, wide)
+    native_parts, native_valued = walker.walk(value, wide)
+    assert type(native_parts) is frozenset
+    assert native_parts == parts
+    assert native_valued == valued  # the same order: it decides which values go wide
+
+
+@needs_native
+@given(st.lists(VALUES, min_size=1, max_size=4), WIDE)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_native_walk_gives_what_the_pure_walk_gives(walker, values, wide):
+    for value in [*values, *values]:  # the second time, from the caches
+        same(walker, value, wide)
+        same(walker, value, frozenset(wide))
+
+
+@needs_native
+@given(
+    VALUES,
+    st.integers(0, 4),  # depth
+    st.integers(1, 20),  # parts
+    st.integers(1, 30),  # nodes
+    st.integers(0, 5),  # value chars
+)
+@settings(max_examples=200, deadline=None)
+def test_the_native_walk_stops_where_the_pure_walk_stops(value, depth, parts, nodes, chars):
+    caps = {
+        "MAX_SHAPE_DEPTH": depth,
+        "MAX_SHAPE_PARTS": parts,
+        "MAX_SHAPE_NODES": nodes,
+        "SHAPE_VALUE_CHARS": chars,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, cap in caps.items():
+            patch.setattr(shape, name, cap)
+        same(shape.native_walker(NATIVE_MODULE), value, set())
+
+
+@needs_native
+@given(st.lists(VALUES, min_size=1, max_size=6))
+@settings(max_examples=100, deadline=None)
+def test_shape_rules_learn_the_same_with_either_walk(values):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shape, "_WALKER", None)
+        pure = shape.ShapeRules(enum_values=2)
+        pure_shapes = [pure.shape("e", value) for value in values]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shape, "_WALKER", shape.native_walker(NATIVE_MODULE))
+        compiled = shape.ShapeRules(enum_values=2)
+        assert [compiled.shape("e", value) for value in values] == pure_shapes
+    assert compiled.wide == pure.wide
+
+
+@needs_native
+def test_edge_cases(walker):
+    deep: Any = "leaf"
+    for _ in range(sys.getrecursionlimit() * 3):  # deeper than Python could recurse
+        deep = [deep]
+    wide_map = {f"k{i}": i for i in range(shape.MAX_SHAPE_NODES + 50)}
+    many_parts = {f"k{i}": {"x": i} for i in range(shape.MAX_SHAPE_PARTS * 2)}
+    keys_alike = [{1: "a"}, {True: "a"}, {1.0: "a"}, {Decimal(1): "a"}, {Text("a"): 1}, {"a": 1}]
+    odd = [
+        collections.OrderedDict(a=1),
+        Mapping(a=1),
+        Items([1]),
+        Text("x"),
+        (1, "x"),
+        {1, 2},
+        frozenset({"a"}),
+        b"\x00",
+        uuid.UUID(int=1),
+        Decimal("NaN"),
+        datetime(2024, 1, 1, tzinfo=UTC),
+        date(2024, 1, 1),
+        time(1),
+        timedelta(1),
+        math.nan,
+        -(10**100),
+        "\ud800",
+        {"\ud800": "\udfff", "a\x00b": None, "x" * 200: 1},
+        {Unknown(): 1, None: 2, (1,): 3, b"k": 4, math.nan: 5},
+        Unknown(),
+    ]
+    for value in [deep, wide_map, many_parts, *keys_alike, *odd, keys_alike, odd]:
+        for wide in (set(), {"", "/*", "/a", "/1", "/k1"}):
+            same(walker, value, wide)
+
+
+@needs_native
+def test_the_caches_stay_bounded_and_give_the_same_after_a_fresh_start():
+    walker = NATIVE_MODULE.ShapeWalker(
+        shape._child, shape._part, shape.SEP, shape.MAX_SHAPE_DEPTH, shape.MAX_SHAPE_PARTS,
+        shape.MAX_SHAPE_NODES, shape.SHAPE_VALUE_CHARS, 50,
+    )  # fmt: skip
+    for i in range(500):
+        same(walker, {f"id{i}": {"a": i, "b": [True]}, "c": "x"}, set())
+
+
+class Hostile:
+    """A key whose name changes the map being walked."""
+
+    def __init__(self, target: dict[Any, Any]) -> None:
+        self.target = target
+
+    def __str__(self) -> str:
+        self.target[len(self.target)] = 0
+        return "hostile"
+
+
+@needs_native
+def test_a_value_the_native_walk_gives_up_on_goes_to_the_pure_walk(walker, monkeypatch):
+    value: dict[Any, Any] = {}
+    value[Hostile(value)] = 1
+    with pytest.raises(RuntimeError):
+        walker.walk(value, set())
+    monkeypatch.setattr(shape, "_WALKER", walker)
+    assert shape._native_walk(value, set()) is None  # so the pure walk says what happens
+    assert shape._native_walk({"a": 1}, ["not a set"]) is None  # type: ignore[arg-type]
+    assert shape.shape_of({"a": 1}) == frozenset({"\x00map", "/a\x00int"})
+
+
+def twins(value: Any) -> Any:
+    """An equal copy of `value`, with some numbers of another type (1 == 1.0 == True)."""
+    if type(value) is dict:
+        return {key: twins(item) for key, item in value.items()}
+    if type(value) is list or type(value) is tuple:
+        return type(value)(twins(item) for item in value)
+    if type(value) is int and value in (0, 1):
+        return float(value)
+    if type(value) is bool:
+        return int(value)
+    return value
+
+
+@needs_native
+@given(VALUES, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_native_type_check_gives_what_the_pure_one_gives(value, retype):
+    other = twins(value) if retype else copy.deepcopy(value)
+    for a, b in ((value, other), (other, value), (value, value), ({"k": value}, {"k": other})):
+        try:
+            expected: Any = diff._same_types(a, b)
+        except Exception as exc:
+            expected = type(exc)
+        try:
+            got: Any = NATIVE_MODULE.same_types(a, b)
+        except Exception:
+            continue  # the caller runs the pure function then (below)
+        assert got == expected
+    for a, b in ((value, other), ({"k": value}, {"k": other})):
+        try:
+            expected = diff._same_types(a, b)
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                diff._same_types_native(a, b)
+        else:
+            assert diff._same_types_native(a, b) == expected
+
+
+@needs_native
+def test_the_native_type_check_edge_cases():
+    deep: Any = [1]
+    twin: Any = [1]
+    for _ in range(2000):  # past its depth: the pure function decides (and may raise)
+        deep, twin = [deep], [twin]
+    with pytest.raises(RuntimeError):
+        NATIVE_MODULE.same_types(deep, twin)
+    assert NATIVE_MODULE.same_types({1: [True]}, {1.0: [True]}) is True  # key types: never
+    assert NATIVE_MODULE.same_types({"a": (1, 2)}, {"a": (1, 2.0)}) is False
+    assert NATIVE_MODULE.same_types([Decimal(1)], [1]) is False
+    assert NATIVE_MODULE.same_types([math.nan], [math.nan]) is True
+    for odd_a, odd_b in ((Mapping(a=1), Mapping(a=1)), (1, 1), ("a", "a")):
+        with pytest.raises(RuntimeError):  # not a dict, list or tuple: the pure function
+            NATIVE_MODULE.same_types(odd_a, odd_b)
+        assert diff._same_types_native(odd_a, odd_b) == diff._same_types(odd_a, odd_b)
+    with pytest.raises(KeyError):  # as the pure function raises, through the fallback
+        diff._same_types_native({"a": 1}, {"b": 1})
+
+
+class Reentrant:
+    """A key whose name walks another value with the same walker (as another thread
+    would while this one runs Python code)."""
+
+    def __init__(self, walker: Any) -> None:
+        self.walker = walker
+        self.inner: list[str] = []
+
+    def __str__(self) -> str:
+        try:
+            self.walker.walk({"a": 1}, set())
+            self.inner.append("walked")
+        except RuntimeError:
+            self.inner.append("busy")
+        return "reentrant"
+
+
+@needs_native
+def test_a_busy_walker_is_never_waited_for(walker):
+    key = Reentrant(walker)
+    parts, _ = walker.walk({key: 1}, set())
+    assert key.inner == ["busy"]  # never waited for: the GIL is held
+    assert parts == frozenset({"\x00map", "/reentrant\x00int"})
+    assert walker.walk({"a": 1}, set())[0] == frozenset({"\x00map", "/a\x00int"})
