@@ -167,6 +167,13 @@ def test_the_image_installs_the_project_and_runs_the_worker_as_non_root():
     assert first["EXPOSE"] == str(cmd["http_port"])
 
 
+def dockerignored_names() -> list[str]:
+    """The names the dockerignore keeps out at any depth (its `**/name` lines), as
+    shutil.ignore_patterns takes them: a build's leftovers in src/ stay out of the image."""
+    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    return [line.strip()[3:] for line in lines if line.strip().startswith("**/")]
+
+
 def test_the_dockerignore_keeps_what_the_image_copies():
     lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
@@ -185,7 +192,7 @@ def test_what_the_image_copies_builds_a_wheel_with_the_command(tmp_path):
             for source in sources:
                 src, dst = REPO / source, context / source
                 if src.is_dir():
-                    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+                    ignore = shutil.ignore_patterns(*dockerignored_names())
                     shutil.copytree(src, dst, ignore=ignore)
                 else:
                     dst.parent.mkdir(parents=True, exist_ok=True)
