@@ -610,7 +610,16 @@ def test_fault_campaign_every_verdict_exactly_once(
     records = verdict_records(client)
     gaps = {r["event_id"] for r in records if r["verdict"] in GAPS}
     want_gaps = expected_gaps(corpus, True) | expected_gaps(corpus, False)
-    assert not gaps - want_gaps, f"false gaps {sorted(gaps - want_gaps)[:5]}\n{journal}"
+    false_gaps = sorted(gaps - want_gaps)[:5]
+    assert not false_gaps, (
+        f"false gaps {false_gaps}; their records:\n"
+        + "\n".join(str(r) for r in records if r["event_id"] in false_gaps)
+        + "\nthe workers' log lines naming them:\n"
+        + "\n".join(
+            line for line in worker_logs.splitlines() if any(e in line for e in false_gaps)
+        )[-4000:]
+        + f"\n{journal}"
+    )
     assert_exactly_one_primary(records, corpus)
     expected = [record for c in corpora for record in c.expected_records(0)]
     assert_records_match(records, expected, with_entry_ids=False)
