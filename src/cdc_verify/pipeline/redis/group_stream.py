@@ -17,7 +17,7 @@ from cdc_verify.core.entry import StreamEntry, fields_dict
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
-from cdc_verify.pipeline.redis.errors import LockLost
+from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.stream_reads import (
@@ -319,7 +319,13 @@ async def read_together(streams: list[GroupStream], count: int) -> list[SideRead
                 keys: dict[KeyT, StreamIdT] = {s.key: ">" for s in streams}
                 pipe.xreadgroup(first._group, first._me, keys, count=count)
                 (seconds, micros), *lasts, reply = await pipe.execute()
-            except WatchError:
+            except WatchError as exc:
+                # redis-py raises WatchError too when the connection dies while watching,
+                # and then the EXEC may have run: its entries are ours, pending, unread.
+                # Reading again would pass them by (a false gap when a position moves on);
+                # ending the session makes the next one read them from the pending list.
+                if isinstance(exc.__context__, REDIS_DOWN):
+                    raise exc.__context__ from exc
                 continue  # the key was touched (our own refresh, say): look again
         by_key = {as_text(key): items for key, items in stream_replies(reply)}
         server_ms = seconds * 1000 + micros // 1000
