@@ -167,16 +167,20 @@ def test_the_image_installs_the_project_and_runs_the_worker_as_non_root():
     assert first["EXPOSE"] == str(cmd["http_port"])
 
 
+def dockerignore() -> list[str]:
+    """The dockerignore's patterns, in order (no blank lines, no comments)."""
+    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def dockerignored_names() -> list[str]:
     """The names the dockerignore keeps out at any depth (its `**/name` lines), as
     shutil.ignore_patterns takes them: a build's leftovers in src/ stay out of the image."""
-    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    return [line.strip()[3:] for line in lines if line.strip().startswith("**/")]
+    return [pattern[3:] for pattern in dockerignore() if pattern.startswith("**/")]
 
 
 def test_the_dockerignore_keeps_what_the_image_copies():
-    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    ignore = dockerignore()
     assert ignore[0] == "*", "everything is ignored but what is re-included"
     sources = [a.split()[:-1] for n, a in dockerfile() if n == "COPY"]
     for source in [s for group in sources for s in group]:

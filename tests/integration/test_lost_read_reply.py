@@ -44,9 +44,9 @@ def lose_the_exec_reply(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_a_lost_exec_reply_ends_the_read_and_its_entries_stay_pending(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sync = redis.Redis.from_url(redis_url)
+    sync = redis_client
     for key in (PROD, SIS):
         sync.xgroup_create(key, GROUP, id="0", mkstream=True)
     sync.set(LOCK, TOKEN)
