@@ -99,6 +99,12 @@ class Servers:
                     into[k] = into.get(k, 0) + v
         return stats
 
+    def error_counts(self, role: Role) -> dict[str, int]:
+        """INFO errorstats: error replies by their prefix (NOPERM, LOADING, ...)."""
+        with self.client(role) as client:
+            raw = client.info("errorstats")
+        return {name.removeprefix("errorstat_"): int(v["count"]) for name, v in raw.items()}
+
 
 def start_servers(base: Path) -> Servers:
     password = secrets.token_urlsafe(16)
