@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyFrozenSet, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 
 /// A node of the walk's cache: one path (as `_BELOW` caches it in core/shape.py).
 struct Node {
@@ -581,9 +581,202 @@ fn same_containers(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, depth: u32) -> Py
     Ok(true)
 }
 
+/// Mirrors `StreamEntry.from_redis(side, entry_id, fields)` (src/cdc_verify/core/entry.py,
+/// no envelope) over a read's `(entry_id, fields)` items, each entry's `entry_bytes` size
+/// set as it is built. Only the common entry is built here: an ASCII id of up to 18
+/// digits before its "-", a non-empty dict of bytes to bytes, and an event_id of printable
+/// ASCII without a space, within the limit. Any other item is handed to `pure`
+/// (from_redis itself), so a problem's wording, an odd id and every error stay Python's.
+#[pyclass(frozen, module = "cdc_verify._native")]
+struct EntryReader {
+    cls: Py<PyAny>,  // StreamEntry
+    new: Py<PyAny>,  // object.__new__
+    pure: Py<PyAny>, // StreamEntry.from_redis
+    event_id_key: Py<PyBytes>,
+    max_event_id: usize,
+    overhead: i64,            // ENTRY_OVERHEAD_BYTES
+    names: [Py<PyString>; 7], // the attributes, in ATTRS' order
+}
+
+const ATTRS: [&str; 7] = [
+    "side",
+    "entry_id",
+    "fields",
+    "arrival_ms",
+    "event_id",
+    "problem",
+    "size",
+];
+const MAX_MS_DIGITS: usize = 18; // within i64, whatever the digits
+
+#[pymethods]
+impl EntryReader {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        cls: Py<PyAny>,
+        new: Py<PyAny>,
+        pure: Py<PyAny>,
+        event_id_key: Py<PyBytes>,
+        max_event_id: usize,
+        overhead: i64,
+    ) -> Self {
+        EntryReader {
+            cls,
+            new,
+            pure,
+            event_id_key,
+            max_event_id,
+            overhead,
+            names: ATTRS.map(|name| PyString::intern(py, name).unbind()),
+        }
+    }
+
+    /// `[from_redis(side, entry_id, fields) for entry_id, fields in items]`.
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        side: Bound<'py, PyAny>,
+        items: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let read = || -> PyResult<Bound<'py, PyList>> {
+            let out = PyList::empty(py);
+            for item in items.try_iter()? {
+                let item = item?;
+                let entry = match self.common(py, &side, &item)? {
+                    Some(entry) => entry,
+                    None => {
+                        let (entry_id, fields): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
+                            item.extract()?;
+                        self.pure.bind(py).call1((&side, entry_id, fields))?
+                    }
+                };
+                out.append(entry)?;
+            }
+            Ok(out)
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+            .unwrap_or_else(|_| Err(PyRuntimeError::new_err("native entry reader panicked")))
+    }
+}
+
+impl EntryReader {
+    /// The entry, if `item` is a common one; None for `pure` to build.
+    fn common<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let item_ptr = item.as_ptr();
+        unsafe {
+            if ffi::PyTuple_CheckExact(item_ptr) == 0 || ffi::PyTuple_Size(item_ptr) != 2 {
+                return Ok(None);
+            }
+            let id = ffi::PyTuple_GetItem(item_ptr, 0);
+            let fields = ffi::PyTuple_GetItem(item_ptr, 1);
+            if ffi::PyBytes_CheckExact(id) == 0
+                || ffi::PyDict_CheckExact(fields) == 0
+                || ffi::PyDict_Size(fields) == 0
+            {
+                return Ok(None);
+            }
+            let Some(arrival_ms) = id_ms(bytes_of(id)) else {
+                return Ok(None);
+            };
+            // entry_bytes: the overhead, the names and the values (bytes only here).
+            let mut size = self.overhead;
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            while ffi::PyDict_Next(fields, &mut pos, &mut key, &mut value) != 0 {
+                if ffi::PyBytes_CheckExact(key) == 0 || ffi::PyBytes_CheckExact(value) == 0 {
+                    return Ok(None);
+                }
+                size += (ffi::PyBytes_Size(key) + ffi::PyBytes_Size(value)) as i64;
+            }
+            let raw = ffi::PyDict_GetItemWithError(fields, self.event_id_key.as_ptr());
+            if raw.is_null() {
+                if let Some(err) = PyErr::take(py) {
+                    return Err(err);
+                }
+                return Ok(None); // no event_id field: the pure path words the problem
+            }
+            let text = bytes_of(raw);
+            if text.is_empty()
+                || text.len() > self.max_event_id
+                || !text.iter().all(|b| (0x21..=0x7e).contains(b))
+            {
+                return Ok(None);
+            }
+            let event_id = ascii_str(py, text)?;
+            let entry_id = ascii_str(py, bytes_of(id))?;
+            let entry = Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyObject_CallOneArg(self.new.as_ptr(), self.cls.as_ptr()),
+            )?;
+            let values: [Bound<'py, PyAny>; 7] = [
+                side.clone(),
+                entry_id,
+                Bound::from_borrowed_ptr(py, fields),
+                Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(arrival_ms))?,
+                event_id,
+                py.None().into_bound(py),
+                Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(size))?,
+            ];
+            for (name, value) in self.names.iter().zip(values.iter()) {
+                if ffi::PyObject_SetAttr(entry.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
+            Ok(Some(entry))
+        }
+    }
+}
+
+/// A bytes object's bytes (borrowed: valid while the object lives).
+unsafe fn bytes_of<'a>(bytes: *mut ffi::PyObject) -> &'a [u8] {
+    let data = ffi::PyBytes_AsString(bytes) as *const u8;
+    std::slice::from_raw_parts(data, ffi::PyBytes_Size(bytes) as usize)
+}
+
+/// `entry_id_ms` of an ASCII id whose time is 1 to MAX_MS_DIGITS digits before a "-";
+/// None for any other id (the pure path's int() and decode judge it).
+fn id_ms(id: &[u8]) -> Option<i64> {
+    if !id.is_ascii() {
+        return None;
+    }
+    let dash = id.iter().position(|&b| b == b'-')?;
+    if dash == 0 || dash > MAX_MS_DIGITS {
+        return None;
+    }
+    let mut ms: i64 = 0;
+    for &b in &id[..dash] {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        ms = ms * 10 + (b - b'0') as i64;
+    }
+    Some(ms)
+}
+
+fn ascii_str<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyUnicode_DecodeASCII(
+                text.as_ptr() as *const std::os::raw::c_char,
+                text.len() as ffi::Py_ssize_t,
+                std::ptr::null(),
+            ),
+        )
+    }
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ShapeWalker>()?;
+    module.add_class::<EntryReader>()?;
     module.add_function(wrap_pyfunction!(same_types, module)?)?;
     Ok(())
 }

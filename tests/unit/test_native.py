@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc_verify import native
-from cdc_verify.core import diff, shape
+from cdc_verify.core import diff, entry, shape
+from cdc_verify.schemas.verdicts import Side
 
 try:
     NATIVE_MODULE: Any = importlib.import_module("cdc_verify._native")
@@ -344,3 +345,98 @@ def test_a_busy_walker_is_never_waited_for(walker):
     assert key.inner == ["busy"]  # never waited for: the GIL is held
     assert parts == frozenset({"\x00map", "/reentrant\x00int"})
     assert walker.walk({"a": 1}, set())[0] == frozenset({"\x00map", "/a\x00int"})
+
+
+# -- entries as read (core/entry.py's from_redis, read_entries) ---------------------------
+
+ENTRY_IDS = st.one_of(
+    st.builds(lambda ms, seq: b"%d-%d" % (ms, seq), st.integers(0, 10**19), st.integers(0, 99)),
+    st.sampled_from([
+        b"1-0", b"0-0", b"-1", b"12", b"1_0-1", b" 1-0", b"+1-0", b"\xff-1", b"\xd9\xa1-0",
+        b"999999999999999999-1", b"1000000000000000000-1", "123-4", "x-1",
+    ]),
+)  # fmt: skip
+EVENT_IDS = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30).map(
+        str.encode
+    ),
+    st.sampled_from([
+        b"", b" ", b"a b", b"a\x00", b"\x7f", b"\tA", b"A\n", b"x" * 256, b"x" * 257,
+        "é".encode(), "\u00a0a".encode(), "\u2028".encode(), b"\xff\xfe", b"\xed\xa0\x80",
+    ]),
+    st.binary(max_size=8),
+)  # fmt: skip
+FIELDS = st.one_of(
+    st.none(),
+    st.just({}),
+    st.builds(
+        lambda event_id, other, with_id: ({b"event_id": event_id} if with_id else {}) | other,
+        EVENT_IDS,
+        st.dictionaries(st.binary(max_size=6), st.binary(max_size=40), max_size=4),
+        st.booleans(),
+    ),
+    st.just({b"event_id": "text"}),
+    st.just({"event_id": b"A1"}),
+    st.just({b"event_id": b"A1", b"payload": 7}),
+)
+
+
+@pytest.fixture(scope="module")
+def reader() -> Any:
+    if NATIVE_MODULE is None:
+        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
+    return entry.native_reader(NATIVE_MODULE)
+
+
+def built(build: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", build(*args)
+    except Exception as exc:
+        return "raised", type(exc)
+
+
+@needs_native
+@given(st.lists(st.tuples(ENTRY_IDS, FIELDS), max_size=6), st.sampled_from(list(Side)))
+@settings(max_examples=500, deadline=None)
+def test_the_native_reader_builds_what_from_redis_builds(reader, items, side):
+    pure = built(lambda: [entry.StreamEntry.from_redis(side, i, f) for i, f in items])
+    native_ = built(lambda: reader.read(side, items))
+    assert native_[0] == pure[0], (native_, pure)
+    if pure[0] == "raised":
+        assert native_[1] is pure[1]
+        return
+    assert native_[1] == pure[1]
+    for a, b in zip(native_[1], pure[1], strict=True):
+        assert type(a) is entry.StreamEntry
+        assert (a.event_id, a.problem, a.arrival_ms) == (b.event_id, b.problem, b.arrival_ms)
+        assert built(entry.entry_bytes, a) == built(entry.entry_bytes, b)
+        assert a.fields is b.fields or a.fields == b.fields == {}  # the read's own dict
+
+
+@needs_native
+def test_the_native_reader_builds_the_common_entry_itself(reader, monkeypatch):
+    """Only odd items go to from_redis: the common one is built in Rust."""
+    handed = []
+    spy = NATIVE_MODULE.EntryReader(
+        entry.StreamEntry, object.__new__,
+        lambda *a: handed.append(a) or entry.StreamEntry.from_redis(*a), b"event_id",
+        entry.MAX_EVENT_ID_BYTES, entry.ENTRY_OVERHEAD_BYTES,
+    )  # fmt: skip
+    common = (b"1700000000000-1", {b"event_id": b"01HF7YAVYG", b"payload": b"x"})
+    tombstone_like = (b"1700000000000-2", {b"payload": b"x"})
+    got = spy.read(Side.SISTER, [common, tombstone_like])
+    assert [a[1] for a in handed] == [b"1700000000000-2"]
+    assert got[0].event_id == "01HF7YAVYG" and got[0].arrival_ms == 1700000000000
+    assert got[0].size == entry.ENTRY_OVERHEAD_BYTES + 8 + 10 + 7 + 1
+    assert got[1].problem == "no event_id field"
+
+
+def test_read_entries_gives_from_redis_on_either_path():
+    items = [(b"5-0", {b"event_id": b"A"}), (b"6-0", None), (b"7-0", {b"event_id": b" "})]
+    got = entry.read_entries(Side.PRODUCTION, items)
+    assert got == [entry.StreamEntry.from_redis(Side.PRODUCTION, i, f) for i, f in items]
+    assert [e.problem for e in got] == [
+        None,
+        "entry was deleted from the stream before it was verified",
+        "event_id has whitespace or control characters",
+    ]

@@ -13,7 +13,7 @@ from typing import cast
 from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.core.entry import StreamEntry, fields_dict
+from cdc_verify.core.entry import StreamEntry, fields_dict, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
@@ -194,7 +194,7 @@ class GroupStream:
             )
             if not reply:
                 return
-            batch = [StreamEntry.from_redis(self.side, eid, f, self.envelope) for eid, f in reply]
+            batch = read_entries(self.side, reply, self.envelope)
             budget.saw(batch)
             yield batch
             if len(reply) < n:
@@ -248,7 +248,7 @@ class GroupStream:
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
         side, envelope = self.side, self.envelope
-        entries = [StreamEntry.from_redis(side, eid, f, envelope) for eid, f in raw]
+        entries = read_entries(side, raw, envelope)
         # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
         caught_up = None if entries else ReadPosition.caught_up(server_ms)
         return SideRead(entries, caught_up, entries[-1].entry_id if entries else after)

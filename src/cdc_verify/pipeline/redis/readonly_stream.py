@@ -24,7 +24,7 @@ from typing import cast
 
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.core.entry import StreamEntry
+from cdc_verify.core.entry import StreamEntry, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
@@ -142,10 +142,7 @@ class ReadOnlyStream:
         server_ms = await server_time_ms(self.client, self.key)
         streams: dict[KeyT, StreamIdT] = {self.key: self.position}
         reply = await self.client.xread(streams, count=count)
-        entries = [
-            StreamEntry.from_redis(self.side, eid, f, self.envelope)
-            for eid, f in stream_entries(reply)
-        ]
+        entries = read_entries(self.side, stream_entries(reply), self.envelope)
         if entries:
             self.position = entries[-1].entry_id
             return SideRead(entries, None, self.position)
