@@ -154,6 +154,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     server = psutil.Process(redis_pid) if redis_pid else None
     rss_before, cpu_before = me.memory_info().rss, sum(me.cpu_times()[:2])
     redis_cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
+    forks_before = rewrite_forks(url)
     wall_before = time.monotonic()
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -184,6 +185,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     redis_cpu = sum(server.cpu_times()[:2]) - redis_cpu_before if server else 0.0
     wall = time.monotonic() - wall_before
     rss_after = me.memory_info().rss
+    forks = rewrite_forks(url) - forks_before
     worker.stop()
     await asyncio.wait_for(task, 30)
 
@@ -219,6 +221,19 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
         f" (2 cores = {2 * wall:.0f}s); worker RSS {rss_before / 2**20:,.0f}"
         f" -> {rss_after / 2**20:,.0f} MiB"
     )
+    print(
+        f"AOF rewrites during the run: {forks} (--aof-rewrite {args.aof_rewrite}); each forks"
+        " a child that writes the whole dataset, on these same cores"
+    )
+
+
+def rewrite_forks(url: str) -> int:
+    """Redis' forks so far: AOF rewrites here (no RDB snapshots: save is off)."""
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("stats")["total_forks"])
+    finally:
+        client.close()
 
 
 def main() -> None:
@@ -235,11 +250,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--aof-rewrite",
+        choices=["auto", "off"],
+        default="auto",
+        help="off: no automatic AOF rewrite during the run (CONFIG SET "
+        "auto-aof-rewrite-percentage 0), to see what the rewrites cost",
+    )
     args = parser.parse_args()  # fmt: skip
 
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
         print(versions(client))
+        if args.aof_rewrite == "off":
+            client.config_set("auto-aof-rewrite-percentage", 0)
         client.close()
         print(
             f"rate {args.rate:,.0f} events/s for {args.seconds:g}s, sister 0-{args.jitter_ms:g} ms"
