@@ -12,8 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
+
+from cdc_verify.pipeline.faust.topics import ensure_topics
 
 from .kafka_broker import KafkaBroker, run_kafka_sh
 
@@ -49,14 +51,12 @@ def process_gone(pid: int, within: float = 10.0) -> bool:
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    # As the engine makes its topics: a topic just made shows no partitions for a moment,
+    # and ensure_topics waits for them (and raises if they are not `partitions`).
+    await ensure_topics(bootstrap, [name], partitions, {})
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(name=name, num_partitions=partitions, replication_factor=1)]
-        )
-        described = await admin.describe_topics([name])
-        assert len(described[0]["partitions"]) == partitions, described
         assert name in await admin.list_topics()
     finally:
         await admin.close()
