@@ -89,10 +89,10 @@ def main() -> None:
     print(f"{len(pairs)} equal decoded pairs, the same answers from both")
     print(f"the diff's match check (== and _same_types): pure {pure_us:.2f} µs, native "
           f"{native_us:.2f} µs per pair ({pure_us / native_us:.1f}x)")  # fmt: skip
-    read_entries(corpus, args.repeat)
+    compare_entry_readers(corpus, args.repeat)
 
 
-def read_entries(corpus: Corpus, repeat: int) -> None:
+def compare_entry_readers(corpus: Corpus, repeat: int) -> None:
     """A read's entries built (from_redis and entry_bytes, as the read path asks), in reads
     of 500 (entry_id, fields) items of one stream, as redis-py gives them."""
     reader = native_reader(NATIVE)

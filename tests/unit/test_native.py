@@ -414,14 +414,12 @@ def test_the_native_reader_builds_what_from_redis_builds(reader, items, side):
 
 
 @needs_native
-def test_the_native_reader_builds_the_common_entry_itself(reader, monkeypatch):
+def test_the_native_reader_builds_the_common_entry_itself(reader):
     """Only odd items go to from_redis: the common one is built in Rust."""
     handed = []
-    spy = NATIVE_MODULE.EntryReader(
-        entry.StreamEntry, object.__new__,
-        lambda *a: handed.append(a) or entry.StreamEntry.from_redis(*a), b"event_id",
-        entry.MAX_EVENT_ID_BYTES, entry.ENTRY_OVERHEAD_BYTES,
-    )  # fmt: skip
+    spy = entry.native_reader(
+        NATIVE_MODULE, lambda *a: handed.append(a) or entry.StreamEntry.from_redis(*a)
+    )
     common = (b"1700000000000-1", {b"event_id": b"01HF7YAVYG", b"payload": b"x"})
     tombstone_like = (b"1700000000000-2", {b"payload": b"x"})
     got = spy.read(Side.SISTER, [common, tombstone_like])

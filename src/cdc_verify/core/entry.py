@@ -86,14 +86,13 @@ class StreamEntry:
 ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names and values
 
 
-def native_reader(native: Any) -> Any:
+def native_reader(native: Any, pure: Any = StreamEntry.from_redis) -> Any:
     """An EntryReader of the compiled module `native` (native/src/lib.rs): it mirrors
     `from_redis` without an envelope, building the common entry itself and handing any
-    other to from_redis, so the rules stay here."""
+    other to `pure` (from_redis), so the rules stay here."""
     return native.EntryReader(
-        StreamEntry, object.__new__, StreamEntry.from_redis, b"event_id",
-        MAX_EVENT_ID_BYTES, ENTRY_OVERHEAD_BYTES,
-    )  # fmt: skip
+        StreamEntry, object.__new__, pure, b"event_id", MAX_EVENT_ID_BYTES, ENTRY_OVERHEAD_BYTES
+    )
 
 
 _READER = None if NATIVE is None else native_reader(NATIVE)  # None: the pure path

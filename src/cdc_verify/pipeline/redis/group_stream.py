@@ -247,8 +247,7 @@ class GroupStream:
         )
 
     def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
-        side, envelope = self.side, self.envelope
-        entries = read_entries(side, raw, envelope)
+        entries = read_entries(self.side, raw, self.envelope)
         # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
         caught_up = None if entries else ReadPosition.caught_up(server_ms)
         return SideRead(entries, caught_up, entries[-1].entry_id if entries else after)
