@@ -28,6 +28,16 @@ _CROCKFORD = bytes.maketrans(
 _TIME_CHARS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+def machine_busy_s() -> float:
+    """CPU seconds this machine's cores spent busy so far (/proc/stat through psutil):
+    all but idle and I/O wait; guest time is already in user time on Linux."""
+    import psutil
+
+    t = psutil.cpu_times()
+    counted = ("user", "nice", "system", "irq", "softirq", "steal")
+    return sum(getattr(t, name, 0.0) for name in counted)
+
+
 def src_digest() -> str:
     """Short hash of the package's sources, to tell which code a figure belongs to."""
     import cdc_verify

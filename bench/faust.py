@@ -9,6 +9,9 @@ sampled every 0.2 s:
   steady   events/s between 10% and 90% of all verdicts (startup and the final
            grace window left out)
   total    events / seconds from process start to the last verdict
+  CPU      over the steady window: the machine's busy share of all its cores (from
+           /proc/stat), and each process' share of one core: the workers (with
+           their children), redis-server, the Kafka broker
 
 Prints figures; asserts nothing (the differential test checks the verdicts).
 
@@ -27,11 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PRIMARY, versions
+from _common import PRIMARY, machine_busy_s, versions
 
 from cdc_verify.core.entry import StreamEntry
 from cdc_verify.embedded_redis import EmbeddedRedis
@@ -58,6 +62,35 @@ class Primaries:
         return self.count
 
 
+class CpuSamples:
+    """CPU seconds so far of the machine (busy, all cores) and of each named process."""
+
+    def __init__(self, procs: dict[str, list[psutil.Process]]) -> None:
+        self._procs = procs
+
+    def __call__(self) -> dict[str, float]:
+        out = {"machine": machine_busy_s()}
+        for name, procs in self._procs.items():
+            out[name] = sum(_cpu_s(p) for p in procs)
+        return out
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    try:
+        t = proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+    except psutil.Error:  # gone: its last figures are lost, which a share shows low
+        return 0.0
+
+
+def broker_process() -> list[psutil.Process]:
+    """The Kafka broker's JVM (kafka.Kafka on this machine), if it runs here."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if "kafka.Kafka" in " ".join(proc.info["cmdline"] or []):
+            return [proc]
+    return []
+
+
 def run(mode: str, workers: int, corpus, args, kafka: str | None, logs: Path) -> dict:
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
@@ -78,12 +111,17 @@ def run(mode: str, workers: int, corpus, args, kafka: str | None, logs: Path) ->
             log = (logs / f"{mode}-{workers}-{i}.log").open("w")
             argv = [*base, "--consumer-name", f"w{i}"]
             procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, int, dict[str, float]]] = []
         primaries = Primaries(client)
+        named = {"workers": [psutil.Process(p.pid) for p in procs]}
+        named["redis"] = [psutil.Process(server.pid)]
+        if mode == "faust":
+            named["broker"] = broker_process()
+        cpu = CpuSamples(named)
         try:
             while True:
                 done = primaries()
-                samples.append((time.monotonic() - started, done))
+                samples.append((time.monotonic() - started, done, cpu()))
                 if done >= total:
                     break
                 if any(p.poll() is not None for p in procs):
@@ -98,15 +136,19 @@ def run(mode: str, workers: int, corpus, args, kafka: str | None, logs: Path) ->
                 p.wait(60)
         client.close()
 
-    def when(fraction: float) -> float:
-        return next(t for t, n in samples if n >= fraction * total)
+    def at(fraction: float) -> tuple[float, int, dict[str, float]]:
+        return next(s for s in samples if s[1] >= fraction * total)
 
-    first = next(t for t, n in samples if n > 0)
+    first = next(t for t, n, _ in samples if n > 0)
+    (t10, _, cpu10), (t90, _, cpu90) = at(0.1), at(0.9)
+    shares = {name: (cpu90[name] - cpu10[name]) / (t90 - t10) for name in cpu10}
+    shares["machine"] /= psutil.cpu_count() or 1
     return {
-        "steady": 0.8 * total / (when(0.9) - when(0.1)),
+        "steady": 0.8 * total / (t90 - t10),
         "total": total / samples[-1][0],
         "first_verdict_s": first,
         "seconds": samples[-1][0],
+        "cpu": shares,
     }
 
 
@@ -160,12 +202,16 @@ def main() -> None:
             with EmbeddedRedis() as server:
                 print(versions(redis.Redis.from_url(server.url)))
             print(f"{'engine':<22}{'steady events/s':>16}{'total events/s':>16}"
-                  f"{'first verdict':>15}{'seconds':>9}")  # fmt: skip
+                  f"{'first verdict':>15}{'seconds':>9}   CPU over the steady window")  # fmt: skip
             for mode, workers in (("single", 1), ("faust", 1), ("faust", 2)):
                 r = run(mode, workers, corpus, args, kafka, logs)
                 label = f"{mode} x{workers}" if mode == "faust" else "single process"
                 line = f"{label:<22}{r['steady']:>16,.0f}{r['total']:>16,.0f}"
-                print(f"{line}{r['first_verdict_s']:>14.1f}s{r['seconds']:>8.1f}s", flush=True)
+                cpu = r["cpu"]
+                used = ", ".join(f"{n} {v:.0%}" for n, v in cpu.items() if n != "machine")
+                print(f"{line}{r['first_verdict_s']:>14.1f}s{r['seconds']:>8.1f}s"
+                      f"   machine {cpu['machine']:.0%} busy of {psutil.cpu_count()} cores;"
+                      f" of a core: {used}", flush=True)  # fmt: skip
         finally:
             if not args.kafka:
                 subprocess.run(["bash", str(KAFKA_SH), "stop", "--dir", str(logs / "kafka")],

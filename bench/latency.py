@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     clean_pairs,
     fresh_event_ids,
+    machine_busy_s,
     percentile,
     verdict_stream_summary,
     versions,
@@ -155,6 +156,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     rss_before, cpu_before = me.memory_info().rss, sum(me.cpu_times()[:2])
     redis_cpu_before = sum(server.cpu_times()[:2]) if server else 0.0
     forks_before = rewrite_forks(url)
+    machine_before = machine_busy_s()
     wall_before = time.monotonic()
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -184,6 +186,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     cpu = sum(me.cpu_times()[:2]) - cpu_before
     redis_cpu = sum(server.cpu_times()[:2]) - redis_cpu_before if server else 0.0
     wall = time.monotonic() - wall_before
+    machine = (machine_busy_s() - machine_before) / (wall * (psutil.cpu_count() or 1))
     rss_after = me.memory_info().rss
     forks = rewrite_forks(url) - forks_before
     worker.stop()
@@ -218,7 +221,8 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     print(
         f"CPU over {wall:.1f}s: worker {cpu:.1f}s ({cpu / wall:.0%} of a core),"
         f" writer {result['cpu_s']:.1f}s, redis-server {redis_cpu:.1f}s"
-        f" (2 cores = {2 * wall:.0f}s); worker RSS {rss_before / 2**20:,.0f}"
+        f" (2 cores = {2 * wall:.0f}s); the machine {machine:.0%} busy of"
+        f" {psutil.cpu_count()} cores; worker RSS {rss_before / 2**20:,.0f}"
         f" -> {rss_after / 2**20:,.0f} MiB"
     )
     print(
