@@ -16,9 +16,10 @@ server's Redis µs per entry, the floor, and the ratios issue 25's targets use, 
 table of each target with its figure and PASS/FAIL. Prints figures; asserts nothing.
 
 Native/pure: a compiled hot path is looked for as the module `cdc_verify._native` (or
-the name in CDC_VERIFY_NATIVE_MODULE). When it imports, this script runs itself again in
-a subprocess with CDC_VERIFY_PURE=1 (the package must then take its pure-Python path) and
-prints pure Python µs / native Python µs per configuration; otherwise the column is n/a.
+the name in CDC_VERIFY_NATIVE_MODULE). When it imports, after each round this script runs
+itself again for one round in a subprocess with CDC_VERIFY_PURE=1 (the package must then
+take its pure-Python path) and prints the median over rounds of pure Python µs / native
+Python µs per configuration; otherwise the column is n/a.
 
     .venv/bin/python bench/throughput.py               # 70-90 s: 50,000 events, 4 configs, 2 rounds
     .venv/bin/python bench/throughput.py --topology one --coverage on   # the default config only
@@ -669,10 +670,13 @@ def native_module() -> str | None:
 
 
 def pure_figures(argv: list[str]) -> dict[tuple[str, bool], float]:
-    """Runs this script again with the pure path forced: Python µs per entry per config."""
+    """Runs this script again for one round with the pure path forced: Python µs per
+    entry per config. Called after each round, so that the machine's drift over a run
+    falls on both paths alike."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pure.json"
-        cmd = [sys.executable, __file__, *strip_profile(argv), "--json-out", str(out)]
+        argv = [*strip_profile(argv), "--rounds", "1", "--json-out", str(out)]
+        cmd = [sys.executable, __file__, *argv]
         print(f"pure path: {PURE_ENV}=1 {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, PURE_ENV: "1"})
         rows = json.loads(out.read_text())
@@ -680,13 +684,14 @@ def pure_figures(argv: list[str]) -> dict[tuple[str, bool], float]:
 
 
 def strip_profile(argv: list[str]) -> list[str]:
+    """The arguments less those the pure-path subprocess sets itself or must not get."""
     out, skip = [], False
     for a in argv:
         if skip:
             skip = False
-        elif a in ("--profile", "--profile-out", "--json-out"):
+        elif a in ("--profile", "--profile-out", "--json-out", "--rounds"):
             skip = True
-        elif not a.startswith(("--profile=", "--profile-out=", "--json-out=")):
+        elif not a.startswith(("--profile=", "--profile-out=", "--json-out=", "--rounds=")):
             out.append(a)
     return out
 
@@ -704,7 +709,7 @@ def where(topology: str, shapes: bool | None) -> str:
 def report(
     configs: dict[tuple[str, bool], Median],
     native: str | None,
-    pure: dict[tuple[str, bool], float],
+    speedups: dict[tuple[str, bool], list[float]],
     rounds: int,
 ) -> None:
     """The per-configuration table, then the targets."""
@@ -722,8 +727,8 @@ def report(
         if on and off is not None:
             cost = f"{1 - c.rate / off.rate:.1%}; {1 - off.python_us / c.python_us:.1%}"
         speed = "n/a"
-        if native and (topo, on) in pure:
-            speed = f"{pure[(topo, on)] / c.python_us:.2f}x"
+        if native and speedups.get((topo, on)):
+            speed = f"{statistics.median(speedups[(topo, on)]):.2f}x"
         print(
             f"| {topo} | {'on' if on else 'off'} | {c.rate:,.0f} | {c.events / c.seconds:,.0f}"
             f" | {c.python_us:.1f} | {c.state_us:.1f} | {c.ref_('floor_us'):.1f}"
@@ -840,6 +845,7 @@ def main() -> None:
     names = {"one": ["one"], "three": ["three"], "both": ["one", "three"]}[args.topology]
 
     results: dict[tuple[str, bool], Median] = {}
+    speedups: dict[tuple[str, bool], list[float]] = {}
     with ExitStack() as stack:
         topologies: list[Topology] = []
         for name in names:
@@ -860,10 +866,18 @@ def main() -> None:
                 )
             print(f"written to {name} server{'s' if name != 'one' else ''} in {write_s:.1f}s")
         for round_ in range(args.rounds):
+            this_round: list[Config] = []
             for i, topo in enumerate(topologies):
                 prof = profile_shapes if i == 0 else None
                 for config in measure_topology(topo, corpus, args, round_, shapes, prof):
                     results.setdefault(config.key, Median()).runs.append(config)
+                    this_round.append(config)
+            if native:  # pure µs / native µs of this round, per configuration
+                pure = pure_figures(sys.argv[1:])
+                for config in this_round:
+                    if config.key in pure:
+                        ratio = pure[config.key] / config.python_us
+                        speedups.setdefault(config.key, []).append(ratio)
         with redis.Redis.from_url(topologies[0].url) as client:
             used = client.info("memory")["used_memory"]
         print(f"redis used_memory after the runs ({names[0]}): {used / 2**20:,.0f} MiB")
@@ -871,8 +885,7 @@ def main() -> None:
     if args.json_out:
         rows = [run.figures() for m in results.values() for run in m.runs]
         args.json_out.write_text(json.dumps(rows, indent=1))
-    pure = pure_figures(sys.argv[1:]) if native else {}
-    report(results, native, pure, args.rounds)
+    report(results, native, speedups, args.rounds)
     print(f"\nthis run took {time.perf_counter() - started:.0f}s")
 
 
