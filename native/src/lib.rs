@@ -581,12 +581,13 @@ fn same_containers(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>, depth: u32) -> Py
     Ok(true)
 }
 
-/// Mirrors `StreamEntry.from_redis(side, entry_id, fields)` (src/cdc_verify/core/entry.py,
-/// no envelope) over a read's `(entry_id, fields)` items, each entry's `entry_bytes` size
-/// set as it is built. Only the common entry is built here: an ASCII id of up to 18
-/// digits before its "-", a non-empty dict of bytes to bytes, and an event_id of printable
-/// ASCII without a space, within the limit. Any other item is handed to `pure`
-/// (from_redis itself), so a problem's wording, an odd id and every error stay Python's.
+/// Mirrors `from_reply(side, entry_id, fields)` (src/cdc_verify/core/entry.py, no
+/// envelope) over a read's `(entry_id, fields)` items, each entry's `entry_bytes` size set
+/// as it is built. Only the common entry is built here: an ASCII id of up to 18 digits
+/// before its "-", a non-empty dict of bytes to bytes (or Redis' flat list of them), and an
+/// event_id of printable ASCII without a space, within the limit. Any other item is handed
+/// to `pure` (from_reply itself), so a problem's wording, an odd id and every error stay
+/// Python's.
 #[pyclass(frozen, module = "cdc_verify._native")]
 struct EntryReader {
     cls: Py<PyAny>,  // StreamEntry
@@ -647,7 +648,12 @@ impl EntryReader {
                     Some(entry) => entry,
                     None => {
                         let (entry_id, fields): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
-                            item.extract()?;
+                            match item.cast::<PyList>() {
+                                Ok(pair) if pair.len() == 2 => {
+                                    (pair.get_item(0)?, pair.get_item(1)?)
+                                }
+                                _ => item.extract()?,
+                            };
                         self.pure.bind(py).call1((&side, entry_id, fields))?
                     }
                 };
@@ -670,17 +676,38 @@ impl EntryReader {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let item_ptr = item.as_ptr();
         unsafe {
-            if ffi::PyTuple_CheckExact(item_ptr) == 0 || ffi::PyTuple_Size(item_ptr) != 2 {
-                return Ok(None);
-            }
-            let id = ffi::PyTuple_GetItem(item_ptr, 0);
-            let fields = ffi::PyTuple_GetItem(item_ptr, 1);
-            if ffi::PyBytes_CheckExact(id) == 0
-                || ffi::PyDict_CheckExact(fields) == 0
-                || ffi::PyDict_Size(fields) == 0
+            // (id, fields) as redis-py parses a reply, or [id, fields] as Redis sends it.
+            let (id, fields) = if ffi::PyTuple_CheckExact(item_ptr) != 0
+                && ffi::PyTuple_GET_SIZE(item_ptr) == 2
             {
+                (
+                    ffi::PyTuple_GET_ITEM(item_ptr, 0),
+                    ffi::PyTuple_GET_ITEM(item_ptr, 1),
+                )
+            } else if ffi::PyList_CheckExact(item_ptr) != 0 && ffi::PyList_GET_SIZE(item_ptr) == 2 {
+                (
+                    ffi::PyList_GET_ITEM(item_ptr, 0),
+                    ffi::PyList_GET_ITEM(item_ptr, 1),
+                )
+            } else {
+                return Ok(None);
+            };
+            if ffi::PyBytes_CheckExact(id) == 0 {
                 return Ok(None);
             }
+            // A dict, or Redis' flat [name, value, ...] made one (`fields_dict`).
+            let fields = if ffi::PyDict_CheckExact(fields) != 0 {
+                Bound::from_borrowed_ptr(py, fields)
+            } else {
+                match flat_dict(py, fields)? {
+                    Some(dict) => dict,
+                    None => return Ok(None),
+                }
+            };
+            if ffi::PyDict_Size(fields.as_ptr()) == 0 {
+                return Ok(None);
+            }
+            let fields_ptr = fields.as_ptr();
             let Some(arrival_ms) = id_ms(bytes_of(id)) else {
                 return Ok(None);
             };
@@ -689,13 +716,13 @@ impl EntryReader {
             let mut pos: ffi::Py_ssize_t = 0;
             let mut key: *mut ffi::PyObject = std::ptr::null_mut();
             let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-            while ffi::PyDict_Next(fields, &mut pos, &mut key, &mut value) != 0 {
+            while ffi::PyDict_Next(fields_ptr, &mut pos, &mut key, &mut value) != 0 {
                 if ffi::PyBytes_CheckExact(key) == 0 || ffi::PyBytes_CheckExact(value) == 0 {
                     return Ok(None);
                 }
                 size += (ffi::PyBytes_Size(key) + ffi::PyBytes_Size(value)) as i64;
             }
-            let raw = ffi::PyDict_GetItemWithError(fields, self.event_id_key.as_ptr());
+            let raw = ffi::PyDict_GetItemWithError(fields_ptr, self.event_id_key.as_ptr());
             if raw.is_null() {
                 if let Some(err) = PyErr::take(py) {
                     return Err(err);
@@ -718,7 +745,7 @@ impl EntryReader {
             let values: [Bound<'py, PyAny>; 7] = [
                 side.clone(),
                 entry_id,
-                Bound::from_borrowed_ptr(py, fields),
+                fields,
                 Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(arrival_ms))?,
                 event_id,
                 py.None().into_bound(py),
@@ -732,6 +759,35 @@ impl EntryReader {
             Ok(Some(entry))
         }
     }
+}
+
+/// `fields_dict` of a non-empty flat list of bytes of even length (a later repeated name
+/// wins, as in a dict built in order); None for anything else, which the pure path reads.
+unsafe fn flat_dict<'py>(
+    py: Python<'py>,
+    flat: *mut ffi::PyObject,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if ffi::PyList_CheckExact(flat) == 0 {
+        return Ok(None);
+    }
+    let n = ffi::PyList_GET_SIZE(flat);
+    if n == 0 || n % 2 != 0 {
+        return Ok(None);
+    }
+    let dict = Bound::from_owned_ptr_or_err(py, ffi::PyDict_New())?;
+    for i in (0..n).step_by(2) {
+        let (name, value) = (
+            ffi::PyList_GET_ITEM(flat, i),
+            ffi::PyList_GET_ITEM(flat, i + 1),
+        );
+        if ffi::PyBytes_CheckExact(name) == 0 || ffi::PyBytes_CheckExact(value) == 0 {
+            return Ok(None);
+        }
+        if ffi::PyDict_SetItem(dict.as_ptr(), name, value) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    Ok(Some(dict))
 }
 
 /// A bytes object's bytes (borrowed: valid while the object lives).

@@ -381,6 +381,20 @@ FIELDS = st.one_of(
 )
 
 
+# Redis' own form of an item, [id, [name, value, ...]] (unparsed_reads): the same
+# fields flat, and lists no dict could come from.
+FLAT = st.one_of(
+    FIELDS.map(lambda f: f if f is None else [x for pair in f.items() for x in pair]),
+    st.sampled_from([
+        [], [b"event_id"], [b"event_id", b"A", b"event_id", b"B"], [b"event_id", b"A", b"x"],
+        ["event_id", b"A"], [b"event_id", "A"], [b"event_id", None], (b"event_id", b"A"),
+    ]),
+)  # fmt: skip
+ITEMS = st.one_of(st.tuples(ENTRY_IDS, FIELDS), st.lists(ENTRY_IDS, min_size=1, max_size=1).flatmap(
+    lambda ids: FLAT.map(lambda flat: [ids[0], flat])
+))  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def reader() -> Any:
     if NATIVE_MODULE is None:
@@ -396,21 +410,23 @@ def built(build: Any, *args: Any) -> tuple[str, Any]:
 
 
 @needs_native
-@given(st.lists(st.tuples(ENTRY_IDS, FIELDS), max_size=6), st.sampled_from(list(Side)))
-@settings(max_examples=500, deadline=None)
-def test_the_native_reader_builds_what_from_redis_builds(reader, items, side):
-    pure = built(lambda: [entry.StreamEntry.from_redis(side, i, f) for i, f in items])
+@given(st.lists(ITEMS, max_size=6), st.sampled_from(list(Side)))
+@settings(max_examples=800, deadline=None)
+def test_the_native_reader_builds_what_from_reply_builds(reader, items, side):
+    pure = built(lambda: [entry.from_reply(side, i, f) for i, f in items])
     native_ = built(lambda: reader.read(side, items))
     assert native_[0] == pure[0], (native_, pure)
     if pure[0] == "raised":
         assert native_[1] is pure[1]
         return
     assert native_[1] == pure[1]
-    for a, b in zip(native_[1], pure[1], strict=True):
+    for a, b, (_, fields) in zip(native_[1], pure[1], items, strict=True):
         assert type(a) is entry.StreamEntry
         assert (a.event_id, a.problem, a.arrival_ms) == (b.event_id, b.problem, b.arrival_ms)
         assert built(entry.entry_bytes, a) == built(entry.entry_bytes, b)
-        assert a.fields is b.fields or a.fields == b.fields == {}  # the read's own dict
+        assert a.fields == b.fields and type(a.fields) is dict
+        if isinstance(fields, dict) and fields:
+            assert a.fields is fields  # the read's own dict, not a copy
 
 
 @needs_native
@@ -427,6 +443,21 @@ def test_the_native_reader_builds_the_common_entry_itself(reader):
     assert got[0].event_id == "01HF7YAVYG" and got[0].arrival_ms == 1700000000000
     assert got[0].size == entry.ENTRY_OVERHEAD_BYTES + 8 + 10 + 7 + 1
     assert got[1].problem == "no event_id field"
+
+
+@needs_native
+def test_a_flat_reply_is_read_natively_and_a_later_repeated_name_wins(reader):
+    handed = []
+    spy = entry.native_reader(NATIVE_MODULE, lambda *a: handed.append(a) or entry.from_reply(*a))
+    flat = [b"1700000000000-1", [b"event_id", b"A", b"payload", b"x", b"event_id", b"B"]]
+    [got] = spy.read(Side.PRODUCTION, [flat])
+    assert not handed and got.event_id == "B"
+    assert got.fields == {b"event_id": b"B", b"payload": b"x"}
+    assert got.size == entry.ENTRY_OVERHEAD_BYTES + 8 + 1 + 7 + 1
+    [deleted] = spy.read(Side.PRODUCTION, [[b"2-0", None]])
+    assert deleted.problem == "entry was deleted from the stream before it was verified"
+    with pytest.raises(ValueError):  # as fields_dict raises: Redis never sends it
+        reader.read(Side.PRODUCTION, [[b"3-0", [b"event_id"]]])
 
 
 def test_read_entries_gives_from_redis_on_either_path():

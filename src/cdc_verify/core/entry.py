@@ -85,11 +85,24 @@ class StreamEntry:
 
 ENTRY_OVERHEAD_BYTES = 100  # of an entry's memory that is not its field names and values
 
+# A read's fields: a dict as redis-py parses them, Redis' flat [name, value, ...] list as
+# the reads that skip that parsing get them, or None (an entry deleted while pending).
+ReplyFields = dict[bytes, bytes] | list[bytes] | None
 
-def native_reader(native: Any, pure: Any = StreamEntry.from_redis) -> Any:
+
+def from_reply(
+    side: Side, entry_id: bytes | str, fields: ReplyFields, envelope: Envelope | None = None
+) -> StreamEntry:
+    """`from_redis` of one item of a read, whatever form its fields come in."""
+    if isinstance(fields, list):
+        fields = fields_dict(fields)
+    return StreamEntry.from_redis(side, entry_id, fields, envelope)
+
+
+def native_reader(native: Any, pure: Any = from_reply) -> Any:
     """An EntryReader of the compiled module `native` (native/src/lib.rs): it mirrors
-    `from_redis` without an envelope, building the common entry itself and handing any
-    other to `pure` (from_redis), so the rules stay here."""
+    `from_reply` without an envelope, building the common entry itself and handing any
+    other to `pure` (from_reply), so the rules stay here."""
     return native.EntryReader(
         StreamEntry, object.__new__, pure, b"event_id", MAX_EVENT_ID_BYTES, ENTRY_OVERHEAD_BYTES
     )
@@ -100,10 +113,10 @@ _READER = None if NATIVE is None else native_reader(NATIVE)  # None: the pure pa
 
 def read_entries(
     side: Side,
-    items: Iterable[tuple[bytes | str, dict[bytes, bytes] | None]],
+    items: Iterable[Sequence[Any]],
     envelope: Envelope | None = None,
 ) -> list[StreamEntry]:
-    """A read's (entry_id, fields) items as entries: `from_redis` of each."""
+    """A read's (entry_id, fields) items as entries: `from_reply` of each."""
     if envelope is None and _READER is not None:
         items = list(items)
         try:
@@ -111,7 +124,7 @@ def read_entries(
             return entries
         except Exception:
             pass  # the pure path raises it again, or it was the native module's own
-    return [StreamEntry.from_redis(side, eid, fields, envelope) for eid, fields in items]
+    return [from_reply(side, eid, fields, envelope) for eid, fields in items]
 
 
 def is_tombstone(entry: StreamEntry) -> bool:

@@ -13,7 +13,7 @@ from typing import cast
 from redis.exceptions import ResponseError, WatchError
 from redis.typing import KeyT, StreamIdT
 
-from cdc_verify.core.entry import StreamEntry, fields_dict, read_entries
+from cdc_verify.core.entry import StreamEntry, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
@@ -21,13 +21,14 @@ from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.stream_reads import (
-    RawEntries,
+    ReadItems,
     SideRead,
     as_text,
     fetch_entries,
     lag_after,
     stream_entries,
     stream_replies,
+    unparsed_reads,
 )
 from cdc_verify.schemas.verdicts import Side
 
@@ -206,6 +207,8 @@ class GroupStream:
         if self._fence is not None:
             return await self._read_fenced(count)
         async with self.client.pipeline(transaction=False) as pipe:
+            if not is_cluster(self.client):
+                unparsed_reads(pipe)
             pipe.time()
             pipe.xrevrange(self.key, "+", "-", count=1)  # before the read: nothing slips by
             pipe.xreadgroup(self._group, self._me, {self.key: ">"}, count=count)
@@ -229,8 +232,7 @@ class GroupStream:
             if str(exc).startswith("LOCKLOST"):
                 raise LockLost(f"read refused: {exc}") from None
             raise
-        raw: RawEntries = [(eid, fields_dict(flat)) for eid, flat in items]
-        return self._result(raw, int(seconds) * 1000 + int(micros) // 1000, as_text(after))
+        return self._result(items, int(seconds) * 1000 + int(micros) // 1000, as_text(after))
 
     async def _read_watched(self, count: int, fence: Fence) -> SideRead:
         [read] = await read_together([self], count)
@@ -246,7 +248,7 @@ class GroupStream:
             and not is_cluster(self.client)
         )
 
-    def _result(self, raw: RawEntries, server_ms: int, after: str) -> SideRead:
+    def _result(self, raw: ReadItems, server_ms: int, after: str) -> SideRead:
         entries = read_entries(self.side, raw, self.envelope)
         # Entry ids are Redis time: a stream with nothing new at server_ms holds nothing older.
         caught_up = None if entries else ReadPosition.caught_up(server_ms)
@@ -307,6 +309,7 @@ async def read_together(streams: list[GroupStream], count: int) -> list[SideRead
     assert fence is not None and all(first.can_share_reads_with(s) for s in streams)
     while True:
         async with first.client.pipeline(transaction=True) as pipe:
+            unparsed_reads(pipe)
             try:
                 await pipe.watch(fence.lock_key)
                 if as_text(await pipe.get(fence.lock_key) or b"") != fence.token:

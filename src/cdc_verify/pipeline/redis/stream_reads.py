@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
+
+from redis.client import CaseInsensitiveDict
 
 from cdc_verify.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.core.envelope import Envelope
@@ -13,6 +16,9 @@ from cdc_verify.schemas.verdicts import Side
 
 # Entries as redis-py returns them (the client does not decode): (id, fields or None).
 RawEntries = list[tuple[bytes, dict[bytes, bytes] | None]]
+# A read's items: those, or [id, [name, value, ...] or None] as Redis sends them
+# (core/entry.py's read_entries takes either).
+ReadItems = Sequence[Sequence[Any]]
 
 
 @dataclass(slots=True)
@@ -61,15 +67,34 @@ async def lag_after(client: AsyncClient, key: str, read_through: str) -> float:
     return max(0, now_ms - entry_id_ms(as_text(oldest[0][0]))) / 1000
 
 
-def stream_replies(reply: object) -> list[tuple[bytes, RawEntries]]:
-    """A read of several streams: [(key, entries), ...] for the streams that had some."""
-    return cast(list[tuple[bytes, RawEntries]], reply or [])
+def _as_sent(response: Any, **_: Any) -> Any:
+    return response
 
 
-def stream_entries(reply: object) -> RawEntries:
-    # redis-py types a read's reply as a union of every protocol's shapes; RESP2 gives
-    # [[key, [(id, fields), ...]]] for the one stream read.
-    streams = cast(list[tuple[bytes, RawEntries]], reply or [])
+def unparsed_reads(pipe: Any) -> None:
+    """Has `pipe` (a plain server's pipeline) hand back its XREADGROUP replies as Redis
+    sent them. redis-py would make each entry's fields a dict in a Python call of its
+    own; read_entries makes them in one pass over the read. Other clients of the same
+    connection pool keep their parsing: the callbacks are this pipeline's own copy."""
+    callbacks = CaseInsensitiveDict(pipe.response_callbacks)
+    callbacks["XREADGROUP"] = _as_sent
+    pipe.response_callbacks = callbacks
+
+
+def stream_replies(reply: object) -> list[tuple[bytes, ReadItems]]:
+    """A read of several streams: [(key, items), ...] for the streams that had some; the
+    reply as redis-py parses it ([[key, [(id, fields), ...]], ...]) or as Redis sends it
+    (RESP3: {key: [[id, [name, value, ...]], ...]}, RESP2: the list form)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return cast(list[tuple[bytes, ReadItems]], reply)
+
+
+def stream_entries(reply: object) -> ReadItems:
+    """The items of a read of one stream (any of stream_replies' forms)."""
+    streams = stream_replies(reply)
     return streams[0][1] if streams else []
 
 
