@@ -27,7 +27,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.core.entry import StreamEntry, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
-from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.stream_reads import (
     SideRead,
@@ -35,6 +35,7 @@ from cdc_verify.pipeline.redis.stream_reads import (
     fetch_entries,
     lag_after,
     stream_entries,
+    unparsed_reads,
 )
 from cdc_verify.schemas.verdicts import Side
 
@@ -139,9 +140,17 @@ class ReadOnlyStream:
     async def read(self, count: int) -> SideRead:
         # Redis' clock before the read: if the read finds nothing new, every entry of an
         # earlier millisecond was there to be found (a bound that errs on the safe side).
-        server_ms = await server_time_ms(self.client, self.key)
         streams: dict[KeyT, StreamIdT] = {self.key: self.position}
-        reply = await self.client.xread(streams, count=count)
+        if is_cluster(self.client):
+            server_ms = await server_time_ms(self.client, self.key)
+            reply = await self.client.xread(streams, count=count)
+        else:  # one round trip, the reply as Redis sends it
+            async with self.client.pipeline(transaction=False) as pipe:
+                unparsed_reads(pipe)
+                pipe.time()
+                pipe.xread(streams, count=count)
+                (seconds, micros), reply = await pipe.execute()
+            server_ms = seconds * 1000 + micros // 1000
         entries = read_entries(self.side, stream_entries(reply), self.envelope)
         if entries:
             self.position = entries[-1].entry_id

@@ -72,12 +72,12 @@ def _as_sent(response: Any, **_: Any) -> Any:
 
 
 def unparsed_reads(pipe: Any) -> None:
-    """Has `pipe` (a plain server's pipeline) hand back its XREADGROUP replies as Redis
-    sent them. redis-py would make each entry's fields a dict in a Python call of its
-    own; read_entries makes them in one pass over the read. Other clients of the same
-    connection pool keep their parsing: the callbacks are this pipeline's own copy."""
+    """Has `pipe` (a plain server's pipeline) hand back its XREADGROUP and XREAD replies
+    as Redis sent them. redis-py would make each entry's fields a dict in a Python call of
+    its own; read_entries makes them in one pass over the read. The client's other
+    commands keep their parsing: the callbacks are this pipeline's own copy."""
     callbacks = CaseInsensitiveDict(pipe.response_callbacks)
-    callbacks["XREADGROUP"] = _as_sent
+    callbacks["XREADGROUP"] = callbacks["XREAD"] = _as_sent
     pipe.response_callbacks = callbacks
 
 
