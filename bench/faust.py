@@ -115,8 +115,9 @@ def run(mode: str, workers: int, corpus, args, kafka: str | None, logs: Path) ->
         primaries = Primaries(client)
         named = {"workers": [psutil.Process(p.pid) for p in procs]}
         named["redis"] = [psutil.Process(server.pid)]
-        if mode == "faust":
-            named["broker"] = broker_process()
+        broker = broker_process() if mode == "faust" else []
+        if broker:  # an external --kafka broker on another machine has no share here
+            named["broker"] = broker
         cpu = CpuSamples(named)
         try:
             while True:

@@ -121,7 +121,7 @@ def compare_entry_readers(corpus: Corpus, repeat: int) -> None:
     print(f"a read's entries (from_redis and entry_bytes): pure {pure_us:.2f} µs, native "
           f"{native_us:.2f} µs per entry ({pure_us / native_us:.1f}x)")  # fmt: skip
 
-    # As the group reads get them (unparsed_reads): [id, [name, value, ...]], against
+    # As the group reads get them (UnparsedReads): [id, [name, value, ...]], against
     # redis-py's parsing of the same (its pairs_to_dict per entry) and then the native
     # reader, as before.
     flat_reads = [(side, [[i, [x for kv in f.items() for x in kv]] for i, f in items])

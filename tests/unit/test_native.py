@@ -381,7 +381,7 @@ FIELDS = st.one_of(
 )
 
 
-# Redis' own form of an item, [id, [name, value, ...]] (unparsed_reads): the same
+# Redis' own form of an item, [id, [name, value, ...]] (UnparsedReads): the same
 # fields flat, and lists no dict could come from.
 FLAT = st.one_of(
     FIELDS.map(lambda f: f if f is None else [x for pair in f.items() for x in pair]),
@@ -431,11 +431,9 @@ def test_the_native_reader_builds_what_from_reply_builds(reader, items, side):
 
 @needs_native
 def test_the_native_reader_builds_the_common_entry_itself(reader):
-    """Only odd items go to from_redis: the common one is built in Rust."""
+    """Only odd items go to from_reply: the common one is built in Rust."""
     handed = []
-    spy = entry.native_reader(
-        NATIVE_MODULE, lambda *a: handed.append(a) or entry.StreamEntry.from_redis(*a)
-    )
+    spy = entry.native_reader(NATIVE_MODULE, lambda *a: handed.append(a) or entry.from_reply(*a))
     common = (b"1700000000000-1", {b"event_id": b"01HF7YAVYG", b"payload": b"x"})
     tombstone_like = (b"1700000000000-2", {b"payload": b"x"})
     got = spy.read(Side.SISTER, [common, tombstone_like])

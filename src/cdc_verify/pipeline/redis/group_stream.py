@@ -23,12 +23,12 @@ from cdc_verify.pipeline.redis.script import ScriptContract
 from cdc_verify.pipeline.redis.stream_reads import (
     ReadItems,
     SideRead,
+    UnparsedReads,
     as_text,
     fetch_entries,
     lag_after,
     stream_entries,
     stream_replies,
-    unparsed_reads,
 )
 from cdc_verify.schemas.verdicts import Side
 
@@ -114,6 +114,8 @@ class GroupStream:
         self._fenced = FENCED_READ.register(client, FENCED_READ_SCRIPT) if fence else None
         self._claim = FENCED_CLAIM.register(client, FENCED_CLAIM_SCRIPT) if fence else None
         self._forget = FENCED_FORGET.register(client, FENCED_FORGET_SCRIPT) if fence else None
+        # A plain server's reads take their replies unparsed (a Cluster's pipelines differ).
+        self._unparsed = None if is_cluster(client) else UnparsedReads(client)
 
     async def kind(self) -> str:
         return as_text(await self.client.type(self.key))
@@ -207,8 +209,8 @@ class GroupStream:
         if self._fence is not None:
             return await self._read_fenced(count)
         async with self.client.pipeline(transaction=False) as pipe:
-            if not is_cluster(self.client):
-                unparsed_reads(pipe)
+            if self._unparsed is not None:
+                self._unparsed.on(pipe)
             pipe.time()
             pipe.xrevrange(self.key, "+", "-", count=1)  # before the read: nothing slips by
             pipe.xreadgroup(self._group, self._me, {self.key: ">"}, count=count)
@@ -309,7 +311,8 @@ async def read_together(streams: list[GroupStream], count: int) -> list[SideRead
     assert fence is not None and all(first.can_share_reads_with(s) for s in streams)
     while True:
         async with first.client.pipeline(transaction=True) as pipe:
-            unparsed_reads(pipe)
+            assert first._unparsed is not None  # a plain server (can_share_reads_with)
+            first._unparsed.on(pipe)
             try:
                 await pipe.watch(fence.lock_key)
                 if as_text(await pipe.get(fence.lock_key) or b"") != fence.token:

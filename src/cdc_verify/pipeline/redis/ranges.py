@@ -17,7 +17,8 @@ CHUNK = 2000
 RawEntry = tuple[bytes, list[bytes]]  # (entry id, [field, value, field, value, ...])
 
 
-def _raw(response: Any, **_: Any) -> Any:
+def reply_as_sent(response: Any, **_: Any) -> Any:
+    """A reply callback that keeps Redis' reply as it came (redis-py's callbacks parse)."""
     return response
 
 
@@ -27,8 +28,8 @@ def _reader(client: redis.Redis | RedisCluster, key: str) -> redis.Redis:
     the node first, so on a Cluster it is the client of the node that holds the key."""
     if isinstance(client, RedisCluster):
         client = client.get_redis_connection(client.get_node_from_key(key))
-    client.set_response_callback("XRANGE", _raw)
-    client.set_response_callback("XREVRANGE", _raw)
+    client.set_response_callback("XRANGE", reply_as_sent)
+    client.set_response_callback("XREVRANGE", reply_as_sent)
     return client
 
 

@@ -31,11 +31,11 @@ from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.stream_reads import (
     SideRead,
+    UnparsedReads,
     as_text,
     fetch_entries,
     lag_after,
     stream_entries,
-    unparsed_reads,
 )
 from cdc_verify.schemas.verdicts import Side
 
@@ -112,6 +112,8 @@ class ReadOnlyStream:
         self.envelope = envelope  # how this stream's entries are read (None: cdc-verify)
         self._state, self._positions, self.waiting_key = state, positions_key, waiting_key
         self.position = "0-0"  # last id read (in memory; the committed one is on state)
+        # A plain server's reads take their replies unparsed (a Cluster's pipelines differ).
+        self._unparsed = None if is_cluster(client) else UnparsedReads(client)
 
     async def kind(self) -> str:
         return as_text(await self.client.type(self.key))
@@ -141,12 +143,12 @@ class ReadOnlyStream:
         # Redis' clock before the read: if the read finds nothing new, every entry of an
         # earlier millisecond was there to be found (a bound that errs on the safe side).
         streams: dict[KeyT, StreamIdT] = {self.key: self.position}
-        if is_cluster(self.client):
+        if self._unparsed is None:
             server_ms = await server_time_ms(self.client, self.key)
             reply = await self.client.xread(streams, count=count)
         else:  # one round trip, the reply as Redis sends it
             async with self.client.pipeline(transaction=False) as pipe:
-                unparsed_reads(pipe)
+                self._unparsed.on(pipe)
                 pipe.time()
                 pipe.xread(streams, count=count)
                 (seconds, micros), reply = await pipe.execute()

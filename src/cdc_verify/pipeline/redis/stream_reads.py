@@ -12,6 +12,7 @@ from cdc_verify.core.entry import StreamEntry, entry_id_ms
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
 from cdc_verify.pipeline.redis.connection import AsyncClient, server_time_ms
+from cdc_verify.pipeline.redis.ranges import reply_as_sent
 from cdc_verify.schemas.verdicts import Side
 
 # Entries as redis-py returns them (the client does not decode): (id, fields or None).
@@ -67,18 +68,20 @@ async def lag_after(client: AsyncClient, key: str, read_through: str) -> float:
     return max(0, now_ms - entry_id_ms(as_text(oldest[0][0]))) / 1000
 
 
-def _as_sent(response: Any, **_: Any) -> Any:
-    return response
+class UnparsedReads:
+    """Has a plain server's read pipelines hand back XREADGROUP's and XREAD's replies as
+    Redis sent them. redis-py would make each entry's fields a dict in a Python call of its
+    own; read_entries makes them in one pass over the read. One per reader: the copy of
+    the client's callbacks costs tens of µs, as much as a small read. The client's own
+    commands keep their parsing."""
 
+    def __init__(self, client: Any) -> None:
+        callbacks = CaseInsensitiveDict(client.response_callbacks)
+        callbacks["XREADGROUP"] = callbacks["XREAD"] = reply_as_sent
+        self._callbacks = callbacks
 
-def unparsed_reads(pipe: Any) -> None:
-    """Has `pipe` (a plain server's pipeline) hand back its XREADGROUP and XREAD replies
-    as Redis sent them. redis-py would make each entry's fields a dict in a Python call of
-    its own; read_entries makes them in one pass over the read. The client's other
-    commands keep their parsing: the callbacks are this pipeline's own copy."""
-    callbacks = CaseInsensitiveDict(pipe.response_callbacks)
-    callbacks["XREADGROUP"] = callbacks["XREAD"] = _as_sent
-    pipe.response_callbacks = callbacks
+    def on(self, pipe: Any) -> None:
+        pipe.response_callbacks = self._callbacks
 
 
 def stream_replies(reply: object) -> list[tuple[bytes, ReadItems]]:
