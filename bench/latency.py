@@ -14,7 +14,11 @@ Prints figures; asserts nothing.
 
 `--rate` counts logical events (pairs), so 10k events/s is 20k XADDs/s.
 The writer runs in its own process so it does not share the worker's event loop;
-writer, worker and redis-server share the machine's cores.
+writer, worker and redis-server share the machine's cores. So that the load takes as
+little of them as it can (the writing service runs elsewhere in a real deployment), the
+writer sends each XADD as RESP bytes packed from its templates beforehand, over a plain
+socket, and counts the replies with hiredis (`--writer raw`, the default);
+`--writer redis-py` sends them through redis-py's pipeline instead.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import hiredis
 import psutil
 import redis
 import redis.asyncio as aioredis
@@ -58,18 +65,129 @@ TICK_S = 0.001
 # ------------------------------------------------------------------------------- writer
 
 
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class PackedXadd:
+    """`XADD key * fields...` as RESP bytes, packed once per template: only the
+    event_id's value changes from one entry to the next."""
+
+    def __init__(self, key: str, fields: dict[bytes, bytes]) -> None:
+        if b"event_id" not in fields:
+            raise ValueError("a template without an event_id field")
+        parts = [
+            b"*%d\r\n" % (3 + 2 * len(fields)),
+            _bulk(b"XADD"),
+            _bulk(key.encode()),
+            _bulk(b"*"),
+        ]
+        self._before = b""
+        for name, value in fields.items():
+            parts.append(_bulk(name))
+            if name == b"event_id":
+                self._before, parts = b"".join(parts), []
+            else:
+                parts.append(_bulk(value))
+        self._after = b"".join(parts)
+
+    def __call__(self, event_id: bytes) -> bytes:
+        return self._before + _bulk(event_id) + self._after
+
+
+class RawPipe:
+    """A pipeline of packed commands on a plain socket; `execute` awaits their replies
+    (hiredis counts them) and raises the first error among them."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._queued: list[bytes] = []
+        self._replies = hiredis.Reader()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, command: bytes) -> None:
+        self._queued.append(command)
+
+    async def execute(self) -> None:
+        owed = len(self._queued)
+        self._writer.write(b"".join(self._queued))
+        self._queued.clear()
+        while owed:
+            reply = self._replies.gets()
+            if reply is False:
+                data = await self._reader.read(1 << 16)
+                if not data:
+                    raise ConnectionError("redis closed the writer's connection")
+                self._replies.feed(data)
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                raise reply
+            owed -= 1
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+
+class RedisPyPipe:
+    """RawPipe's interface on redis-py's pipeline (`--writer redis-py`): a command is
+    (stream, fields)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._queued: list[tuple[str, dict[bytes, bytes]]] = []
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, command: tuple[str, dict[bytes, bytes]]) -> None:
+        self._queued.append(command)
+
+    async def execute(self) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for stream, fields in self._queued:
+            pipe.xadd(stream, fields)
+        self._queued.clear()
+        await pipe.execute()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
 async def write_pairs(
-    url: str, rate: float, seconds: float, jitter_ms: float, seed: int, conn
+    url: str, rate: float, seconds: float, jitter_ms: float, seed: int, conn, raw: bool = True
 ) -> dict:
     rng = random.Random(seed)
     templates = clean_pairs(2_000, seed)
     ids = fresh_event_ids(rng)
-    client = aioredis.Redis.from_url(url)
+    pipe: RawPipe | RedisPyPipe
+    if raw:
+        packed = [(PackedXadd(PROD, p), PackedXadd(SIS, s)) for p, s in templates]
+        where = urlsplit(url)
+        reader, stream = await asyncio.open_connection(where.hostname, where.port)
+        pipe = RawPipe(reader, stream)
+
+        def commands(i: int, event_id: bytes) -> tuple[Any, Any]:
+            production, sister = packed[i % len(packed)]
+            return production(event_id), sister(event_id)
+
+    else:
+        client = aioredis.Redis.from_url(url)
+        await client.ping()
+        pipe = RedisPyPipe(client)
+
+        def commands(i: int, event_id: bytes) -> tuple[Any, Any]:
+            production, sister = templates[i % len(templates)]
+            return (PROD, with_event_id(production, event_id)), (
+                SIS,
+                with_event_id(sister, event_id),
+            )
+
     total = int(rate * seconds)
-    sisters: list[tuple[float, int, dict]] = []  # (due, seq, fields): a heap
+    sisters: list[tuple[float, int, Any]] = []  # (due, seq, command): a heap
     written = entries = 0
     worst_behind = 0.0
-    await client.ping()
     conn.send(time.time() * 1000)  # the clock starts now
     start = time.monotonic()
     try:
@@ -78,24 +196,22 @@ async def write_pairs(
             due = min(total, int((now - start) * rate))
             if due > written:
                 worst_behind = max(worst_behind, (due - written) / rate)
-            pipe = client.pipeline(transaction=False)
             for i in range(written, due):
-                production, sister = templates[i % len(templates)]
-                event_id = next(ids)
-                pipe.xadd(PROD, with_event_id(production, event_id))
+                production, sister = commands(i, next(ids))
+                pipe.add(production)
                 later = now + rng.uniform(0, jitter_ms) / 1000
-                heapq.heappush(sisters, (later, i, with_event_id(sister, event_id)))
+                heapq.heappush(sisters, (later, i, sister))
             entries += due - written
             written = due
             while sisters and sisters[0][0] <= now:
-                pipe.xadd(SIS, heapq.heappop(sisters)[2])
+                pipe.add(heapq.heappop(sisters)[2])
                 entries += 1
             if len(pipe):
                 await pipe.execute()
             await asyncio.sleep(TICK_S)
         elapsed = time.monotonic() - start
     finally:
-        await client.aclose()
+        await pipe.aclose()
     cpu = sum(psutil.Process().cpu_times()[:2])
     return {
         "pairs": written,
@@ -106,8 +222,10 @@ async def write_pairs(
     }
 
 
-def writer_main(url: str, rate: float, seconds: float, jitter_ms: float, seed: int, conn) -> None:
-    conn.send(asyncio.run(write_pairs(url, rate, seconds, jitter_ms, seed, conn)))
+def writer_main(
+    url: str, rate: float, seconds: float, jitter_ms: float, seed: int, conn, raw: bool
+) -> None:
+    conn.send(asyncio.run(write_pairs(url, rate, seconds, jitter_ms, seed, conn, raw)))
     conn.close()
 
 
@@ -162,7 +280,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
     receive, send = ctx.Pipe(duplex=False)
     writer = ctx.Process(
         target=writer_main,
-        args=(url, args.rate, args.seconds, args.jitter_ms, args.seed, send),
+        args=(url, args.rate, args.seconds, args.jitter_ms, args.seed, send, args.writer == "raw"),
         name="bench-latency-writer",
     )
     writer.start()
@@ -255,6 +373,13 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--writer",
+        choices=["raw", "redis-py"],
+        default="raw",
+        help="how the writer sends its XADDs: packed beforehand, on a plain socket (raw), "
+        "or through redis-py's pipeline",
+    )
+    parser.add_argument(
         "--aof-rewrite",
         choices=["auto", "off"],
         default="auto",
@@ -271,7 +396,7 @@ def main() -> None:
         client.close()
         print(
             f"rate {args.rate:,.0f} events/s for {args.seconds:g}s, sister 0-{args.jitter_ms:g} ms"
-            f" after production, batch {args.batch}, grace {args.grace:g}s"
+            f" after production, batch {args.batch}, grace {args.grace:g}s, writer {args.writer}"
         )
         asyncio.run(measure(args, server.url, server.pid))
 
