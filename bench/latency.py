@@ -245,6 +245,7 @@ async def measure(args: argparse.Namespace, url: str, redis_pid: int | None) -> 
         grace=args.grace,
         lock_ttl=2,
         batch_size=args.batch,
+        read_linger_ms=args.read_linger_ms,
     )
     latencies: list[float] = []
     verdicts: Counter[str] = Counter()
@@ -370,6 +371,12 @@ def main() -> None:
         help="the sister copy lands 0..this many ms after production",
     )
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--read-linger-ms",
+        type=int,
+        default=Settings.model_fields["read_linger_ms"].default,
+        help="the worker's --read-linger-ms (default: the setting's own)",
+    )
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -396,7 +403,8 @@ def main() -> None:
         client.close()
         print(
             f"rate {args.rate:,.0f} events/s for {args.seconds:g}s, sister 0-{args.jitter_ms:g} ms"
-            f" after production, batch {args.batch}, grace {args.grace:g}s, writer {args.writer}"
+            f" after production, batch {args.batch}, read linger {args.read_linger_ms} ms,"
+            f" grace {args.grace:g}s, writer {args.writer}"
         )
         asyncio.run(measure(args, server.url, server.pid))
 

@@ -94,6 +94,8 @@ GROUP, RECORDS, ENGINE, READING = Topic.GROUP, Topic.RECORDS, Topic.ENGINE, Topi
 @setting("--spill-dir", type=click.Path(path_type=Path, file_okay=False), topic=READING,
          help="where spill files go (a private directory is made in it)")  # fmt: skip
 @setting("--block-ms", type=int, topic=READING, help="XREADGROUP BLOCK when idle")
+@setting("--read-linger-ms", type=int, topic=READING,
+         help="when caught up, read at most once per this many ms (0: at once)")  # fmt: skip
 @setting("--lock-ttl", type=DURATION, topic=READING,
          help="how long a dead worker's lock outlives it")  # fmt: skip
 @setting("--create-streams", is_flag=True, default=None, topic=GROUP,

@@ -268,6 +268,14 @@ class Settings(BaseSettings):
         "default: the system's temporary directory",
     )
     block_ms: int = Field(100, ge=1, le=60_000, description="XREADGROUP BLOCK when idle")
+    read_linger_ms: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="after a read that found every stream caught up, the next begins this "
+        "long after it did: a live stream comes in fewer, larger reads (each costs round "
+        "trips and a commit) for up to this much latency; 0: read again at once",
+    )
     lock_ttl: Duration = Field(10.0, ge=1, description="seconds a dead worker's lock outlives it")
     verdict_retention: Duration = Field(
         7 * 86400.0, ge=1, description="seconds a verdict record is kept in the verdict stream"

@@ -46,6 +46,7 @@ class RedisForwarder:
         *,
         batch_size: int,
         block_ms: int,
+        linger_ms: int = 0,
         dead_after_ms: int,
         read_max_bytes: int = DEFAULT_READ_MAX_BYTES,
         envelopes: Mapping[Side, Envelope | None] | None = None,
@@ -61,6 +62,7 @@ class RedisForwarder:
         self._partitions = partitions
         self._batch_size = batch_size
         self._block_ms = block_ms
+        self._linger_ms = linger_ms
         self._dead_after_ms = dead_after_ms
         self._marks: dict[Side, int] = {}
         self._marks_sent = 0.0
@@ -87,7 +89,7 @@ class RedisForwarder:
         if time.monotonic() - self._beat_at >= self._dead_after_ms / 3000:
             await self._streams.heartbeat(self._dead_after_ms)
             self._beat_at = time.monotonic()
-        read = await self._streams.read_new(self._batch_size, self._block_ms)
+        read = await self._streams.read_new(self._batch_size, self._block_ms, self._linger_ms)
         for side in STREAM_SIDES:
             position = read.caught_up.get(side)
             if position is None:

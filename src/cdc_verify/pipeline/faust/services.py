@@ -191,6 +191,7 @@ class ForwarderService(Service):
         self._forwarder = RedisForwarder(
             self._redis.client, self._keys, s.consumer_name, self._send,
             self._partitions, batch_size=s.batch_size, block_ms=s.block_ms,
+            linger_ms=s.read_linger_ms,
             dead_after_ms=round(s.lock_ttl * 1000), read_max_bytes=int(s.read_max_bytes),
             envelopes=side_envelopes(s),
         )  # fmt: skip

@@ -74,6 +74,8 @@ class StreamPair:
         self.start_ignored: str | None = None
         # Bounds the entries of one read by bytes as well as by count.
         self.budget = ReadBudget(read_max_bytes, streams=len(readers))
+        # When the last read_new began (time.monotonic), if no stream had a backlog then.
+        self._caught_up_at: float | None = None
 
     @classmethod
     def from_topology(
@@ -249,8 +251,20 @@ class StreamPair:
             async for batch in reader.read_pending(count, self.budget):
                 yield batch
 
-    async def read_new(self, count: int, block_ms: int) -> ReadResult:
-        """New entries of both sides; waits up to `block_ms` when neither has any."""
+    async def read_new(self, count: int, block_ms: int, linger_ms: int = 0) -> ReadResult:
+        """New entries of both sides; waits up to `block_ms` when neither has any.
+
+        After a read in which no stream gave a full batch (each is caught up), the next
+        begins no sooner than `linger_ms` after that one began: entries that come as a
+        live stream's do are read in fewer, larger batches, and each batch's round trips,
+        lookup and commit are shared by more of them, for up to `linger_ms` of latency.
+        A stream with a backlog (a full batch) is read again at once.
+        """
+        if linger_ms and self._caught_up_at is not None:
+            wait = self._caught_up_at + linger_ms / 1000 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        began = time.monotonic()
         production, sister = self.readers[PRODUCTION], self.readers[SISTER]
         count = self.budget.count(count)
         if (
@@ -264,6 +278,8 @@ class StreamPair:
             reads = list(await asyncio.gather(*(r.read(count) for r in self.readers.values())))
         by_side: dict[Side, SideRead] = dict(zip(self.readers, reads, strict=True))
         entries = [e for read in reads for e in read.entries]
+        backlog = any(len(read.entries) >= count for read in reads)
+        self._caught_up_at = None if backlog else began
         self.budget.saw(entries)
         if not entries:
             await self._wait(by_side, block_ms)

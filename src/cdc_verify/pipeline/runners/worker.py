@@ -281,11 +281,15 @@ class StreamWorker:
             self._set_ready(True)
             next_housekeeping = next_clock_sample = 0.0
             # Read-ahead: the next read is under way while this batch is verified.
-            reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
+            reading = asyncio.create_task(
+                streams.read_new(s.batch_size, s.block_ms, s.read_linger_ms)
+            )
             try:
                 while not self._stopping.is_set():
                     read = await reading
-                    reading = asyncio.create_task(streams.read_new(s.batch_size, s.block_ms))
+                    reading = asyncio.create_task(
+                        streams.read_new(s.batch_size, s.block_ms, s.read_linger_ms)
+                    )
                     if self._inflight is not None and self._inflight.done():
                         await self._settle_commit()  # a failed commit surfaces now
                     for side, position in read.caught_up.items():
