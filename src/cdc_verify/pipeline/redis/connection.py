@@ -156,7 +156,11 @@ async def server_time_ms(client: AsyncClient, key: str) -> int:
     """Redis' clock, on the node that holds `key` (entry ids there come from it)."""
     if isinstance(client, AsyncRedisCluster):
         node = client.get_node_from_key(key)
-        seconds, micros = await client.execute_command("TIME", target_nodes=node)
-    else:
-        seconds, micros = await client.time()
+        return time_ms(await client.execute_command("TIME", target_nodes=node))
+    return time_ms(await client.time())
+
+
+def time_ms(reply: Any) -> int:
+    """The milliseconds of a TIME reply (seconds, microseconds), parsed or as sent."""
+    seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000

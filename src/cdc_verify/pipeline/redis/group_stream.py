@@ -16,7 +16,7 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.core.entry import StreamEntry, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
-from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster
+from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, time_ms
 from cdc_verify.pipeline.redis.errors import REDIS_DOWN, LockLost
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.script import ScriptContract
@@ -214,10 +214,10 @@ class GroupStream:
             pipe.time()
             pipe.xrevrange(self.key, "+", "-", count=1)  # before the read: nothing slips by
             pipe.xreadgroup(self._group, self._me, {self.key: ">"}, count=count)
-            (seconds, micros), last, reply = await pipe.execute()
+            clock, last, reply = await pipe.execute()
         raw = stream_entries(reply)
         after = as_text(last[0][0]) if last else "0-0"
-        return self._result(raw, seconds * 1000 + micros // 1000, after)
+        return self._result(raw, time_ms(clock), after)
 
     async def _read_fenced(self, count: int) -> SideRead:
         assert self._fence is not None
@@ -234,7 +234,7 @@ class GroupStream:
             if str(exc).startswith("LOCKLOST"):
                 raise LockLost(f"read refused: {exc}") from None
             raise
-        return self._result(items, int(seconds) * 1000 + int(micros) // 1000, as_text(after))
+        return self._result(items, time_ms((seconds, micros)), as_text(after))
 
     async def _read_watched(self, count: int, fence: Fence) -> SideRead:
         [read] = await read_together([self], count)
@@ -323,7 +323,7 @@ async def read_together(streams: list[GroupStream], count: int) -> list[SideRead
                     pipe.xrevrange(stream.key, "+", "-", count=1)
                 keys: dict[KeyT, StreamIdT] = {s.key: ">" for s in streams}
                 pipe.xreadgroup(first._group, first._me, keys, count=count)
-                (seconds, micros), *lasts, reply = await pipe.execute()
+                clock, *lasts, reply = await pipe.execute()
             except WatchError as exc:
                 # redis-py raises WatchError too when the connection dies while watching,
                 # and then the EXEC may have run: its entries are ours, pending, unread.
@@ -333,7 +333,7 @@ async def read_together(streams: list[GroupStream], count: int) -> list[SideRead
                     raise exc.__context__ from exc
                 continue  # the key was touched (our own refresh, say): look again
         by_key = {as_text(key): items for key, items in stream_replies(reply)}
-        server_ms = seconds * 1000 + micros // 1000
+        server_ms = time_ms(clock)
         return [
             stream._result(
                 by_key.get(stream.key, []), server_ms, as_text(last[0][0]) if last else "0-0"

@@ -27,7 +27,12 @@ from redis.typing import KeyT, StreamIdT
 from cdc_verify.core.entry import StreamEntry, read_entries
 from cdc_verify.core.envelope import Envelope
 from cdc_verify.core.position import ReadPosition
-from cdc_verify.pipeline.redis.connection import AsyncClient, is_cluster, server_time_ms
+from cdc_verify.pipeline.redis.connection import (
+    AsyncClient,
+    is_cluster,
+    server_time_ms,
+    time_ms,
+)
 from cdc_verify.pipeline.redis.read_budget import ReadBudget
 from cdc_verify.pipeline.redis.stream_reads import (
     SideRead,
@@ -151,8 +156,8 @@ class ReadOnlyStream:
                 self._unparsed.on(pipe)
                 pipe.time()
                 pipe.xread(streams, count=count)
-                (seconds, micros), reply = await pipe.execute()
-            server_ms = seconds * 1000 + micros // 1000
+                clock, reply = await pipe.execute()
+            server_ms = time_ms(clock)
         entries = read_entries(self.side, stream_entries(reply), self.envelope)
         if entries:
             self.position = entries[-1].entry_id
