@@ -12,17 +12,20 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
+import random
 import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 from _common import src_digest
 from redis._parsers.helpers import parse_stream_list
 
 from cdc_verify.consumers.reference import decode_event
-from cdc_verify.core import diff, shape
+from cdc_verify.core import diff, shape, wire
 from cdc_verify.core.entry import StreamEntry, entry_bytes, native_reader
 from cdc_verify.native import HOT_PATH, NATIVE
+from cdc_verify.pipeline.redis import decisions
 from cdc_verify.schemas.verdicts import STREAM_SIDES, Side
 from cdc_verify.simulate.corpus import Corpus, generate
 
@@ -91,6 +94,47 @@ def main() -> None:
     print(f"the diff's match check (== and _same_types): pure {pure_us:.2f} µs, native "
           f"{native_us:.2f} µs per pair ({pure_us / native_us:.1f}x)")  # fmt: skip
     compare_entry_readers(corpus, args.repeat)
+    compare_filings(corpus, args.repeat)
+    compare_float32_scans(corpus, args.repeat)
+
+
+def compare_float32_scans(corpus: Corpus, repeat: int) -> None:
+    """The wire types' pre-check of every msgpack payload (twice per pair): the corpus',
+    and those of a float-heavy model (20 float64s an event), where the marker byte 0xCA
+    turns up inside other values' bytes far more often."""
+    rng = random.Random(5)
+    heavy = [
+        msgpack.packb({"id": rng.randint(0, 10**9), "values": [rng.random() for _ in range(20)]})
+        for _ in range(5_000)
+    ]
+    for name, payloads in (
+        ("the corpus'", [e.fields[b"payload"] for e in corpus.production + corpus.sister
+                         if e.fields.get(b"encoding") == b"msgpack"]),
+        ("float-heavy", heavy),
+    ):  # fmt: skip
+        for payload in payloads:
+            assert wire.may_hold_float32(payload) == wire.pure_may_hold_float32(payload)
+        marked = sum(wire.FLOAT32_MARKER in p for p in payloads)
+        pure_us = best_us(wire.pure_may_hold_float32, payloads, repeat)
+        native_us = best_us(wire.may_hold_float32, payloads, repeat)
+        print(f"{len(payloads)} {name} msgpack payloads ({marked} with the marker byte), "
+              f"the same answers from both")  # fmt: skip
+        print(f"the float32 pre-check: pure {pure_us:.2f} µs, native {native_us:.2f} µs per "
+              f"payload ({pure_us / native_us:.1f}x)")  # fmt: skip
+
+
+def compare_filings(corpus: Corpus, repeat: int) -> None:
+    """Where each event's decision is kept (decisions.py's filing, once per event)."""
+    event_ids = [e.event_id for e in corpus.production if e.event_id is not None]
+    native = decisions.native_filing(NATIVE)
+    prefix = "cdc-verify:decisions:"
+    for event_id in event_ids:
+        assert native(prefix, event_id) == decisions.pure_filing(prefix, event_id)
+    pure_us = best_us(lambda e: decisions.pure_filing(prefix, e), event_ids, repeat)
+    native_us = best_us(lambda e: native(prefix, e), event_ids, repeat)
+    print(f"{len(event_ids)} event_ids, the same filings from both")
+    print(f"a decision's filing: pure {pure_us:.2f} µs, native {native_us:.2f} µs per "
+          f"event ({pure_us / native_us:.1f}x)")  # fmt: skip
 
 
 def compare_entry_readers(corpus: Corpus, repeat: int) -> None:

@@ -829,10 +829,259 @@ fn ascii_str<'py>(py: Python<'py>, text: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// `filing(decisions_prefix, event_id)` of pipeline/redis/decisions.py: where a decision is
+/// kept. The constants are decisions.py's, handed to the constructor. An event_id that is
+/// no UTF-8 (a lone surrogate) goes to `pure`, which raises as it does.
+#[pyclass(frozen, module = "cdc_verify._native")]
+struct Filer {
+    pure: Py<PyAny>, // decisions.filing itself
+    shards: u32,
+    listpack_max_value: usize,
+    own_key: i64,
+    digits: [u8; 256], // a ULID byte -> its Crockford value; 0xff for any other byte
+    empty: Py<PyString>,
+}
+
+#[pymethods]
+impl Filer {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        pure: Py<PyAny>,
+        shards: u32,
+        listpack_max_value: usize,
+        own_key: i64,
+        crockford: &[u8],
+    ) -> PyResult<Self> {
+        if crockford.len() != 32 || shards == 0 {
+            return Err(PyRuntimeError::new_err("Filer: 32 Crockford digits and shards > 0"));
+        }
+        let mut digits = [0xffu8; 256];
+        for (value, &digit) in crockford.iter().enumerate() {
+            digits[digit.to_ascii_uppercase() as usize] = value as u8;
+            digits[digit.to_ascii_lowercase() as usize] = value as u8;
+        }
+        Ok(Filer {
+            pure,
+            shards,
+            listpack_max_value,
+            own_key,
+            digits,
+            empty: PyString::intern(py, "").unbind(),
+        })
+    }
+
+    fn filing<'py>(
+        &self,
+        py: Python<'py>,
+        decisions_prefix: &Bound<'py, PyString>,
+        event_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let raw = match event_id.cast::<PyString>() {
+            Ok(text) => match text.to_str() {
+                Ok(raw) => raw.as_bytes(),
+                Err(_) => return self.pure.bind(py).call1((decisions_prefix, event_id)),
+            },
+            Err(_) => return self.pure.bind(py).call1((decisions_prefix, event_id)),
+        };
+        let empty = self.empty.bind(py);
+        if let Some(ms) = self.ulid_ms(raw) {
+            let Ok(prefix) = decisions_prefix.to_str() else {
+                return self.pure.bind(py).call1((decisions_prefix, event_id));
+            };
+            let second = ms / 1000;
+            let shard = crc32fast::hash(raw) % self.shards;
+            let bucket = format!("{prefix}{second}:{shard}");
+            let filed = (bucket, second * 1000 + 1000, -1i64);
+            return Ok(filed.into_pyobject(py)?.into_any());
+        }
+        if raw.len() > self.listpack_max_value {
+            return Ok((empty, 0i64, self.own_key).into_pyobject(py)?.into_any());
+        }
+        Ok((empty, 0i64, crc32fast::hash(raw) as i64).into_pyobject(py)?.into_any())
+    }
+}
+
+impl Filer {
+    /// `_ulid_ms`: 26 Crockford digits (either case), the first at most "7".
+    fn ulid_ms(&self, raw: &[u8]) -> Option<i64> {
+        if raw.len() != 26 || raw[0] > b'7' || raw.iter().any(|&b| self.digits[b as usize] == 0xff) {
+            return None;
+        }
+        Some(raw[..10].iter().fold(0i64, |ms, &b| ms * 32 + self.digits[b as usize] as i64))
+    }
+}
+
+/// `may_hold_float32` of core/wire.py past its marker check: whether a msgpack payload
+/// holds a float32, a NaN or a float64 a float32 gives back exactly. Walks the bytes
+/// without building a value. A payload msgpack-python would refuse (truncated, extra
+/// bytes, 0xc1) answers True as the pure function does; None (the pure function decides)
+/// for what this leaves to it: a timestamp (ext -1, which msgpack checks) or nesting
+/// deeper than MAX_SCAN_DEPTH.
+#[pyfunction]
+fn may_hold_float32(payload: &[u8]) -> Option<bool> {
+    let mut scan = Float32Scan { data: payload, at: 0 };
+    let mut pending: Vec<u64> = Vec::new(); // items left in each open container
+    let mut left: u64 = 1; // items left at the current level
+    loop {
+        if left == 0 {
+            match pending.pop() {
+                Some(outer) => {
+                    left = outer;
+                    continue;
+                }
+                None => return Some(scan.at != payload.len()), // extra bytes: refused
+            }
+        }
+        left -= 1;
+        let children = match scan.item() {
+            Item::Children(n) => n,
+            Item::Leaf => 0,
+            Item::Float => return Some(true),
+            Item::Refused => return Some(true),
+            Item::Unsure => return None,
+        };
+        if children > 0 {
+            if pending.len() >= MAX_SCAN_DEPTH {
+                return None;
+            }
+            pending.push(left);
+            left = children;
+        }
+    }
+}
+
+const MAX_SCAN_DEPTH: usize = 500; // msgpack-python stops at 1024 levels
+
+enum Item {
+    Children(u64), // an array's items or a map's keys and values follow
+    Leaf,
+    Float, // a float the pure function answers True for
+    Refused,
+    Unsure,
+}
+
+struct Float32Scan<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Float32Scan<'_> {
+    fn take(&mut self, n: u64) -> Option<&[u8]> {
+        let end = (self.at as u64).checked_add(n)?;
+        if end > self.data.len() as u64 {
+            return None;
+        }
+        let bytes = &self.data[self.at..end as usize];
+        self.at = end as usize;
+        Some(bytes)
+    }
+
+    fn uint(&mut self, n: u64) -> Option<u64> {
+        Some(self.take(n)?.iter().fold(0u64, |v, &b| v << 8 | b as u64))
+    }
+
+    fn skip(&mut self, n: Option<u64>) -> Item {
+        match n.and_then(|n| self.take(n)) {
+            Some(_) => Item::Leaf,
+            None => Item::Refused,
+        }
+    }
+
+    fn ext(&mut self, n: Option<u64>) -> Item {
+        let Some(n) = n else { return Item::Refused };
+        match self.take(1) {
+            Some([0xff]) => Item::Unsure, // a timestamp: msgpack checks its data
+            Some(_) => self.skip(Some(n)),
+            None => Item::Refused,
+        }
+    }
+
+    fn item(&mut self) -> Item {
+        let Some(&[b]) = self.take(1) else {
+            return Item::Refused;
+        };
+        match b {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Item::Leaf,
+            0x80..=0x8f => Item::Children(2 * (b & 0x0f) as u64),
+            0x90..=0x9f => Item::Children((b & 0x0f) as u64),
+            0xa0..=0xbf => self.skip(Some((b & 0x1f) as u64)),
+            0xc1 => Item::Refused,
+            0xc4 | 0xd9 => {
+                let n = self.uint(1);
+                self.skip(n)
+            }
+            0xc5 | 0xda => {
+                let n = self.uint(2);
+                self.skip(n)
+            }
+            0xc6 | 0xdb => {
+                let n = self.uint(4);
+                self.skip(n)
+            }
+            0xc7 => {
+                let n = self.uint(1);
+                self.ext(n)
+            }
+            0xc8 => {
+                let n = self.uint(2);
+                self.ext(n)
+            }
+            0xc9 => {
+                let n = self.uint(4);
+                self.ext(n)
+            }
+            0xca => match self.take(4) {
+                Some(_) => Item::Float, // a float32 gives itself back
+                None => Item::Refused,
+            },
+            0xcb => match self.uint(8) {
+                Some(bits) => {
+                    let x = f64::from_bits(bits);
+                    let y = x as f32;
+                    if x.is_nan() || (!(y.is_infinite() && x.is_finite()) && y as f64 == x) {
+                        Item::Float
+                    } else {
+                        Item::Leaf // past float32's range (struct's OverflowError) or inexact
+                    }
+                }
+                None => Item::Refused,
+            },
+            0xcc | 0xd0 => self.skip(Some(1)),
+            0xcd | 0xd1 => self.skip(Some(2)),
+            0xce | 0xd2 => self.skip(Some(4)),
+            0xcf | 0xd3 => self.skip(Some(8)),
+            0xd4 => self.ext(Some(1)),
+            0xd5 => self.ext(Some(2)),
+            0xd6 => self.ext(Some(4)),
+            0xd7 => self.ext(Some(8)),
+            0xd8 => self.ext(Some(16)),
+            0xdc => match self.uint(2) {
+                Some(n) => Item::Children(n),
+                None => Item::Refused,
+            },
+            0xdd => match self.uint(4) {
+                Some(n) => Item::Children(n),
+                None => Item::Refused,
+            },
+            0xde => match self.uint(2) {
+                Some(n) => Item::Children(2 * n),
+                None => Item::Refused,
+            },
+            0xdf => match self.uint(4) {
+                Some(n) => Item::Children(2 * n),
+                None => Item::Refused,
+            },
+        }
+    }
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ShapeWalker>()?;
     module.add_class::<EntryReader>()?;
+    module.add_class::<Filer>()?;
     module.add_function(wrap_pyfunction!(same_types, module)?)?;
+    module.add_function(wrap_pyfunction!(may_hold_float32, module)?)?;
     Ok(())
 }

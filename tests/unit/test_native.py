@@ -19,12 +19,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc_verify import native
-from cdc_verify.core import diff, entry, shape
+from cdc_verify.core import diff, entry, shape, wire
+from cdc_verify.pipeline.redis import decisions
 from cdc_verify.schemas.verdicts import Side
 
 try:
@@ -47,6 +49,7 @@ def test_on_ci_the_native_module_is_built_and_in_use():
         assert native.NATIVE is None and shape._WALKER is None, native.HOT_PATH
     else:
         assert native.NATIVE is NATIVE_MODULE and shape._WALKER is not None, native.HOT_PATH
+        assert decisions.filing is not decisions.pure_filing
 
 
 def test_the_hot_path_line_says_which_path_runs():
@@ -467,3 +470,131 @@ def test_read_entries_gives_from_redis_on_either_path():
         "entry was deleted from the stream before it was verified",
         "event_id has whitespace or control characters",
     ]
+
+
+ULID_DIGITS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+EVENT_IDS = st.one_of(
+    st.text(max_size=80),
+    # ULIDs, their lower case, a first digit past "7", and letters Crockford leaves out
+    st.builds(
+        str.__add__,
+        st.sampled_from("0178Zz"),
+        st.text(ULID_DIGITS + ULID_DIGITS.lower() + "ILOUilou", min_size=24, max_size=26),
+    ),
+    st.text("xé", min_size=30, max_size=70),  # about LISTPACK_MAX_VALUE bytes
+)
+
+
+@pytest.fixture(scope="module")
+def filing() -> Any:
+    if NATIVE_MODULE is None:
+        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
+    return decisions.native_filing(NATIVE_MODULE)
+
+
+@needs_native
+@given(st.sampled_from(["", "cdc-verify:decisions:", "é{x}:"]), EVENT_IDS)
+@settings(max_examples=1500, deadline=None)
+def test_the_native_filing_gives_what_the_pure_one_gives(filing, prefix, event_id):
+    got = filing(prefix, event_id)
+    assert got == decisions.pure_filing(prefix, event_id)
+    assert [type(v) for v in got] == [str, int, int]
+
+
+@needs_native
+def test_the_native_filing_edge_cases(filing):
+    ulid = "01HF7YAVYGZZZZZZZZZZZZZZZZ"
+    bucket, end_ms, shard = filing("p:", ulid)
+    ms = decisions.ulid_ms(ulid)
+    assert ms is not None
+    assert (bucket.startswith(f"p:{ms // 1000}:"), end_ms, shard) == (
+        True,
+        ms // 1000 * 1000 + 1000,
+        -1,
+    )
+    lower = filing("p:", ulid.lower())  # Crockford reads either case (the shard differs)
+    assert (lower[0].rsplit(":", 1)[0], lower[1:]) == (bucket.rsplit(":", 1)[0], (end_ms, -1))
+    assert filing("p:", "8" + ulid[1:])[0] == ""  # past the largest ULID time
+    assert filing("p:", "x" * 65) == ("", 0, decisions.OWN_KEY)
+    assert filing("p:", "x" * 64)[2] >= 0
+    for surrogate in (
+        "\ud800",
+        "01HF7YAVYG\udfffZZZZZZZZZZZZZZ",
+    ):  # no UTF-8: raised as pure raises
+        with pytest.raises(UnicodeEncodeError):
+            decisions.pure_filing("p:", surrogate)
+        with pytest.raises(UnicodeEncodeError):
+            filing("p:", surrogate)
+
+
+MSGPACK_LEAVES = st.one_of(
+    st.floats(allow_nan=True),
+    st.floats(width=32),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.text("\u02a0xé", max_size=40),  # 0xCA inside a str
+    st.binary(max_size=40),
+    st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=20)),
+    st.builds(msgpack.Timestamp, st.integers(0, 2**33), st.integers(0, 999_999_999)),
+    st.booleans(),
+    st.none(),
+)
+MSGPACK_VALUES = st.recursive(
+    MSGPACK_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=3) | st.integers(-3, 3), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def msgpack_payloads(draw: Any) -> bytes:
+    """msgpack of a value, its floats as float32 or float64, then maybe cut, lengthened or
+    with a byte changed (0xca or 0xc1 among them): payloads msgpack reads and refuses."""
+    value = draw(MSGPACK_VALUES)
+    try:
+        payload = msgpack.packb(value, use_single_float=draw(st.booleans()))
+    except OverflowError:  # a float past float32's range
+        payload = msgpack.packb(value)
+    change = draw(st.sampled_from(["none", "none", "cut", "extra", "byte"]))
+    if change == "cut" and payload:
+        payload = payload[: draw(st.integers(0, len(payload) - 1))]
+    elif change == "extra":
+        payload += draw(st.binary(min_size=1, max_size=3))
+    elif change == "byte" and payload:
+        at = draw(st.integers(0, len(payload) - 1))
+        byte = draw(st.sampled_from([0xCA, 0xCB, 0xC1, 0xDD, 0xFF, 0x00]))
+        payload = payload[:at] + bytes([byte]) + payload[at + 1 :]
+    return payload
+
+
+@needs_native
+@given(msgpack_payloads())
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_native_float32_scan_answers_as_the_pure_one(payload):
+    if NATIVE_MODULE is None:
+        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
+    answer = NATIVE_MODULE.may_hold_float32(payload)
+    if answer is None:  # left to the pure function: a timestamp, or deep nesting
+        assert b"\xff" in payload or len(payload) > 500
+    else:
+        assert answer == wire.pure_may_hold_float32(payload) or wire.FLOAT32_MARKER not in payload
+    assert wire.may_hold_float32(payload) == wire.pure_may_hold_float32(payload)
+
+
+@needs_native
+def test_the_native_float32_scan_edge_cases():
+    scan = NATIVE_MODULE.may_hold_float32
+    assert scan(b"\xca\x3f\x80\x00\x00") is True  # 1.0 as a float32
+    assert scan(msgpack.packb([0.1, "\u02a0"])) is False  # 0.1 is no float32; 0xCA in a str
+    assert scan(msgpack.packb(0.5)) is True  # a float64 a float32 holds exactly
+    assert scan(msgpack.packb(float("nan"))) is True
+    assert scan(msgpack.packb(float("inf"))) is True  # struct packs inf as a float32
+    assert scan(msgpack.packb(1e300)) is False  # past float32's range: struct refuses it
+    assert scan(msgpack.packb([1, 2]) + b"\x01") is True  # extra bytes: msgpack refuses
+    assert scan(b"\x92\x01") is True  # cut short
+    assert scan(b"\xc1") is True  # never used
+    assert scan(msgpack.packb(msgpack.Timestamp(1, 0))) is None  # ext -1: msgpack checks it
+    deep = b"\x91" * 600 + b"\xca\x3f\x80\x00\x00"
+    assert scan(deep) is None and wire.may_hold_float32(deep) is True

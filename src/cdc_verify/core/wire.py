@@ -26,6 +26,7 @@ from cdc_verify.consumers.row import (
     scale_of,
 )
 from cdc_verify.core.diff import TYPE, Difference, escape_token, unescape_token
+from cdc_verify.native import NATIVE
 
 FLOAT32_MARKER = 0xCA
 DEBEZIUM = b"debezium"
@@ -75,8 +76,22 @@ _FLOAT32 = struct.Struct("<f")
 def may_hold_float32(payload: bytes) -> bool:
     """False only when the msgpack payload holds no float32 value: it has no marker byte
     (0xCA, mostly a byte of some other value), or no float it holds is one a float32
-    gives back exactly (float32 -> float64 is exact). C-level unpacking and a look at the
-    floats cost a fraction of `msgpack_wire_types`' walk; anything unusual says True."""
+    gives back exactly (float32 -> float64 is exact). A payload with the marker is
+    scanned by the native module when it is there (its `may_hold_float32` walks the bytes
+    without building the value, and leaves what it is unsure of to the pure function)."""
+    if FLOAT32_MARKER not in payload:
+        return False
+    if NATIVE is not None and type(payload) is bytes:
+        answer: bool | None = NATIVE.may_hold_float32(payload)
+        if answer is not None:
+            return answer
+    return pure_may_hold_float32(payload)
+
+
+def pure_may_hold_float32(payload: bytes) -> bool:
+    """`may_hold_float32` in Python, and the reference of the native scan: C-level
+    unpacking and a look at the floats cost a fraction of `msgpack_wire_types`' walk;
+    anything unusual says True."""
     if FLOAT32_MARKER not in payload:
         return False
     try:
