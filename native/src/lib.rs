@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyFrozenSet, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 
 /// A node of the walk's cache: one path (as `_BELOW` caches it in core/shape.py).
 struct Node {
@@ -915,7 +915,7 @@ impl Filer {
 /// `may_hold_float32` of core/wire.py past its marker check: whether a msgpack payload
 /// holds a float32, a NaN or a float64 a float32 gives back exactly. Walks the bytes
 /// without building a value. A payload msgpack-python would refuse (truncated, extra
-/// bytes, 0xc1) answers True as the pure function does; None (the pure function decides)
+/// bytes, 0xc1, an ext code below 0 but -1) answers True as the pure function does; None (the pure function decides)
 /// for what this leaves to it: a timestamp (ext -1, which msgpack checks) or nesting
 /// deeper than MAX_SCAN_DEPTH.
 #[pyfunction]
@@ -992,6 +992,7 @@ impl Float32Scan<'_> {
         let Some(n) = n else { return Item::Refused };
         match self.take(1) {
             Some([0xff]) => Item::Unsure, // a timestamp: msgpack checks its data
+            Some([code]) if *code >= 0x80 => Item::Refused, // ExtType takes codes 0-127
             Some(_) => self.skip(Some(n)),
             None => Item::Refused,
         }
@@ -1076,6 +1077,164 @@ impl Float32Scan<'_> {
     }
 }
 
+/// `msgpack_wire_types` of core/wire.py: JSON pointer -> wire type of every value of a
+/// msgpack payload, in the same order (a repeated map key keeps its first place and its
+/// last type). None for a payload the pure function refuses (it words the WireError):
+/// cut short, bytes after the value, 0xc1, a map key that is no str.
+#[pyfunction]
+fn msgpack_wire_types<'py>(
+    py: Python<'py>,
+    payload: &[u8],
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let out = PyDict::new(py);
+    let names = WireNames::new(py);
+    let mut buf = Float32Scan { data: payload, at: 0 };
+    // Each open container: its path, items left, whether a map, the next array index.
+    let mut stack: Vec<(String, u64, bool, u64)> = Vec::new();
+    let mut path = String::new();
+    loop {
+        let Some((kind, length)) = wire_header(&mut buf) else {
+            return Ok(None);
+        };
+        let name = match kind {
+            WireKind::Ext(code) => PyString::new(py, &format!("ext{code}")),
+            _ => names.of(py, kind).clone(),
+        };
+        out.set_item(PyString::new(py, &path), name)?;
+        match kind {
+            WireKind::Map | WireKind::Array => {
+                if length > 0 {
+                    stack.push((std::mem::take(&mut path), length, kind == WireKind::Map, 0));
+                }
+            }
+            _ => {
+                if buf.take(length).is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        while matches!(stack.last(), Some((_, 0, _, _))) {
+            stack.pop();
+        }
+        let Some(top) = stack.last_mut() else {
+            return Ok(if buf.at == payload.len() { Some(out) } else { None });
+        };
+        top.1 -= 1;
+        path.clear();
+        path.push_str(&top.0);
+        path.push('/');
+        if top.2 {
+            let Some((WireKind::Str, key_len)) = wire_header(&mut buf) else {
+                return Ok(None);
+            };
+            let Some(key) = buf.take(key_len) else {
+                return Ok(None);
+            };
+            // Python's own decoding, "replace" included: the same text for any bytes.
+            let key = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyUnicode_DecodeUTF8(
+                        key.as_ptr() as *const std::os::raw::c_char,
+                        key.len() as ffi::Py_ssize_t,
+                        c"replace".as_ptr(),
+                    ),
+                )?
+            };
+            let key = key.cast::<PyString>()?.to_str()?.to_owned();
+            if key.contains(['~', '/']) {
+                path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            } else {
+                path.push_str(&key);
+            }
+        } else {
+            path.push_str(&top.3.to_string());
+            top.3 += 1;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum WireKind {
+    Int,
+    Map,
+    Array,
+    Str,
+    Nil,
+    Bool,
+    Float32,
+    Float64,
+    Bin,
+    Ext(i8),
+}
+
+/// The type names, as Python strs made once per call.
+struct WireNames<'py> {
+    names: [Bound<'py, PyString>; 9],
+}
+
+impl<'py> WireNames<'py> {
+    fn new(py: Python<'py>) -> Self {
+        let names = ["int", "map", "array", "str", "nil", "bool", "float32", "float64", "bin"];
+        WireNames {
+            names: names.map(|name| PyString::intern(py, name)),
+        }
+    }
+
+    fn of(&self, _py: Python<'py>, kind: WireKind) -> &Bound<'py, PyString> {
+        let at = match kind {
+            WireKind::Int => 0,
+            WireKind::Map => 1,
+            WireKind::Array => 2,
+            WireKind::Str => 3,
+            WireKind::Nil => 4,
+            WireKind::Bool => 5,
+            WireKind::Float32 => 6,
+            WireKind::Float64 => 7,
+            WireKind::Bin | WireKind::Ext(_) => 8,
+        };
+        &self.names[at]
+    }
+}
+
+/// `_header` of core/wire.py: (wire type, payload bytes or item count); None where it
+/// raises.
+fn wire_header(buf: &mut Float32Scan<'_>) -> Option<(WireKind, u64)> {
+    let &[b] = buf.take(1)? else { return None };
+    let sized = |buf: &mut Float32Scan<'_>, width: u64| buf.uint(width);
+    Some(match b {
+        0x00..=0x7f | 0xe0..=0xff => (WireKind::Int, 0),
+        0x80..=0x8f => (WireKind::Map, (b & 0x0f) as u64),
+        0x90..=0x9f => (WireKind::Array, (b & 0x0f) as u64),
+        0xa0..=0xbf => (WireKind::Str, (b & 0x1f) as u64),
+        0xc0 => (WireKind::Nil, 0),
+        0xc2 | 0xc3 => (WireKind::Bool, 0),
+        0xca => (WireKind::Float32, 4),
+        0xcb => (WireKind::Float64, 8),
+        0xcc..=0xd3 => (WireKind::Int, 1 << ((b - 0xcc) & 3)),
+        0xc4 => (WireKind::Bin, sized(buf, 1)?),
+        0xc5 => (WireKind::Bin, sized(buf, 2)?),
+        0xc6 => (WireKind::Bin, sized(buf, 4)?),
+        0xd9 => (WireKind::Str, sized(buf, 1)?),
+        0xda => (WireKind::Str, sized(buf, 2)?),
+        0xdb => (WireKind::Str, sized(buf, 4)?),
+        0xdc => (WireKind::Array, sized(buf, 2)?),
+        0xdd => (WireKind::Array, sized(buf, 4)?),
+        0xde => (WireKind::Map, sized(buf, 2)?),
+        0xdf => (WireKind::Map, sized(buf, 4)?),
+        0xc7..=0xc9 => {
+            let length = sized(buf, 1 << (b - 0xc7))?;
+            let &[code] = buf.take(1)? else { return None };
+            (WireKind::Ext(code as i8), length)
+        }
+        0xd4..=0xd8 => {
+            let &[code] = buf.take(1)? else { return None };
+            (WireKind::Ext(code as i8), 1 << (b - 0xd4))
+        }
+        0xc1 => return None,
+    })
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ShapeWalker>()?;
@@ -1083,5 +1242,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Filer>()?;
     module.add_function(wrap_pyfunction!(same_types, module)?)?;
     module.add_function(wrap_pyfunction!(may_hold_float32, module)?)?;
+    module.add_function(wrap_pyfunction!(msgpack_wire_types, module)?)?;
     Ok(())
 }

@@ -548,6 +548,13 @@ MSGPACK_VALUES = st.recursive(
 )
 
 
+@pytest.fixture(scope="module")
+def module() -> Any:
+    if NATIVE_MODULE is None:
+        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
+    return NATIVE_MODULE
+
+
 @st.composite
 def msgpack_payloads(draw: Any) -> bytes:
     """msgpack of a value, its floats as float32 or float64, then maybe cut, lengthened or
@@ -572,10 +579,8 @@ def msgpack_payloads(draw: Any) -> bytes:
 @needs_native
 @given(msgpack_payloads())
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_the_native_float32_scan_answers_as_the_pure_one(payload):
-    if NATIVE_MODULE is None:
-        pytest.fail(f"on CI the native module must be built: {native.HOT_PATH}")
-    answer = NATIVE_MODULE.may_hold_float32(payload)
+def test_the_native_float32_scan_answers_as_the_pure_one(module, payload):
+    answer = module.may_hold_float32(payload)
     if answer is None:  # left to the pure function: a timestamp, or deep nesting
         assert b"\xff" in payload or len(payload) > 500
     else:
@@ -595,6 +600,42 @@ def test_the_native_float32_scan_edge_cases():
     assert scan(msgpack.packb([1, 2]) + b"\x01") is True  # extra bytes: msgpack refuses
     assert scan(b"\x92\x01") is True  # cut short
     assert scan(b"\xc1") is True  # never used
+    assert scan(b"\xd4\xca\x00") is True  # ext code -54: msgpack's ExtType refuses it
     assert scan(msgpack.packb(msgpack.Timestamp(1, 0))) is None  # ext -1: msgpack checks it
     deep = b"\x91" * 600 + b"\xca\x3f\x80\x00\x00"
     assert scan(deep) is None and wire.may_hold_float32(deep) is True
+
+
+def wire_types(walk: Any, payload: bytes) -> Any:
+    try:
+        return list(walk(payload).items())  # in order: a report lists them so
+    except wire.WireError:
+        return "refused"
+
+
+@needs_native
+@given(msgpack_payloads())
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_native_wire_walk_gives_what_the_pure_one_gives(module, payload):
+    pure = wire_types(wire.pure_msgpack_wire_types, payload)
+    found = module.msgpack_wire_types(payload)
+    assert (list(found.items()) if found is not None else "refused") == pure
+    assert wire_types(wire.msgpack_wire_types, payload) == pure
+
+
+@needs_native
+def test_the_native_wire_walk_edge_cases():
+    walk = NATIVE_MODULE.msgpack_wire_types
+    keys = msgpack.packb({"a/b~c": 1, "é": [1.5, None], "a": {"x": b"\x00"}})
+    assert walk(keys) == wire.pure_msgpack_wire_types(keys)
+    assert "/a~1b~0c" in walk(keys) and walk(keys)["/\u00e9/0"] == "float64"
+    bad_key = b"\x81\xa2\xff\xfe\x01"  # a key that is no UTF-8: decoded with "replace"
+    assert walk(bad_key) == {"": "map", "/\ufffd\ufffd": "int"}
+    repeated = b"\x82\xa1a\xca\x3f\x00\x00\x00\xa1a\x01"  # "a" twice: first place, last type
+    assert list(walk(repeated).items()) == [("", "map"), ("/a", "int")]
+    deep = b"\x91" * 3000 + b"\xd4\x05\x00"  # deeper than Python recurses; an ext type
+    assert walk(deep) == wire.pure_msgpack_wire_types(deep) and walk(deep)["/0" * 3000] == "ext5"
+    for refused in (b"", b"\x92\x01", b"\x01\x02", b"\xc1", b"\x81\x01\x02", b"\xa5ab"):
+        assert walk(refused) is None
+        with pytest.raises(wire.WireError):
+            wire.pure_msgpack_wire_types(refused)
