@@ -494,7 +494,7 @@ def filing() -> Any:
 
 @needs_native
 @given(st.sampled_from(["", "cdc-verify:decisions:", "é{x}:"]), EVENT_IDS)
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_the_native_filing_gives_what_the_pure_one_gives(filing, prefix, event_id):
     got = filing(prefix, event_id)
     assert got == decisions.pure_filing(prefix, event_id)
@@ -578,7 +578,7 @@ def msgpack_payloads(draw: Any) -> bytes:
 
 @needs_native
 @given(msgpack_payloads())
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_native_float32_scan_answers_as_the_pure_one(module, payload):
     answer = module.may_hold_float32(payload)
     if answer is None:  # left to the pure function: a timestamp, or deep nesting
@@ -615,7 +615,7 @@ def wire_types(walk: Any, payload: bytes) -> Any:
 
 @needs_native
 @given(msgpack_payloads())
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_native_wire_walk_gives_what_the_pure_one_gives(module, payload):
     pure = wire_types(wire.pure_msgpack_wire_types, payload)
     found = module.msgpack_wire_types(payload)
