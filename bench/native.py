@@ -27,7 +27,7 @@ from cdc_verify.core.entry import StreamEntry, entry_bytes, native_reader
 from cdc_verify.native import HOT_PATH, NATIVE
 from cdc_verify.pipeline.redis import decisions
 from cdc_verify.schemas.verdicts import STREAM_SIDES, Side
-from cdc_verify.simulate.corpus import Corpus, generate
+from cdc_verify.simulate.corpus import Corpus, PlannedEntry, generate
 
 
 def best_us(call: Callable[[Any], object], values: list[Any], repeat: int) -> float:
@@ -99,20 +99,28 @@ def main() -> None:
     compare_wire_walks(corpus, args.repeat)
 
 
+def msgpack_payloads(entries: list[PlannedEntry]) -> list[bytes]:
+    return [e.fields[b"payload"] for e in entries if e.fields.get(b"encoding") == b"msgpack"]
+
+
+def float_payloads(count: int, single: bool = False) -> list[bytes]:
+    """Events of a float-heavy model: 20 floats each, as float32 when `single`."""
+    rng = random.Random(5)
+    return [
+        msgpack.packb(
+            {"id": rng.randint(0, 10**9), "values": [rng.random() for _ in range(20)]},
+            use_single_float=single,
+        )
+        for _ in range(count)
+    ]
+
+
 def compare_float32_scans(corpus: Corpus, repeat: int) -> None:
     """The wire types' pre-check of every msgpack payload (twice per pair): the corpus',
     and those of a float-heavy model (20 float64s an event), where the marker byte 0xCA
     turns up inside other values' bytes far more often."""
-    rng = random.Random(5)
-    heavy = [
-        msgpack.packb({"id": rng.randint(0, 10**9), "values": [rng.random() for _ in range(20)]})
-        for _ in range(5_000)
-    ]
-    for name, payloads in (
-        ("the corpus'", [e.fields[b"payload"] for e in corpus.production + corpus.sister
-                         if e.fields.get(b"encoding") == b"msgpack"]),
-        ("float-heavy", heavy),
-    ):  # fmt: skip
+    both = msgpack_payloads(corpus.production + corpus.sister)
+    for name, payloads in (("the corpus'", both), ("float-heavy", float_payloads(5_000))):
         for payload in payloads:
             assert wire.may_hold_float32(payload) == wire.pure_may_hold_float32(payload)
         marked = sum(wire.FLOAT32_MARKER in p for p in payloads)
@@ -128,17 +136,11 @@ def compare_wire_walks(corpus: Corpus, repeat: int) -> None:
     """The wire types of a payload (`msgpack_wire_types`), walked for both sides of a pair
     that holds a float32 or differs in a type: the corpus' production payloads, and those
     of a writer that packs its floats as float32 (as Go's msgpack libraries do)."""
-    rng = random.Random(5)
-    single = [
-        msgpack.packb(
-            {"id": rng.randint(0, 10**9), "values": [rng.random() for _ in range(20)]},
-            use_single_float=True,
-        )
-        for _ in range(3_000)
-    ]
-    corpus_payloads = [e.fields[b"payload"] for e in corpus.production
-                       if e.fields.get(b"encoding") == b"msgpack"]  # fmt: skip
-    for name, payloads in (("the corpus'", corpus_payloads), ("float32", single)):
+    single = float_payloads(3_000, single=True)
+    for name, payloads in (
+        ("the corpus'", msgpack_payloads(corpus.production)),
+        ("float32", single),
+    ):
         walked = []
         for payload in payloads:
             try:
