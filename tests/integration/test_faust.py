@@ -155,7 +155,7 @@ def faust_run(kafka: str, corpus, tmp_path: Path, workers: int, name: str) -> li
 
 
 def test_single_worker_and_one_and_two_faust_workers_agree_event_by_event(kafka, tmp_path):
-    corpus = generate(50_000, seed=61, grace_ms=1000)
+    corpus = generate(20_000, seed=61, grace_ms=1000)
     assert {e.verdict for e in corpus.expected.values()} == set(PRIMARY_VERDICTS)
 
     with EmbeddedRedis(data_dir=tmp_path / "redis-single") as server:
