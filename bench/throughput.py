@@ -61,6 +61,7 @@ from _common import verdict_stream_summary, versions
 from cdc_verify.config.keys import WorkerKeys
 from cdc_verify.config.settings import Settings
 from cdc_verify.consumers.reference import decode_event
+from cdc_verify.core.decoder import Consumer
 from cdc_verify.core.outcome import Outcome, OutcomeKind
 from cdc_verify.embedded_redis import READ_ONLY_ACL, EmbeddedRedis
 from cdc_verify.pipeline.runners.worker import StreamWorker
@@ -166,9 +167,12 @@ async def run_verifier(
     coverage: bool = True,
     group: str = VERIFIER_GROUP,
     verdicts: str = VERDICTS,
+    consumer: Consumer = decode_event,
+    instrument: Callable[[StreamWorker], None] | None = None,
 ) -> VerifierRun:
     """`servers`: settings of a topology other than everything on `url` (see ThreeServers);
-    `coverage`: count shapes (the setting); `group`, `verdicts`: a run's own."""
+    `coverage`: count shapes (the setting); `group`, `verdicts`: a run's own; `instrument`
+    sees the worker before it runs (split.py times its core)."""
     settings = Settings(
         **(servers or {}),
         redis_url=url,
@@ -195,7 +199,9 @@ async def run_verifier(
             marks["done"] = time.perf_counter()
             done.set()
 
-    worker = StreamWorker(settings, decode_event, on_outcomes=on_outcomes)
+    worker = StreamWorker(settings, consumer, on_outcomes=on_outcomes)
+    if instrument is not None:
+        instrument(worker)
     count_read = worker.metrics.read
 
     def read(side: str, count: int) -> None:  # wraps the metric to timestamp the last read
