@@ -98,11 +98,11 @@ class Round:
 def one_round(topo: Topology, n: int, args: argparse.Namespace, corpus: Any) -> Round:
     entries = len(corpus.production) + len(corpus.sister)
     decode = Clock(time.perf_counter)
-    cpu = time.process_time()
-    read, _, _ = asyncio.run(
-        drain(topo.sources(), args.batch, f"split-floor-{n}", decode.wrap(legacy_decode))
-    )
-    floor_cpu = time.process_time() - cpu
+    with topo.cpu() as cpu:  # throughput.py's meter: the same "Python µs"
+        read, _, _ = asyncio.run(
+            drain(topo.sources(), args.batch, f"split-floor-{n}", decode.wrap(legacy_decode))
+        )
+    floor_cpu = cpu.of("python")
     assert read == entries, f"the floor read {read:,} of {entries:,} entries"
 
     consumer, core = Clock(time.perf_counter), Clock(time.thread_time)
@@ -112,15 +112,15 @@ def one_round(topo: Topology, n: int, args: argparse.Namespace, corpus: Any) -> 
             setattr(worker.verifier, name, core.wrap(getattr(worker.verifier, name)))
 
     group, verdicts = f"split-{n}", f"split:verdicts:{n}"
-    cpu = time.process_time()
-    run = asyncio.run(
-        run_verifier(
-            topo.url, args.batch, entries, len(corpus.expected), None, args.timeout,
-            topo.settings(), args.coverage == "on", group, verdicts,
-            consumer=consumer.wrap(decode_event), instrument=instrument,
-        )
-    )  # fmt: skip
-    python_cpu = time.process_time() - cpu
+    with topo.cpu() as cpu:
+        run = asyncio.run(
+            run_verifier(
+                topo.url, args.batch, entries, len(corpus.expected), None, args.timeout,
+                topo.settings(), args.coverage == "on", group, verdicts,
+                consumer=consumer.wrap(decode_event), instrument=instrument,
+            )
+        )  # fmt: skip
+    python_cpu = cpu.of("python")
     with redis.Redis.from_url(topo.state_url) as state:
         check_verdicts(state, corpus.expected_counts(), len(corpus.expected), verdicts)
 
